@@ -1,0 +1,1 @@
+"""Modality Performed Procedure Steps; filled in by the MPPS issue."""

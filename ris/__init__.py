@@ -1,0 +1,1 @@
+"""ris: the Order Filler / Department System Scheduler of IHE Scheduled Workflow."""

@@ -1,0 +1,5 @@
+from django.contrib import admin
+
+from ris.models import Heartbeat
+
+admin.site.register(Heartbeat)

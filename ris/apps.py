@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RisConfig(AppConfig):
+    name = "ris"
+    verbose_name = "ris service"

@@ -1,0 +1,101 @@
+"""Liveness of every listener and of the database, as served by ``GET /healthz``.
+
+The web child cannot see the other children's memory, so it checks each the way a peer would:
+a DICOM C-ECHO to the AE, a TCP connect to the MLLP port, the scheduler's heartbeat row, and a
+``SELECT 1`` on the database.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from ris.models import Heartbeat
+
+
+def _local_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
+def check_database() -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # noqa: BLE001 - any failure means "down", reported as such
+        return {"ok": False, "vendor": connection.vendor, "error": str(exc)}
+    return {
+        "ok": True,
+        "vendor": connection.vendor,
+        "ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+
+
+def check_dicom() -> dict[str, Any]:
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    host, port = _local_host(settings.RIS_DICOM_HOST), settings.RIS_DICOM_PORT
+    ae = AE(ae_title="RIS-HEALTH")
+    ae.add_requested_context(Verification)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 3
+    assoc = ae.associate(host, port, ae_title=settings.RIS_AE_TITLE)
+    if not assoc.is_established:
+        return {"ok": False, "address": f"{host}:{port}", "error": "association not accepted"}
+    try:
+        status = assoc.send_c_echo()
+    finally:
+        assoc.release()
+    ok = bool(status) and status.Status == 0x0000
+    return {"ok": ok, "address": f"{host}:{port}", "ae_title": settings.RIS_AE_TITLE}
+
+
+def check_mllp() -> dict[str, Any]:
+    host, port = _local_host(settings.RIS_MLLP_HOST), settings.RIS_MLLP_PORT
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            pass
+    except OSError as exc:
+        return {"ok": False, "address": f"{host}:{port}", "error": str(exc)}
+    return {"ok": True, "address": f"{host}:{port}"}
+
+
+def check_scheduler() -> dict[str, Any]:
+    beat = Heartbeat.objects.filter(name="scheduler").first()
+    if beat is None:
+        return {"ok": False, "error": "no heartbeat yet"}
+    age = (timezone.now() - beat.beat_at).total_seconds()
+    limit = 3 * settings.RIS_SCHEDULER_HEARTBEAT_SECONDS + 5
+    return {"ok": age <= limit, "last_beat_seconds_ago": round(age, 1), "detail": beat.detail}
+
+
+def health(listeners: list[str]) -> dict[str, Any]:
+    checks = {"database": check_database}
+    available = {"dicom": check_dicom, "mllp": check_mllp, "scheduler": check_scheduler}
+    for name in listeners:
+        if name in available:
+            checks[name] = available[name]
+    report: dict[str, Any] = {"time": timezone.now().isoformat()}
+    for name, check in checks.items():
+        try:
+            report[name] = check()
+        except Exception as exc:  # noqa: BLE001 - a broken check is a failed check
+            report[name] = {"ok": False, "error": str(exc)}
+    report["ok"] = all(v["ok"] for k, v in report.items() if isinstance(v, dict))
+    report["web"] = {"ok": True, "address": settings.RIS_HTTP}
+    return report
+
+
+def heartbeat(name: str, detail: str = "") -> None:
+    Heartbeat.objects.update_or_create(
+        name=name, defaults={"beat_at": timezone.now(), "detail": detail[:200]}
+    )
+
+
+__all__ = ["health", "heartbeat"]

@@ -1,0 +1,109 @@
+"""MLLP transport: ``<VT> message <FS><CR>`` frames over TCP, in order per connection.
+
+A small asyncio server of ours rather than hl7apy's (which closes after one message and decodes
+everything as UTF-8): bytes stay bytes here, and the handler decodes with the message's own
+character set (MSH-18). The handler runs in a worker thread so a slow database commit never blocks
+other connections; the ACK is written only after the handler returned, i.e. after its commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+logger = logging.getLogger("ris.mllp")
+
+VT, FS, CR = b"\x0b", b"\x1c", b"\x0d"
+END = FS + CR
+
+#: handler(message_bytes, peer) -> ACK bytes (without framing)
+Handler = Callable[[bytes, str], bytes]
+
+
+def frame(payload: bytes) -> bytes:
+    return VT + payload + END
+
+
+class MLLPServer:
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        max_message_bytes: int = 1024 * 1024,
+        idle_timeout: float = 300.0,
+        too_large: Callable[[bytes], bytes] | None = None,
+    ) -> None:
+        self.handler = handler
+        self.max_message_bytes = max_message_bytes
+        self.idle_timeout = idle_timeout
+        self.too_large = too_large
+        self._server: asyncio.base_events.Server | None = None
+        self._connections: set[asyncio.Task] = set()
+
+    async def start(self, host: str, port: int, ssl=None) -> None:
+        self._server = await asyncio.start_server(
+            self._serve_connection, host, port, ssl=ssl, limit=self.max_message_bytes + 1024
+        )
+
+    async def stop(self, grace_seconds: float = 8.0) -> None:
+        """Stop accepting; connections finish the message they are handling, then close."""
+        if self._server is not None:
+            self._server.close()
+        if self._connections:
+            _, pending = await asyncio.wait(self._connections, timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        host, port = writer.get_extra_info("peername")[:2]
+        peer = f"{host}:{port}"
+        try:
+            await self._read_messages(reader, writer, peer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # peer went away mid-frame: nothing was applied, nothing to answer
+        except asyncio.CancelledError:
+            pass
+        finally:
+            if task is not None:
+                self._connections.discard(task)
+            writer.close()
+
+    async def _read_messages(self, reader, writer, peer: str) -> None:
+        while self._server is not None and self._server.is_serving():
+            try:
+                start = await asyncio.wait_for(reader.read(1), timeout=self.idle_timeout)
+            except TimeoutError:
+                logger.info("closing idle MLLP connection from %s", peer)
+                return
+            if not start:
+                return
+            if start != VT:
+                logger.warning("bad MLLP framing from %s: closing the connection", peer)
+                return
+            try:
+                body = await reader.readuntil(END)
+            except asyncio.LimitOverrunError:
+                logger.warning("MLLP message from %s is larger than the limit", peer)
+                if self.too_large is not None:
+                    head = await reader.read(4096)
+                    writer.write(frame(self.too_large(head)))
+                    await writer.drain()
+                return
+            message = body[: -len(END)]
+            if VT in message:
+                logger.warning("bad MLLP framing from %s (start block inside a message)", peer)
+                return
+            if len(message) > self.max_message_bytes:
+                if self.too_large is not None:
+                    writer.write(frame(self.too_large(message[:4096])))
+                    await writer.drain()
+                return
+            ack = await asyncio.to_thread(self.handler, message, peer)
+            writer.write(frame(ack))
+            await writer.drain()

@@ -1,0 +1,136 @@
+"""``ris serve``: migrate, then supervise one child process per listener."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import connection
+
+from ris.listeners import add_listener_arguments, override_settings_from_options
+
+LISTENERS = ("web", "dicom", "mllp", "scheduler")
+RESTART_BACKOFF_MAX = 30.0
+
+
+class Command(BaseCommand):
+    help = "Run every ris listener (web, DICOM, HL7 MLLP, scheduler) in supervised children."
+
+    def add_arguments(self, parser):
+        add_listener_arguments(parser)
+        parser.add_argument("--demo", action="store_true", help="load demo data first")
+        parser.add_argument(
+            "--only",
+            default=",".join(LISTENERS),
+            help="comma-separated listeners to run (default: all)",
+        )
+
+    def handle(self, *args, **options):
+        override_settings_from_options(options)
+        listeners = [name for name in options["only"].split(",") if name]
+        unknown = set(listeners) - set(LISTENERS)
+        if unknown:
+            self.stderr.write(f"unknown listener(s): {', '.join(sorted(unknown))}")
+            sys.exit(2)
+        call_command("migrate", interactive=False, verbosity=0)
+        self._ensure_admin()
+        if options["demo"]:
+            call_command("demo")
+        connection.close()
+        Supervisor(listeners, self._child_environment(listeners), self.stdout).run()
+
+    def _child_environment(self, listeners: list[str]) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "ris.settings"),
+                "RIS_HTTP": str(settings.RIS_HTTP),
+                "RIS_DICOM_PORT": str(settings.RIS_DICOM_PORT),
+                "RIS_AE_TITLE": str(settings.RIS_AE_TITLE),
+                "RIS_MLLP_PORT": str(settings.RIS_MLLP_PORT),
+                "RIS_DATA_DIR": str(settings.DATA_DIR),
+                "RIS_SECRET_KEY": settings.SECRET_KEY,
+                "RIS_LISTENERS": ",".join(name for name in listeners if name != "web"),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        return env
+
+    def _ensure_admin(self) -> None:
+        users = get_user_model()
+        if users.objects.filter(is_superuser=True).exists():
+            return
+        password = os.environ.get("RIS_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        users.objects.create_superuser("admin", "", password)
+        if os.environ.get("RIS_ADMIN_PASSWORD"):
+            self.stdout.write("admin account 'admin' created with RIS_ADMIN_PASSWORD")
+        else:
+            self.stdout.write(
+                f"admin account 'admin' created; one-time password: {password} "
+                "(shown once: change it after logging in)"
+            )
+
+
+class Supervisor:
+    """Starts each listener as ``ris <listener>``, restarts one that dies, stops all on SIGTERM."""
+
+    def __init__(self, listeners: list[str], env: dict[str, str], out) -> None:
+        self.listeners = listeners
+        self.env = env
+        self.out = out
+        self.children: dict[str, subprocess.Popen] = {}
+        self.failures: dict[str, int] = {}
+        self.stopping = False
+
+    def _spawn(self, name: str) -> None:
+        self.children[name] = subprocess.Popen(
+            [sys.executable, "-m", "ris.cli", name], env=self.env, stdin=subprocess.DEVNULL
+        )
+
+    def _on_signal(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
+        self.stopping = True
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        for name in self.listeners:
+            self._spawn(name)
+        next_restart: dict[str, float] = {}
+        while not self.stopping:
+            time.sleep(0.2)
+            for name, child in list(self.children.items()):
+                code = child.poll()
+                if code is None or self.stopping:
+                    continue
+                now = time.monotonic()
+                if name not in next_restart:
+                    self.failures[name] = self.failures.get(name, 0) + 1
+                    delay = min(RESTART_BACKOFF_MAX, 0.5 * 2 ** (self.failures[name] - 1))
+                    self.out.write(f"{name} exited with {code}; restarting in {delay:.1f}s")
+                    next_restart[name] = now + delay
+                elif now >= next_restart[name]:
+                    del next_restart[name]
+                    self._spawn(name)
+        self._stop_children()
+
+    def _stop_children(self, grace: float = 9.0) -> None:
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for child in self.children.values():
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                child.wait(remaining)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        self.out.write("ris stopped")

@@ -1,0 +1,54 @@
+"""Shared fixtures: a real ``ris serve`` on free ports over the test database."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.service import RisService, test_database_url
+
+
+def pytest_collection_modifyitems(config, items):
+    # DCMTK is installed by the test command (scripts/test); missing it is an error, not a skip.
+    if any(item.get_closest_marker("dcmtk") for item in items) and not shutil.which("findscu"):
+        raise pytest.UsageError("DCMTK (findscu, echoscu) is not installed: run scripts/test")
+
+
+@pytest.fixture(scope="session")
+def ris_service(django_db_setup, django_db_blocker, tmp_path_factory):
+    """One ``ris serve`` for the whole session, serving the pytest test database.
+
+    Tests that use it must be ``django_db(transaction=True)`` so their rows are committed and
+    visible to the server process.
+    """
+    with django_db_blocker.unblock():
+        url = test_database_url()
+    service = RisService(data_dir=tmp_path_factory.mktemp("ris-serve"), database_url=url)
+    service.start()
+    service.wait_healthy()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def new_ris_service(django_db_setup, django_db_blocker, tmp_path):
+    """A factory for a dedicated ``ris serve`` (for tests that kill or reconfigure it)."""
+    started: list[RisService] = []
+    with django_db_blocker.unblock():
+        url = test_database_url()
+
+    def start(*args: str, **extra_env: str) -> RisService:
+        service = RisService(
+            data_dir=tmp_path / f"ris-{len(started)}", database_url=url, extra_env=extra_env
+        )
+        started.append(service.start(*args))
+        return service
+
+    yield start
+    for service in started:
+        try:
+            service.stop()
+        except Exception:  # noqa: BLE001 - best effort cleanup of a test's own server
+            if service.process is not None:
+                service.process.kill()

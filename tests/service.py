@@ -1,0 +1,124 @@
+"""Running a real ``ris serve`` as a subprocess, on free ports, against the test database."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.db import connection
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_database_url() -> str:
+    """The URL of the database pytest-django created, so the child serves the test data."""
+    params = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{params['NAME']}"
+    user = params.get("USER") or ""
+    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
+    host = params.get("HOST") or "127.0.0.1"
+    port = params.get("PORT") or 5432
+    return f"postgresql://{user}{password}@{host}:{port}/{params['NAME']}"
+
+
+@dataclass
+class RisService:
+    data_dir: Path
+    database_url: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+    http_port: int = field(default_factory=free_port)
+    dicom_port: int = field(default_factory=free_port)
+    mllp_port: int = field(default_factory=free_port)
+    ae_title: str = "RIS"
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "RIS_DATA_DIR": str(self.data_dir),
+                "DATABASE_URL": self.database_url,
+                "RIS_HTTP": f"127.0.0.1:{self.http_port}",
+                "RIS_DICOM_PORT": str(self.dicom_port),
+                "RIS_DICOM_HOST": "127.0.0.1",
+                "RIS_MLLP_PORT": str(self.mllp_port),
+                "RIS_MLLP_HOST": "127.0.0.1",
+                "RIS_AE_TITLE": self.ae_title,
+                "RIS_ADMIN_PASSWORD": "admin-test-password",
+                "RIS_SCHEDULER_HEARTBEAT_SECONDS": "2",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        env.update(self.extra_env)
+        return env
+
+    def start(self, *args: str) -> RisService:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data_dir / "serve.log"
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ris.cli", "serve", *args],
+            env=self.environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def health(self) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=10) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
+
+    def wait_healthy(self, timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                code = self.process.returncode
+                raise RuntimeError(f"ris serve exited with {code}:\n{self.log()}")
+            try:
+                status, report = self.health()
+                if status == 200:
+                    return report
+                last = report
+            except OSError as exc:
+                last = exc
+            time.sleep(0.3)
+        raise TimeoutError(f"ris serve not healthy after {timeout}s: {last}\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise

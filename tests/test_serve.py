@@ -1,0 +1,93 @@
+"""``ris serve`` as an operator runs it: every listener up, DCMTK can echo it, SIGTERM is clean."""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.dcmtk]
+
+
+def test_echoscu_succeeds_against_the_ris_ae(ris_service):
+    result = subprocess.run(
+        ["echoscu", "-aec", "RIS", "127.0.0.1", str(ris_service.dicom_port)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_healthz_reports_every_listener_up(ris_service):
+    # The heartbeat row may have just been flushed with the previous test's data: wait for a beat.
+    report = ris_service.wait_healthy(timeout=15)
+    for listener in ("database", "dicom", "mllp", "scheduler", "web"):
+        assert report[listener]["ok"], (listener, report)
+
+
+def test_serve_prints_one_line_per_listener(ris_service):
+    log = ris_service.log()
+    assert f"RIS@127.0.0.1:{ris_service.dicom_port}" in log
+    assert f"mllp://127.0.0.1:{ris_service.mllp_port}" in log
+    assert f"http://127.0.0.1:{ris_service.http_port}/" in log
+    assert "scheduler leader" in log
+
+
+def test_sigterm_stops_everything_with_exit_0_within_10_seconds(new_ris_service):
+    service = new_ris_service()
+    service.wait_healthy()
+    started = time.monotonic()
+    code = service.stop(signal.SIGTERM)
+    assert code == 0
+    assert time.monotonic() - started < 10
+
+
+def test_a_dead_listener_is_restarted(new_ris_service):
+    service = new_ris_service()
+    service.wait_healthy()
+    dicom_children = subprocess.run(
+        ["pgrep", "-f", "-P", str(service.process.pid), "ris.cli dicom"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert len(dicom_children) == 1
+    os.kill(int(dicom_children[0]), signal.SIGKILL)
+    time.sleep(1)
+    report = service.wait_healthy(timeout=30)
+    assert report["dicom"]["ok"]
+    assert "dicom exited with -9; restarting" in service.log()
+
+
+def test_a_second_scheduler_on_the_same_database_stands_by(new_ris_service, ris_service):
+    # ris_service already leads the scheduler of the test database.
+    service = new_ris_service("--only", "scheduler")
+    deadline = time.monotonic() + 30
+    while "scheduler standby" not in service.log() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert "scheduler standby" in service.log()
+    assert "scheduler leader" not in service.log()
+
+
+def test_first_run_creates_admin_with_the_password_from_environment(new_ris_service):
+    from django.contrib.auth import authenticate
+    from django.contrib.auth.models import User
+
+    User.objects.filter(is_superuser=True).delete()
+    service = new_ris_service()
+    service.wait_healthy()
+    assert "created with RIS_ADMIN_PASSWORD" in service.log()
+    assert authenticate(username="admin", password="admin-test-password") is not None
+
+
+def test_first_run_without_password_prints_a_one_time_password(new_ris_service):
+    from django.contrib.auth import authenticate
+    from django.contrib.auth.models import User
+
+    User.objects.filter(is_superuser=True).delete()
+    service = new_ris_service(RIS_ADMIN_PASSWORD="")
+    service.wait_healthy()
+    line = next(line for line in service.log().splitlines() if "one-time password" in line)
+    password = line.split("one-time password: ")[1].split()[0]
+    assert authenticate(username="admin", password=password) is not None

@@ -1,0 +1,81 @@
+"""The step/order state machine: every allowed transition works, every other one raises."""
+
+import itertools
+
+import pytest
+
+from worklist.errors import InvalidTransition
+from worklist.models import OrderStatus, StepStatus
+from worklist.states import (
+    INCORRECT_WORKLIST_ENTRY,
+    STEP_TRANSITIONS,
+    check_step_transition,
+    derive_order_status,
+)
+
+S = StepStatus
+ALLOWED = {
+    (S.UNSCHEDULED, S.SCHEDULED),
+    (S.UNSCHEDULED, S.CANCELED),
+    (S.SCHEDULED, S.SCHEDULED),
+    (S.SCHEDULED, S.ARRIVED),
+    (S.SCHEDULED, S.READY),
+    (S.SCHEDULED, S.STARTED),
+    (S.SCHEDULED, S.CANCELED),
+    (S.ARRIVED, S.SCHEDULED),
+    (S.ARRIVED, S.READY),
+    (S.ARRIVED, S.STARTED),
+    (S.ARRIVED, S.CANCELED),
+    (S.READY, S.SCHEDULED),
+    (S.READY, S.ARRIVED),
+    (S.READY, S.STARTED),
+    (S.READY, S.CANCELED),
+    (S.STARTED, S.COMPLETED),
+    (S.STARTED, S.DISCONTINUED),
+    (S.STARTED, S.SCHEDULED),  # only with reason 110514, see below
+}
+
+
+def test_the_table_is_exactly_the_documented_model():
+    table = {(a, b) for a, targets in STEP_TRANSITIONS.items() for b in targets}
+    assert table == ALLOWED
+
+
+@pytest.mark.parametrize("current,target", sorted(ALLOWED - {(S.STARTED, S.SCHEDULED)}))
+def test_allowed_transition_passes(current, target):
+    check_step_transition(current, target)
+
+
+@pytest.mark.parametrize(
+    "current,target", sorted(set(itertools.product(S, S)) - ALLOWED)
+)
+def test_other_transition_raises(current, target):
+    with pytest.raises(InvalidTransition):
+        check_step_transition(current, target)
+
+
+def test_started_goes_back_to_scheduled_only_for_incorrect_worklist_entry():
+    check_step_transition(S.STARTED, S.SCHEDULED, reason_code=INCORRECT_WORKLIST_ENTRY)
+    with pytest.raises(InvalidTransition, match="110514"):
+        check_step_transition(S.STARTED, S.SCHEDULED)
+    with pytest.raises(InvalidTransition):
+        check_step_transition(S.STARTED, S.SCHEDULED, reason_code=("110513", "DCM"))
+
+
+@pytest.mark.parametrize(
+    "steps,expected",
+    [
+        ([S.SCHEDULED], OrderStatus.SCHEDULED),
+        ([S.UNSCHEDULED, S.SCHEDULED], OrderStatus.SCHEDULED),
+        ([S.ARRIVED, S.READY], OrderStatus.SCHEDULED),
+        ([S.STARTED, S.SCHEDULED], OrderStatus.IN_PROGRESS),
+        ([S.COMPLETED, S.SCHEDULED], OrderStatus.IN_PROGRESS),
+        ([S.COMPLETED, S.COMPLETED], OrderStatus.COMPLETED),
+        ([S.COMPLETED, S.CANCELED], OrderStatus.COMPLETED),
+        ([S.COMPLETED, S.DISCONTINUED], OrderStatus.COMPLETED),
+        ([S.DISCONTINUED], OrderStatus.DISCONTINUED),
+        ([S.CANCELED, S.CANCELED], OrderStatus.CANCELED),
+    ],
+)
+def test_order_status_is_derived_from_its_steps(steps, expected):
+    assert derive_order_status(steps) == expected

@@ -1,0 +1,76 @@
+"""Who did it: the actor every service call carries, and the audit trail it writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models
+
+from worklist.models import AuditEvent
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: str
+    name: str
+    user: Any = None
+
+    @classmethod
+    def system(cls, name: str = "ris") -> Actor:
+        return cls(AuditEvent.ActorType.SYSTEM, name)
+
+    @classmethod
+    def for_user(cls, user) -> Actor:
+        return cls(AuditEvent.ActorType.USER, user.get_username(), user)
+
+    @classmethod
+    def ae(cls, ae_title: str) -> Actor:
+        return cls(AuditEvent.ActorType.AE, ae_title)
+
+    @classmethod
+    def hl7(cls, sender: str) -> Actor:
+        return cls(AuditEvent.ActorType.HL7, sender)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, models.Model):
+        return value.pk
+    return value
+
+
+def snapshot(obj: models.Model, fields: Iterable[str] | None = None) -> dict[str, Any]:
+    """The concrete field values of ``obj`` as JSON-ready data, for before/after in the trail."""
+    names = fields or [
+        f.attname for f in obj._meta.concrete_fields if f.name not in ("created_at", "updated_at")
+    ]
+    return {name: _jsonable(getattr(obj, name)) for name in names}
+
+
+def record(
+    actor: Actor,
+    action: str,
+    obj: models.Model,
+    *,
+    before: dict | None = None,
+    after: dict | None = None,
+    detail: str = "",
+) -> AuditEvent:
+    return AuditEvent.objects.create(
+        actor_type=actor.type,
+        actor=actor.name[:200],
+        user=actor.user if getattr(actor.user, "pk", None) else None,
+        action=action,
+        object_type=obj._meta.label,
+        object_id=str(obj.pk),
+        before=before,
+        after=after,
+        detail=detail,
+    )

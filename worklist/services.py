@@ -1,0 +1,390 @@
+"""Writes of the worklist domain: every interface (HL7, DICOM, web, API) changes data through here.
+
+Each function is one transaction that validates, saves, writes the audit trail and emits the
+domain signal that queues outbound messages. Functions take keyword-only arguments and an
+``Actor`` so the trail always says who did it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from worklist import audit, identifiers, signals
+from worklist.audit import Actor
+from worklist.errors import DomainError, Duplicate, ErrorCode, InvalidTransition, ScheduleConflict
+from worklist.models import (
+    Device,
+    Order,
+    OrderStatus,
+    Patient,
+    Priority,
+    ProcedureType,
+    RequestedProcedure,
+    ScheduledProcedureStep,
+    StepStatus,
+    Visit,
+)
+from worklist.pn import PersonName
+from worklist.states import (
+    PERFORMED_STEP_STATUSES,
+    allowed_step_transitions,
+    check_step_transition,
+    derive_order_status,
+)
+
+#: Steps that occupy their station's time slot.
+_OCCUPYING = (StepStatus.SCHEDULED, StepStatus.ARRIVED, StepStatus.READY, StepStatus.STARTED)
+
+PATIENT_FIELDS = {
+    "birth_date",
+    "sex",
+    "weight_kg",
+    "size_m",
+    "medical_alerts",
+    "allergies",
+    "pregnancy_status",
+    "patient_state",
+    "special_needs",
+    "confidentiality",
+    "additional_history",
+    "other_ids",
+}
+
+
+# --- patients ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def patient_upsert(
+    *, patient_id: str, issuer: str = "", name: PersonName | str, actor: Actor, **demographics
+) -> tuple[Patient, bool]:
+    """Register a patient, or update the demographics of the one with this ID and issuer."""
+    unknown = set(demographics) - PATIENT_FIELDS
+    if unknown:
+        raise TypeError(f"unknown patient fields: {sorted(unknown)}")
+    if not patient_id:
+        raise DomainError("a patient needs a patient ID", code=ErrorCode.INVALID_VALUE)
+    patient = Patient.objects.select_for_update().filter(patient_id=patient_id, issuer=issuer)
+    existing = patient.first()
+    if existing is None:
+        new = Patient(patient_id=patient_id, issuer=issuer, **demographics)
+        new.set_person_name(name)
+        new.save()
+        audit.record(actor, "patient.create", new, after=audit.snapshot(new))
+        return new, True
+    return patient_update(patient=existing, actor=actor, name=name, **demographics), False
+
+
+@transaction.atomic
+def patient_update(
+    *, patient: Patient, actor: Actor, name: PersonName | str | None = None, **changes
+) -> Patient:
+    unknown = set(changes) - PATIENT_FIELDS
+    if unknown:
+        raise TypeError(f"unknown patient fields: {sorted(unknown)}")
+    before = audit.snapshot(patient)
+    if name is not None:
+        patient.set_person_name(name)
+    for key, value in changes.items():
+        setattr(patient, key, value)
+    after = audit.snapshot(patient)
+    if after != before:
+        patient.save()
+        audit.record(actor, "patient.update", patient, before=before, after=after)
+        signals.patient_updated.send(Patient, patient=patient, actor=actor)
+    return patient
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ProcedureRequest:
+    """One requested procedure of a new order, with its (optional) first schedule."""
+
+    procedure_type: ProcedureType
+    scheduled_start: dt.datetime | None = None
+    station: Device | None = None
+    priority: str = ""
+    description: str = ""
+    performing_physician: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+@transaction.atomic
+def order_create(
+    *,
+    patient: Patient,
+    procedures: Sequence[ProcedureRequest],
+    actor: Actor,
+    source: str = Order.Source.MANUAL,
+    placer_order_number: str = "",
+    placer_issuer: str = "",
+    filler_order_number: str = "",
+    visit: Visit | None = None,
+    priority: str = Priority.ROUTINE,
+    requesting_physician: str = "",
+    referring_physician: str = "",
+    requesting_service: str = "",
+    reason: str = "",
+    comments: str = "",
+) -> Order:
+    """Create an order with one requested procedure and one scheduled step per procedure.
+
+    ris assigns the accession number, requested procedure IDs, SPS IDs and Study Instance UIDs.
+    A procedure with a start time becomes SCHEDULED; without one it waits UNSCHEDULED for the
+    front desk and stays off the worklist.
+    """
+    if not procedures:
+        raise DomainError("an order needs at least one requested procedure")
+    if placer_order_number and Order.objects.filter(
+        placer_order_number=placer_order_number, placer_issuer=placer_issuer
+    ).exists():
+        raise Duplicate(
+            f"placer order number {placer_order_number!r} of {placer_issuer or 'no issuer'!r} "
+            "already exists"
+        )
+    accession = identifiers.new_accession_number()
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                patient=patient,
+                visit=visit,
+                placer_order_number=placer_order_number,
+                placer_issuer=placer_issuer,
+                filler_order_number=filler_order_number or accession,
+                accession_number=accession,
+                requesting_physician=requesting_physician,
+                referring_physician=referring_physician,
+                requesting_service=requesting_service,
+                reason=reason,
+                priority=priority,
+                comments=comments,
+                source=source,
+            )
+    except IntegrityError as exc:
+        raise Duplicate(f"the order could not be stored: {exc}") from exc
+    for request in procedures:
+        _create_procedure(order, request, actor)
+    order.status = derive_order_status(
+        ScheduledProcedureStep.objects.filter(requested_procedure__order=order).values_list(
+            "status", flat=True
+        )
+    )
+    order.save(update_fields=["status", "updated_at"])
+    audit.record(actor, "order.create", order, after=audit.snapshot(order))
+    return order
+
+
+def _create_procedure(order: Order, request: ProcedureRequest, actor: Actor) -> None:
+    ptype = request.procedure_type
+    procedure = RequestedProcedure.objects.create(
+        order=order,
+        procedure_type=ptype,
+        requested_procedure_id=identifiers.new_requested_procedure_id(),
+        description=(request.description or ptype.description or ptype.code_meaning)[:64],
+        code_value=ptype.code_value,
+        code_scheme=ptype.code_scheme,
+        code_meaning=ptype.code_meaning,
+        study_instance_uid=identifiers.new_study_instance_uid(),
+        priority=request.priority or order.priority,
+        **{k: v for k, v in request.extra.items() if k == "transport_arrangements"},
+    )
+    station = request.station
+    if station is None and request.scheduled_start is not None:
+        station = ptype.stations.filter(active=True).first()
+    step = ScheduledProcedureStep(
+        requested_procedure=procedure,
+        sps_id=identifiers.new_sps_id(),
+        station=station,
+        modality=ptype.modality,
+        expected_duration_minutes=ptype.default_duration_minutes,
+        performing_physician=request.performing_physician,
+        description=(request.description or ptype.description or ptype.code_meaning)[:64],
+        protocol_codes=list(ptype.protocol_codes),
+        location=(station.location if station else "")[:16],
+        status=StepStatus.UNSCHEDULED,
+    )
+    if request.scheduled_start is not None:
+        _place(step, request.scheduled_start, station)
+        step.status = StepStatus.SCHEDULED
+    step.save()
+    audit.record(actor, "step.create", step, after=audit.snapshot(step))
+
+
+@transaction.atomic
+def order_cancel(
+    *, order: Order, actor: Actor, reason: str = "", discontinue: bool = False
+) -> Order:
+    """Cancel (or discontinue) every step of an order that has not been performed.
+
+    Refused when a step already STARTED or COMPLETED: the modality has acquired images, so the
+    exam must be completed or discontinued at the modality, not erased by the HIS.
+    """
+    steps = list(
+        ScheduledProcedureStep.objects.select_for_update()
+        .filter(requested_procedure__order=order)
+        .order_by("pk")
+    )
+    performed = [s.sps_id for s in steps if s.status in PERFORMED_STEP_STATUSES]
+    if performed:
+        raise InvalidTransition(
+            f"order {order.accession_number} cannot be cancelled: step(s) {', '.join(performed)} "
+            "already started or completed"
+        )
+    for step in steps:
+        if StepStatus.CANCELED in allowed_step_transitions(step.status):
+            _apply_transition(step, StepStatus.CANCELED, actor=actor, reason=reason)
+    return _refresh_order_status(order, actor=actor, reason=reason, discontinued=discontinue)
+
+
+# --- steps ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def step_schedule(
+    *,
+    step: ScheduledProcedureStep,
+    start: dt.datetime,
+    actor: Actor,
+    station: Device | None = None,
+    duration_minutes: int | None = None,
+) -> ScheduledProcedureStep:
+    """Book an unscheduled step into a slot, or move a scheduled one (new time and/or station)."""
+    step = ScheduledProcedureStep.objects.select_for_update().get(pk=step.pk)
+    check_step_transition(step.status, StepStatus.SCHEDULED)
+    before = audit.snapshot(step)
+    previous = step.status
+    if duration_minutes is not None:
+        if duration_minutes <= 0:
+            raise DomainError("the expected duration must be at least one minute")
+        step.expected_duration_minutes = duration_minutes
+    _place(step, start, station or step.station)
+    step.status = StepStatus.SCHEDULED
+    step.save()
+    action = "step.book" if previous == StepStatus.UNSCHEDULED else "step.reschedule"
+    audit.record(actor, action, step, before=before, after=audit.snapshot(step))
+    signals.step_rescheduled.send(ScheduledProcedureStep, step=step, actor=actor)
+    if previous != StepStatus.SCHEDULED:
+        signals.step_status_changed.send(
+            ScheduledProcedureStep, step=step, previous=previous, actor=actor, reason=""
+        )
+    _refresh_order_status(step.requested_procedure.order, actor=actor)
+    return step
+
+
+@transaction.atomic
+def step_transition(
+    *,
+    step: ScheduledProcedureStep,
+    to: str,
+    actor: Actor,
+    reason: str = "",
+    reason_code: tuple[str, str] | None = None,
+) -> ScheduledProcedureStep:
+    """Move a step to a new status (check-in, start, complete, discontinue, cancel)."""
+    step = ScheduledProcedureStep.objects.select_for_update().get(pk=step.pk)
+    _apply_transition(step, to, actor=actor, reason=reason, reason_code=reason_code)
+    _refresh_order_status(step.requested_procedure.order, actor=actor, reason=reason)
+    return step
+
+
+def _apply_transition(
+    step: ScheduledProcedureStep,
+    to: str,
+    *,
+    actor: Actor,
+    reason: str = "",
+    reason_code: tuple[str, str] | None = None,
+) -> None:
+    to = StepStatus(to)
+    check_step_transition(step.status, to, reason_code=reason_code)
+    if to == StepStatus.SCHEDULED and step.scheduled_start is None:
+        raise InvalidTransition("a step without a start time cannot be scheduled: book it first")
+    before = audit.snapshot(step)
+    previous = step.status
+    step.status = to
+    step.status_reason = reason[:200]
+    step.save(update_fields=["status", "status_reason", "updated_at"])
+    audit.record(
+        actor, f"step.{to.lower()}", step, before=before, after=audit.snapshot(step), detail=reason
+    )
+    signals.step_status_changed.send(
+        ScheduledProcedureStep, step=step, previous=previous, actor=actor, reason=reason
+    )
+
+
+def _place(step: ScheduledProcedureStep, start: dt.datetime, station: Device | None) -> None:
+    """Set time and station after checking opening hours and overlaps on that station."""
+    if timezone.is_naive(start):
+        raise DomainError("a scheduled start needs a time zone")
+    end = start + dt.timedelta(minutes=step.expected_duration_minutes)
+    if station is not None:
+        _check_opening_hours(station, start, end)
+        if not station.allow_overbooking:
+            clash = (
+                ScheduledProcedureStep.objects.filter(
+                    station=station,
+                    status__in=_OCCUPYING,
+                    scheduled_start__lt=end,
+                    scheduled_end__gt=start,
+                )
+                .exclude(pk=step.pk)
+                .order_by("scheduled_start")
+                .first()
+            )
+            if clash is not None:
+                local = timezone.localtime(clash.scheduled_start)
+                raise ScheduleConflict(
+                    f"{station.ae_title} is booked from {local:%Y-%m-%d %H:%M} for "
+                    f"{clash.expected_duration_minutes} min (step {clash.sps_id})"
+                )
+        step.station = station
+        if station.location:
+            step.location = station.location[:16]
+    step.scheduled_start = start
+    step.scheduled_end = end
+
+
+def _check_opening_hours(station: Device, start: dt.datetime, end: dt.datetime) -> None:
+    if station.opens_at is None or station.closes_at is None:
+        return
+    local_start, local_end = timezone.localtime(start), timezone.localtime(end)
+    if (
+        local_start.date() != local_end.date() and local_end.time() != dt.time(0)
+    ) or local_start.time() < station.opens_at or (
+        local_end.time() > station.closes_at and local_end.time() != dt.time(0)
+    ):
+        raise DomainError(
+            f"{station.ae_title} is open {station.opens_at:%H:%M}-{station.closes_at:%H:%M}",
+            code=ErrorCode.OUTSIDE_OPENING_HOURS,
+        )
+
+
+def _refresh_order_status(
+    order: Order, *, actor: Actor, reason: str = "", discontinued: bool = False
+) -> Order:
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    statuses = ScheduledProcedureStep.objects.filter(requested_procedure__order=order)
+    new = derive_order_status(statuses.values_list("status", flat=True))
+    if discontinued and new == OrderStatus.CANCELED:
+        # HL7 DC: the placer stopped the order; the steps leave the worklist like a cancel, but
+        # the order reports DC to the HIS.
+        new = OrderStatus.DISCONTINUED
+    if new == order.status:
+        return order
+    before = audit.snapshot(order)
+    previous = order.status
+    order.status = new
+    order.status_reason = reason[:200]
+    order.save(update_fields=["status", "status_reason", "updated_at"])
+    audit.record(actor, "order.status", order, before=before, after=audit.snapshot(order))
+    signals.order_status_changed.send(
+        Order, order=order, previous=previous, actor=actor, reason=reason
+    )
+    return order

@@ -1,0 +1,17 @@
+"""Domain events that other parts of ris react to inside the same transaction.
+
+The HL7 outbound queue listens to ``order_status_changed`` to tell the HIS, the PACS forwarder to
+performed-step events. Receivers run inside the service's transaction, so a queued message commits
+or rolls back together with the change it reports (nothing lost, nothing invented).
+"""
+
+from django.dispatch import Signal
+
+#: sender=Order, kwargs: order, previous (OrderStatus), actor, reason
+order_status_changed = Signal()
+#: sender=ScheduledProcedureStep, kwargs: step, previous (StepStatus), actor, reason
+step_status_changed = Signal()
+#: sender=ScheduledProcedureStep, kwargs: step, actor: a step's time/station changed
+step_rescheduled = Signal()
+#: sender=Patient, kwargs: patient, actor: demographics changed (worklist items must follow)
+patient_updated = Signal()
