@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
+from django.conf import settings
 
 from tests.service import RisService, test_database_url
 
@@ -13,6 +15,19 @@ def pytest_collection_modifyitems(config, items):
     # DCMTK is installed by the test command (scripts/test); missing it is an error, not a skip.
     if any(item.get_closest_marker("dcmtk") for item in items) and not shutil.which("findscu"):
         raise pytest.UsageError("DCMTK (findscu, echoscu) is not installed: run scripts/test")
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """A test database of this run's own, so that parallel pytest runs on one machine (two
+    developers, SQLite and PostgreSQL legs) never drop each other's database."""
+    test_settings = settings.DATABASES["default"].setdefault("TEST", {})
+    suffix = os.getpid()
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        test_settings["NAME"] = str(settings.DATA_DIR / f"test-ris-{suffix}.sqlite3")
+    else:
+        base = test_settings.get("NAME") or f"test_{settings.DATABASES['default']['NAME']}"
+        test_settings["NAME"] = f"{base}_{suffix}"
 
 
 @pytest.fixture(scope="session")
