@@ -10,3 +10,9 @@ class RisConfig(AppConfig):
         from ris.roles import ensure_groups
 
         post_migrate.connect(ensure_groups, sender=self)
+
+        from ris.hl7.outbound import on_order_status_changed
+        from worklist.signals import order_status_changed
+
+        # Queue the HIS status message in the transaction of the change (ris.hl7.outbound).
+        order_status_changed.connect(on_order_status_changed, dispatch_uid="ris.hl7.order_status")

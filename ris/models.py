@@ -1,6 +1,7 @@
-"""Service-level state: liveness of the listeners that are not HTTP-reachable from the web child."""
+"""Service-level state: listener liveness, the HL7 message store, HL7 peers, the outbound queue."""
 
 from django.db import models
+from django.utils import timezone
 
 
 class Heartbeat(models.Model):
@@ -12,3 +13,172 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.beat_at:%H:%M:%S}"
+
+
+class HL7Sender(models.Model):
+    """An HIS interface that sends to ris (MSH-3/MSH-4), with what its messages leave out.
+
+    Many Chinese HIS feeds send GB 18030 text with an empty MSH-18; the default character set here
+    decodes them without changing the sender.
+    """
+
+    application = models.CharField(max_length=64, help_text="MSH-3 sending application")
+    facility = models.CharField(
+        max_length=64, blank=True, help_text="MSH-4 sending facility (empty: any facility)"
+    )
+    default_charset = models.CharField(
+        max_length=32, blank=True, help_text="MSH-18 value assumed when a message leaves it empty"
+    )
+    description = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["application", "facility"], name="uniq_hl7_sender")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.application}|{self.facility}" if self.facility else self.application
+
+
+class InboundMessage(models.Model):
+    """Every HL7 message received, raw, with the ACK it got and what it changed.
+
+    (sender, control ID) is unique among processed and error messages: it is the idempotency key
+    that gives a re-sent message its original ACK without applying it twice.
+    """
+
+    class Status(models.TextChoices):
+        PROCESSED = "PROCESSED", "processed"
+        ERROR = "ERROR", "error (AE: kept for reprocessing)"
+        REJECTED = "REJECTED", "rejected (AR: the sender may resend)"
+        DUPLICATE = "DUPLICATE", "duplicate (original ACK re-sent)"
+
+    sender = models.CharField(max_length=140, help_text="MSH-3|MSH-4")
+    control_id = models.CharField(max_length=64, help_text="MSH-10")
+    message_type = models.CharField(max_length=32, blank=True)
+    version = models.CharField(max_length=12, blank=True)
+    charset = models.CharField(max_length=32, blank=True)
+    peer = models.CharField(max_length=100, blank=True)
+    raw = models.BinaryField()
+    size = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    ack_code = models.CharField(max_length=2, blank=True)
+    ack = models.BinaryField(default=b"")
+    error_code = models.CharField(max_length=8, blank=True)
+    error = models.TextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    reprocess_count = models.PositiveIntegerField(default=0)
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="duplicates"
+    )
+    patient = models.ForeignKey(
+        "worklist.Patient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    order = models.ForeignKey(
+        "worklist.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    #: Everything the message changed: [{"type": "order", "id": 3, "key": "A000000012"}, ...]
+    links = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sender", "control_id"],
+                # Rejected (AR) messages were not processed: a resend is a new attempt.
+                condition=~models.Q(status__in=["DUPLICATE", "REJECTED"]),
+                name="uniq_hl7_inbound_control_id",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "id"], name="hl7_inbound_status_idx"),
+            models.Index(fields=["received_at"], name="hl7_inbound_received_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sender} {self.control_id} {self.message_type} {self.status}"
+
+    @property
+    def text(self) -> str:
+        """The message as text (in its own character set), for people reading the store."""
+        from ris.hl7 import charsets
+
+        try:
+            return bytes(self.raw).decode(charsets.codec_for(self.charset), errors="replace")
+        except charsets.UnknownCharset:
+            return bytes(self.raw).decode("latin-1")
+
+
+class HL7Destination(models.Model):
+    """An HIS receiver ris sends order status messages to, in the HL7 version it speaks."""
+
+    class Version(models.TextChoices):
+        V23 = "2.3", "2.3 (ORM^O01)"
+        V231 = "2.3.1", "2.3.1 (ORM^O01)"
+        V24 = "2.4", "2.4 (ORM^O01)"
+        V25 = "2.5", "2.5 (OMG^O19)"
+        V251 = "2.5.1", "2.5.1 (OMG^O19)"
+
+    name = models.CharField(max_length=64, unique=True)
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField()
+    version = models.CharField(max_length=8, choices=Version.choices, default=Version.V251)
+    charset = models.CharField(
+        max_length=32, default="UNICODE UTF-8", help_text="MSH-18 of the messages sent"
+    )
+    sending_application = models.CharField(max_length=64, default="RIS")
+    sending_facility = models.CharField(max_length=64, blank=True)
+    receiving_application = models.CharField(max_length=64, blank=True)
+    receiving_facility = models.CharField(max_length=64, blank=True)
+    use_tls = models.BooleanField(default=False)
+    ack_timeout_seconds = models.PositiveIntegerField(default=30)
+    send_order_status = models.BooleanField(default=True)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.host}:{self.port}, v{self.version})"
+
+    @property
+    def message_type(self) -> str:
+        """ORM^O01 up to v2.4; OMG^O19 from v2.5, where ORM was withdrawn for imaging orders."""
+        return "OMG^O19^OMG_O19" if self.version >= "2.5" else "ORM^O01"
+
+
+class OutboundJob(models.Model):
+    """One message to deliver to a peer (HIS, PACS): the durable outbound queue (ris.outbound)."""
+
+    class State(models.TextChoices):
+        PENDING = "PENDING", "pending"
+        IN_PROGRESS = "IN_PROGRESS", "in progress"
+        DONE = "DONE", "delivered"
+        FAILED = "FAILED", "failed (retryable)"
+
+    kind = models.CharField(max_length=64)
+    destination = models.CharField(max_length=100, blank=True)
+    payload = models.JSONField(default=dict)
+    #: Jobs with the same key are delivered one after another in id order (e.g. "order:42").
+    ordering_key = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=20)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True)
+    result = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=100, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="outbound_due_idx"),
+            models.Index(fields=["ordering_key", "state", "id"], name="outbound_key_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} -> {self.destination} #{self.pk} {self.state}"

@@ -217,6 +217,43 @@ def _create_procedure(order: Order, request: ProcedureRequest, actor: Actor) -> 
     audit.record(actor, "step.create", step, after=audit.snapshot(step))
 
 
+#: Order fields a person may correct after the order exists (the procedure is not one of them:
+#: a different exam is a new order, so its accession number and Study UID stay truthful).
+ORDER_EDITABLE_FIELDS = {
+    "priority",
+    "requesting_physician",
+    "referring_physician",
+    "requesting_service",
+    "reason",
+    "comments",
+}
+
+
+@transaction.atomic
+def order_update(*, order: Order, actor: Actor, **changes) -> Order:
+    """Correct an order's request details; refused once the order is finished or cancelled."""
+    unknown = set(changes) - ORDER_EDITABLE_FIELDS
+    if unknown:
+        raise TypeError(f"unknown order fields: {sorted(unknown)}")
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    if order.status in (OrderStatus.CANCELED, OrderStatus.DISCONTINUED, OrderStatus.COMPLETED):
+        raise InvalidTransition(
+            f"order {order.accession_number} is {order.get_status_display().lower()}: "
+            "it can no longer be changed"
+        )
+    if "priority" in changes and changes["priority"] not in Priority.values:
+        raise DomainError(f"unknown priority {changes['priority']!r}")
+    before = audit.snapshot(order)
+    for key, value in changes.items():
+        setattr(order, key, value)
+    after = audit.snapshot(order)
+    if after != before:
+        order.save()
+        audit.record(actor, "order.update", order, before=before, after=after)
+        signals.order_updated.send(Order, order=order, actor=actor)
+    return order
+
+
 @transaction.atomic
 def order_cancel(
     *, order: Order, actor: Actor, reason: str = "", discontinue: bool = False
@@ -388,3 +425,186 @@ def _refresh_order_status(
         Order, order=order, previous=previous, actor=actor, reason=reason
     )
     return order
+
+
+# --- visits and patient merge (HL7 ADT) -------------------------------------------------------
+
+VISIT_FIELDS = {
+    "patient_class",
+    "assigned_location",
+    "referring_physician",
+    "admitted_at",
+    "discharged_at",
+}
+
+
+@transaction.atomic
+def visit_upsert(*, patient: Patient, admission_id: str, actor: Actor, **fields) -> Visit:
+    """Register or update the patient's visit with this admission ID (PV1-19).
+
+    Without an admission ID the patient's latest visit is updated, or one is created: many HIS
+    feeds carry outpatient visits without a visit number.
+    """
+    unknown = set(fields) - VISIT_FIELDS
+    if unknown:
+        raise TypeError(f"unknown visit fields: {sorted(unknown)}")
+    visits = Visit.objects.select_for_update().filter(patient=patient)
+    visit = (
+        visits.filter(admission_id=admission_id).first()
+        if admission_id
+        else visits.order_by("-created_at", "-pk").first()
+    )
+    if visit is None:
+        visit = Visit.objects.create(patient=patient, admission_id=admission_id, **fields)
+        audit.record(actor, "visit.create", visit, after=audit.snapshot(visit))
+        return visit
+    before = audit.snapshot(visit)
+    for key, value in fields.items():
+        setattr(visit, key, value)
+    after = audit.snapshot(visit)
+    if after != before:
+        visit.save()
+        audit.record(actor, "visit.update", visit, before=before, after=after)
+    return visit
+
+
+@transaction.atomic
+def patient_merge(*, source: Patient, target: Patient, actor: Actor) -> Patient:
+    """Merge ``source`` into ``target`` (HL7 A40): the surviving patient gets every order and visit.
+
+    The source row stays (``merged_into`` set) so the audit trail and old messages still resolve;
+    its worklist items now show the surviving patient's demographics.
+    """
+    if source.pk == target.pk:
+        raise DomainError("a patient cannot be merged into itself")
+    source = Patient.objects.select_for_update().get(pk=source.pk)
+    moved_orders = list(Order.objects.filter(patient=source).values_list("pk", flat=True))
+    Order.objects.filter(pk__in=moved_orders).update(patient=target)
+    Visit.objects.filter(patient=source).update(patient=target)
+    Patient.objects.filter(merged_into=source).update(merged_into=target)
+    before = audit.snapshot(source)
+    source.merged_into = target
+    source.save(update_fields=["merged_into", "updated_at"])
+    audit.record(
+        actor,
+        "patient.merge",
+        source,
+        before=before,
+        after=audit.snapshot(source),
+        detail=f"merged into {target.patient_id} ({target.issuer}); orders {moved_orders}",
+    )
+    signals.patient_updated.send(Patient, patient=target, actor=actor)
+    return target
+
+
+# --- worklist files (ris import-worklist) -----------------------------------------------------
+
+
+@dataclass
+class ImportedStep:
+    """One scheduled step read from a worklist file, with the identifiers it already carries.
+
+    Empty identifiers are assigned by ris. ``order``, ``procedure`` and ``step`` hold model field
+    values of Order, RequestedProcedure and ScheduledProcedureStep.
+    """
+
+    accession_number: str
+    requested_procedure_id: str
+    sps_id: str
+    study_instance_uid: str
+    scheduled_start: dt.datetime
+    scheduled_end: dt.datetime | None
+    station: Device | None
+    status: str = StepStatus.SCHEDULED
+    order: dict = field(default_factory=dict)
+    procedure: dict = field(default_factory=dict)
+    step: dict = field(default_factory=dict)
+
+
+@transaction.atomic
+def order_import(
+    *, patient: Patient, entry: ImportedStep, actor: Actor, visit: Visit | None = None
+) -> tuple[ScheduledProcedureStep, bool]:
+    """Take over a step of an existing worklist (a DCMTK/Orthanc ``.wl`` file) as it is.
+
+    Unlike ``order_create`` it keeps the file's accession number, IDs, UID, station and time
+    (no overlap or opening-hours check: the schedule already happened elsewhere), so modalities
+    see the same entries after the migration. Idempotent: a step whose SPS ID (or, without one,
+    requested procedure) is already there is returned unchanged with ``created=False``.
+    """
+    if entry.status == StepStatus.UNSCHEDULED or entry.status not in StepStatus.values:
+        raise DomainError(f"{entry.status!r} is not a scheduled procedure step status")
+    if timezone.is_naive(entry.scheduled_start):
+        raise DomainError("a scheduled start needs a time zone")
+    order = None
+    if entry.accession_number:
+        order = Order.objects.filter(accession_number=entry.accession_number).first()
+        if order is not None and order.patient_id != patient.pk:
+            raise Duplicate(
+                f"accession number {entry.accession_number} belongs to another patient"
+            )
+    procedure = None
+    if entry.requested_procedure_id:
+        procedure = RequestedProcedure.objects.filter(
+            requested_procedure_id=entry.requested_procedure_id
+        ).first()
+    elif entry.study_instance_uid:
+        procedure = RequestedProcedure.objects.filter(
+            study_instance_uid=entry.study_instance_uid
+        ).first()
+    if procedure is not None and order is not None and procedure.order_id != order.pk:
+        raise Duplicate(
+            f"requested procedure {procedure.requested_procedure_id} belongs to another order"
+        )
+    if entry.sps_id:
+        existing = ScheduledProcedureStep.objects.filter(sps_id=entry.sps_id).first()
+        if existing is not None:
+            if procedure is not None and existing.requested_procedure_id != procedure.pk:
+                raise Duplicate(f"SPS ID {entry.sps_id} belongs to another requested procedure")
+            return existing, False
+    elif procedure is not None:
+        existing = procedure.steps.order_by("pk").first()
+        if existing is not None:
+            return existing, False
+    if order is None:
+        order = Order.objects.create(
+            patient=patient,
+            visit=visit,
+            accession_number=entry.accession_number or identifiers.new_accession_number(),
+            source=Order.Source.IMPORT,
+            **entry.order,
+        )
+        if not order.filler_order_number:
+            order.filler_order_number = order.accession_number
+            order.save(update_fields=["filler_order_number"])
+        audit.record(actor, "order.create", order, after=audit.snapshot(order))
+    if procedure is None:
+        procedure = RequestedProcedure.objects.create(
+            order=order,
+            requested_procedure_id=entry.requested_procedure_id
+            or identifiers.new_requested_procedure_id(),
+            study_instance_uid=entry.study_instance_uid or identifiers.new_study_instance_uid(),
+            **entry.procedure,
+        )
+    duration = entry.step.pop("expected_duration_minutes", None) or 15
+    end = entry.scheduled_end or entry.scheduled_start + dt.timedelta(minutes=duration)
+    step = ScheduledProcedureStep.objects.create(
+        requested_procedure=procedure,
+        sps_id=entry.sps_id or identifiers.new_sps_id(),
+        station=entry.station,
+        scheduled_start=entry.scheduled_start,
+        scheduled_end=end,
+        expected_duration_minutes=max(1, int((end - entry.scheduled_start).total_seconds() // 60)),
+        status=entry.status,
+        **entry.step,
+    )
+    audit.record(actor, "step.import", step, after=audit.snapshot(step))
+    new_status = derive_order_status(
+        ScheduledProcedureStep.objects.filter(requested_procedure__order=order).values_list(
+            "status", flat=True
+        )
+    )
+    if new_status != order.status:
+        order.status = new_status
+        order.save(update_fields=["status", "updated_at"])
+    return step, True

@@ -15,3 +15,5 @@ step_status_changed = Signal()
 step_rescheduled = Signal()
 #: sender=Patient, kwargs: patient, actor: demographics changed (worklist items must follow)
 patient_updated = Signal()
+#: sender=Order, kwargs: order, actor: request details (priority, physicians...) corrected
+order_updated = Signal()

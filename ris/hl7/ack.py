@@ -1,7 +1,9 @@
-"""Minimal, dependency-free reading of MSH and building of an original-mode ACK.
+"""Original-mode acknowledgements (MSH, MSA, ERR), built from the header fields alone.
 
-Used where a message cannot (or need not) be parsed in full: to reject it with an AR that still
-echoes its control ID (MSA-2) and swaps sender and receiver.
+Built by hand rather than with hl7apy: an ACK is written for every message on the hot path, and
+hl7apy takes ~2.6 ms to build and serialise one (shared/reference/performance.md). The header is
+read with ``er7.read_header`` so that even a message ris cannot parse gets an AR that echoes its
+control ID (MSA-2) and swaps sender and receiver.
 """
 
 from __future__ import annotations
@@ -9,62 +11,100 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
+from ris.hl7 import charsets
+from ris.hl7.er7 import Delimiters, escape, read_header
+
 _counter = itertools.count(1)
+
+#: worklist.errors.ErrorCode -> HL7 table 0357 error condition
+ERROR_CODES = {
+    "not_found": "204",  # unknown key identifier
+    "duplicate": "205",  # duplicate key identifier
+    "unknown_procedure": "103",  # table value not found
+    "invalid_value": "102",  # data type error
+    "invalid_transition": "207",
+    "schedule_conflict": "207",
+    "outside_opening_hours": "207",
+}
+ERROR_TEXT = {
+    "100": "Segment sequence error",
+    "101": "Required field missing",
+    "102": "Data type error",
+    "103": "Table value not found",
+    "200": "Unsupported message type",
+    "201": "Unsupported event code",
+    "202": "Unsupported processing id",
+    "203": "Unsupported version id",
+    "204": "Unknown key identifier",
+    "205": "Duplicate key identifier",
+    "206": "Application record locked",
+    "207": "Application internal error",
+}
 
 
 def read_msh(message: bytes) -> dict[str, str]:
-    """The MSH fields an ACK needs, read from raw bytes (ASCII-safe positions)."""
-    text = message.decode("latin-1")
-    first = text.split("\r", 1)[0].split("\n", 1)[0]
-    if not first.startswith("MSH") or len(first) < 8:
-        return {}
-    sep = first[3]
-    fields = first.split(sep)
-    # MSH-1 is the separator itself: fields[1] is MSH-2 (encoding characters).
-    def get(n: int) -> str:
-        return fields[n - 1] if n - 1 < len(fields) else ""
-    return {
-        "encoding": get(2),
-        "sending_app": get(3),
-        "sending_facility": get(4),
-        "receiving_app": get(5),
-        "receiving_facility": get(6),
-        "message_type": get(9),
-        "control_id": get(10),
-        "processing_id": get(11),
-        "version": get(12),
-        "charset": get(18),
-        "separator": sep,
-    }
+    """Kept for callers of the foundation API: see ``er7.read_header``."""
+    return read_header(message)
 
 
-def build_ack(msh: dict[str, str], code: str, text: str = "", error_code: str = "") -> bytes:
-    """An ACK with MSA-1 ``code``; for AE/AR an ERR segment with the code and ``text``."""
+def _control_id() -> str:
+    # MSH-10 is at most 20 characters (ST); 18 here, unique within the listener process.
+    return f"A{dt.datetime.now():%y%m%d%H%M%S}{next(_counter) % 100000:05d}"
+
+
+def build_ack(
+    msh: dict[str, str], code: str, text: str = "", error_code: str = "", *, severity: str = "E"
+) -> bytes:
+    """An ACK with MSA-1 ``code``; for AE/AR an ERR segment with the 0357 code and ``text``.
+
+    Encoded in the message's own character set (MSH-18 echoed) so that a text naming a Chinese
+    procedure or patient reads correctly on the HIS side; ASCII when the set is unknown.
+    """
     sep = msh.get("separator") or "|"
     enc = msh.get("encoding") or "^~\\&"
-    comp = enc[0] if enc else "^"
-    now = dt.datetime.now().strftime("%Y%m%d%H%M%S")
+    delims = Delimiters(
+        field=sep,
+        component=enc[0],
+        repetition=enc[1] if len(enc) > 1 else "~",
+        escape=enc[2] if len(enc) > 2 else "\\",
+        subcomponent=enc[3] if len(enc) > 3 else "&",
+    )
+    comp, sub = delims.component, delims.subcomponent
+    charset = msh.get("charset", "")
+    try:
+        codec = charsets.codec_for(charset)
+    except charsets.UnknownCharset:
+        codec, charset = "ascii", ""
+    now = f"{dt.datetime.now():%Y%m%d%H%M%S}"
     version = msh.get("version") or "2.5.1"
-    control = f"ACK{now}{next(_counter):06d}"
     trigger = (msh.get("message_type") or "").split(comp)
     event = trigger[1] if len(trigger) > 1 else ""
-    safe_text = text.replace(sep, " ").replace(comp, " ").replace("\r", " ")[:200]
+    safe_text = escape(text.replace("\r", " ").replace("\n", " ")[:250], delims)
+    msh_fields = [
+        "MSH", enc, msh.get("receiving_app", ""), msh.get("receiving_facility", ""),
+        msh.get("sending_app", ""), msh.get("sending_facility", ""), now, "",
+        f"ACK{comp}{event}{comp}ACK" if event and version >= "2.4" else
+        (f"ACK{comp}{event}" if event else "ACK"),
+        _control_id(), msh.get("processing_id") or "P", version,
+    ]
+    if charset:
+        msh_fields += ["", "", "", "", "", charset]
     segments = [
-        sep.join([
-            "MSH", enc, msh.get("receiving_app", ""), msh.get("receiving_facility", ""),
-            msh.get("sending_app", ""), msh.get("sending_facility", ""), now, "",
-            f"ACK{comp}{event}{comp}ACK" if event else "ACK", control,
-            msh.get("processing_id") or "P", version,
-        ]),
-        sep.join(["MSA", code, msh.get("control_id", ""), safe_text]),
+        sep.join(msh_fields),
+        sep.join(["MSA", code, escape(msh.get("control_id", ""), delims), safe_text]),
     ]
     if code != "AA" and (error_code or text):
-        if version.startswith("2.5") or version.startswith("2.6"):
+        error_code = error_code or "207"
+        label = ERROR_TEXT.get(error_code, "")
+        if version >= "2.5":
             segments.append(sep.join([
-                "ERR", "", "", f"{error_code}{comp}{safe_text}{comp}HL70357", "E",
+                "ERR", "", "", f"{error_code}{comp}{label}{comp}HL70357", severity,
                 "", "", "", safe_text,
             ]))
         else:
-            code = f"{error_code}&{safe_text}&HL70357"
-            segments.append(sep.join(["ERR", f"{comp}{comp}{comp}{code}"]))
-    return "\r".join(segments).encode("utf-8") + b"\r"
+            # v2.3/2.4 ERR-1 (ELD): segment^sequence^field^code, the code a CE in subcomponents.
+            sub_text = safe_text.replace(sub, " ")
+            segments.append(sep.join([
+                "ERR", f"{comp}{comp}{comp}{error_code}{sub}{sub_text}{sub}HL70357",
+            ]))
+    return ("\r".join(segments) + "\r").encode(codec, errors="replace")

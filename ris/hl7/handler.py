@@ -1,22 +1,293 @@
-"""Entry point of every inbound HL7 message: bytes in, ACK bytes out (after commit).
+"""Entry point of every inbound HL7 message: bytes in, ACK bytes out, after the commit.
 
-Until message types are implemented, every message is refused with AR/200 so the sender keeps it
-and can resend it later: an AA for something we did not apply would lose it.
+The order of things is what makes the interface safe:
+
+1. A message whose (sender, MSH-10) is already stored as processed or error is a resend: it gets
+   the ACK it got the first time, byte for byte, and changes nothing (a DUPLICATE row records it).
+2. Otherwise it is decoded with its own character set (MSH-18, else the sender's default, else
+   ``RIS_HL7_DEFAULT_CHARSET``), parsed, checked, and applied by ``ris.hl7.mapping`` inside ONE
+   transaction that also stores the raw message and its ACK. A domain refusal rolls back the
+   message's changes (savepoint) but keeps the stored message as ERROR, answered AE.
+3. The ACK is returned only after that transaction committed: an AA is never sent for something a
+   crash could still lose. If the database itself fails, the answer is an AR and nothing is stored,
+   so the HIS keeps the message and resends it.
 """
 
 from __future__ import annotations
 
-from ris.hl7.ack import build_ack, read_msh
+import logging
+import time
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from ris.hl7 import charsets, er7, mapping
+from ris.hl7.ack import ERROR_CODES, build_ack
+from ris.models import HL7Sender, InboundMessage
+from worklist.audit import Actor
+from worklist.errors import DomainError
+
+logger = logging.getLogger("ris.hl7")
+Status = InboundMessage.Status
+
+_SENDER_CACHE_SECONDS = 10.0
+_sender_cache: dict[tuple[str, str], tuple[float, str]] = {}
+
+
+def sender_key(header: dict[str, str]) -> str:
+    return f"{header.get('sending_app', '')}|{header.get('sending_facility', '')}"[:140]
+
+
+def _sender_default_charset(header: dict[str, str]) -> str:
+    """The HL7Sender default for this MSH-3/MSH-4 (cached briefly: it is read per message)."""
+    key = (header.get("sending_app", ""), header.get("sending_facility", ""))
+    now = time.monotonic()
+    cached = _sender_cache.get(key)
+    if cached is not None and now - cached[0] < _SENDER_CACHE_SECONDS:
+        return cached[1]
+    row = (
+        HL7Sender.objects.filter(application=key[0], facility__in=[key[1], ""])
+        .order_by("-facility")
+        .values_list("default_charset", flat=True)
+        .first()
+    )
+    _sender_cache[key] = (now, row or "")
+    return row or ""
+
+
+def charset_of(header: dict[str, str]) -> str:
+    return (
+        header.get("charset")
+        or _sender_default_charset(header)
+        or settings.RIS_HL7_DEFAULT_CHARSET
+    )
+
+
+def _reset_broken_connection() -> None:
+    """Drop this thread's database connection only if it broke (database restarted...).
+
+    Not ``close_old_connections()``: with SQLite's CONN_MAX_AGE of 0 it would close and reopen
+    the connection for every message, which cost more than the message itself.
+    """
+    if connection.connection is not None and connection.errors_occurred:
+        if not connection.is_usable():
+            connection.close()
+        connection.errors_occurred = False
 
 
 def handle(message: bytes, peer: str) -> bytes:
-    msh = read_msh(message)
-    if not msh:
-        return build_ack({}, "AR", "message does not start with an MSH segment", "100")
-    return build_ack(
-        msh, "AR", f"unsupported message type {msh.get('message_type')!r}", "200"
+    """Process one message from the MLLP listener; return the ACK to send (after commit)."""
+    _reset_broken_connection()
+    header = er7.read_header(message)
+    if not header:
+        return _reject(message, header, peer, "100", "message does not start with an MSH segment")
+    if not header.get("control_id"):
+        return _reject(message, header, peer, "101", "MSH-10 (message control ID) is empty")
+    try:
+        original = _original(header)
+        if original is not None:
+            return _duplicate(original, message, header, peer)
+        return _process(message, header, peer)
+    except Exception:  # noqa: BLE001 - the database is down or broken: the HIS must resend
+        logger.exception("HL7 %s from %s could not be stored", header.get("control_id"), peer)
+        return build_ack(header, "AR", "ris could not store the message; resend it later", "207")
+
+
+def _original(header: dict[str, str]) -> InboundMessage | None:
+    return (
+        InboundMessage.objects.filter(sender=sender_key(header), control_id=header["control_id"])
+        .exclude(status__in=[Status.DUPLICATE, Status.REJECTED])
+        .only("id", "ack", "ack_code")
+        .first()
+    )
+
+
+def _duplicate(original: InboundMessage, raw: bytes, header: dict, peer: str) -> bytes:
+    InboundMessage.objects.create(
+        sender=sender_key(header),
+        control_id=header["control_id"][:64],
+        message_type=header.get("message_type", "")[:32],
+        version=header.get("version", "")[:12],
+        charset=header.get("charset", "")[:32],
+        peer=peer[:100],
+        raw=raw,
+        size=len(raw),
+        status=Status.DUPLICATE,
+        ack_code=original.ack_code,
+        ack=bytes(original.ack),
+        duplicate_of=original,
+        processed_at=timezone.now(),
+    )
+    logger.info("HL7 %s from %s is a resend of message %s", header["control_id"], peer, original.pk)
+    return bytes(original.ack)
+
+
+def _reject(raw: bytes, header: dict, peer: str, code: str, text: str) -> bytes:
+    """AR: not processed (the sender may fix and resend). Stored for the record if possible."""
+    ack = build_ack(header, "AR", text, code)
+    try:
+        InboundMessage.objects.create(
+            sender=sender_key(header) if header else "",
+            control_id=header.get("control_id", "")[:64],
+            message_type=header.get("message_type", "")[:32],
+            version=header.get("version", "")[:12],
+            charset=header.get("charset", "")[:32],
+            peer=peer[:100],
+            raw=raw,
+            size=len(raw),
+            status=Status.REJECTED,
+            ack_code="AR",
+            ack=ack,
+            error_code=code,
+            error=text,
+            processed_at=timezone.now(),
+        )
+    except Exception:  # noqa: BLE001 - storing a rejected message is best effort
+        logger.exception("could not store rejected HL7 message from %s", peer)
+    logger.warning("HL7 message %r from %s rejected: %s", header.get("control_id"), peer, text)
+    return ack
+
+
+def decode_and_parse(raw: bytes, header: dict[str, str]) -> tuple[str, er7.Message]:
+    """(charset used, parsed message), or raise ``mapping.HL7Error`` (AR) naming the problem."""
+    charset = charset_of(header)
+    try:
+        codec = charsets.codec_for(charset)
+    except charsets.UnknownCharset as exc:
+        raise mapping.HL7Error(str(exc), "102", "AR") from None
+    try:
+        text = raw.decode(codec)
+    except UnicodeDecodeError as exc:
+        raise mapping.HL7Error(
+            f"byte {exc.start} is not valid {charset!r} ({codec}): set MSH-18 to the character "
+            "set the message is written in, or configure the sender's default",
+            "102",
+            "AR",
+        ) from None
+    try:
+        message = er7.parse(text, codec)
+    except er7.ParseError as exc:
+        raise mapping.HL7Error(str(exc), exc.code, "AR") from None
+    mapping.check_supported(message)
+    return charset, message
+
+
+def _apply(message: er7.Message, header: dict) -> tuple[str, str, str, mapping.Outcome | None]:
+    """(ACK code, 0357 code, text, outcome) of applying the message inside a savepoint."""
+    actor = Actor.hl7(sender_key(header))
+    try:
+        with transaction.atomic():
+            outcome = mapping.apply(message, actor=actor)
+    except mapping.HL7Error as exc:
+        return exc.ack, exc.code, exc.text, None
+    except DomainError as exc:
+        return "AE", ERROR_CODES.get(str(exc.code), "207"), exc.message, None
+    except IntegrityError as exc:
+        raise exc  # a concurrent duplicate of this very message: handled by the caller
+    except Exception as exc:  # noqa: BLE001 - a bug must not lose the message: keep it as ERROR
+        logger.exception("HL7 message %s could not be applied", header.get("control_id"))
+        return "AE", "207", f"ris internal error: {exc.__class__.__name__}: {exc}", None
+    return "AA", "", outcome.note, outcome
+
+
+def _process(raw: bytes, header: dict, peer: str) -> bytes:
+    try:
+        charset, message = decode_and_parse(raw, header)
+    except mapping.HL7Error as exc:
+        return _reject(raw, header, peer, exc.code, exc.text)
+    kind, event, _ = message.message_type
+    try:
+        with transaction.atomic():
+            code, error_code, text, outcome = _apply(message, header)
+            if code == "AR":
+                transaction.set_rollback(True)
+                ack = build_ack(header, code, text, error_code)
+            else:
+                ack = build_ack(header, code, text, error_code, severity="E")
+                _store(raw, header, peer, charset, code, ack, error_code, text, outcome,
+                       f"{kind}^{event}")
+    except IntegrityError:
+        # The same sender + MSH-10 committed meanwhile on another connection: a resend.
+        original = _original(header)
+        if original is None:
+            raise
+        return _duplicate(original, raw, header, peer)
+    if code == "AR":
+        return _reject(raw, header, peer, error_code, text)
+    if code != "AA":
+        logger.warning("HL7 %s %s from %s: %s %s", kind, header["control_id"], peer, code, text)
+    return ack
+
+
+def _store(raw, header, peer, charset, code, ack, error_code, text, outcome, message_type):
+    patient = outcome.patient if outcome else None
+    orders = outcome.orders if outcome else []
+    InboundMessage.objects.create(
+        sender=sender_key(header),
+        control_id=header["control_id"][:64],
+        message_type=message_type[:32],
+        version=header.get("version", "")[:12],
+        charset=charset[:32],
+        peer=peer[:100],
+        raw=raw,
+        size=len(raw),
+        status=Status.PROCESSED if code == "AA" else Status.ERROR,
+        ack_code=code,
+        ack=ack,
+        error_code=error_code,
+        error=text if code != "AA" else "",
+        processed_at=timezone.now(),
+        patient=patient,
+        order=orders[0] if orders else None,
+        links=outcome.links if outcome else [],
     )
 
 
 def too_large(head: bytes) -> bytes:
-    return build_ack(read_msh(head), "AR", "message larger than the configured maximum", "207")
+    """AR for a frame over RIS_MLLP_MAX_MESSAGE_BYTES (only its first bytes are stored)."""
+    limit = settings.RIS_MLLP_MAX_MESSAGE_BYTES
+    return _reject(
+        head,
+        er7.read_header(head),
+        "",
+        "207",
+        f"message larger than the maximum of {limit} bytes: not processed",
+    )
+
+
+def reprocess(message: InboundMessage) -> InboundMessage:
+    """Apply a stored ERROR message again (after the catalogue or the data was fixed).
+
+    Nothing is sent to the HIS: it already had its AE. The stored ACK becomes the new outcome so
+    that a later resend of the same MSH-10 gets the answer that now holds.
+    """
+    if message.status != Status.ERROR:
+        raise ValueError(f"message {message.pk} is {message.status}: only ERROR is reprocessed")
+    raw = bytes(message.raw)
+    header = er7.read_header(raw)
+    with transaction.atomic():
+        locked = InboundMessage.objects.select_for_update().get(pk=message.pk)
+        if locked.status != Status.ERROR:
+            return locked
+        try:
+            charset, parsed = decode_and_parse(raw, header)
+        except mapping.HL7Error as exc:
+            code, error_code, text, outcome = exc.ack, exc.code, exc.text, None
+        else:
+            code, error_code, text, outcome = _apply(parsed, header)
+        locked.reprocess_count += 1
+        locked.processed_at = timezone.now()
+        locked.ack = build_ack(header, code, text, error_code)
+        locked.ack_code = code
+        locked.error_code = error_code
+        if code == "AA":
+            locked.status = Status.PROCESSED
+            locked.error = ""
+            locked.patient = outcome.patient
+            locked.order = outcome.orders[0] if outcome.orders else None
+            locked.links = outcome.links
+        else:
+            locked.error = text
+        locked.save()
+    return locked

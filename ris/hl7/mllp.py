@@ -40,6 +40,8 @@ class MLLPServer:
         self.too_large = too_large
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[asyncio.Task] = set()
+        #: connections between messages (waiting for the next start block): stopped at once
+        self._idle: set[asyncio.Task] = set()
 
     async def start(self, host: str, port: int, ssl=None) -> None:
         self._server = await asyncio.start_server(
@@ -50,6 +52,8 @@ class MLLPServer:
         """Stop accepting; connections finish the message they are handling, then close."""
         if self._server is not None:
             self._server.close()
+        for task in list(self._idle):
+            task.cancel()
         if self._connections:
             _, pending = await asyncio.wait(self._connections, timeout=grace_seconds)
             for task in pending:
@@ -75,24 +79,33 @@ class MLLPServer:
             writer.close()
 
     async def _read_messages(self, reader, writer, peer: str) -> None:
+        task = asyncio.current_task()
         while self._server is not None and self._server.is_serving():
+            self._idle.add(task)
             try:
                 start = await asyncio.wait_for(reader.read(1), timeout=self.idle_timeout)
             except TimeoutError:
                 logger.info("closing idle MLLP connection from %s", peer)
                 return
+            finally:
+                self._idle.discard(task)
             if not start:
                 return
             if start != VT:
                 logger.warning("bad MLLP framing from %s: closing the connection", peer)
                 return
             try:
-                body = await reader.readuntil(END)
+                # A sender that stops mid-frame gets the idle timeout too: nothing is applied.
+                body = await asyncio.wait_for(reader.readuntil(END), timeout=self.idle_timeout)
+            except TimeoutError:
+                logger.warning("MLLP message from %s incomplete after %ss: closing", peer,
+                               self.idle_timeout)
+                return
             except asyncio.LimitOverrunError:
                 logger.warning("MLLP message from %s is larger than the limit", peer)
                 if self.too_large is not None:
                     head = await reader.read(4096)
-                    writer.write(frame(self.too_large(head)))
+                    writer.write(frame(await asyncio.to_thread(self.too_large, head)))
                     await writer.drain()
                 return
             message = body[: -len(END)]
@@ -101,7 +114,7 @@ class MLLPServer:
                 return
             if len(message) > self.max_message_bytes:
                 if self.too_large is not None:
-                    writer.write(frame(self.too_large(message[:4096])))
+                    writer.write(frame(await asyncio.to_thread(self.too_large, message[:4096])))
                     await writer.drain()
                 return
             ack = await asyncio.to_thread(self.handler, message, peer)

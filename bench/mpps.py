@@ -1,0 +1,313 @@
+"""MPPS throughput: a full N-CREATE (IN PROGRESS) + N-SET (COMPLETED) cycle against ``ris dicom``.
+
+Runs a real ``ris serve --only dicom`` on a fresh database (SQLite in a temp dir, or a fresh
+PostgreSQL database), books one scheduled step per cycle on 4 CT stations, then plays modalities:
+each cycle is what a modality does for one exam (IHE RAD-6 + RAD-7): associate, N-CREATE with the
+Scheduled Step Attributes of the worklist item, release; associate, N-SET COMPLETED with one series
+of 20 referenced images, release. Every N-CREATE starts a step and moves the order to IP, every
+N-SET completes the step and the order (two state changes, audit rows, signals). Measured:
+
+- one modality alone: median and p95 of the cycle, cycles/s;
+- 4 modalities at once (one process each, its own station): cycles/s over all, median/p95.
+
+At the end it checks that every step of the run is COMPLETED (a benchmark that loses work is not
+measuring the right thing).
+
+    python3 bench/mpps.py                                   # SQLite
+    python3 bench/mpps.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import multiprocessing
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+STATIONS = ["CT1", "CT2", "CT3", "CT4"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def setup_database(url: str) -> tuple[str, str]:
+    """(DATABASE_URL to use, data dir): a fresh database for this run."""
+    data_dir = tempfile.mkdtemp(prefix="ris-bench-mpps-")
+    if not url or url.startswith("sqlite"):
+        return f"sqlite:///{data_dir}/bench.sqlite3", data_dir
+    import psycopg
+
+    name = f"ris_bench_mpps_{os.getpid()}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    return url.rsplit("/", 1)[0] + f"/{name}", data_dir
+
+
+def drop_database(url: str, admin_url: str) -> None:
+    if url.startswith("postgresql"):
+        import psycopg
+
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
+    log = open(Path(env["RIS_DATA_DIR"]) / "serve.log", "ab")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ris.cli", "serve", "--only", "dicom"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            time.sleep(0.3)
+    process.kill()
+    raise SystemExit("ris serve did not open its DICOM port")
+
+
+def book_steps(per_station: int) -> dict[str, list[dict]]:
+    """Scheduled steps, as the worklist gives them to each station (plain dicts for workers)."""
+    from django.utils import timezone
+
+    from worklist import services
+    from worklist.audit import Actor
+    from worklist.models import Device, Patient, ProcedureType
+
+    actor = Actor.system("bench")
+    ptype = ProcedureType.objects.create(
+        code_value="CTCHEST", code_meaning="CT Chest", modality="CT"
+    )
+    start = timezone.now().replace(minute=0, second=0, microsecond=0)
+    booked: dict[str, list[dict]] = {}
+    for s, ae_title in enumerate(STATIONS):
+        station = Device.objects.create(ae_title=ae_title, modality="CT", allow_overbooking=True)
+        booked[ae_title] = []
+        for i in range(per_station):
+            patient, _ = services.patient_upsert(
+                patient_id=f"P{s}{i:06d}", name=f"Bench^Patient{i}", actor=actor
+            )
+            order = services.order_create(
+                patient=patient,
+                procedures=[
+                    services.ProcedureRequest(
+                        ptype, scheduled_start=start + dt.timedelta(minutes=i), station=station
+                    )
+                ],
+                actor=actor,
+            )
+            procedure = order.procedures.get()
+            step = procedure.steps.get()
+            booked[ae_title].append(
+                {
+                    "study_uid": procedure.study_instance_uid,
+                    "accession": order.accession_number,
+                    "rp_id": procedure.requested_procedure_id,
+                    "sps_id": step.sps_id,
+                    "patient_id": patient.patient_id,
+                    "patient_name": str(patient.person_name),
+                }
+            )
+    assert Patient.objects.count() == len(STATIONS) * per_station
+    return booked
+
+
+def _n_create_dataset(step: dict, ae_title: str):
+    from pydicom.dataset import Dataset
+
+    now = dt.datetime.now()
+    item = Dataset()
+    item.StudyInstanceUID = step["study_uid"]
+    item.ReferencedStudySequence = []
+    item.AccessionNumber = step["accession"]
+    item.RequestedProcedureID = step["rp_id"]
+    item.RequestedProcedureDescription = "CT Chest"
+    item.ScheduledProcedureStepID = step["sps_id"]
+    item.ScheduledProcedureStepDescription = "CT Chest"
+    item.ScheduledProtocolCodeSequence = []
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.ScheduledStepAttributesSequence = [item]
+    ds.PatientName = step["patient_name"]
+    ds.PatientID = step["patient_id"]
+    ds.PatientBirthDate = ""
+    ds.PatientSex = ""
+    ds.ReferencedPatientSequence = []
+    ds.PerformedProcedureStepID = now.strftime("%H%M%S%f")[:16]
+    ds.PerformedStationAETitle = ae_title
+    ds.PerformedStationName = ae_title
+    ds.PerformedLocation = ""
+    ds.PerformedProcedureStepStartDate = now.strftime("%Y%m%d")
+    ds.PerformedProcedureStepStartTime = now.strftime("%H%M%S")
+    ds.PerformedProcedureStepStatus = "IN PROGRESS"
+    ds.PerformedProcedureStepDescription = "CT Chest"
+    ds.PerformedProcedureTypeDescription = ""
+    ds.ProcedureCodeSequence = []
+    ds.PerformedProcedureStepEndDate = ""
+    ds.PerformedProcedureStepEndTime = ""
+    ds.Modality = "CT"
+    ds.StudyID = "1"
+    ds.PerformedProtocolCodeSequence = []
+    ds.PerformedSeriesSequence = []
+    return ds
+
+
+def _n_set_dataset(images: int):
+    from pydicom.dataset import Dataset
+    from pydicom.uid import generate_uid
+
+    now = dt.datetime.now()
+    series = Dataset()
+    series.PerformingPhysicianName = ""
+    series.ProtocolName = "Chest routine"
+    series.OperatorsName = "Tech^One"
+    series.SeriesInstanceUID = generate_uid()
+    series.SeriesDescription = "Chest"
+    series.RetrieveAETitle = "PACS"
+    refs = []
+    for _ in range(images):
+        ref = Dataset()
+        ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+        ref.ReferencedSOPInstanceUID = generate_uid()
+        refs.append(ref)
+    series.ReferencedImageSequence = refs
+    series.ReferencedNonImageCompositeSOPInstanceSequence = []
+    ds = Dataset()
+    ds.PerformedProcedureStepStatus = "COMPLETED"
+    ds.PerformedProcedureStepEndDate = now.strftime("%Y%m%d")
+    ds.PerformedProcedureStepEndTime = now.strftime("%H%M%S")
+    ds.PerformedSeriesSequence = [series]
+    return ds
+
+
+def play_modality(args: tuple[int, str, list[dict], int]) -> list[float]:
+    """One modality: a cycle per step, one association per message (as most modalities do)."""
+    port, ae_title, steps, images = args
+    from pydicom.uid import generate_uid
+    from pynetdicom import AE, _config
+    from pynetdicom.sop_class import ModalityPerformedProcedureStep
+
+    _config.LOG_HANDLER_LEVEL = "none"
+    ae = AE(ae_title=ae_title)
+    ae.add_requested_context(ModalityPerformedProcedureStep)
+    durations = []
+    for step in steps:
+        create, final = _n_create_dataset(step, ae_title), _n_set_dataset(images)
+        uid = generate_uid()
+        started = time.perf_counter()
+        assoc = ae.associate("127.0.0.1", port, ae_title="RIS")
+        status, _ = assoc.send_n_create(create, ModalityPerformedProcedureStep, uid)
+        assoc.release()
+        assert status.Status == 0, f"N-CREATE failed: 0x{status.Status:04X} {status}"
+        assoc = ae.associate("127.0.0.1", port, ae_title="RIS")
+        status, _ = assoc.send_n_set(final, ModalityPerformedProcedureStep, uid)
+        assoc.release()
+        assert status.Status == 0, f"N-SET failed: 0x{status.Status:04X} {status}"
+        durations.append(time.perf_counter() - started)
+    return durations
+
+
+def summary(durations: list[float]) -> tuple[float, float]:
+    ordered = sorted(durations)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return statistics.median(ordered) * 1000, p95 * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--cycles", type=int, default=200, help="cycles per modality")
+    parser.add_argument("--images", type=int, default=20, help="referenced images per N-SET")
+    args = parser.parse_args()
+
+    url, data_dir = setup_database(args.database_url)
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": url,
+            "RIS_DATA_DIR": data_dir,
+            "RIS_DICOM_PORT": str(port),
+            "RIS_DICOM_HOST": "127.0.0.1",
+            "RIS_ADMIN_PASSWORD": "bench-admin-password",
+            "RIS_LOG_LEVEL": "WARNING",
+            "DJANGO_SETTINGS_MODULE": "ris.settings",
+        }
+    )
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    process = start_server(env, port)
+    try:
+        from django.db import connection
+
+        from worklist.models import ScheduledProcedureStep, StepStatus
+
+        warmup = 20
+        booked = book_steps(warmup + 2 * args.cycles)
+        vendor = connection.vendor
+        connection.close()
+        # Warm-up, then one modality alone, then four at once (each on its own station).
+        play_modality((port, "CT1", booked["CT1"][:warmup], args.images))
+        alone = play_modality(
+            (port, "CT1", booked["CT1"][warmup : warmup + args.cycles], args.images)
+        )
+        jobs = [
+            (port, ae, booked[ae][warmup + args.cycles :], args.images) for ae in STATIONS
+        ]
+        started = time.perf_counter()
+        with multiprocessing.get_context("spawn").Pool(len(STATIONS)) as pool:
+            together = [d for durations in pool.map(play_modality, jobs) for d in durations]
+        wall = time.perf_counter() - started
+
+        done = ScheduledProcedureStep.objects.filter(status=StepStatus.COMPLETED).count()
+        expected = warmup + args.cycles + len(STATIONS) * args.cycles
+        assert done == expected, f"{done} steps completed, expected {expected}"
+
+        median, p95 = summary(alone)
+        print(
+            f"database: {vendor}; cycle = associate, N-CREATE, release, associate, "
+            f"N-SET COMPLETED ({args.images} images), release"
+        )
+        print(
+            f"  1 modality : median {median:6.1f} ms  p95 {p95:6.1f} ms  "
+            f"{len(alone) / sum(alone):6.1f} cycles/s  ({len(alone)} cycles)"
+        )
+        median, p95 = summary(together)
+        print(
+            f"  4 modalities: median {median:6.1f} ms  p95 {p95:6.1f} ms  "
+            f"{len(together) / wall:6.1f} cycles/s  ({len(together)} cycles in {wall:.1f} s)"
+        )
+        print(f"  steps completed: {done}/{expected}")
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        drop_database(url, args.database_url)
+
+
+if __name__ == "__main__":
+    main()

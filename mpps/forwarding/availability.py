@@ -1,0 +1,134 @@
+"""Study availability: ask the PACS which studies of started or completed steps it holds.
+
+The scheduler's ``pacs_availability`` job (``RIS_SCHEDULER_JOBS``) sends a Study Root C-FIND
+(PS3.4 C.6.2) per study, by Study Instance UID and, failing that, by Accession Number (a modality
+that did not use the worklist made its own Study Instance UID). A found study marks the step
+"images at PACS" with the PACS's series and instance counts, so ris knows images arrived even
+when modalities send straight to the PACS. A step is asked about until it is completed and
+confirmed; a started step, or one whose gateway received more than the PACS counted, is asked
+again on every run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+from pydicom import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
+
+from mpps.forwarding import services
+from mpps.forwarding.models import PacsDestination
+from ris.outbound import RetryLater
+from worklist.models import ScheduledProcedureStep, StepStatus
+
+logger = logging.getLogger("forwarding.availability")
+
+#: Steps looked up per run and destination: a backlog is worked through over several runs.
+MAX_STEPS_PER_RUN = 200
+
+
+def steps_to_check() -> list[ScheduledProcedureStep]:
+    since = timezone.now() - dt.timedelta(days=settings.RIS_PACS_AVAILABILITY_DAYS)
+    unconfirmed = (
+        Q(images__isnull=True)
+        | Q(images__pacs_confirmed_at__isnull=True)
+        | Q(status=StepStatus.STARTED)
+        | Q(images__received_instances__gt=F("images__pacs_instances"))
+    )
+    return list(
+        ScheduledProcedureStep.objects.filter(
+            status__in=[StepStatus.STARTED, StepStatus.COMPLETED], updated_at__gte=since
+        )
+        .filter(unconfirmed)
+        .select_related("requested_procedure__order")
+        .order_by(F("images__pacs_checked_at").asc(nulls_first=True), "pk")[:MAX_STEPS_PER_RUN]
+    )
+
+
+def _identifier(*, study_uid: str = "", accession: str = "") -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    ds.StudyInstanceUID = study_uid
+    ds.AccessionNumber = accession
+    ds.NumberOfStudyRelatedSeries = None
+    ds.NumberOfStudyRelatedInstances = None
+    return ds
+
+
+def _count(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _find(assoc, identifier: Dataset) -> tuple[int, int, int] | None:
+    """(matches, series, instances) summed over the matches; None when the query failed."""
+    matches = series = instances = 0
+    for status, answer in assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind):
+        if "Status" not in status:
+            return None
+        code = int(status.Status)
+        if code in (0xFF00, 0xFF01) and answer is not None:
+            matches += 1
+            series += _count(answer.get("NumberOfStudyRelatedSeries"))
+            instances += _count(answer.get("NumberOfStudyRelatedInstances"))
+        elif code != 0x0000:
+            logger.warning("C-FIND for study availability failed: 0x%04X", code)
+            return None
+    return matches, series, instances
+
+
+def check_destination(destination: PacsDestination, steps: list[ScheduledProcedureStep]) -> int:
+    """Query one PACS about ``steps``; returns how many were found there."""
+    from mpps.forwarding.sender import _associate
+
+    ae = AE(ae_title=destination.calling_ae_title or settings.RIS_AE_TITLE)
+    ae.add_requested_context(
+        StudyRootQueryRetrieveInformationModelFind,
+        [ExplicitVRLittleEndian, ImplicitVRLittleEndian],
+    )
+    try:
+        assoc = _associate(destination, ae)
+    except RetryLater as exc:
+        logger.info("study availability: %s", exc)
+        return 0
+    found = 0
+    try:
+        for step in steps:
+            procedure = step.requested_procedure
+            result = _find(assoc, _identifier(study_uid=procedure.study_instance_uid))
+            if result is not None and result[0] == 0 and procedure.order.accession_number:
+                result = _find(assoc, _identifier(accession=procedure.order.accession_number))
+            if result is None:
+                break
+            matches, series, instances = result
+            if matches:
+                services.record_availability(
+                    step=step, destination=destination.name, series=series, instances=instances
+                )
+                found += 1
+            else:
+                services.record_not_found(step=step)
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return found
+
+
+def check_studies() -> None:
+    """The scheduler job."""
+    destinations = list(PacsDestination.objects.filter(active=True, query_availability=True))
+    if not destinations:
+        return
+    steps = steps_to_check()
+    for destination in destinations:
+        if not steps:
+            return
+        check_destination(destination, steps)

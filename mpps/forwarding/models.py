@@ -1,0 +1,184 @@
+"""PACS destinations, the gateway's spool and delivery records, storage commitment, availability.
+
+A received instance is one ``SpooledInstance`` (its file in the spool) with one ``InstanceDelivery``
+per destination that takes images. A delivery goes PENDING -> SENT (the PACS answered C-STORE
+Success) -> COMMITTED (the PACS took responsibility in a storage commitment report) or STORED
+(destination without storage commitment). The spool file is deleted only when every delivery of
+the instance is final and the retention time has passed; the rows stay (counts, audit).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from worklist.models import ScheduledProcedureStep
+
+
+class PacsDestination(models.Model):
+    """A PACS (or any archive) that ris forwards MPPS and/or images to and queries for studies."""
+
+    name = models.CharField(max_length=64, unique=True)
+    ae_title = models.CharField(_("AE title"), max_length=16)
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField()
+    #: Calling AE title ris uses towards this PACS (empty: RIS_AE_TITLE). The PACS sends its
+    #: storage commitment reports to the AE it knows under this title.
+    calling_ae_title = models.CharField(max_length=16, blank=True)
+    send_mpps = models.BooleanField(_("forward MPPS"), default=True)
+    send_images = models.BooleanField(_("forward images"), default=True)
+    storage_commitment = models.BooleanField(
+        default=True, help_text=_("Ask for storage commitment; spool files wait for it.")
+    )
+    query_availability = models.BooleanField(
+        default=True, help_text=_("Ask this PACS (C-FIND) which studies of ris it holds.")
+    )
+    use_tls = models.BooleanField(_("TLS"), default=False)
+    timeout_seconds = models.PositiveIntegerField(default=30)
+    #: Seconds to keep the association open after N-ACTION for a report on the same association
+    #: (PS3.4 J.3.3); 0 when the PACS always reports on a new association (Orthanc does).
+    commitment_wait_seconds = models.PositiveIntegerField(default=0)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("PACS destination")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.ae_title}@{self.host}:{self.port})"
+
+
+class SpooledInstance(models.Model):
+    """One composite instance received by the storage gateway."""
+
+    sop_instance_uid = models.CharField(max_length=64, unique=True)
+    sop_class_uid = models.CharField(max_length=64)
+    transfer_syntax_uid = models.CharField(max_length=64)
+    study_instance_uid = models.CharField(max_length=64, db_index=True)
+    series_instance_uid = models.CharField(max_length=64)
+    #: Relative to the spool directory; empty once the file was purged.
+    path = models.CharField(max_length=255, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    calling_ae_title = models.CharField(max_length=16, blank=True)
+    step = models.ForeignKey(
+        ScheduledProcedureStep,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="gateway_instances",
+    )
+    #: False: no order matched; forwarded unchanged and listed for staff.
+    matched = models.BooleanField(default=False)
+    match_note = models.CharField(max_length=200, blank=True)
+    #: Attributes changed to the order's: {"PatientID": ["old", "new"], ...}
+    coerced = models.JSONField(default=dict, blank=True)
+    received_count = models.PositiveIntegerField(default=1)
+    received_at = models.DateTimeField(default=timezone.now)
+    purged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            models.Index(fields=["matched", "received_at"], name="fwd_instance_matched_idx"),
+            models.Index(fields=["purged_at"], name="fwd_instance_purged_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.sop_instance_uid
+
+
+class CommitmentRequest(models.Model):
+    """One Storage Commitment N-ACTION (a Transaction UID) sent to a PACS."""
+
+    class State(models.TextChoices):
+        REQUESTED = "REQUESTED", _("waiting for the report")
+        SUCCESS = "SUCCESS", _("all committed")
+        PARTIAL = "PARTIAL", _("some failed (re-sent)")
+        EXPIRED = "EXPIRED", _("no report in time (asked again)")
+
+    transaction_uid = models.CharField(max_length=64, unique=True)
+    destination = models.ForeignKey(PacsDestination, on_delete=models.CASCADE)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.REQUESTED)
+    instance_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    requested_at = models.DateTimeField(default=timezone.now)
+    reported_at = models.DateTimeField(null=True, blank=True)
+    #: How the report came: "same association" or "new association from <AE>".
+    report_via = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["state", "requested_at"], name="fwd_commit_state_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.transaction_uid} {self.state}"
+
+
+class InstanceDelivery(models.Model):
+    """The delivery of one spooled instance to one destination."""
+
+    class State(models.TextChoices):
+        PENDING = "PENDING", _("to send")
+        SENT = "SENT", _("stored, waiting for commitment")
+        COMMITTED = "COMMITTED", _("committed by the PACS")
+        STORED = "STORED", _("stored (no commitment asked)")
+        FAILED = "FAILED", _("refused by the PACS")
+
+    instance = models.ForeignKey(
+        SpooledInstance, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    destination = models.ForeignKey(PacsDestination, on_delete=models.CASCADE)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    #: Study the delivery belongs to (copied: the store job selects by destination and study).
+    study_instance_uid = models.CharField(max_length=64)
+    commitment = models.ForeignKey(
+        CommitmentRequest, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    store_count = models.PositiveIntegerField(default=0)
+    last_status = models.CharField(max_length=120, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    committed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "destination"], name="uniq_fwd_delivery")
+        ]
+        indexes = [
+            models.Index(
+                fields=["destination", "study_instance_uid", "state"], name="fwd_delivery_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instance_id} -> {self.destination_id} {self.state}"
+
+
+FINAL_DELIVERY_STATES = frozenset({InstanceDelivery.State.COMMITTED, InstanceDelivery.State.STORED})
+
+
+class StepImages(models.Model):
+    """What ris knows of a step's images: received by the gateway, and found at the PACS."""
+
+    step = models.OneToOneField(
+        ScheduledProcedureStep, on_delete=models.CASCADE, related_name="images"
+    )
+    received_series = models.PositiveIntegerField(default=0)
+    received_instances = models.PositiveIntegerField(default=0)
+    last_received_at = models.DateTimeField(null=True, blank=True)
+    #: "Images at PACS": the study was found there (C-FIND), with its counts.
+    pacs_destination = models.CharField(max_length=64, blank=True)
+    pacs_series = models.PositiveIntegerField(null=True, blank=True)
+    pacs_instances = models.PositiveIntegerField(null=True, blank=True)
+    pacs_confirmed_at = models.DateTimeField(null=True, blank=True)
+    pacs_checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = _("step images")
+
+    def __str__(self) -> str:
+        return f"{self.step_id}: {self.received_instances} received, {self.pacs_instances} at PACS"
+
+    @property
+    def at_pacs(self) -> bool:
+        return self.pacs_confirmed_at is not None

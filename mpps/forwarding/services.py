@@ -1,0 +1,479 @@
+"""Forwarding writes: receiving a gateway instance, queueing relays, commitment reports, purging.
+
+The DIMSE adapters (``scp``), the queue senders (``sender``) and the periodic jobs call these; no
+other module changes forwarding rows. Status changes of steps never happen here: forwarding only
+records what reached the PACS.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+import re
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+from pydicom import Dataset, dcmwrite
+from pydicom.dataset import FileMetaDataset
+
+from mpps.forwarding import coercion, spool
+from mpps.forwarding.models import (
+    FINAL_DELIVERY_STATES,
+    CommitmentRequest,
+    InstanceDelivery,
+    PacsDestination,
+    SpooledInstance,
+    StepImages,
+)
+from ris import outbound
+from ris.models import OutboundJob
+from worklist.models import Order, RequestedProcedure, ScheduledProcedureStep, StepStatus
+
+logger = logging.getLogger("forwarding")
+
+MPPS_JOB = "dicom.mpps"
+STORE_JOB = "dicom.store"
+COMMIT_JOB = "dicom.commit"
+
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+
+class InvalidInstance(Exception):
+    """The C-STORE data set cannot be spooled (missing or malformed UIDs)."""
+
+
+class UnknownTransaction(Exception):
+    """A storage commitment report names a Transaction UID ris never sent."""
+
+
+def _valid_uid(value: object) -> bool:
+    text = str(value or "")
+    return 0 < len(text) <= 64 and bool(_UID.match(text))
+
+
+# --- MPPS relay (IHE RAD-7 forward) -----------------------------------------------------------
+
+
+def on_pps_received(sender, pps, operation: str, attributes: dict, **kwargs) -> None:
+    """``mpps.signals.pps_received``: queue the same N-CREATE / N-SET for each MPPS destination.
+
+    Runs inside the MPPS service's transaction. The ordering key per destination and PPS keeps
+    N-CREATE before its N-SETs even when a PACS was down in between.
+    """
+    destinations = PacsDestination.objects.filter(active=True, send_mpps=True)
+    payload = {
+        "operation": operation,
+        "sop_instance_uid": pps.sop_instance_uid,
+        "character_set": pps.character_set,
+        "attributes": attributes,
+    }
+    for destination in destinations:
+        outbound.enqueue(
+            kind=MPPS_JOB,
+            destination=destination.name,
+            payload={**payload, "destination_id": destination.pk},
+            ordering_key=f"pacs:{destination.pk}:pps:{pps.sop_instance_uid}",
+        )
+
+
+# --- the storage gateway ------------------------------------------------------------------------
+
+
+@dataclass
+class Match:
+    step: ScheduledProcedureStep | None
+    note: str = ""
+
+
+def match_step(*, study_instance_uid: str, accession_number: str, modality: str) -> Match:
+    """The scheduled step an instance belongs to: by Study Instance UID (the modality used the
+    worklist), else by Accession Number (typed or scanned at the modality)."""
+    procedures = list(RequestedProcedure.objects.filter(study_instance_uid=study_instance_uid))
+    how = "Study Instance UID"
+    if not procedures and accession_number:
+        order = Order.objects.filter(accession_number=accession_number).first()
+        procedures = list(order.procedures.all().order_by("pk")) if order else []
+        how = "Accession Number"
+    steps = list(
+        ScheduledProcedureStep.objects.filter(requested_procedure__in=procedures)
+        .select_related("requested_procedure__order__patient")
+        .order_by("pk")
+    )
+    if not steps:
+        return Match(None, "no order with this Study Instance UID or Accession Number")
+
+    def rank(step: ScheduledProcedureStep) -> tuple[int, int]:
+        performed = step.status in (StepStatus.STARTED, StepStatus.COMPLETED)
+        return (0 if step.modality == modality else 1, 0 if performed else 1)
+
+    step = sorted(steps, key=rank)[0]
+    note = f"matched by {how}"
+    if step.status == StepStatus.CANCELED:
+        note += f"; step {step.sps_id} is CANCELED"
+    return Match(step, note)
+
+
+@dataclass
+class Received:
+    instance: SpooledInstance
+    coerced: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _encode(ds: Dataset, file_meta: FileMetaDataset) -> bytes:
+    ds.file_meta = file_meta
+    buffer = io.BytesIO()
+    dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def receive_instance(
+    *,
+    dataset: Dataset,
+    file_meta: FileMetaDataset,
+    calling_ae_title: str,
+    raw: bytes | None = None,
+) -> Received:
+    """Spool one C-STORE instance durably, coerced to its order, and queue it for each PACS.
+
+    Returns once the file is fsynced and the rows committed, so the caller may answer Success.
+    ``raw`` (the instance as received, with file meta) is written as is when nothing changes.
+    """
+    sop_uid = str(dataset.get("SOPInstanceUID", ""))
+    sop_class = str(dataset.get("SOPClassUID", ""))
+    study_uid = str(dataset.get("StudyInstanceUID", ""))
+    series_uid = str(dataset.get("SeriesInstanceUID", ""))
+    for label, value in (
+        ("SOP Instance UID", sop_uid),
+        ("SOP Class UID", sop_class),
+        ("Study Instance UID", study_uid),
+        ("Series Instance UID", series_uid),
+    ):
+        if not _valid_uid(value):
+            raise InvalidInstance(f"{label} is missing or not a valid UID: {value[:64]!r}")
+    match = match_step(
+        study_instance_uid=study_uid,
+        accession_number=str(dataset.get("AccessionNumber", "") or ""),
+        modality=str(dataset.get("Modality", "") or ""),
+    )
+    changes: dict[str, list[str]] = {}
+    if match.step is not None:
+        changes = coercion.coerce(
+            dataset, match.step, modifying_system=settings.RIS_AE_TITLE, source=calling_ae_title
+        )
+    else:
+        logger.warning(
+            "gateway: instance %s from %s matches no order; forwarded unchanged",
+            sop_uid,
+            calling_ae_title,
+        )
+    data = raw if (raw is not None and not changes) else _encode(dataset, file_meta)
+    relative = spool.relative_path(sop_uid)
+    size = spool.write(relative, data)
+    instance = _record(
+        sop_uid=sop_uid,
+        sop_class=sop_class,
+        transfer_syntax=str(file_meta.TransferSyntaxUID),
+        study_uid=study_uid,
+        series_uid=series_uid,
+        relative=relative,
+        size=size,
+        calling_ae_title=calling_ae_title,
+        match=match,
+        changes=changes,
+    )
+    return Received(instance, changes)
+
+
+@transaction.atomic
+def _record(
+    *,
+    sop_uid: str,
+    sop_class: str,
+    transfer_syntax: str,
+    study_uid: str,
+    series_uid: str,
+    relative: str,
+    size: int,
+    calling_ae_title: str,
+    match: Match,
+    changes: dict,
+) -> SpooledInstance:
+    now = timezone.now()
+    fields = {
+        "sop_class_uid": sop_class,
+        "transfer_syntax_uid": transfer_syntax,
+        "study_instance_uid": study_uid,
+        "series_instance_uid": series_uid,
+        "path": relative,
+        "size": size,
+        "calling_ae_title": calling_ae_title[:16],
+        "step": match.step,
+        "matched": match.step is not None,
+        "match_note": match.note[:200],
+        "coerced": changes,
+        "received_at": now,
+        "purged_at": None,
+    }
+    instance = SpooledInstance.objects.select_for_update().filter(sop_instance_uid=sop_uid).first()
+    if instance is None:
+        instance = SpooledInstance.objects.create(sop_instance_uid=sop_uid, **fields)
+    else:
+        # A modality re-sending an instance (it never got our Success, or it was corrected):
+        # the new file replaces the old one and is delivered again.
+        previous_step_id = instance.step_id
+        previous_path = instance.path
+        for name, value in fields.items():
+            setattr(instance, name, value)
+        instance.received_count += 1
+        instance.save()
+        if previous_step_id and previous_step_id != instance.step_id:
+            _count_received(previous_step_id)
+        if previous_path and previous_path != relative:
+            transaction.on_commit(lambda: spool.remove(previous_path))
+    destinations = list(PacsDestination.objects.filter(active=True, send_images=True))
+    for destination in destinations:
+        delivery, created = InstanceDelivery.objects.get_or_create(
+            instance=instance,
+            destination=destination,
+            defaults={"study_instance_uid": study_uid},
+        )
+        if not created:
+            InstanceDelivery.objects.filter(pk=delivery.pk).update(
+                state=InstanceDelivery.State.PENDING,
+                study_instance_uid=study_uid,
+                commitment=None,
+                committed_at=None,
+            )
+        ensure_store_job(destination, study_uid)
+    if instance.step_id:
+        _count_received(instance.step_id, at=now)
+    return instance
+
+
+def _count_received(step_id: int, at: dt.datetime | None = None) -> None:
+    counts = SpooledInstance.objects.filter(step_id=step_id).aggregate(
+        instances=Count("id"), series=Count("series_instance_uid", distinct=True)
+    )
+    images, _ = StepImages.objects.get_or_create(step_id=step_id)
+    images.received_instances = counts["instances"]
+    images.received_series = counts["series"]
+    if at is not None:
+        images.last_received_at = at
+    images.save()
+
+
+def store_job_key(destination: PacsDestination, study_uid: str) -> str:
+    return f"pacs:{destination.pk}:study:{study_uid}"
+
+
+def ensure_store_job(destination: PacsDestination, study_uid: str) -> None:
+    """Queue a ``dicom.store`` job for the study unless one is still waiting to start.
+
+    One job sends every pending instance of the study over one association, so a 500-image CT is
+    a handful of jobs, not 500. A job already running may miss instances committed after its last
+    look: the next job (same ordering key, so strictly after it) picks them up.
+    """
+    key = store_job_key(destination, study_uid)
+    waiting = OutboundJob.objects.filter(
+        kind=STORE_JOB, ordering_key=key, state=OutboundJob.State.PENDING
+    ).exists()
+    if not waiting:
+        outbound.enqueue(
+            kind=STORE_JOB,
+            destination=destination.name,
+            payload={"destination_id": destination.pk, "study_instance_uid": study_uid},
+            ordering_key=key,
+        )
+
+
+# --- storage commitment -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def commitment_requested(
+    *, destination: PacsDestination, delivery_ids: list[int], transaction_uid: str
+) -> CommitmentRequest:
+    """Record a Transaction UID before its N-ACTION goes out, so a fast report finds it."""
+    request = CommitmentRequest.objects.create(
+        transaction_uid=transaction_uid,
+        destination=destination,
+        instance_count=len(delivery_ids),
+    )
+    InstanceDelivery.objects.filter(pk__in=delivery_ids).update(commitment=request)
+    return request
+
+
+@transaction.atomic
+def commitment_reported(
+    *,
+    transaction_uid: str,
+    committed: list[str],
+    failed: list[tuple[str, int]],
+    via: str,
+) -> CommitmentRequest:
+    """Apply a Storage Commitment N-EVENT-REPORT (PS3.4 J.3.3): committed instances are final
+    (their spool files may go), failed ones are sent again."""
+    request = (
+        CommitmentRequest.objects.select_for_update()
+        .filter(transaction_uid=transaction_uid)
+        .select_related("destination")
+        .first()
+    )
+    if request is None:
+        raise UnknownTransaction(f"unknown Transaction UID {transaction_uid[:64]}")
+    now = timezone.now()
+    deliveries = InstanceDelivery.objects.filter(
+        destination=request.destination, state=InstanceDelivery.State.SENT
+    )
+    done = deliveries.filter(instance__sop_instance_uid__in=committed).update(
+        state=InstanceDelivery.State.COMMITTED, committed_at=now
+    )
+    failed_reasons = dict(failed)
+    refused = list(
+        deliveries.filter(instance__sop_instance_uid__in=list(failed_reasons)).select_related(
+            "instance"
+        )
+    )
+    for delivery in refused:
+        reason = failed_reasons.get(delivery.instance.sop_instance_uid, 0)
+        delivery.state = InstanceDelivery.State.PENDING
+        delivery.commitment = None
+        delivery.last_status = f"commitment failed 0x{reason:04X}"
+        delivery.save(update_fields=["state", "commitment", "last_status"])
+    for study_uid in {d.study_instance_uid for d in refused}:
+        ensure_store_job(request.destination, study_uid)
+    request.state = CommitmentRequest.State.PARTIAL if failed else CommitmentRequest.State.SUCCESS
+    request.failed_count = len(failed)
+    request.reported_at = now
+    request.report_via = via[:100]
+    request.save()
+    logger.info(
+        "storage commitment %s from %s: %d committed, %d failed",
+        transaction_uid,
+        request.destination.name,
+        done,
+        len(failed),
+    )
+    if settings.RIS_FORWARD_SPOOL_RETENTION_HOURS == 0:
+        transaction.on_commit(purge_spool)
+    return request
+
+
+def expire_commitments() -> int:
+    """Ask again for commitments that got no report in time (the PACS lost or never sent it)."""
+    limit = timezone.now() - dt.timedelta(seconds=settings.RIS_FORWARD_COMMIT_TIMEOUT_SECONDS)
+    expired = 0
+    for request in CommitmentRequest.objects.filter(
+        state=CommitmentRequest.State.REQUESTED, requested_at__lt=limit
+    ):
+        with transaction.atomic():
+            changed = CommitmentRequest.objects.filter(
+                pk=request.pk, state=CommitmentRequest.State.REQUESTED
+            ).update(state=CommitmentRequest.State.EXPIRED)
+            if changed:
+                expired += 1
+                queue_commitment(request)
+    return expired
+
+
+def queue_commitment(request: CommitmentRequest) -> None:
+    """Queue a new N-ACTION for the still uncommitted instances of ``request``."""
+    outbound.enqueue(
+        kind=COMMIT_JOB,
+        destination=request.destination.name,
+        payload={"destination_id": request.destination_id, "commitment_id": request.pk},
+        ordering_key=f"pacs:{request.destination_id}:commit:{request.pk}",
+    )
+
+
+# --- spool upkeep ----------------------------------------------------------------------------
+
+
+def purge_spool() -> int:
+    """Delete spool files of instances every destination has committed (or stored, without
+    commitment) longer ago than the retention; keep the rows. Returns the number deleted."""
+    retention = dt.timedelta(hours=settings.RIS_FORWARD_SPOOL_RETENTION_HOURS)
+    limit = timezone.now() - retention
+    final = list(FINAL_DELIVERY_STATES)
+    candidates = (
+        SpooledInstance.objects.filter(purged_at__isnull=True)
+        .exclude(path="")
+        .annotate(
+            total=Count("deliveries"),
+            final=Count("deliveries", filter=Q(deliveries__state__in=final)),
+            last=Max("deliveries__committed_at"),
+            last_sent=Max("deliveries__sent_at"),
+        )
+        .filter(total__gt=0)
+    )
+    purged = 0
+    for instance in candidates.iterator():
+        if instance.final != instance.total:
+            continue
+        finished = instance.last or instance.last_sent
+        if retention and finished and finished > limit:
+            continue
+        with transaction.atomic():
+            # Received again since the query (new path, deliveries pending): not purgeable.
+            changed = SpooledInstance.objects.filter(
+                pk=instance.pk, purged_at__isnull=True, path=instance.path
+            ).update(purged_at=timezone.now(), path="")
+        if changed:
+            spool.remove(instance.path)
+            purged += 1
+    return purged
+
+
+def requeue_orphans() -> int:
+    """Queue a store job for pending deliveries that have none (a job that raced the last
+    instance of its study, or a destination re-activated). Returns the number queued."""
+    queued = 0
+    pending = (
+        InstanceDelivery.objects.filter(state=InstanceDelivery.State.PENDING)
+        .values_list("destination_id", "study_instance_uid")
+        .distinct()
+    )
+    destinations = {d.pk: d for d in PacsDestination.objects.filter(active=True)}
+    for destination_id, study_uid in pending:
+        destination = destinations.get(destination_id)
+        if destination is None:
+            continue
+        key = store_job_key(destination, study_uid)
+        if not OutboundJob.objects.filter(
+            kind=STORE_JOB,
+            ordering_key=key,
+            state__in=[OutboundJob.State.PENDING, OutboundJob.State.IN_PROGRESS],
+        ).exists():
+            with transaction.atomic():
+                ensure_store_job(destination, study_uid)
+            queued += 1
+    return queued
+
+
+# --- study availability -----------------------------------------------------------------------
+
+
+def record_availability(
+    *, step: ScheduledProcedureStep, destination: str, series: int | None, instances: int | None
+) -> StepImages:
+    """The PACS holds the step's study (``series``/``instances`` as it counted them)."""
+    now = timezone.now()
+    images, _ = StepImages.objects.get_or_create(step=step)
+    images.pacs_destination = destination[:64]
+    images.pacs_series = series
+    images.pacs_instances = instances
+    images.pacs_checked_at = now
+    if images.pacs_confirmed_at is None:
+        images.pacs_confirmed_at = now
+    images.save()
+    return images
+
+
+def record_not_found(*, step: ScheduledProcedureStep) -> None:
+    images, _ = StepImages.objects.get_or_create(step=step)
+    images.pacs_checked_at = timezone.now()
+    images.save(update_fields=["pacs_checked_at"])

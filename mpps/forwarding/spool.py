@@ -1,0 +1,78 @@
+"""The gateway's spool: one file per received instance, written so that a crash never leaves half.
+
+A file is written to a temporary name in its final directory, fsynced, renamed over the final
+name and the directory fsynced: after ``write`` returns, the instance survives a power cut, so the
+C-STORE Success that follows is a promise ris can keep (the modality may delete its copy).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+
+
+def root() -> Path:
+    return Path(settings.RIS_FORWARD_SPOOL_DIR)
+
+
+def relative_path(sop_instance_uid: str) -> str:
+    """``ab/<uid>.<token>.dcm``: 256 fan-out directories keep each one small on a busy gateway.
+
+    Each reception gets a file of its own (the token): an instance sent again while its previous
+    copy is being forwarded or purged never has its new file deleted or half-sent.
+    """
+    bucket = hashlib.sha1(sop_instance_uid.encode()).hexdigest()[:2]
+    return f"{bucket}/{sop_instance_uid}.{uuid.uuid4().hex[:12]}.dcm"
+
+
+def absolute(relative: str) -> Path:
+    return root() / relative
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write(relative: str, data: bytes) -> int:
+    """Write ``data`` atomically and durably at ``relative``; returns its size."""
+    final = absolute(relative)
+    directory = final.parent
+    if not directory.is_dir():
+        directory.mkdir(parents=True, exist_ok=True)
+        _fsync_dir(directory.parent)
+    tmp = directory / f".{final.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, final)
+    _fsync_dir(directory)
+    return len(data)
+
+
+def remove(relative: str) -> None:
+    try:
+        absolute(relative).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def files() -> list[Path]:
+    """Every instance file in the spool (for operators and tests)."""
+    if not root().is_dir():
+        return []
+    return sorted(p for p in root().glob("*/*.dcm"))

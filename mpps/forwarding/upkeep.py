@@ -1,0 +1,28 @@
+"""The forwarder's periodic upkeep (``forwarding_upkeep`` in RIS_SCHEDULER_JOBS).
+
+- delete spool files whose instances every PACS committed, once the retention has passed;
+- ask again for storage commitments whose report never came (RIS_FORWARD_COMMIT_TIMEOUT_SECONDS);
+- queue a store job for pending deliveries that have none.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mpps.forwarding import services
+
+logger = logging.getLogger("forwarding.upkeep")
+
+
+def run() -> None:
+    purged = services.purge_spool()
+    expired = services.expire_commitments()
+    queued = services.requeue_orphans()
+    if purged or expired or queued:
+        logger.info(
+            "forwarding upkeep: %d spool files deleted, %d commitments asked again, "
+            "%d store jobs queued",
+            purged,
+            expired,
+            queued,
+        )

@@ -1,0 +1,647 @@
+"""HL7 v2 message -> worklist service calls: the one place where HL7 fields gain a meaning.
+
+IHE RAD-TF-2 RAD-1/RAD-12 (ADT) and RAD-2/RAD-13 (ORM^O01 v2.3.x, OMG^O19 v2.5.x), as tabled in
+shared/reference/hl7-mapping.md. Every write goes through ``worklist.services`` (and so through
+the state machine and the audit trail); this module only reads fields and decides which service
+to call. Where hospitals differ (which PID-3 repetition is the patient ID, where the start time
+is) a setting decides, not code.
+
+HL7 "no change" semantics: an empty field leaves the stored value alone; ``""`` (two double
+quotes) clears it (v2.5 2.5.3).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import re
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.utils import timezone
+
+from ris.hl7.er7 import Message, Segment
+from worklist import services
+from worklist.audit import Actor
+from worklist.errors import DomainError, NotFound, UnknownProcedure
+from worklist.models import (
+    Order,
+    Patient,
+    Priority,
+    ProcedureOrderCode,
+    ProcedureType,
+    ScheduledProcedureStep,
+    StepStatus,
+)
+from worklist.pn import PersonName
+
+SUPPORTED_VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1")
+ADT_EVENTS = {"A01", "A03", "A04", "A05", "A08", "A11", "A31", "A40"}
+ORDER_TYPES = {("ORM", "O01"), ("OMG", "O19")}
+
+#: TQ .6 / TQ1-9 priority -> Requested Procedure Priority (IHE RAD-TF-2 Appendix B)
+PRIORITIES = {
+    "S": Priority.STAT,
+    "A": Priority.HIGH,
+    "R": Priority.ROUTINE,
+    "P": Priority.HIGH,
+    "C": Priority.HIGH,
+    "T": Priority.MEDIUM,
+}
+#: PID-8 administrative sex -> Patient's Sex (0010,0040)
+SEXES = {"M": "M", "F": "F", "O": "O", "A": "O", "U": "", "N": ""}
+#: OBX-3 codes (LOINC) of body weight and height
+WEIGHT_CODES = {"3141-9", "29463-7", "WEIGHT"}
+HEIGHT_CODES = {"8302-2", "3137-7", "HEIGHT"}
+#: Steps that an XO may move to a new time.
+_MOVABLE = (StepStatus.UNSCHEDULED, StepStatus.SCHEDULED, StepStatus.ARRIVED, StepStatus.READY)
+
+_TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?$")
+
+
+class HL7Error(Exception):
+    """A message ris understood but cannot apply (AE), or will not process (AR).
+
+    ``code`` is an HL7 table 0357 error condition; the text is written for the HIS engineer.
+    """
+
+    def __init__(self, text: str, code: str = "207", ack: str = "AE") -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code
+        self.ack = ack
+
+
+@dataclass
+class Outcome:
+    """What a message changed: the message store links to these."""
+
+    patient: Patient | None = None
+    orders: list[Order] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def links(self) -> list[dict]:
+        links = []
+        if self.patient is not None:
+            links.append({"type": "patient", "id": self.patient.pk, "key": self.patient.patient_id})
+        for order in self.orders:
+            links.append({"type": "order", "id": order.pk, "key": order.accession_number})
+        return links
+
+
+def check_supported(message: Message) -> None:
+    """Raise an AR-level ``HL7Error`` for versions and types ris does not process."""
+    version = message.version
+    if version not in SUPPORTED_VERSIONS:
+        raise HL7Error(
+            f"HL7 version {version!r} (MSH-12) is not supported; use one of "
+            f"{', '.join(SUPPORTED_VERSIONS)}",
+            "203",
+            "AR",
+        )
+    kind, event, _ = message.message_type
+    if kind == "ADT":
+        if event not in ADT_EVENTS:
+            raise HL7Error(
+                f"ADT event {event!r} is not processed by ris (supported: "
+                f"{', '.join(sorted(ADT_EVENTS))})",
+                "201",
+                "AR",
+            )
+        return
+    if (kind, event) not in ORDER_TYPES:
+        raise HL7Error(
+            f"message type {kind}^{event} (MSH-9) is not supported: ris takes ADT, ORM^O01 and "
+            "OMG^O19",
+            "200",
+            "AR",
+        )
+
+
+def apply(message: Message, *, actor: Actor) -> Outcome:
+    """Apply a supported message through the services; raise HL7Error or DomainError to refuse.
+
+    The caller holds the transaction: on an exception nothing of the message is kept.
+    """
+    kind, event, _ = message.message_type
+    if kind == "ADT":
+        if event in ("A01", "A04", "A05", "A08", "A31"):
+            return _adt_register(message, actor)
+        if event == "A40":
+            return _adt_merge(message, actor)
+        return _adt_visit_event(message, event, actor)
+    return _order_message(message, actor)
+
+
+# --- values -----------------------------------------------------------------------------------
+
+
+def _value(segment: Segment | None, n: int, component: int = 1, sub: int = 1) -> str | None:
+    """A field for an update: None when empty (no change), "" when sent as "" (clear it)."""
+    if segment is None:
+        return None
+    value = segment.get(n, component, sub)
+    if value == "":
+        return None
+    if value == '""':
+        return ""
+    return value
+
+
+def parse_ts(value: str, where: str) -> dt.datetime | None:
+    """An HL7 TS/DTM (``YYYYMMDD[HHMM[SS[.S]]][+ZZZZ]``) as an aware datetime.
+
+    Without an offset the time is in the department's zone (TIME_ZONE): that is what HIS feeds
+    send. Precision below minutes is kept; a date alone means midnight.
+    """
+    value = value.strip()
+    if not value or value == '""':
+        return None
+    match = _TS.match(value)
+    if not match or match.group(2) is None or match.group(3) is None:
+        raise HL7Error(f"{where} {value!r} is not an HL7 date/time (YYYYMMDDHHMM[SS])", "102")
+    year, month, day, hour, minute, second, offset = match.groups()
+    try:
+        naive = dt.datetime(
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0)
+        )
+    except ValueError as exc:
+        raise HL7Error(f"{where} {value!r} is not a valid date/time: {exc}", "102") from None
+    if offset:
+        sign = 1 if offset[0] == "+" else -1
+        delta = dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5]))
+        return naive.replace(tzinfo=dt.timezone(sign * delta))
+    return timezone.make_aware(naive)
+
+
+def _date(value: str | None, where: str) -> dt.date | None | str:
+    if value is None:
+        return None
+    if value == "":
+        return ""
+    if len(value) < 8:  # a year or year-month only: not a date the worklist can carry
+        return None
+    stamp = parse_ts(value[:8], where)
+    return stamp.date() if stamp else None
+
+
+def _xcn_name(segment: Segment | None, n: int) -> str:
+    """An XCN (id^family^given^middle^suffix^prefix) as a DICOM PN family^given^middle^prefix."""
+    if segment is None:
+        return ""
+    c = [_pn_part(x) for x in segment.components(n)] + [""] * 7
+    return "^".join([c[1], c[2], c[3], c[5], c[4]]).rstrip("^")[:200]
+
+
+def _pn_part(text: str) -> str:
+    """A name component as DICOM PN text: an escaped ^ or = (\\S\\) must not split the name."""
+    return text.replace("^", " ").replace("=", " ").replace("\\", " ").strip()
+
+
+def _ce_text(segment: Segment | None, n: int) -> str:
+    """A CE's text (component 2), else its code: what a person should read."""
+    if segment is None:
+        return ""
+    return segment.get(n, 2) or segment.get(n, 1)
+
+
+# --- patients ---------------------------------------------------------------------------------
+
+
+def _patient_identifier(pid: Segment) -> tuple[str, str, list[dict]]:
+    """(patient ID, issuer, other IDs) from PID-3's repetitions (PID-2 if PID-3 is empty)."""
+    ids = []
+    for rep in range(len(pid.repetitions(3))):
+        value = pid.get(3, 1, rep=rep)
+        if value:
+            ids.append(
+                {"id": value, "issuer": pid.get(3, 4, rep=rep), "type": pid.get(3, 5, rep=rep)}
+            )
+    if not ids and pid.get(2):
+        ids.append({"id": pid.get(2), "issuer": pid.get(2, 4), "type": pid.get(2, 5)})
+    if not ids:
+        raise HL7Error("PID-3 (patient identifier list) is empty", "101")
+    chosen = next(
+        (i for i in ids if i["issuer"] and i["issuer"] in settings.RIS_HL7_PATIENT_ID_AUTHORITIES),
+        None,
+    ) or next((i for i in ids if i["type"] in settings.RIS_HL7_PATIENT_ID_TYPES), ids[0])
+    others = [i for i in ids if i is not chosen]
+    issuer = chosen["issuer"] or settings.RIS_HL7_DEFAULT_ISSUER
+    if len(chosen["id"]) > 64:
+        raise HL7Error(f"PID-3 patient ID {chosen['id'][:70]!r} is longer than 64", "102")
+    return chosen["id"], issuer, others
+
+
+def _person_name(pid: Segment) -> PersonName | None:
+    """PID-5 repetitions -> PN groups by XPN.8 (A alphabetic, I ideographic, P phonetic).
+
+    HL7 XPN is family^given^middle^suffix^prefix; DICOM PN puts prefix before suffix.
+    """
+    groups = {"A": "", "I": "", "P": ""}
+    reps = pid.repetitions(5)
+    if not reps:
+        return None
+    if reps == ['""']:
+        return PersonName()
+    for rep in range(len(reps)):
+        c = [_pn_part(x) for x in pid.components(5, rep)] + [""] * 8
+        text = "^".join([c[0], c[1], c[2], c[4], c[3]]).rstrip("^")
+        representation = c[7].upper() if c[7].upper() in groups else "A"
+        if text and not groups[representation]:
+            groups[representation] = text
+    return PersonName(groups["A"], groups["I"], groups["P"])
+
+
+def _demographics(message: Message, pid: Segment, others: list[dict]) -> dict:
+    data: dict = {}
+    birth = _date(_value(pid, 7), "PID-7")
+    if birth is not None:
+        data["birth_date"] = birth or None
+    sex = _value(pid, 8)
+    if sex is not None:
+        if sex.upper() not in SEXES:
+            raise HL7Error(f"PID-8 sex {sex!r} is not in HL7 table 0001 (M F O U A N)", "103")
+        data["sex"] = SEXES[sex.upper()]
+    if others:
+        data["other_ids"] = others
+    for obx in message.all("OBX"):
+        code = obx.get(3, 1).upper()
+        raw = obx.get(5).replace(",", ".")
+        if not raw or code not in WEIGHT_CODES | HEIGHT_CODES:
+            continue
+        try:
+            number = decimal.Decimal(raw)
+        except decimal.InvalidOperation:
+            raise HL7Error(f"OBX-5 {raw!r} of {code} is not a number", "102") from None
+        unit = obx.get(6, 1).lower()
+        if code in WEIGHT_CODES:
+            data["weight_kg"] = (number * decimal.Decimal("0.45359237") if unit in ("lb", "[lb_av]")
+                                 else number).quantize(decimal.Decimal("0.01"))
+        else:
+            metres = number / 100 if unit in ("cm", "") and number > 3 else number
+            data["size_m"] = metres.quantize(decimal.Decimal("0.01"))
+    allergies = [_ce_text(al1, 3) for al1 in message.all("AL1") if _ce_text(al1, 3)]
+    if allergies:
+        data["allergies"] = "; ".join(allergies)[:64]
+    obr = message.first("OBR")
+    if obr is not None:
+        if obr.get(12):
+            data["patient_state"] = _ce_text(obr, 12)[:64]
+        if obr.get(13):
+            data["medical_alerts"] = obr.get(13)[:64]
+    return data
+
+
+def _resolve_merged(patient: Patient) -> Patient:
+    """Follow A40 merges: orders for a merged-away ID belong to the surviving patient."""
+    seen = set()
+    while patient.merged_into_id is not None and patient.pk not in seen:
+        seen.add(patient.pk)
+        patient = patient.merged_into
+    return patient
+
+
+def _upsert_patient(message: Message, actor: Actor) -> Patient:
+    pid = message.first("PID")
+    if pid is None:
+        raise HL7Error("the message has no PID segment", "100")
+    patient_id, issuer, others = _patient_identifier(pid)
+    name = _person_name(pid)
+    demographics = _demographics(message, pid, others)
+    existing = Patient.objects.filter(patient_id=patient_id, issuer=issuer).first()
+    if existing is None:
+        patient, _ = services.patient_upsert(
+            patient_id=patient_id, issuer=issuer, name=name or PersonName(), actor=actor,
+            **demographics,
+        )
+        return patient
+    existing = _resolve_merged(existing)
+    return services.patient_update(patient=existing, actor=actor, name=name, **demographics)
+
+
+def _visit(message: Message, patient: Patient, actor: Actor, **extra):
+    pv1 = message.first("PV1")
+    if pv1 is None:
+        return None
+    fields: dict = {}
+    for key, value in (
+        ("patient_class", _value(pv1, 2)),
+        ("assigned_location", _location(pv1)),
+        ("referring_physician", _xcn_name(pv1, 8) or None),
+    ):
+        if value is not None:
+            fields[key] = value[:64] if key != "referring_physician" else value
+    admitted = pv1.get(44)
+    if admitted:
+        fields["admitted_at"] = parse_ts(admitted, "PV1-44")
+    discharged = pv1.get(45)
+    if discharged:
+        fields["discharged_at"] = parse_ts(discharged, "PV1-45")
+    fields.update(extra)
+    admission_id = pv1.get(19)[:64]
+    if not admission_id and not fields:
+        return None
+    return services.visit_upsert(patient=patient, admission_id=admission_id, actor=actor, **fields)
+
+
+def _location(pv1: Segment) -> str | None:
+    """PV1-3 (PL: point of care^room^bed^facility...) as one Current Patient Location string."""
+    if not pv1.get(3):
+        return None
+    parts = [p for p in pv1.components(3)[:3] if p]
+    return " ".join(parts)[:64]
+
+
+# --- ADT --------------------------------------------------------------------------------------
+
+
+def _adt_register(message: Message, actor: Actor) -> Outcome:
+    patient = _upsert_patient(message, actor)
+    _visit(message, patient, actor)
+    return Outcome(patient=patient)
+
+
+def _adt_visit_event(message: Message, event: str, actor: Actor) -> Outcome:
+    """A03 discharge: the visit ends (PV1-45, else EVN-2, else now). A11 cancels the admission."""
+    patient = _upsert_patient(message, actor)
+    if event == "A03":
+        pv1, evn = message.first("PV1"), message.first("EVN")
+        when = None
+        if pv1 is not None and pv1.get(45):
+            when = parse_ts(pv1.get(45), "PV1-45")
+        elif evn is not None and evn.get(2):
+            when = parse_ts(evn.get(2), "EVN-2")
+        _visit(message, patient, actor, discharged_at=when or timezone.now())
+    else:
+        _visit(message, patient, actor, admitted_at=None)
+    return Outcome(patient=patient)
+
+
+def _adt_merge(message: Message, actor: Actor) -> Outcome:
+    """A40: MRG-1 (the prior ID) merges into PID-3 (the surviving patient)."""
+    survivor = _upsert_patient(message, actor)
+    merges = message.all("MRG")
+    if not merges:
+        raise HL7Error("A40 without an MRG segment: which patient should be merged?", "100")
+    note = []
+    for mrg in merges:
+        prior_id = mrg.get(1)
+        if not prior_id:
+            raise HL7Error("MRG-1 (prior patient identifier) is empty", "101")
+        issuer = mrg.get(1, 4) or settings.RIS_HL7_DEFAULT_ISSUER
+        prior = Patient.objects.filter(patient_id=prior_id, issuer=issuer).first()
+        if prior is None and not mrg.get(1, 4):
+            prior = Patient.objects.filter(patient_id=prior_id).exclude(pk=survivor.pk).first()
+        if prior is None:
+            # Hospital-wide merges mostly concern patients radiology never saw: nothing to move.
+            note.append(f"prior patient {prior_id!r} is not known to ris: nothing to merge")
+            continue
+        if prior.pk == survivor.pk:
+            note.append(f"prior patient {prior_id!r} is the surviving patient")
+            continue
+        services.patient_merge(source=prior, target=survivor, actor=actor)
+    return Outcome(patient=survivor, note="; ".join(note))
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _OrderGroup:
+    orc: Segment
+    tq1: Segment | None = None
+    obrs: list[Segment] = field(default_factory=list)
+    obr_tq1: dict[int, Segment] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _order_groups(message: Message) -> list[_OrderGroup]:
+    groups: list[_OrderGroup] = []
+    for segment in message.segments[1:]:
+        if segment.name == "ORC":
+            groups.append(_OrderGroup(orc=segment))
+        elif not groups:
+            continue
+        elif segment.name == "TQ1":
+            group = groups[-1]
+            if group.obrs:
+                group.obr_tq1.setdefault(len(group.obrs) - 1, segment)
+            elif group.tq1 is None:
+                group.tq1 = segment
+        elif segment.name == "OBR":
+            groups[-1].obrs.append(segment)
+        elif segment.name == "NTE" and segment.get(3):
+            groups[-1].notes.append(segment.get(3))
+    if not groups:
+        raise HL7Error("the order message has no ORC segment", "100")
+    return groups
+
+
+def _placer(group: _OrderGroup) -> tuple[str, str]:
+    obr = group.obrs[0] if group.obrs else None
+    number = group.orc.get(2) or (obr.get(2) if obr else "")
+    issuer = group.orc.get(2, 2) if group.orc.get(2) else (obr.get(2, 2) if obr else "")
+    return number[:64], issuer[:64]
+
+
+def _filler(group: _OrderGroup) -> str:
+    obr = group.obrs[0] if group.obrs else None
+    return (group.orc.get(3) or (obr.get(3) if obr else ""))[:64]
+
+
+def _start_time(group: _OrderGroup, index: int) -> dt.datetime | None:
+    obr = group.obrs[index]
+    tq1 = group.obr_tq1.get(index) or group.tq1
+    for name in settings.RIS_HL7_START_TIME_FIELDS:
+        name = name.strip().upper()
+        if name == "TQ1-7" and tq1 is not None and tq1.get(7):
+            return parse_ts(tq1.get(7), "TQ1-7")
+        if name == "ORC-7" and group.orc.get(7, 4):
+            return parse_ts(group.orc.get(7, 4), "ORC-7.4")
+        if name == "OBR-27" and obr.get(27, 4):
+            return parse_ts(obr.get(27, 4), "OBR-27.4")
+        if name == "OBR-36" and obr.get(36):
+            return parse_ts(obr.get(36), "OBR-36")
+        if name == "OBR-6" and obr.get(6):
+            return parse_ts(obr.get(6), "OBR-6")
+    return None
+
+
+def _priority(group: _OrderGroup, index: int) -> str:
+    tq1 = group.obr_tq1.get(index) or group.tq1
+    obr = group.obrs[index] if group.obrs else None
+    code = (
+        (tq1.get(9) if tq1 is not None else "")
+        or group.orc.get(7, 6)
+        or (obr.get(27, 6) if obr is not None else "")
+        or (obr.get(5) if obr is not None else "")
+    )
+    return PRIORITIES.get(code.upper()[:1], Priority.ROUTINE) if code else ""
+
+
+def procedure_for(obr: Segment) -> ProcedureType:
+    """OBR-4 -> the catalogue: order code with its coding system, order code alone, code value."""
+    code, text, system = obr.get(4, 1), obr.get(4, 2), obr.get(4, 3)
+    if not code:
+        raise HL7Error("OBR-4 (universal service identifier) is empty", "101")
+    mapped = (
+        ProcedureOrderCode.objects.select_related("procedure_type")
+        .filter(code=code, coding_system__in=[system, ""], procedure_type__active=True)
+        .order_by("-coding_system")
+        .first()
+    )
+    if mapped is not None:
+        return mapped.procedure_type
+    direct = ProcedureType.objects.filter(code_value=code, active=True)
+    ptype = direct.filter(code_scheme=system).first() if system else None
+    ptype = ptype or direct.first()
+    if ptype is None:
+        raise UnknownProcedure(
+            f"OBR-4 procedure code {code!r} ({text or 'no text'}, {system or 'no coding system'}) "
+            "is not in the ris procedure catalogue: add it, then reprocess this message"
+        )
+    return ptype
+
+
+def _find_order(group: _OrderGroup) -> Order:
+    number, issuer = _placer(group)
+    if number:
+        orders = Order.objects.filter(placer_order_number=number)
+        order = orders.filter(placer_issuer=issuer).first()
+        if order is None and orders.count() == 1:
+            order = orders.get()
+        if order is not None:
+            return order
+    filler = _filler(group)
+    if filler:
+        order = (
+            Order.objects.filter(accession_number=filler).first()
+            or Order.objects.filter(filler_order_number=filler).first()
+        )
+        if order is not None:
+            return order
+    raise NotFound(
+        f"placer order {number or '(none)'!r}"
+        + (f" / filler order {filler!r}" if filler else "")
+        + " is not known to ris (was the new order NW received?)"
+    )
+
+
+def _order_message(message: Message, actor: Actor) -> Outcome:
+    groups = _order_groups(message)
+    patient = _upsert_patient(message, actor)
+    outcome = Outcome(patient=patient)
+    visit = None
+    new_orders: dict[tuple[str, str], list[_OrderGroup]] = {}
+    for group in groups:
+        control = group.orc.get(1).upper()
+        if control == "NW":
+            if not group.obrs:
+                raise HL7Error("ORC-1 NW without an OBR segment: what is ordered?", "100")
+            new_orders.setdefault(_placer(group), []).append(group)
+        elif control in ("CA", "DC"):
+            order = _find_order(group)
+            reason = group.orc.get(16, 2) or group.orc.get(16) or f"HL7 {control}"
+            outcome.orders.append(
+                services.order_cancel(
+                    order=order, actor=actor, reason=reason, discontinue=control == "DC"
+                )
+            )
+        elif control == "XO":
+            outcome.orders.append(_change_order(group, actor))
+        elif control == "SC":
+            order = _find_order(group)
+            status = group.orc.get(5).upper()
+            if status in ("CA", "DC"):
+                order = services.order_cancel(
+                    order=order, actor=actor, reason=f"HL7 SC {status}",
+                    discontinue=status == "DC",
+                )
+            else:
+                outcome.note = f"status {status or '(empty)'} of the placer noted, nothing changed"
+            outcome.orders.append(order)
+        else:
+            raise HL7Error(
+                f"ORC-1 order control {control or '(empty)'!r} is not supported "
+                "(NW, CA, DC, XO, SC are)",
+                "207",
+            )
+    for (number, _issuer), order_groups in new_orders.items():
+        if not number:
+            raise HL7Error("ORC-2 / OBR-2 placer order number is required for a new order", "101")
+        if visit is None:
+            visit = _visit(message, patient, actor)
+        outcome.orders.append(_create_order(message, order_groups, patient, visit, actor))
+    return outcome
+
+
+def _create_order(message, groups: list[_OrderGroup], patient, visit, actor) -> Order:
+    first = groups[0]
+    requests = []
+    for group in groups:
+        for index, obr in enumerate(group.obrs):
+            extra = {}
+            if obr.get(30):
+                extra["transport_arrangements"] = obr.get(30)[:64]
+            requests.append(
+                services.ProcedureRequest(
+                    procedure_type=procedure_for(obr),
+                    scheduled_start=_start_time(group, index),
+                    priority=_priority(group, index),
+                    extra=extra,
+                )
+            )
+    obr = first.obrs[0]
+    number, issuer = _placer(first)
+    pv1 = message.first("PV1")
+    notes = [n for g in groups for n in g.notes]
+    return services.order_create(
+        patient=patient,
+        procedures=requests,
+        actor=actor,
+        source=Order.Source.HL7,
+        placer_order_number=number,
+        placer_issuer=issuer,
+        filler_order_number=_filler(first),
+        visit=visit,
+        priority=_priority(first, 0) or Priority.ROUTINE,
+        requesting_physician=_xcn_name(first.orc, 12) or _xcn_name(obr, 16),
+        referring_physician=_xcn_name(pv1, 8),
+        requesting_service=_ce_text(first.orc, 17)[:64],
+        reason=(_ce_text(obr, 31) or obr.get(13))[:64],
+        comments="\n".join(notes),
+    )
+
+
+def _change_order(group: _OrderGroup, actor: Actor) -> Order:
+    """XO: new time (reschedules every step not yet performed), priority, reason, physicians."""
+    order = _find_order(group)
+    changes = {}
+    priority = _priority(group, 0) if group.obrs else ""
+    if priority:
+        changes["priority"] = priority
+    obr = group.obrs[0] if group.obrs else None
+    reason = _ce_text(obr, 31)[:64] if obr is not None else ""
+    if reason:
+        changes["reason"] = reason
+    physician = _xcn_name(group.orc, 12) or (_xcn_name(obr, 16) if obr is not None else "")
+    if physician:
+        changes["requesting_physician"] = physician
+    if changes:
+        order = services.order_update(order=order, actor=actor, **changes)
+    start = _start_time(group, 0) if group.obrs else None
+    if start is not None:
+        steps = ScheduledProcedureStep.objects.filter(requested_procedure__order=order).order_by(
+            "pk"
+        )
+        movable = [s for s in steps if s.status in _MOVABLE]
+        if not movable:
+            raise DomainError(
+                f"order {order.accession_number} has no step left to reschedule "
+                "(all started, completed or cancelled)"
+            )
+        for step in movable:
+            if step.scheduled_start != start:
+                services.step_schedule(step=step, start=start, actor=actor)
+    return order

@@ -1,0 +1,226 @@
+"""Order status to the HIS (IHE RAD-3 Order Status Update): ORM^O01 / OMG^O19 with ORC-1 SC / OC.
+
+``on_order_status_changed`` receives ``worklist.signals.order_status_changed`` inside the
+service's transaction and queues one ``hl7.order_status`` job per active HL7Destination
+(``ris.outbound``): the message commits or rolls back together with the change it reports. The
+payload is a snapshot of the order at that moment, so a message delivered after a retry still
+says what was true when it was queued.
+
+Status changes caused by the HIS itself (its CA/DC/SC) are not echoed back: the HIS already has
+our ACK for them. A cancel decided in ris is ORC-1 OC (ORC-5 CA); any other change is ORC-1 SC
+with ORC-5 SC / IP / CM / DC.
+
+Messages are built with hl7apy: they are few (one per status change), and its typed message
+structures per version (ORM_O01 for v2.3-2.4, OMG_O19 for v2.5) keep segment order and groups
+right. MSH-10 is ``RIS<job id>``: a resend after a lost ACK carries the same control ID, so the
+HIS can drop it as a duplicate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import ssl
+
+from django.utils import timezone
+from hl7apy.core import Message as HL7ApyMessage
+
+from ris import outbound
+from ris.hl7 import charsets, er7
+from ris.hl7.mllp import END, frame
+from ris.models import HL7Destination, OutboundJob
+from worklist.models import AuditEvent, Order, OrderStatus
+
+KIND = "hl7.order_status"
+
+
+def on_order_status_changed(sender, order: Order, previous, actor, reason: str = "", **kwargs):
+    if getattr(actor, "type", "") == AuditEvent.ActorType.HL7:
+        return
+    destinations = list(
+        HL7Destination.objects.filter(active=True, send_order_status=True).values_list(
+            "name", flat=True
+        )
+    )
+    if not destinations:
+        return
+    payload = snapshot(
+        order, previous=str(previous), reason=reason, actor=getattr(actor, "name", "")
+    )
+    for name in destinations:
+        outbound.enqueue(
+            kind=KIND, destination=name, payload=payload, ordering_key=f"{name}:order:{order.pk}"
+        )
+
+
+def snapshot(order: Order, *, previous: str = "", reason: str = "", actor: str = "") -> dict:
+    """The facts the status message carries, as they are now (JSON)."""
+    patient = order.patient
+    status = OrderStatus(order.status)
+    procedures = []
+    for procedure in order.procedures.all().order_by("pk").prefetch_related("steps"):
+        procedures.append(
+            {
+                "code": procedure.code_value,
+                "meaning": procedure.code_meaning,
+                "scheme": procedure.code_scheme,
+                "requested_procedure_id": procedure.requested_procedure_id,
+                "study_instance_uid": procedure.study_instance_uid,
+                "sps_ids": [s.sps_id for s in procedure.steps.all().order_by("pk")],
+                "modality": next((s.modality for s in procedure.steps.all()), ""),
+            }
+        )
+    return {
+        "order_id": order.pk,
+        "order_control": "OC" if status == OrderStatus.CANCELED else "SC",
+        "order_status": status.value,
+        "previous": previous,
+        "reason": reason[:200],
+        "actor": actor[:100],
+        "placer_number": order.placer_order_number,
+        "placer_issuer": order.placer_issuer,
+        "filler_number": order.filler_order_number or order.accession_number,
+        "accession_number": order.accession_number,
+        "changed_at": timezone.localtime().strftime("%Y%m%d%H%M%S"),
+        "patient": {
+            "id": patient.patient_id,
+            "issuer": patient.issuer,
+            "alphabetic": patient.name_alphabetic,
+            "ideographic": patient.name_ideographic,
+            "birth_date": patient.birth_date.strftime("%Y%m%d") if patient.birth_date else "",
+            "sex": patient.sex,
+        },
+        "procedures": procedures,
+    }
+
+
+def _xpn(pn_group: str, representation: str, delims: er7.Delimiters) -> str:
+    """A DICOM PN group (family^given^middle^prefix^suffix) as an HL7 XPN repetition."""
+    c = [er7.escape(part, delims) for part in pn_group.split("^")] + [""] * 5
+    comp = delims.component
+    return comp.join([c[0], c[1], c[2], c[4], c[3], "", "L", representation]).rstrip(comp)
+
+
+def build_message(job: OutboundJob, destination: HL7Destination) -> tuple[str, str]:
+    """(ER7 text, control ID) of the status message of ``job`` for ``destination``."""
+    data = job.payload
+    delims = er7.Delimiters()
+    esc = lambda value: er7.escape(str(value or ""), delims)  # noqa: E731
+    v25 = destination.version >= "2.5"
+    structure = "OMG_O19" if v25 else "ORM_O01"
+    message = HL7ApyMessage(structure, version=destination.version)
+    control_id = f"RIS{job.pk}"
+    msh = message.msh
+    msh.msh_3 = esc(destination.sending_application)
+    msh.msh_4 = esc(destination.sending_facility)
+    msh.msh_5 = esc(destination.receiving_application)
+    msh.msh_6 = esc(destination.receiving_facility)
+    msh.msh_7 = data.get("changed_at") or timezone.localtime().strftime("%Y%m%d%H%M%S")
+    msh.msh_9 = "OMG^O19^OMG_O19" if v25 else "ORM^O01"
+    msh.msh_10 = control_id
+    msh.msh_11 = "P"
+    if destination.charset:
+        msh.msh_18 = charsets.msh18_for(destination.charset)
+    pid_parent = message if v25 else message.add_group("ORM_O01_PATIENT")
+    pid = pid_parent.pid
+    patient = data["patient"]
+    pid.pid_3 = f"{esc(patient['id'])}^^^{esc(patient['issuer'])}".rstrip("^")
+    names = []
+    if patient.get("alphabetic"):
+        names.append(_xpn(patient["alphabetic"], "A", delims))
+    if patient.get("ideographic"):
+        names.append(_xpn(patient["ideographic"], "I", delims))
+    for name in names:  # one repetition each (a "~" in a value would be escaped as data)
+        pid.add_field("PID_5").value = name
+    if patient.get("birth_date"):
+        pid.pid_7 = patient["birth_date"]
+    if patient.get("sex"):
+        pid.pid_8 = patient["sex"]
+    placer = f"{esc(data['placer_number'])}^{esc(data['placer_issuer'])}".rstrip("^")
+    filler = f"{esc(data['filler_number'])}^{esc(destination.sending_application)}".rstrip("^")
+    for index, procedure in enumerate(data["procedures"] or [{}], start=1):
+        group = message.add_group(f"{structure}_ORDER")
+        orc = group.orc
+        orc.orc_1 = data["order_control"]
+        if placer:
+            orc.orc_2 = placer
+        orc.orc_3 = filler
+        orc.orc_5 = data["order_status"]
+        orc.orc_9 = data.get("changed_at", "")
+        if data.get("reason") and data["order_control"] == "OC":
+            orc.orc_16 = f"^{esc(data['reason'][:60])}"
+        detail = group if v25 else group.add_group("ORM_O01_ORDER_DETAIL")
+        obr = detail.obr
+        obr.obr_1 = str(index)
+        if placer:
+            obr.obr_2 = placer
+        obr.obr_3 = filler
+        code = procedure.get("code", "")
+        obr.obr_4 = (
+            f"{esc(code)}^{esc(procedure.get('meaning', ''))}^{esc(procedure.get('scheme', ''))}"
+        ).rstrip("^") or "^"
+        obr.obr_18 = esc(data["accession_number"])
+        if procedure.get("requested_procedure_id"):
+            obr.obr_19 = esc(procedure["requested_procedure_id"])
+        if procedure.get("sps_ids"):
+            obr.obr_20 = esc(procedure["sps_ids"][0])
+        if procedure.get("modality"):
+            obr.obr_24 = esc(procedure["modality"])
+    return message.to_er7(), control_id
+
+
+def read_ack(reply: bytes, codec: str) -> tuple[str, str, str]:
+    """(MSA-1, MSA-2, error text) of an ACK (or ORR/ORG) the HIS sent back."""
+    parsed = er7.parse(reply.decode(codec, errors="replace"), codec)
+    msa = parsed.first("MSA")
+    if msa is None:
+        raise ValueError("the reply has no MSA segment")
+    err = parsed.first("ERR")
+    text = msa.get(3)
+    if err is not None:
+        text = " ".join(x for x in (text, err.get(8), err.get(3, 2), err.get(1, 4, 2)) if x)
+    return msa.get(1).upper(), msa.get(2), text
+
+
+def send_order_status(job: OutboundJob) -> str:
+    """The ``hl7.order_status`` sender: deliver, wait for the ACK, judge it."""
+    try:
+        destination = HL7Destination.objects.get(name=job.destination)
+    except HL7Destination.DoesNotExist:
+        raise outbound.Rejected(f"HL7 destination {job.destination!r} no longer exists") from None
+    if not destination.active:
+        raise outbound.RetryLater(f"HL7 destination {destination.name} is not active")
+    text, control_id = build_message(job, destination)
+    codec = charsets.codec_for(destination.charset or "UNICODE UTF-8")
+    reply = exchange(destination, text.encode(codec, errors="replace"))
+    code, acked_id, error = read_ack(reply, codec)
+    if acked_id and acked_id != control_id:
+        raise outbound.RetryLater(f"the ACK answers {acked_id!r}, not {control_id!r}")
+    if code in ("AA", "CA"):
+        return f"{code} {control_id}"
+    if code in ("AE", "CE"):
+        raise outbound.Rejected(f"{destination.name} answered {code}: {error or 'no text'}")
+    raise outbound.RetryLater(f"{destination.name} answered {code or 'no MSA-1'}: {error}")
+
+
+def exchange(destination: HL7Destination, payload: bytes) -> bytes:
+    """Send one framed message and read one framed reply (MLLP), with the destination's timeout."""
+    timeout = float(destination.ack_timeout_seconds or 30)
+    deadline = dt.datetime.now() + dt.timedelta(seconds=timeout)
+    with socket.create_connection((destination.host, destination.port), timeout=10) as raw_sock:
+        sock: socket.socket = raw_sock
+        if destination.use_tls:
+            context = ssl.create_default_context()
+            sock = context.wrap_socket(raw_sock, server_hostname=destination.host)
+        sock.settimeout(timeout)
+        sock.sendall(frame(payload))
+        buffer = b""
+        while END not in buffer:
+            if dt.datetime.now() > deadline:
+                raise TimeoutError("no ACK within the timeout")
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the HIS closed the connection before acknowledging")
+            buffer += chunk
+    start = buffer.find(b"\x0b")
+    return buffer[start + 1 : buffer.find(END)]

@@ -1,0 +1,43 @@
+"""``ris outbound``: look at the outbound queue, retry failed jobs, or run an extra drain worker."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from ris import outbound
+from ris.listeners import StopFlag
+from ris.models import OutboundJob
+
+
+class Command(BaseCommand):
+    help = "Outbound queue: --list (failed and pending), --retry [ids], --drain [--once]."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--list", action="store_true", help="show pending and failed jobs")
+        parser.add_argument(
+            "--retry", nargs="*", type=int, metavar="ID", help="retry failed jobs (all if no id)"
+        )
+        parser.add_argument("--drain", action="store_true", help="deliver due jobs")
+        parser.add_argument("--once", action="store_true", help="with --drain: one pass, exit")
+        parser.add_argument("--poll", type=float, default=2.0, help="seconds between passes")
+
+    def handle(self, *args, **options):
+        if options["retry"] is not None:
+            count = outbound.retry(options["retry"] or None)
+            self.stdout.write(f"{count} job(s) queued again")
+        if options["list"]:
+            jobs = OutboundJob.objects.exclude(state=OutboundJob.State.DONE).order_by("id")
+            for job in jobs[:500]:
+                self.stdout.write(
+                    f"{job.pk:>8} {job.state:<11} {job.kind:<18} {job.destination:<16} "
+                    f"attempts={job.attempts} next={job.next_attempt_at:%Y-%m-%d %H:%M:%S} "
+                    f"{job.last_error[:80]}"
+                )
+        if options["drain"]:
+            if options["once"]:
+                self.stdout.write(f"{outbound.drain()} job(s) handled")
+                return
+            stop = StopFlag()
+            while not stop.is_set:
+                outbound.drain(time_budget=30.0)
+                stop.wait(options["poll"])

@@ -1,0 +1,194 @@
+"""Order status to the HIS: queued with the change, delivered through the outbound queue.
+
+The HIS is played by the python ``hl7`` package's asyncio MLLP server (an independent MLLP
+implementation) answering with ``Message.create_ack``. Delivery is done by the dedicated
+``ris serve``'s scheduler and, in the first test, by two extra drain workers in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import defaultdict
+
+import hl7
+import hl7.mllp
+import pytest
+from django.db import connection
+
+from ris import outbound
+from ris.models import HL7Destination, OutboundJob
+from tests.factories import at, first_step, make_order
+from tests.hl7.conftest import orm, read_ack, send
+from tests.service import free_port
+from worklist import services
+from worklist.audit import Actor
+from worklist.models import Order, StepStatus
+
+pytestmark = pytest.mark.django_db(transaction=True)
+State = OutboundJob.State
+
+
+class HISReceiver:
+    """An HIS order-status receiver on the hl7 package's MLLP server, answering ``ack_code``."""
+
+    def __init__(self, port: int, *, encoding: str = "utf-8", ack_code: str = "AA") -> None:
+        self.port = port
+        self.encoding = encoding
+        self.ack_code = ack_code
+        self.received: list[hl7.Message] = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.server = None
+
+    async def _client(self, reader, writer) -> None:
+        try:
+            while not reader.at_eof():
+                message = await reader.readmessage()
+                self.received.append(message)
+                writer.writemessage(message.create_ack(self.ack_code))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def _start(self) -> None:
+        self.server = await hl7.mllp.start_hl7_server(
+            self._client, "127.0.0.1", self.port, encoding=self.encoding
+        )
+
+    def __enter__(self) -> HISReceiver:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.close()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def wait_until(condition, timeout: float = 45.0, message: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out: {message}")
+
+
+def destination(port: int, **fields) -> HL7Destination:
+    return HL7Destination.objects.create(
+        name=fields.pop("name", "HIS"), host="127.0.0.1", port=port, **fields
+    )
+
+
+def perform(order: Order) -> None:
+    """The modality starts and completes the order's step (as MPPS would)."""
+    step = first_step(order)
+    services.step_transition(step=step, to=StepStatus.STARTED, actor=Actor.ae("CT1"))
+    services.step_transition(step=step, to=StepStatus.COMPLETED, actor=Actor.ae("CT1"))
+
+
+def drain_worker(stop: threading.Event) -> None:
+    try:
+        while not stop.is_set():
+            outbound.drain(worker=f"test-{threading.get_ident()}")
+            time.sleep(0.1)
+    finally:
+        connection.close()
+
+
+def test_status_messages_reach_a_his_that_was_down_once_each_in_order(hl7_service, catalogue):
+    port = free_port()
+    destination(port, version="2.3.1")
+    orders = [
+        make_order(procedure_type=catalogue.cthead, station=catalogue.ct1, start=at(8 + i))
+        for i in range(4)
+    ]
+    for order in orders:
+        perform(order)
+    assert OutboundJob.objects.filter(kind="hl7.order_status").count() == 8
+
+    # The HIS is down: the server's scheduler tries, fails and backs off.
+    wait_until(
+        lambda: OutboundJob.objects.filter(attempts__gte=1, state=State.PENDING).exists(),
+        message="no delivery attempt while the HIS was down",
+    )
+    stop = threading.Event()
+    workers = [threading.Thread(target=drain_worker, args=(stop,)) for _ in range(2)]
+    with HISReceiver(port) as his:
+        for worker in workers:
+            worker.start()
+        try:
+            wait_until(
+                lambda: OutboundJob.objects.filter(state=State.DONE).count() == 8,
+                message="not every status message was delivered",
+            )
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join(30)
+
+    control_ids = [str(m.segment("MSH")[10]) for m in his.received]
+    assert sorted(control_ids) == sorted(f"RIS{j.pk}" for j in OutboundJob.objects.all())
+    by_order: dict[str, list[str]] = defaultdict(list)
+    for message in his.received:
+        orc = message.segment("ORC")
+        assert str(orc[1]) == "SC"
+        by_order[str(message.segment("OBR")[18])].append(str(orc[5]))
+    assert by_order == {order.accession_number: ["IP", "CM"] for order in orders}
+
+
+def test_an_ae_from_the_his_fails_the_job_until_retried(hl7_service, catalogue):
+    port = free_port()
+    destination(port, version="2.3.1")
+    order = make_order(procedure_type=catalogue.cthead, station=catalogue.ct1, start=at(9))
+    with HISReceiver(port, ack_code="AE") as his:
+        services.step_transition(
+            step=first_step(order), to=StepStatus.STARTED, actor=Actor.ae("CT1")
+        )
+        job = OutboundJob.objects.get()
+        wait_until(lambda: OutboundJob.objects.get(pk=job.pk).state == State.FAILED)
+        assert "answered AE" in OutboundJob.objects.get(pk=job.pk).last_error
+
+        his.ack_code = "AA"
+        outbound.retry([job.pk])
+        wait_until(lambda: OutboundJob.objects.get(pk=job.pk).state == State.DONE)
+    assert [str(m.segment("MSH")[10]) for m in his.received] == [f"RIS{job.pk}"] * 2
+
+
+def test_a_cancel_decided_in_ris_is_sent_as_oc_in_the_destinations_version_and_charset(
+    hl7_service, catalogue
+):
+    port = free_port()
+    destination(port, version="2.5.1", charset="GB18030")
+    patient = make_order(procedure_type=catalogue.ct001).patient
+    patient.name_alphabetic, patient.name_ideographic = "Wang^Tao", "王^弢"
+    patient.save()
+    order = make_order(
+        patient=patient, procedure_type=catalogue.ct001, station=catalogue.ct1, start=at(10)
+    )
+    with HISReceiver(port, encoding="gb18030") as his:
+        services.order_cancel(order=order, actor=Actor.system("front desk"), reason="no show")
+        wait_until(lambda: len(his.received) == 1)
+
+    message = his.received[0]
+    assert str(message.segment("MSH")[9]) == "OMG^O19^OMG_O19"
+    assert str(message.segment("MSH")[12]) == "2.5.1"
+    assert str(message.segment("MSH")[18]) == "GB 18030-2000"
+    assert str(message.segment("PID")[5]) == "Wang^Tao^^^^^L^A~王^弢^^^^^L^I"
+    assert (str(message.segment("ORC")[1]), str(message.segment("ORC")[5])) == ("OC", "CA")
+    assert str(message.segment("OBR")[4]) == "CT001^胸部CT平扫^L"
+
+
+def test_a_cancel_requested_by_the_his_is_not_echoed_back(hl7_service, catalogue):
+    destination(free_port())
+    send(hl7_service.mllp_port, orm("NW-E", "PL-E"))
+    ack = read_ack(send(hl7_service.mllp_port, orm("CA-E", "PL-E", order_control="CA")))
+
+    assert ack.code == "AA"
+    assert Order.objects.get(placer_order_number="PL-E").status == "CA"
+    assert not OutboundJob.objects.exists()

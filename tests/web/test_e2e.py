@@ -1,0 +1,180 @@
+"""End to end in a real browser against a real ``ris serve``, checked by a real modality (DCMTK).
+
+Headless Debian Chromium (Playwright) does what the front desk does: log in, register a patient
+with a Chinese name, order an exam, book it in the calendar, check the patient in, move the exam.
+DCMTK ``findscu -W`` then asks the MWL SCP, as the CT would, and must see the name's exact bytes
+and the new time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+from pydicom import dcmread
+from pydicom.filebase import DicomBytesIO
+
+from tests.factories import DeviceFactory, ProcedureTypeFactory
+from tests.mwl.dcmtk import findscu, sps
+from worklist.models import CharacterSet, Modality, Patient, ScheduledProcedureStep
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.dcmtk]
+
+NAME_BYTES = "Wang^XiaoDong=王^小东".encode()
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hasher():
+    """The server checks the admin's password with the default hashers: keep them here."""
+
+
+@pytest.fixture
+def department():
+    """The admin ``ris serve`` would create (a transactional test before may have flushed it),
+    one CT room answering in UTF-8, and a CT head procedure."""
+    if not User.objects.filter(username="admin").exists():
+        User.objects.create_superuser("admin", "", "admin-test-password")
+    ct1 = DeviceFactory(ae_title="CT1", modality=Modality.CT, character_set=CharacterSet.UTF8)
+    ptype = ProcedureTypeFactory(code_value="CTHEAD", code_meaning="CT head",
+                                 modality=Modality.CT, default_duration_minutes=15)
+    ptype.stations.add(ct1)
+    return ct1
+
+
+@pytest.fixture
+def page(browser, ris_service):
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="en-US")
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    """Where screenshots go: docs/screenshots/ when RIS_SCREENSHOT_DIR says so, else tmp."""
+    directory = Path(os.environ.get("RIS_SCREENSHOT_DIR") or tmp_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _worklist_item(ris_service, patient_id: str):
+    """The one worklist item CT1 gets for this patient, and its Patient's Name as sent."""
+    result = findscu(
+        ris_service.dicom_port,
+        [
+            f"PatientID={patient_id}", "PatientName", "SpecificCharacterSet",
+            "AccessionNumber",
+            *sps(ScheduledStationAETitle="CT1", ScheduledProcedureStepStartDate="",
+                 ScheduledProcedureStepStartTime="", ScheduledProcedureStepStatus=""),
+        ],
+        calling_ae="CT1",
+    )
+    assert result.returncode == 0, result.output
+    assert len(result.raw) == 1, result.output
+    item = dcmread(DicomBytesIO(result.raw[0]), force=True)
+    raw_name = item.get_item(0x00100010).value  # undecoded: the bytes on the wire
+    return item, raw_name.rstrip(b" ")
+
+
+def test_front_desk_books_checks_in_and_moves_an_exam_the_modality_sees(
+    department, ris_service, page, shots
+):
+    base = ris_service.base_url
+    today = timezone.localdate()
+
+    page.goto(f"{base}/")
+    assert "/accounts/login/" in page.url
+    page.screenshot(path=shots / "login.png")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "admin-test-password")
+    with page.expect_navigation():
+        page.click("form button.primary")
+
+    # Register the patient with alphabetic and ideographic name groups.
+    page.click("text=Patients")
+    page.click("text=Register a patient")
+    page.fill("#id_patient_id", "E2E-1")
+    page.fill("#id_alphabetic_family", "Wang")
+    page.fill("#id_alphabetic_given", "XiaoDong")
+    page.fill("#id_ideographic_family", "王")
+    page.fill("#id_ideographic_given", "小东")
+    page.fill("#id_birth_date", "1980-03-12")
+    page.select_option("#id_sex", "M")
+    page.screenshot(path=shots / "patient-register.png")
+    with page.expect_navigation():
+        page.click("button:has-text('Save')")
+    assert page.locator("h1").inner_text().startswith("王 小东 / Wang XiaoDong")
+    assert Patient.objects.get(patient_id="E2E-1").person_name.ideographic == "王^小东"
+
+    # Order a CT head without a slot: it waits on the calendar's list.
+    page.click("text=New order")
+    page.select_option("#id_procedure_type", label="CTHEAD CT head")
+    page.fill("#id_reason", "headache")
+    with page.expect_navigation():
+        page.click("button:has-text('Create order')")
+    assert "Unscheduled" in page.locator("table.grid").first.inner_text()
+
+    # Book it into a free 10:00 slot of CT1 from the calendar.
+    page.goto(f"{base}/calendar/?date={today:%Y-%m-%d}")
+    page.click("aside.waiting a.waiting-step")
+    page.select_option("#id_station", label="CT1")
+    page.fill("#id_date", f"{today:%Y-%m-%d}")
+    page.fill("#id_time", "10:00")
+    with page.expect_navigation():
+        page.click("button:has-text('Book')")
+    assert "Booked" in page.locator(".messages").inner_text()
+    block = page.locator(".cal-col .block").first
+    assert "王 小东" in block.inner_text()
+    page.screenshot(path=shots / "calendar-day.png")
+
+    # Check the patient in from the day list (htmx swaps the row in place).
+    page.goto(f"{base}/day/")
+    row = page.locator("table.daylist tbody tr").first
+    row.locator("button:has-text('Arrived')").click()
+    page.wait_for_selector("table.daylist tbody tr .badge.st-arrived")
+    page.screenshot(path=shots / "checkin.png")
+
+    item, raw_name = _worklist_item(ris_service, "E2E-1")
+    assert item.SpecificCharacterSet == "ISO_IR 192"
+    assert raw_name == NAME_BYTES
+    assert item.PatientName == "Wang^XiaoDong=王^小东"
+    step_item = item.ScheduledProcedureStepSequence[0]
+    assert step_item.ScheduledProcedureStepStartDate == f"{today:%Y%m%d}"
+    assert step_item.ScheduledProcedureStepStartTime.startswith("1000")
+    assert step_item.ScheduledProcedureStepStatus == "ARRIVED"
+
+    # Move it to 11:30 with the move form (the calendar block links to it).
+    page.goto(f"{base}/calendar/?date={today:%Y-%m-%d}")
+    with page.expect_navigation():
+        page.locator(".cal-col .block").first.click()
+    page.fill("#id_time", "11:30")
+    with page.expect_navigation():
+        page.click("button:has-text('Move')")
+    assert "Moved to" in page.locator(".messages").inner_text()
+    step = ScheduledProcedureStep.objects.get(
+        requested_procedure__order__patient__patient_id="E2E-1"
+    )
+    assert timezone.localtime(step.scheduled_start).time() == dt.time(11, 30)
+
+    moved = _worklist_item(ris_service, "E2E-1")[0].ScheduledProcedureStepSequence[0]
+    assert moved.ScheduledProcedureStepStartTime.startswith("1130")
+
+    # The other main pages, for the screenshots in the README.
+    page.goto(f"{base}/orders/{step.requested_procedure.order_id}/")
+    page.screenshot(path=shots / "order-detail.png", full_page=True)
+    page.goto(f"{base}/")
+    page.screenshot(path=shots / "dashboard.png")
+    page.goto(f"{base}/board/CT/")
+    page.screenshot(path=shots / "worklist-board.png")
+    page.goto(f"{base}/patients/?q=王小东")
+    assert "E2E-1" in page.content()
+    page.screenshot(path=shots / "patient-search.png")
+    with page.expect_navigation():
+        page.select_option("select[name=language]", "zh-hans")
+    page.goto(f"{base}/calendar/?date={today:%Y-%m-%d}")
+    assert "排班日历" in page.content()
+    page.screenshot(path=shots / "calendar-day-zh-hans.png")

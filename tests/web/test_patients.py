@@ -1,0 +1,131 @@
+"""Registering, editing and finding patients, with all three PN component groups."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+
+from ris.roles import Role
+from tests.factories import PatientFactory
+from worklist.models import AuditEvent, Patient
+
+WANG = {
+    "patient_id": "P100",
+    "issuer": "HOSP",
+    "alphabetic_family": "Wang",
+    "alphabetic_given": "XiaoDong",
+    "ideographic_family": "王",
+    "ideographic_given": "小东",
+    "phonetic_family": "wang",
+    "phonetic_given": "xiao dong",
+    "birth_date": "1980-03-12",
+    "sex": "M",
+}
+
+
+def test_registering_a_patient_stores_the_three_name_groups(desk):
+    response = desk.post(reverse("web:patient_create"), WANG)
+    patient = Patient.objects.get(patient_id="P100", issuer="HOSP")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("web:patient_detail", kwargs={"pk": patient.pk})
+    assert str(patient.person_name) == "Wang^XiaoDong=王^小东=wang^xiao dong"
+    assert patient.birth_date == dt.date(1980, 3, 12)
+    assert AuditEvent.objects.filter(action="patient.create", user__isnull=False).exists()
+
+
+def test_a_patient_needs_at_least_one_name_group(desk):
+    data = {k: v for k, v in WANG.items() if not k.endswith(("_family", "_given"))}
+    response = desk.post(reverse("web:patient_create"), data)
+    assert response.status_code == 200
+    assert response.context["form"].non_field_errors()
+    assert not Patient.objects.exists()
+
+
+@pytest.mark.parametrize("bad", ["Wang^Xiao", "Wang=Li", "Wang\\Li"])
+def test_name_delimiters_are_refused_in_a_name_component(desk, bad):
+    response = desk.post(reverse("web:patient_create"), {**WANG, "alphabetic_family": bad})
+    assert response.status_code == 200
+    assert "alphabetic_family" in response.context["form"].errors
+    assert not Patient.objects.exists()
+
+
+def test_an_invalid_birth_date_is_a_field_error(desk):
+    response = desk.post(reverse("web:patient_create"), {**WANG, "birth_date": "1980-02-31"})
+    assert response.status_code == 200
+    assert "birth_date" in response.context["form"].errors
+
+
+def test_registering_an_existing_patient_id_is_refused(desk):
+    PatientFactory(patient_id="P100", issuer="HOSP")
+    response = desk.post(reverse("web:patient_create"), WANG)
+    assert response.status_code == 200
+    assert "patient_id" in response.context["form"].errors
+    assert Patient.objects.count() == 1
+
+
+def test_editing_a_patient_changes_the_name_but_not_the_id(desk):
+    patient = PatientFactory(patient_id="P7", issuer="HOSP", name_alphabetic="Li^Na")
+    response = desk.post(
+        reverse("web:patient_edit", kwargs={"pk": patient.pk}),
+        {**WANG, "patient_id": "CHANGED", "ideographic_family": "李", "ideographic_given": "娜"},
+    )
+    patient.refresh_from_db()
+    assert response.status_code == 302
+    assert patient.patient_id == "P7"
+    assert patient.name_ideographic == "李^娜"
+    assert AuditEvent.objects.filter(action="patient.update").count() == 1
+
+
+@pytest.fixture
+def people(db):
+    wang = PatientFactory(
+        patient_id="P1", name_alphabetic="Wang^XiaoDong", name_ideographic="王^小东",
+        name_phonetic="wang^xiao dong", birth_date=dt.date(1980, 3, 12),
+    )
+    li = PatientFactory(
+        patient_id="P2", name_alphabetic="Li^Na", name_ideographic="李^娜",
+        birth_date=dt.date(1992, 7, 4),
+    )
+    smith = PatientFactory(patient_id="P3", name_alphabetic="Smith^John", name_ideographic="")
+    return {"wang": wang, "li": li, "smith": smith}
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"q": "王小东"}, ["wang"]),
+        ({"q": "王"}, ["wang"]),
+        ({"q": "wang xiaodong"}, ["wang"]),
+        ({"q": "SMITH"}, ["smith"]),
+        ({"q": "xiao dong"}, ["wang"]),
+        ({"q": "P2"}, ["li"]),
+        ({"birth_date": "1992-07-04"}, ["li"]),
+        ({"q": "li", "birth_date": "1980-03-12"}, []),
+    ],
+)
+def test_patient_search_finds_by_any_name_group_id_or_birth_date(
+    client_as, people, query, expected
+):
+    response = client_as(Role.RADIOLOGIST).get(reverse("web:patient_list"), query)
+    found = [p.pk for p in response.context["patients"]]
+    assert found == [people[name].pk for name in expected]
+
+
+def test_patient_search_with_a_bad_date_shows_an_error_not_a_crash(desk):
+    response = desk.get(reverse("web:patient_list"), {"birth_date": "not-a-date"})
+    assert response.status_code == 200
+    assert response.context["form"].errors["birth_date"]
+
+
+def test_patient_page_lists_the_patients_orders(desk, ct_head):
+    from tests.factories import make_order
+
+    order = make_order(procedure_type=ct_head)
+    response = desk.get(reverse("web:patient_detail", kwargs={"pk": order.patient.pk}))
+    assert order.accession_number in response.content.decode()
+
+
+def test_unknown_patient_is_404(desk):
+    assert desk.get(reverse("web:patient_detail", kwargs={"pk": 999999})).status_code == 404

@@ -1,0 +1,33 @@
+"""URLs of the REST API: ``/api/v1/...``, the OpenAPI schema and its Swagger UI page.
+
+drf-spectacular's Redoc page is left out: its template loads Google Fonts, and a hospital
+network often has no way out to the internet. Swagger UI comes whole from the sidecar package.
+"""
+
+from __future__ import annotations
+
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from worklist.api import views
+
+router = DefaultRouter()
+router.include_root_view = False
+router.register("patients", views.PatientViewSet, basename="patient")
+router.register("orders", views.OrderViewSet, basename="order")
+router.register("steps", views.StepViewSet, basename="step")
+router.register("devices", views.DeviceViewSet, basename="device")
+router.register("procedure-types", views.ProcedureTypeViewSet, basename="procedure-type")
+router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
+
+app_name = "api"
+
+urlpatterns = [
+    path("v1/", include(router.urls)),
+    path("v1/auth/token/", views.TokenView.as_view(), name="token"),
+    path("v1/auth/me/", views.WhoAmIView.as_view(), name="me"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    re_path(r"^.*$", views.ApiNotFoundView.as_view(), name="not-found"),
+]

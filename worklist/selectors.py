@@ -1,0 +1,44 @@
+"""Reads of the worklist domain for the interfaces (DICOM, API, web): no writes here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from worklist.dicom import ROW_FIELDS
+from worklist.matching import WorklistQuery
+from worklist.models import Device
+
+_NAMES = tuple(ROW_FIELDS)
+
+
+def worklist_rows(query: WorklistQuery, *, limit: int | None = None) -> Iterator[dict]:
+    """The rows of a worklist query in schedule order, at most ``limit`` (None: all).
+
+    Without a Python refinement the limit is the SQL LIMIT; with one, rows stream from the one
+    query in chunks and stop as soon as ``limit`` of them passed it.
+    """
+    qs = query.queryset
+    if not query.predicates:
+        rows = qs if limit is None else qs[:limit]
+        for values in rows:
+            yield dict(zip(_NAMES, values, strict=True))
+        return
+    count = 0
+    for values in qs.iterator(chunk_size=1000):
+        row = dict(zip(_NAMES, values, strict=True))
+        if query.accepts(row):
+            yield row
+            count += 1
+            if limit is not None and count >= limit:
+                return
+
+
+def device_for_ae(ae_title: str) -> Device | None:
+    """The active Device with this AE title (DICOM AE titles compare without padding)."""
+    return Device.objects.filter(ae_title=ae_title.strip(), active=True).first()
+
+
+def known_ae_titles() -> list[str]:
+    """AE titles of the active Devices: who may open an association when RIS_DICOM_REQUIRE_KNOWN_AE
+    is on."""
+    return list(Device.objects.filter(active=True).values_list("ae_title", flat=True))

@@ -1,0 +1,52 @@
+// ris web UI: small progressive enhancements; every action also works as a plain form or link.
+(function () {
+  "use strict";
+
+  // Calendar drag and drop: dropping an exam on a free slot posts the same move form as the
+  // "Move" page, so the server applies the same checks (conflicts, opening hours).
+  function setUpDragAndDrop() {
+    var form = document.getElementById("dropform");
+    if (!form) return;
+    var dragged = null;
+    document.querySelectorAll(".block[draggable=true]").forEach(function (block) {
+      block.addEventListener("dragstart", function (event) {
+        dragged = block;
+        event.dataTransfer.effectAllowed = "move";
+        event.dataTransfer.setData("text/plain", block.dataset.moveUrl);
+      });
+    });
+    document.querySelectorAll("a.slot").forEach(function (slot) {
+      slot.addEventListener("dragover", function (event) {
+        if (dragged) { event.preventDefault(); slot.classList.add("drop"); }
+      });
+      slot.addEventListener("dragleave", function () { slot.classList.remove("drop"); });
+      slot.addEventListener("drop", function (event) {
+        event.preventDefault();
+        slot.classList.remove("drop");
+        if (!dragged) return;
+        var column = slot.closest(".cal-col");
+        form.action = dragged.dataset.moveUrl;
+        form.elements.station.value = column.dataset.station;
+        form.elements.date.value = column.dataset.date;
+        form.elements.time.value = slot.dataset.time;
+        form.elements.duration_minutes.value = dragged.dataset.duration;
+        form.submit();
+      });
+    });
+  }
+
+  // The catalogue import shows a progress indicator while the upload is processed.
+  function setUpImportProgress() {
+    var form = document.getElementById("import-form");
+    if (!form) return;
+    form.addEventListener("submit", function () {
+      var progress = form.querySelector(".progress");
+      if (progress) progress.hidden = false;
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    setUpDragAndDrop();
+    setUpImportProgress();
+  });
+})();

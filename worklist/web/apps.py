@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class WebConfig(AppConfig):
+    name = "worklist.web"
+    label = "web"
+    verbose_name = "ris web UI"

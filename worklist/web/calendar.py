@@ -1,0 +1,150 @@
+"""Layout of the scheduling calendar: time-slot rows, station (or day) columns, step blocks.
+
+The grid is computed here, in department-local wall time, and rendered by a plain template with
+CSS positions, so the page works without JavaScript and a tablet shows the same thing as a desk
+PC. A block's height is its expected duration, so a 40-minute MR covers its slots.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from worklist.models import Device, ScheduledProcedureStep
+from worklist.web.selectors import DEFAULT_CLOSES, DEFAULT_OPENS
+
+SLOT_CHOICES = (5, 10, 15, 20, 30, 60)
+
+
+@dataclass
+class Slot:
+    day: dt.date
+    time: dt.time
+    open: bool
+
+
+@dataclass
+class Block:
+    step: ScheduledProcedureStep
+    top: float  # in slots from the top of the grid
+    span: float  # in slots
+    lane: int = 0
+    lanes: int = 1
+
+
+@dataclass
+class Column:
+    station: Device
+    day: dt.date
+    slots: list[Slot] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+
+
+@dataclass
+class Grid:
+    day: dt.date
+    slot_minutes: int
+    first: dt.time
+    times: list[dt.time]
+    columns: list[Column]
+
+    @property
+    def rows(self) -> int:
+        return len(self.times)
+
+
+def _minutes(value: dt.time) -> int:
+    return value.hour * 60 + value.minute
+
+
+def _window(stations: Iterable[Device], steps: list[ScheduledProcedureStep], days: list[dt.date]):
+    """First and last minute shown: the widest opening hours, widened to fit every step."""
+    opens = [s.opens_at for s in stations if s.opens_at and s.closes_at]
+    closes = [s.closes_at for s in stations if s.opens_at and s.closes_at]
+    first = min(map(_minutes, opens)) if opens else _minutes(DEFAULT_OPENS)
+    last = max(_minutes(c) or 24 * 60 for c in closes) if closes else _minutes(DEFAULT_CLOSES)
+    for step in steps:
+        start = timezone.localtime(step.scheduled_start)
+        end = timezone.localtime(step.scheduled_end)
+        if start.date() in days:
+            first = min(first, _minutes(start.time()))
+            last = max(last, 24 * 60 if end.date() > start.date() else _minutes(end.time()))
+    first = first // 60 * 60
+    last = min(24 * 60, -(-last // 60) * 60)
+    return first, max(last, first + 60)
+
+
+def _is_open(station: Device, minute: int, slot_minutes: int) -> bool:
+    if station.opens_at is None or station.closes_at is None:
+        return True
+    closes = _minutes(station.closes_at) or 24 * 60
+    return _minutes(station.opens_at) <= minute and minute + slot_minutes <= closes
+
+
+def _assign_lanes(blocks: list[Block]) -> None:
+    """Side by side placement of overlapping blocks (overbooked stations)."""
+    blocks.sort(key=lambda b: (b.top, -b.span))
+    cluster: list[Block] = []
+    cluster_end = -1.0
+    lane_ends: list[float] = []
+
+    def close_cluster() -> None:
+        for block in cluster:
+            block.lanes = len(lane_ends)
+
+    for block in blocks:
+        if block.top >= cluster_end and cluster:
+            close_cluster()
+            cluster, lane_ends = [], []
+        for lane, end in enumerate(lane_ends):
+            if end <= block.top:
+                block.lane, lane_ends[lane] = lane, block.top + block.span
+                break
+        else:
+            block.lane = len(lane_ends)
+            lane_ends.append(block.top + block.span)
+        cluster.append(block)
+        cluster_end = max(cluster_end, block.top + block.span)
+    if cluster:
+        close_cluster()
+
+
+def build_grid(
+    *,
+    columns: list[tuple[Device, dt.date]],
+    steps: list[ScheduledProcedureStep],
+    slot_minutes: int,
+) -> Grid:
+    """Place ``steps`` into one column per (station, day) pair."""
+    days = sorted({day for _, day in columns})
+    first, last = _window({station for station, _ in columns}, steps, days)
+    minutes = list(range(first, last, slot_minutes))
+    times = [dt.time(m // 60, m % 60) for m in minutes]
+    by_key: dict[tuple[int, dt.date], Column] = {}
+    grid_columns = []
+    for station, day in columns:
+        column = Column(station, day)
+        column.slots = [Slot(day, t, _is_open(station, m, slot_minutes))
+                        for t, m in zip(times, minutes, strict=True)]
+        by_key[(station.pk, day)] = column
+        grid_columns.append(column)
+    for step in steps:
+        start = timezone.localtime(step.scheduled_start)
+        column = by_key.get((step.station_id, start.date()))
+        if column is None:
+            continue
+        top = (_minutes(start.time()) + start.second / 60 - first) / slot_minutes
+        span = max(step.expected_duration_minutes, 1) / slot_minutes
+        column.blocks.append(Block(step, top, min(span, len(times) - top)))
+    for column in grid_columns:
+        _assign_lanes(column.blocks)
+    return Grid(days[0] if days else timezone.localdate(), slot_minutes,
+                dt.time(first // 60, first % 60), times, grid_columns)
+
+
+def week_of(day: dt.date) -> list[dt.date]:
+    monday = day - dt.timedelta(days=day.weekday())
+    return [monday + dt.timedelta(days=i) for i in range(7)]

@@ -1,0 +1,266 @@
+"""Reads behind the web pages, each a fixed number of queries whatever the number of rows shown.
+
+The pages list many steps with their patient and procedure; every list here is one query with
+``select_related`` (or one aggregate), so a busy day costs the same number of round trips as a
+quiet one (asserted in ``tests/web/test_queries.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+from django.db.models import Count, F, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from worklist.models import (
+    AuditEvent,
+    Device,
+    Order,
+    Patient,
+    RequestedProcedure,
+    ScheduledProcedureStep,
+    StepStatus,
+)
+from worklist.states import WORKLIST_STATUSES
+
+#: Default calendar window when no shown station has opening hours.
+DEFAULT_OPENS = dt.time(7, 0)
+DEFAULT_CLOSES = dt.time(19, 0)
+#: Steps that are shown on the calendar (a cancelled step frees its slot and disappears).
+CALENDAR_STATUSES = tuple(s for s in StepStatus if s not in (StepStatus.CANCELED,))
+#: Steps a technologist follows on the board: waiting, under way, and just finished.
+BOARD_STATUSES = (
+    StepStatus.SCHEDULED,
+    StepStatus.ARRIVED,
+    StepStatus.READY,
+    StepStatus.STARTED,
+    StepStatus.COMPLETED,
+    StepStatus.DISCONTINUED,
+)
+
+_STEP_RELATED = ("requested_procedure__order__patient", "station")
+
+
+def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The department's day as aware datetimes (a DST day is 23 or 25 hours long)."""
+    start = timezone.make_aware(dt.datetime.combine(day, dt.time(0)))
+    end = timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0)))
+    return start, end
+
+
+def stations(modality: str = "") -> list[Device]:
+    """Active modality stations (the calendar's columns), optionally of one modality."""
+    query = Device.objects.filter(kind=Device.Kind.MODALITY, active=True)
+    if modality:
+        query = query.filter(modality=modality)
+    return list(query.order_by("modality", "ae_title"))
+
+
+def modalities_in_use() -> list[str]:
+    return list(
+        Device.objects.filter(kind=Device.Kind.MODALITY, active=True)
+        .exclude(modality="")
+        .order_by("modality")
+        .values_list("modality", flat=True)
+        .distinct()
+    )
+
+
+def steps_between(
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    station_ids: list[int] | None = None,
+    modality: str = "",
+    statuses=CALENDAR_STATUSES,
+) -> QuerySet[ScheduledProcedureStep]:
+    """Steps whose scheduled time overlaps [start, end), with patient and station joined."""
+    query = ScheduledProcedureStep.objects.select_related(*_STEP_RELATED).filter(
+        scheduled_start__lt=end, scheduled_start__gte=start - dt.timedelta(days=1),
+        scheduled_end__gt=start, status__in=statuses,
+    )
+    # The extra lower bound on scheduled_start keeps the range on the (station, start) index:
+    # no step lasts a day.
+    if station_ids is not None:
+        query = query.filter(station_id__in=station_ids)
+    if modality:
+        query = query.filter(modality=modality)
+    return query.order_by("scheduled_start", "sps_id")
+
+
+def unscheduled_steps(*, modality: str = "", limit: int = 50) -> list[ScheduledProcedureStep]:
+    query = ScheduledProcedureStep.objects.select_related(*_STEP_RELATED).filter(
+        status=StepStatus.UNSCHEDULED
+    )
+    if modality:
+        query = query.filter(modality=modality)
+    return list(query.order_by("created_at", "pk")[:limit])
+
+
+# --- dashboard --------------------------------------------------------------------------------
+
+
+@dataclass
+class StationDay:
+    station: Device | None
+    counts: dict[str, int] = field(default_factory=dict)
+    next_steps: list[ScheduledProcedureStep] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass
+class Dashboard:
+    day: dt.date
+    rows: list[StationDay]
+    totals: dict[str, int]
+    by_modality: dict[str, dict[str, int]]
+    unscheduled: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.totals.values())
+
+
+def dashboard(day: dt.date, *, next_per_station: int = 3) -> Dashboard:
+    """Counts by status per station and modality, and the next patients of each station.
+
+    Four queries: stations, one GROUP BY for the counts, one windowed query for the next patients
+    (ROW_NUMBER per station), one count of unscheduled steps.
+    """
+    start, end = day_bounds(day)
+    rows = {device.pk: StationDay(device) for device in stations()}
+    totals: dict[str, int] = {}
+    by_modality: dict[str, dict[str, int]] = {}
+    counts = (
+        ScheduledProcedureStep.objects.filter(scheduled_start__gte=start, scheduled_start__lt=end)
+        .values_list("station_id", "modality", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for station_id, modality, status, n in counts:
+        row = rows.get(station_id)
+        if row is None:
+            row = rows[station_id] = StationDay(None)
+        row.counts[status] = row.counts.get(status, 0) + n
+        totals[status] = totals.get(status, 0) + n
+        per = by_modality.setdefault(modality, {})
+        per[status] = per.get(status, 0) + n
+    now = max(timezone.now(), start)
+    upcoming = (
+        ScheduledProcedureStep.objects.select_related(*_STEP_RELATED)
+        .filter(
+            scheduled_start__gte=now - dt.timedelta(hours=1),
+            scheduled_start__lt=end,
+            status__in=WORKLIST_STATUSES,
+        )
+        .annotate(
+            rank=Window(
+                RowNumber(), partition_by=[F("station_id")], order_by=F("scheduled_start").asc()
+            )
+        )
+        .filter(rank__lte=next_per_station)
+        .order_by("scheduled_start")
+    )
+    for step in upcoming:
+        row = rows.get(step.station_id)
+        if row is not None:
+            row.next_steps.append(step)
+    unscheduled = ScheduledProcedureStep.objects.filter(status=StepStatus.UNSCHEDULED).count()
+    shown = [row for row in rows.values() if row.station is not None]
+    # Steps without a station (or on an inactive one) are summed into one "other" row.
+    orphans = [row for row in rows.values() if row.station is None]
+    if orphans:
+        other = StationDay(None)
+        for row in orphans:
+            for status, n in row.counts.items():
+                other.counts[status] = other.counts.get(status, 0) + n
+        shown.append(other)
+    return Dashboard(day, shown, totals, dict(sorted(by_modality.items())), unscheduled)
+
+
+# --- patients ---------------------------------------------------------------------------------
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def _name_variants(text: str) -> list[str]:
+    """The PN spellings a typed name may stand for.
+
+    Staff type "Wang XiaoDong" or "王小东"; the database holds ``Wang^XiaoDong`` and ``王^小东``.
+    Spaces and commas become the component separator; a run of ideographs without one is tried
+    with the family name one or two characters long (Chinese family names are almost always so).
+    """
+    text = text.strip()
+    variants = [text]
+    joined = re.sub(r"\s*[,\s]\s*", "^", text)
+    if joined != text:
+        variants.append(joined)
+    if "^" not in joined and _CJK.search(text) and len(text) >= 2:
+        variants.append(f"{text[:1]}^{text[1:]}")
+        if len(text) >= 3:
+            variants.append(f"{text[:2]}^{text[2:]}")
+    return variants
+
+
+def patient_search(
+    *, text: str = "", birth_date: dt.date | None = None, limit: int = 50
+) -> list[Patient]:
+    """Patients whose ID equals ``text`` or any name group contains it, on a birth date."""
+    query = Patient.objects.filter(merged_into__isnull=True)
+    text = text.strip()
+    if text:
+        match = Q(patient_id__iexact=text)
+        for variant in _name_variants(text):
+            match |= (
+                Q(name_alphabetic__icontains=variant)
+                | Q(name_ideographic__contains=variant)
+                | Q(name_phonetic__icontains=variant)
+            )
+        query = query.filter(match)
+    if birth_date is not None:
+        query = query.filter(birth_date=birth_date)
+    if not text and birth_date is None:
+        return []
+    return list(query.order_by("family_name", "given_name", "patient_id")[:limit])
+
+
+def patient_orders(patient: Patient) -> list[Order]:
+    return list(
+        Order.objects.filter(patient=patient)
+        .prefetch_related("procedures__steps__station")
+        .order_by("-created_at")
+    )
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+def order_detail(order_id: int) -> Order:
+    return Order.objects.select_related("patient", "visit").get(pk=order_id)
+
+
+def order_procedures(order: Order) -> list[RequestedProcedure]:
+    return list(
+        RequestedProcedure.objects.filter(order=order)
+        .prefetch_related("steps__station")
+        .order_by("pk")
+    )
+
+
+def order_audit_trail(order: Order, procedures: list[RequestedProcedure]) -> list[AuditEvent]:
+    """The order's own events and those of its steps, newest first."""
+    step_ids = [str(step.pk) for proc in procedures for step in proc.steps.all()]
+    return list(
+        AuditEvent.objects.filter(
+            Q(object_type=Order._meta.label, object_id=str(order.pk))
+            | Q(object_type=ScheduledProcedureStep._meta.label, object_id__in=step_ids)
+        )
+        .select_related("user")
+        .order_by("-at", "-id")[:200]
+    )

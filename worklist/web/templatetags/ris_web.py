@@ -1,0 +1,84 @@
+"""Template helpers of the web UI: role checks, person names and status styling."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import template
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from ris.roles import Role, has_role
+from worklist.pn import PersonName
+
+register = template.Library()
+
+
+@register.filter(name="has_role")
+def has_role_filter(user, role_names: str) -> bool:
+    """``user|has_role:"front desk,technologist"``: does the user hold one of these roles."""
+    roles = [Role(name.strip()) for name in role_names.split(",") if name.strip()]
+    return has_role(user, *roles)
+
+
+@register.filter
+def pn(patient) -> str:
+    """A patient's name for people: ideographic first when present, then alphabetic."""
+    return patient.person_name.display() if patient is not None else ""
+
+
+@register.filter
+def pn_group(value: str) -> str:
+    return (value or "").replace("^", " ").strip()
+
+
+@register.filter
+def pn_text(value: str) -> str:
+    """A PN string (``Zhou^Min=周^敏``) as people read it (``周 敏 / Zhou Min``)."""
+    try:
+        return PersonName.parse(value or "").display()
+    except ValueError:
+        return value
+
+
+@register.filter
+def local_time(value: str) -> str:
+    """An ISO datetime from the audit trail's JSON, in the department's time zone."""
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return value or ""
+    if timezone.is_naive(moment):
+        return moment.strftime("%Y-%m-%d %H:%M")
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+
+
+@register.filter
+def status_class(status: str) -> str:
+    return f"st-{(status or '').lower()}"
+
+
+CHECKIN_LABELS = {"arrived": _("Arrived"), "ready": _("Ready"), "no_show": _("No-show")}
+
+
+@register.filter
+def checkin_label(action: str) -> str:
+    return CHECKIN_LABELS.get(action, action)
+
+
+@register.filter
+def get_item(mapping, key):
+    return mapping.get(key, 0) if mapping else 0
+
+
+@register.simple_tag(takes_context=True)
+def query(context, **changes) -> str:
+    """The current query string with some parameters changed (empty values removed)."""
+    params = context["request"].GET.copy()
+    for key, value in changes.items():
+        if value in ("", None):
+            params.pop(key, None)
+        else:
+            params[key] = value
+    encoded = params.urlencode()
+    return f"?{encoded}" if encoded else "?"

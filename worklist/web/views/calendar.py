@@ -1,0 +1,164 @@
+"""The scheduling calendar (day: stations side by side; week: one station's seven days), and
+booking and moving steps.
+
+Bookings go through ``services.step_schedule`` like HL7 and the API, so the domain checks
+opening hours and overlaps and refuses a clash with its ScheduleConflict message unless the
+station allows overbooking; the view only puts that message on the form.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from worklist import services
+from worklist.errors import DomainError
+from worklist.models import ScheduledProcedureStep
+from worklist.web import selectors
+from worklist.web.access import ANY_ROLE, FRONT_DESK, role_required
+from worklist.web.calendar import SLOT_CHOICES, build_grid, week_of
+from worklist.web.forms import BookForm, MoveForm, add_domain_error
+from worklist.web.views.common import actor, day_param, int_param, modality_param
+from worklist.web.views.orders import MOVABLE
+
+
+def calendar_url(day: dt.date, **params) -> str:
+    query = {"date": day.isoformat(), **{k: v for k, v in params.items() if v}}
+    return f"{reverse('web:calendar')}?{urlencode(query)}"
+
+
+@role_required(*ANY_ROLE)
+def calendar(request):
+    day = day_param(request)
+    view = "week" if request.GET.get("view") == "week" else "day"
+    modality = modality_param(request)
+    slot = int_param(request, "slot")
+    slot = slot if slot in SLOT_CHOICES else 15
+    all_stations = selectors.stations(modality)
+    station_id = int_param(request, "station")
+    if view == "week":
+        station = next((s for s in all_stations if s.pk == station_id), None) or (
+            all_stations[0] if all_stations else None
+        )
+        days = week_of(day)
+        columns = [(station, d) for d in days] if station else []
+        start, end = selectors.day_bounds(days[0])[0], selectors.day_bounds(days[-1])[1]
+        shown = [station] if station else []
+    else:
+        station = None
+        columns = [(s, day) for s in all_stations]
+        start, end = selectors.day_bounds(day)
+        shown = all_stations
+    steps = list(selectors.steps_between(start, end, station_ids=[s.pk for s in shown]))
+    grid = build_grid(columns=columns, steps=steps, slot_minutes=slot)
+    delta = dt.timedelta(days=7 if view == "week" else 1)
+    common = {"view": view, "modality": modality, "slot": slot if slot != 15 else "",
+              "station": station.pk if station else ""}
+    return render(
+        request,
+        "web/calendar.html",
+        {
+            "grid": grid,
+            "day": day,
+            "view": view,
+            "modality": modality,
+            "modalities": selectors.modalities_in_use(),
+            "stations": selectors.stations(modality) if view == "week" else all_stations,
+            "station": station,
+            "slot": slot,
+            "slot_choices": SLOT_CHOICES,
+            "unscheduled": selectors.unscheduled_steps(modality=modality),
+            "previous_url": calendar_url(day - delta, **common),
+            "next_url": calendar_url(day + delta, **common),
+            "today_url": calendar_url(timezone.localdate(), **common),
+            "day_url": calendar_url(day, **{**common, "view": "day", "station": ""}),
+            "week_url": calendar_url(day, **{**common, "view": "week"}),
+            "movable": MOVABLE,
+        },
+    )
+
+
+def _initial_slot(request) -> dict:
+    initial = {}
+    station_id = int_param(request, "station")
+    if station_id is not None:
+        initial["station"] = station_id
+    for name in ("date", "time", "step"):
+        if request.GET.get(name):
+            initial[name] = request.GET[name]
+    return initial
+
+
+@role_required(*FRONT_DESK)
+def book(request):
+    """Book a waiting (unscheduled) step into a slot chosen on the calendar."""
+    form = BookForm(request.POST or None, initial=_initial_slot(request))
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            step = services.step_schedule(
+                step=data["step"],
+                start=data["start"],
+                station=data["station"],
+                duration_minutes=data.get("duration_minutes"),
+                actor=actor(request),
+            )
+        except DomainError as exc:
+            add_domain_error(form, exc)
+        else:
+            messages.success(request, _("Booked %(what)s at %(when)s on %(station)s.") % {
+                "what": step.description or step.sps_id,
+                "when": timezone.localtime(step.scheduled_start).strftime("%Y-%m-%d %H:%M"),
+                "station": step.station.ae_title,
+            })
+            return redirect(calendar_url(data["date"]))
+    return render(request, "web/step_book.html", {"form": form})
+
+
+@role_required(*FRONT_DESK)
+def move(request, pk: int):
+    """Move a scheduled step to another time and/or station (a form, or a drop on the grid)."""
+    step = get_object_or_404(
+        ScheduledProcedureStep.objects.select_related("requested_procedure__order__patient",
+                                                      "station"),
+        pk=pk,
+    )
+    if step.status not in MOVABLE:
+        messages.error(request, _("Only a scheduled, arrived or ready exam can be moved."))
+        return redirect("web:order_detail", pk=step.requested_procedure.order_id)
+    local = timezone.localtime(step.scheduled_start)
+    form = MoveForm(
+        request.POST or None,
+        initial={
+            "station": step.station_id,
+            "date": local.date(),
+            "time": local.time().replace(second=0, microsecond=0),
+            "duration_minutes": step.expected_duration_minutes,
+        },
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            step = services.step_schedule(
+                step=step,
+                start=data["start"],
+                station=data["station"],
+                duration_minutes=data.get("duration_minutes"),
+                actor=actor(request),
+            )
+        except DomainError as exc:
+            add_domain_error(form, exc)
+        else:
+            messages.success(request, _("Moved to %(when)s on %(station)s.") % {
+                "when": timezone.localtime(step.scheduled_start).strftime("%Y-%m-%d %H:%M"),
+                "station": step.station.ae_title,
+            })
+            return redirect(calendar_url(data["date"]))
+    return render(request, "web/step_move.html", {"form": form, "step": step})
+

@@ -1,0 +1,42 @@
+"""Today's dashboard: per station and modality, counts by status and the next patients."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.shortcuts import render
+from django.utils import timezone
+
+from worklist.models import StepStatus
+from worklist.web import selectors
+from worklist.web.access import ANY_ROLE, role_required
+from worklist.web.views.common import day_param
+
+DASHBOARD_STATUSES = [
+    StepStatus.SCHEDULED,
+    StepStatus.ARRIVED,
+    StepStatus.READY,
+    StepStatus.STARTED,
+    StepStatus.COMPLETED,
+    StepStatus.DISCONTINUED,
+    StepStatus.CANCELED,
+]
+
+
+@role_required(*ANY_ROLE)
+def dashboard(request):
+    day = day_param(request)
+    board = selectors.dashboard(day)
+    template = "web/_dashboard_body.html" if request.htmx else "web/dashboard.html"
+    return render(
+        request,
+        template,
+        {
+            "board": board,
+            "day": day,
+            "today": timezone.localdate(),
+            "statuses": DASHBOARD_STATUSES,
+            "previous_day": day - dt.timedelta(days=1),
+            "next_day": day + dt.timedelta(days=1),
+        },
+    )

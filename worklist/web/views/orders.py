@@ -1,0 +1,121 @@
+"""Orders: create from the catalogue, edit, cancel with a reason, and the detail page."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+
+from worklist import services
+from worklist.errors import DomainError
+from worklist.models import Order, OrderStatus, Patient, StepStatus
+from worklist.services import ProcedureRequest
+from worklist.web import integrations, selectors
+from worklist.web.access import ANY_ROLE, FRONT_DESK, role_required
+from worklist.web.forms import CancelOrderForm, EditOrderForm, NewOrderForm, add_domain_error
+from worklist.web.views.common import actor, int_param
+
+#: Steps that can be moved to another slot from the UI.
+MOVABLE = {StepStatus.SCHEDULED, StepStatus.ARRIVED, StepStatus.READY}
+CLOSED_ORDER = {OrderStatus.CANCELED, OrderStatus.DISCONTINUED, OrderStatus.COMPLETED}
+
+
+@role_required(*FRONT_DESK)
+def order_create(request):
+    patient_id = int_param(request, "patient")
+    if patient_id is None:
+        messages.info(request, _("Find or register the patient first, then create the order."))
+        return redirect("web:patient_list")
+    patient = get_object_or_404(Patient, pk=patient_id)
+    form = NewOrderForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            order = services.order_create(
+                patient=patient,
+                procedures=[
+                    ProcedureRequest(
+                        data["procedure_type"],
+                        scheduled_start=data.get("start"),
+                        station=data.get("station"),
+                    )
+                ],
+                actor=actor(request),
+                priority=data["priority"],
+                referring_physician=data["referring_physician"],
+                requesting_physician=data["requesting_physician"],
+                reason=data["reason"],
+                comments=data["comments"],
+            )
+        except DomainError as exc:
+            add_domain_error(form, exc)
+        else:
+            messages.success(
+                request, _("Order %(accession)s created.") % {"accession": order.accession_number}
+            )
+            return redirect("web:order_detail", pk=order.pk)
+    return render(request, "web/order_form.html", {"form": form, "patient": patient})
+
+
+@role_required(*ANY_ROLE)
+def order_detail(request, pk: int):
+    try:
+        order = selectors.order_detail(pk)
+    except Order.DoesNotExist:
+        from django.http import Http404
+
+        raise Http404 from None
+    procedures = selectors.order_procedures(order)
+    steps = [step for proc in procedures for step in proc.steps.all()]
+    return render(
+        request,
+        "web/order_detail.html",
+        {
+            "order": order,
+            "procedures": procedures,
+            "steps": steps,
+            "movable": MOVABLE,
+            "closed": order.status in CLOSED_ORDER,
+            "audit": selectors.order_audit_trail(order, procedures),
+            "integration": integrations.order_panels(order, steps),
+        },
+    )
+
+
+@role_required(*FRONT_DESK)
+def order_edit(request, pk: int):
+    order = get_object_or_404(Order.objects.select_related("patient"), pk=pk)
+    initial = {
+        name: getattr(order, name)
+        for name in ("priority", "referring_physician", "requesting_physician", "reason",
+                     "comments")
+    }
+    form = EditOrderForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.order_update(order=order, actor=actor(request), **form.cleaned_data)
+        except DomainError as exc:
+            add_domain_error(form, exc)
+        else:
+            messages.success(request, _("Order saved."))
+            return redirect("web:order_detail", pk=order.pk)
+    return render(request, "web/order_edit.html", {"form": form, "order": order})
+
+
+@role_required(*FRONT_DESK)
+def order_cancel(request, pk: int):
+    order = get_object_or_404(Order.objects.select_related("patient"), pk=pk)
+    form = CancelOrderForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.order_cancel(
+                order=order, actor=actor(request), reason=form.cleaned_data["reason"]
+            )
+        except DomainError as exc:
+            add_domain_error(form, exc)
+        else:
+            messages.success(
+                request, _("Order %(accession)s cancelled.") % {"accession": order.accession_number}
+            )
+            return redirect("web:order_detail", pk=order.pk)
+    return render(request, "web/order_cancel.html", {"form": form, "order": order})

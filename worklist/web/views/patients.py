@@ -1,0 +1,84 @@
+"""Patient search, registration and editing."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+
+from worklist import services
+from worklist.errors import DomainError
+from worklist.models import Patient
+from worklist.web import selectors
+from worklist.web.access import ANY_ROLE, FRONT_DESK, role_required
+from worklist.web.forms import PatientForm, PatientSearchForm, add_domain_error
+from worklist.web.views.common import actor
+
+
+@role_required(*ANY_ROLE)
+def patient_list(request):
+    form = PatientSearchForm(request.GET or None)
+    patients: list[Patient] = []
+    searched = False
+    if form.is_bound and form.is_valid():
+        searched = bool(form.cleaned_data["q"] or form.cleaned_data["birth_date"])
+        patients = selectors.patient_search(
+            text=form.cleaned_data["q"], birth_date=form.cleaned_data["birth_date"]
+        )
+    return render(
+        request,
+        "web/patient_list.html",
+        {"form": form, "patients": patients, "searched": searched},
+    )
+
+
+@role_required(*ANY_ROLE)
+def patient_detail(request, pk: int):
+    patient = get_object_or_404(Patient, pk=pk)
+    return render(
+        request,
+        "web/patient_detail.html",
+        {"patient": patient, "orders": selectors.patient_orders(patient)},
+    )
+
+
+@role_required(*FRONT_DESK)
+def patient_create(request):
+    form = PatientForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            patient, _created = services.patient_upsert(
+                patient_id=data["patient_id"],
+                issuer=data.get("issuer") or "",
+                name=data["person_name"],
+                actor=actor(request),
+                **form.demographics(),
+            )
+        except DomainError as exc:
+            add_domain_error(form, exc)
+        else:
+            messages.success(request, _("Patient %(name)s registered.") % {
+                "name": patient.person_name.display()})
+            return redirect("web:patient_detail", pk=patient.pk)
+    return render(request, "web/patient_form.html", {"form": form, "patient": None})
+
+
+@role_required(*FRONT_DESK)
+def patient_edit(request, pk: int):
+    patient = get_object_or_404(Patient, pk=pk)
+    form = PatientForm(request.POST or None, patient=patient)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.patient_update(
+                patient=patient,
+                actor=actor(request),
+                name=form.cleaned_data["person_name"],
+                **form.demographics(),
+            )
+        except DomainError as exc:
+            add_domain_error(form, exc)
+        else:
+            messages.success(request, _("Patient details saved."))
+            return redirect("web:patient_detail", pk=patient.pk)
+    return render(request, "web/patient_form.html", {"form": form, "patient": patient})
