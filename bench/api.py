@@ -211,6 +211,26 @@ def time_query(port: int, token: str, path: str, requests: int) -> tuple[list[fl
     return durations, body
 
 
+def time_in_process(token: str, path: str, requests: int) -> tuple[list[float], list[float]]:
+    """The server's own cost: the same request through Django in this process.
+
+    CPU time is what the request needs of one core, whatever else the machine is doing.
+    """
+    from django.test import Client
+
+    client = Client(HTTP_AUTHORIZATION=f"Token {token}", HTTP_ACCEPT="application/json")
+    wall, cpu = [], []
+    for i in range(requests + 5):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        response = client.get(path)
+        if response.status_code != 200:
+            raise SystemExit(f"{path}: HTTP {response.status_code}")
+        if i >= 5:
+            wall.append((time.perf_counter() - started) * 1000)
+            cpu.append((time.process_time() - started_cpu) * 1000)
+    return wall, cpu
+
+
 def summary(durations: list[float]) -> tuple[float, float]:
     ordered = sorted(durations)
     return statistics.median(ordered), ordered[int(len(ordered) * 0.95) - 1]
@@ -282,6 +302,13 @@ def main() -> None:
             print(
                 f"  {path:62s} rows {len(body['results']):3d}/{body['count']:5d}  "
                 f"median {median:6.1f} ms  p95 {p95:6.1f} ms"
+            )
+        print("in-process (Django test client, no HTTP): wall and CPU time of this process")
+        for path in queries:
+            wall, cpu = time_in_process(token, path, args.requests)
+            print(
+                f"  {path:62s} wall median {statistics.median(wall):6.1f} ms  "
+                f"p95 {summary(wall)[1]:6.1f} ms  CPU median {statistics.median(cpu):6.1f} ms"
             )
     finally:
         if process is not None:

@@ -236,7 +236,7 @@ def summary(durations: list[float]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", default="")
-    parser.add_argument("--cycles", type=int, default=200, help="cycles per modality")
+    parser.add_argument("--cycles", type=int, default=50, help="cycles per modality")
     parser.add_argument("--images", type=int, default=20, help="referenced images per N-SET")
     args = parser.parse_args()
 

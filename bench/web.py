@@ -72,7 +72,7 @@ def drop_database(url: str, admin_url: str) -> None:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def load_steps(total: int, first_day: dt.date) -> None:
+def load_steps(total: int, first_day: dt.date, days: int = DAYS) -> None:
     from django.db import transaction
     from django.utils import timezone
 
@@ -98,7 +98,7 @@ def load_steps(total: int, first_day: dt.date) -> None:
         )
         for modality in {m for _, m in STATIONS}
     }
-    per_day = total // DAYS
+    per_day = total // days
     per_station = per_day // len(devices)
     spacing = 720 // per_station
     statuses = [StepStatus.SCHEDULED] * 6 + [StepStatus.COMPLETED, StepStatus.ARRIVED]
@@ -149,21 +149,27 @@ def load_steps(total: int, first_day: dt.date) -> None:
             ScheduledProcedureStep.objects.bulk_create(steps)
 
 
-def measure(client, path: str, requests: int) -> tuple[list[float], int, int]:
+def measure(client, path: str, requests: int) -> tuple[list[float], list[float], int, int]:
     from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
     for _ in range(3):
         response = client.get(path)
         assert response.status_code == 200, (path, response.status_code)
-    with CaptureQueriesContext(connection) as captured:
+    queries = []
+
+    def count(execute, sql, params, many, context):
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
         client.get(path)
-    durations = []
+    durations, cpu = [], []
     for _ in range(requests):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         response = client.get(path)
         durations.append((time.perf_counter() - started) * 1000)
-    return durations, len(captured.captured_queries), len(response.content)
+        cpu.append((time.process_time() - started_cpu) * 1000)
+    return durations, cpu, len(queries), len(response.content)
 
 
 def p95(values: list[float]) -> float:
@@ -176,6 +182,8 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--days", type=int, default=DAYS, help="days the steps are spread over")
+    parser.add_argument("--profile", action="store_true", help="cProfile each page once")
     args = parser.parse_args()
 
     url, data_dir = setup_database(args.database_url)
@@ -194,9 +202,9 @@ def main() -> None:
     setup_test_environment()  # the test client's ALLOWED_HOSTS and response.context
     try:
         call_command("migrate", verbosity=0)
-        first_day = timezone.localdate() - dt.timedelta(days=DAYS // 2)
         started = time.perf_counter()
-        load_steps(args.steps, first_day)
+        first_day = timezone.localdate() - dt.timedelta(days=args.days // 2)
+        load_steps(args.steps, first_day, args.days)
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")
@@ -218,11 +226,19 @@ def main() -> None:
             ("patient search wang xiaodong", "/patients/?q=wang+xiaodong"),
             ("patient search by ID", "/patients/?q=BP0050000"),
         ]
-        print(f"{'page':32} {'median ms':>10} {'p95 ms':>8} {'queries':>8} {'KiB':>6}")
+        print(f"{'page':32} {'median ms':>10} {'p95 ms':>8} {'cpu ms':>8} {'queries':>8} "
+              f"{'KiB':>6}")
         for label, path in pages:
-            durations, queries, size = measure(client, path, args.requests)
+            durations, cpu, queries, size = measure(client, path, args.requests)
             print(f"{label:32} {statistics.median(durations):10.1f} {p95(durations):8.1f} "
-                  f"{queries:8d} {size / 1024:6.0f}")
+                  f"{statistics.median(cpu):8.1f} {queries:8d} {size / 1024:6.0f}")
+            if args.profile:
+                import cProfile
+                import pstats
+
+                profiler = cProfile.Profile()
+                profiler.runcall(client.get, path)
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
     finally:
         drop_database(url, args.database_url)
 

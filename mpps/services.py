@@ -190,11 +190,8 @@ def pps_update(
         steps = list(pps.steps.all())
         notes = _sync_steps(steps, actor=actor, pps=pps, strict=False)
         if notes:
-            pps.reconciliation = (
-                Reconciliation.CONFLICT
-                if pps.reconciliation == Reconciliation.MATCHED
-                else pps.reconciliation
-            )
+            # Back on the exception list, even if staff had linked it before.
+            pps.reconciliation = Reconciliation.CONFLICT
             pps.reconciliation_note = _join(pps.reconciliation_note, *notes)
             pps.save(update_fields=["reconciliation", "reconciliation_note"])
     audit.record(

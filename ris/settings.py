@@ -188,6 +188,8 @@ SPECTACULAR_SETTINGS = {
         "StepStatusEnum": "worklist.models.StepStatus",
         "OrderStatusEnum": "worklist.models.OrderStatus",
         "CheckInStatusEnum": ["ARRIVED", "READY"],
+        "PerformedStepStatusEnum": "mpps.models.PPSStatus",
+        "HL7MessageStatusEnum": "ris.models.InboundMessage.Status",
     },
 }
 

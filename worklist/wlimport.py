@@ -93,7 +93,8 @@ def _decimal(ds: Dataset, keyword: str) -> Decimal | None:
     if not text:
         return None
     try:
-        return Decimal(text)
+        # The model keeps two decimals: quantised here, re-importing compares equal.
+        return Decimal(text).quantize(Decimal("0.01"))
     except InvalidOperation:
         raise WorklistFileError(f"{keyword} {text!r} is not a number") from None
 

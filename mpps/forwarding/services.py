@@ -225,15 +225,14 @@ def _record(
         # A modality re-sending an instance (it never got our Success, or it was corrected):
         # the new file replaces the old one and is delivered again.
         previous_step_id = instance.step_id
-        previous_path = instance.path
         for name, value in fields.items():
             setattr(instance, name, value)
         instance.received_count += 1
         instance.save()
         if previous_step_id and previous_step_id != instance.step_id:
             _count_received(previous_step_id)
-        if previous_path and previous_path != relative:
-            transaction.on_commit(lambda: spool.remove(previous_path))
+    # Older copies: a previous reception, or a file written just before a crash.
+    transaction.on_commit(lambda: spool.remove_other_copies(sop_uid, keep=relative))
     destinations = list(PacsDestination.objects.filter(active=True, send_images=True))
     for destination in destinations:
         delivery, created = InstanceDelivery.objects.get_or_create(
@@ -426,6 +425,24 @@ def purge_spool() -> int:
             spool.remove(instance.path)
             purged += 1
     return purged
+
+
+#: Spool files no row names are deleted once this old (a crash between write and commit).
+ORPHAN_FILE_AGE = dt.timedelta(hours=1)
+
+
+def sweep_spool() -> int:
+    """Delete spool files no instance row refers to, once they are ``ORPHAN_FILE_AGE`` old."""
+    referenced = set(
+        SpooledInstance.objects.filter(purged_at__isnull=True)
+        .exclude(path="")
+        .values_list("path", flat=True)
+    )
+    cutoff = (timezone.now() - ORPHAN_FILE_AGE).timestamp()
+    orphans = spool.unreferenced(referenced, cutoff)
+    for path in orphans:
+        path.unlink(missing_ok=True)
+    return len(orphans)
 
 
 def requeue_orphans() -> int:

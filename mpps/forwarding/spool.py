@@ -76,3 +76,30 @@ def files() -> list[Path]:
     if not root().is_dir():
         return []
     return sorted(p for p in root().glob("*/*.dcm"))
+
+
+def remove_other_copies(sop_instance_uid: str, keep: str) -> None:
+    """Delete every file of the instance but ``keep``: older receptions, and copies written by a
+    process that crashed before recording them (the modality then sent the instance again)."""
+    directory = absolute(keep).parent
+    for path in directory.glob(f"{sop_instance_uid}.*.dcm"):
+        if path.name != absolute(keep).name:
+            path.unlink(missing_ok=True)
+
+
+def unreferenced(referenced: set[str], older_than: float) -> list[Path]:
+    """Spool files (and temporary files) no instance row names, last written before
+    ``older_than`` (a timestamp): leftovers of a crash between the write and the commit."""
+    if not root().is_dir():
+        return []
+    found = []
+    for path in root().glob("*/*"):
+        relative = f"{path.parent.name}/{path.name}"
+        if relative in referenced:
+            continue
+        try:
+            if path.stat().st_mtime < older_than:
+                found.append(path)
+        except FileNotFoundError:
+            continue
+    return found

@@ -2,7 +2,8 @@
 
 - delete spool files whose instances every PACS committed, once the retention has passed;
 - ask again for storage commitments whose report never came (RIS_FORWARD_COMMIT_TIMEOUT_SECONDS);
-- queue a store job for pending deliveries that have none.
+- queue a store job for pending deliveries that have none;
+- delete spool files no row refers to (a crash between writing a file and recording it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ def run() -> None:
     purged = services.purge_spool()
     expired = services.expire_commitments()
     queued = services.requeue_orphans()
+    purged += services.sweep_spool()
     if purged or expired or queued:
         logger.info(
             "forwarding upkeep: %d spool files deleted, %d commitments asked again, "

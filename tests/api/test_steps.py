@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from tests.factories import DeviceFactory, PatientFactory, ProcedureTypeFactory, at, first_step
 from tests.factories import make_order as _make_order
 from worklist import services
+from worklist.api.serializers import StepSerializer
 from worklist.audit import Actor
 from worklist.models import AuditEvent, Modality, StepStatus
 
@@ -133,6 +134,21 @@ def test_the_query_count_does_not_grow_with_the_page_size(radiologist, ct):
     for minute in range(0, 12 * 15, 15):
         make_step(at(8 + minute // 60, minute % 60, day=TODAY), ct)
     assert _queries_for_page(radiologist, 2) == _queries_for_page(radiologist, 12)
+
+
+def test_the_direct_step_representation_equals_drf_field_by_field(radiologist, ct):
+    ptype = ProcedureTypeFactory(
+        protocol_codes=[{"value": "P1", "scheme": "L", "meaning": "Head routine"}]
+    )
+    step = make_step(
+        at(9, day=TODAY), ct, procedure_type=ptype, patient=PatientFactory(birth_date=None)
+    )
+    unbooked = make_step()
+    for instance in (step, unbooked):
+        serializer = StepSerializer(instance)
+        assert serializer.to_representation(instance) == serializer.to_representation_by_fields(
+            instance
+        )
 
 
 # --- schedule / reschedule ---------------------------------------------------------------------

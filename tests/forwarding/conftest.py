@@ -84,7 +84,8 @@ def gateway(django_db_setup, django_db_blocker, tmp_path_factory, ris_dicom_port
         extra_env=FAST,
     )
     service.start()
-    service.wait_healthy()
+    # Generous: on a loaded 2-core machine the first migrate check alone can take a while.
+    service.wait_healthy(timeout=180)
     yield service
     service.stop()
 

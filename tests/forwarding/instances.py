@@ -83,6 +83,7 @@ def store(
     no response, the association broke)."""
     ae = AE(ae_title=ae_title)
     ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+    ae.dimse_timeout = ae.network_timeout = ae.acse_timeout = 10
     assoc = ae.associate("127.0.0.1", port, ae_title=called)
     if not assoc.is_established:
         return [None] * len(datasets)
@@ -94,7 +95,7 @@ def store(
                 continue
             try:
                 status = assoc.send_c_store(ds)
-            except RuntimeError:  # the association went away under us (ris was killed)
+            except (RuntimeError, OSError):  # the association went away (ris was killed)
                 statuses.append(None)
                 continue
             statuses.append(int(status.Status) if "Status" in status else None)

@@ -77,7 +77,8 @@ def test_ris_killed_mid_forward_loses_nothing(gateway, pacs, destination, study_
 
     kill_hard(gateway)
     forwarded_at_kill = InstanceDelivery.objects.filter(state__in=FINAL).count()
-    modality.join(30)
+    modality.join(60)
+    assert not modality.is_alive()
     assert forwarded_at_kill < len(images), "the crash must fall in the middle of forwarding"
     # Every instance ris acknowledged is in its spool and database, whatever the crash.
     acknowledged = {
@@ -86,7 +87,7 @@ def test_ris_killed_mid_forward_loses_nothing(gateway, pacs, destination, study_
     assert acknowledged <= set(SpooledInstance.objects.values_list("sop_instance_uid", flat=True))
 
     gateway.start()
-    gateway.wait_healthy()
+    gateway.wait_healthy(timeout=180)
     # The modality sends again what it got no Success for (as modalities do).
     unacknowledged = [ds for ds in images if ds.SOPInstanceUID not in acknowledged]
     assert store(gateway.dicom_port, unacknowledged) == [0x0000] * len(unacknowledged)

@@ -2,7 +2,8 @@
 
 Each ``messages/<case>.hl7`` is sent as-is (bytes in its own character set) to a real
 ``ris serve`` with the hl7 package's MLLP client; ``messages/<case>.json`` says what the ACK,
-the patient, the visit, the orders, their procedures and steps must then be.
+the patient, the visit, the orders, their procedures and steps must then be, and what DCMTK
+``findscu`` must get from the worklist (``"worklist": null``: the step is not on it).
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydicom import Dataset
 
 from ris.models import InboundMessage
 from tests.hl7.conftest import MESSAGES, corpus_message, read_ack, send
+from tests.mwl.dcmtk import findscu
 from worklist.models import Order, Patient, Visit
 
 CASES = sorted(p.stem for p in MESSAGES.glob("*.hl7"))
@@ -59,6 +62,35 @@ def order_state(order: Order) -> dict:
     return state
 
 
+SPS_KEYS = {
+    "ScheduledStationAETitle",
+    "Modality",
+    "ScheduledProcedureStepStartDate",
+    "ScheduledProcedureStepStartTime",
+}
+RETURN_KEYS = [
+    "PatientName", "RequestedProcedureDescription", "RequestedProcedurePriority",
+    "ReferringPhysicianName", "AccessionNumber",
+]
+
+
+def worklist_items(port: int, patient_id: str) -> list[Dataset]:
+    """The worklist items of one patient, as DCMTK findscu receives them (UTF-8 requested)."""
+    query = Dataset()
+    query.SpecificCharacterSet = "ISO_IR 192"
+    query.PatientID = patient_id
+    for key in RETURN_KEYS:
+        setattr(query, key, "")
+    item = Dataset()
+    for key in SPS_KEYS:
+        setattr(item, key, "")
+    query.ScheduledProcedureStepSequence = [item]
+    result = findscu(port, query=query)
+    assert result.returncode == 0, result.output
+    return result.responses
+
+
+@pytest.mark.dcmtk
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("case", CASES)
 def test_corpus_message_gives_the_expected_ack_and_database_state(case, hl7_service, catalogue):
@@ -106,3 +138,14 @@ def test_corpus_message_gives_the_expected_ack_and_database_state(case, hl7_serv
         flat = {k: v for k, v in expected_order.items() if k != "procedures"}
         assert _subset(state, flat) == flat
     assert {"type": "order", "id": orders[0].pk, "key": orders[0].accession_number} in stored.links
+
+    items = worklist_items(hl7_service.dicom_port, expected["patient"]["patient_id"])
+    if expected["worklist"] is None:
+        assert items == []
+        return
+    assert items, "the new order's step is not on the worklist"
+    first = items[0]
+    for key, value in expected["worklist"].items():
+        holder = first.ScheduledProcedureStepSequence[0] if key in SPS_KEYS else first
+        assert str(holder.get(key, "")) == value, key
+    assert str(first.AccessionNumber) == orders[0].accession_number

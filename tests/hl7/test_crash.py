@@ -52,8 +52,10 @@ def test_every_message_acknowledged_aa_survives_kill_9_of_ris_serve(new_ris_serv
 
     sender = threading.Thread(target=send_until_killed)
     sender.start()
-    assert sending.wait(30)
-    time.sleep(0.5)  # kill in the middle of a stream of messages
+    assert sending.wait(60)
+    deadline = time.monotonic() + 60
+    while len(acked) < 5 and time.monotonic() < deadline:  # kill in the middle of the stream
+        time.sleep(0.05)
     victims = [service.process.pid, *children_of(service.process.pid)]
     for pid in victims:
         os.kill(pid, signal.SIGKILL)

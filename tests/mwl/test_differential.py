@@ -70,8 +70,8 @@ def peers(ris_service, django_db_blocker, tmp_path_factory):
 
 SAME = {
     "universal": [],
-    "station_and_days": sps(
-        ScheduledStationAETitle="CT1", ScheduledProcedureStepStartDate="20300302-20300305"
+    "station_and_day": sps(
+        ScheduledStationAETitle="MR3", ScheduledProcedureStepStartDate="20300307"
     ),
     "modality_and_date_range": sps(
         Modality="MR", ScheduledProcedureStepStartDate="20300301-20300307"

@@ -18,13 +18,13 @@ from django.utils import timezone
 from pydicom import dcmread
 from pydicom.filebase import DicomBytesIO
 
-from tests.factories import DeviceFactory, ProcedureTypeFactory
 from tests.mwl.dcmtk import findscu, sps
-from worklist.models import CharacterSet, Modality, Patient, ScheduledProcedureStep
+from worklist.demo import load_demo
+from worklist.models import CharacterSet, Device, Patient, ScheduledProcedureStep
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.dcmtk]
 
-NAME_BYTES = "Wang^XiaoDong=王^小东".encode()
+NAME_BYTES = "Liu^Yang=刘^洋".encode()
 
 
 @pytest.fixture(autouse=True)
@@ -34,15 +34,13 @@ def fast_password_hasher():
 
 @pytest.fixture
 def department():
-    """The admin ``ris serve`` would create (a transactional test before may have flushed it),
-    one CT room answering in UTF-8, and a CT head procedure."""
+    """The admin ``ris serve`` would create (a transactional test before may have flushed it)
+    and the demo department: stations (CT1 answers in UTF-8), catalogue, patients, today's
+    exams, so that the screenshots show a working day."""
     if not User.objects.filter(username="admin").exists():
         User.objects.create_superuser("admin", "", "admin-test-password")
-    ct1 = DeviceFactory(ae_title="CT1", modality=Modality.CT, character_set=CharacterSet.UTF8)
-    ptype = ProcedureTypeFactory(code_value="CTHEAD", code_meaning="CT head",
-                                 modality=Modality.CT, default_duration_minutes=15)
-    ptype.stations.add(ct1)
-    return ct1
+    load_demo()
+    assert Device.objects.get(ae_title="CT1").character_set == CharacterSet.UTF8
 
 
 @pytest.fixture
@@ -98,21 +96,21 @@ def test_front_desk_books_checks_in_and_moves_an_exam_the_modality_sees(
     page.click("text=Patients")
     page.click("text=Register a patient")
     page.fill("#id_patient_id", "E2E-1")
-    page.fill("#id_alphabetic_family", "Wang")
-    page.fill("#id_alphabetic_given", "XiaoDong")
-    page.fill("#id_ideographic_family", "王")
-    page.fill("#id_ideographic_given", "小东")
+    page.fill("#id_alphabetic_family", "Liu")
+    page.fill("#id_alphabetic_given", "Yang")
+    page.fill("#id_ideographic_family", "刘")
+    page.fill("#id_ideographic_given", "洋")
     page.fill("#id_birth_date", "1980-03-12")
     page.select_option("#id_sex", "M")
     page.screenshot(path=shots / "patient-register.png")
     with page.expect_navigation():
         page.click("button:has-text('Save')")
-    assert page.locator("h1").inner_text().startswith("王 小东 / Wang XiaoDong")
-    assert Patient.objects.get(patient_id="E2E-1").person_name.ideographic == "王^小东"
+    assert page.locator("h1").inner_text().startswith("刘 洋 / Liu Yang")
+    assert Patient.objects.get(patient_id="E2E-1").person_name.ideographic == "刘^洋"
 
     # Order a CT head without a slot: it waits on the calendar's list.
     page.click("text=New order")
-    page.select_option("#id_procedure_type", label="CTHEAD CT head")
+    page.select_option("#id_procedure_type", label="CTHEAD CT head without contrast")
     page.fill("#id_reason", "headache")
     with page.expect_navigation():
         page.click("button:has-text('Create order')")
@@ -120,28 +118,28 @@ def test_front_desk_books_checks_in_and_moves_an_exam_the_modality_sees(
 
     # Book it into a free 10:00 slot of CT1 from the calendar.
     page.goto(f"{base}/calendar/?date={today:%Y-%m-%d}")
-    page.click("aside.waiting a.waiting-step")
+    page.click("aside.waiting a.waiting-step:has-text('刘 洋')")
     page.select_option("#id_station", label="CT1")
     page.fill("#id_date", f"{today:%Y-%m-%d}")
     page.fill("#id_time", "10:00")
     with page.expect_navigation():
         page.click("button:has-text('Book')")
     assert "Booked" in page.locator(".messages").inner_text()
-    block = page.locator(".cal-col .block").first
-    assert "王 小东" in block.inner_text()
+    block = page.locator(".cal-col .block:has-text('刘 洋')")
+    assert block.inner_text().startswith("10:00")
     page.screenshot(path=shots / "calendar-day.png")
 
     # Check the patient in from the day list (htmx swaps the row in place).
     page.goto(f"{base}/day/")
-    row = page.locator("table.daylist tbody tr").first
+    row = page.locator("table.daylist tbody tr:has-text('刘 洋')")
     row.locator("button:has-text('Arrived')").click()
-    page.wait_for_selector("table.daylist tbody tr .badge.st-arrived")
+    page.wait_for_selector("table.daylist tbody tr:has-text('刘 洋') .badge.st-arrived")
     page.screenshot(path=shots / "checkin.png")
 
     item, raw_name = _worklist_item(ris_service, "E2E-1")
     assert item.SpecificCharacterSet == "ISO_IR 192"
     assert raw_name == NAME_BYTES
-    assert item.PatientName == "Wang^XiaoDong=王^小东"
+    assert item.PatientName == "Liu^Yang=刘^洋"
     step_item = item.ScheduledProcedureStepSequence[0]
     assert step_item.ScheduledProcedureStepStartDate == f"{today:%Y%m%d}"
     assert step_item.ScheduledProcedureStepStartTime.startswith("1000")
@@ -150,7 +148,7 @@ def test_front_desk_books_checks_in_and_moves_an_exam_the_modality_sees(
     # Move it to 11:30 with the move form (the calendar block links to it).
     page.goto(f"{base}/calendar/?date={today:%Y-%m-%d}")
     with page.expect_navigation():
-        page.locator(".cal-col .block").first.click()
+        page.locator(".cal-col .block:has-text('刘 洋')").click()
     page.fill("#id_time", "11:30")
     with page.expect_navigation():
         page.click("button:has-text('Move')")
@@ -163,6 +161,18 @@ def test_front_desk_books_checks_in_and_moves_an_exam_the_modality_sees(
     moved = _worklist_item(ris_service, "E2E-1")[0].ScheduledProcedureStepSequence[0]
     assert moved.ScheduledProcedureStepStartTime.startswith("1130")
 
+    # Drag and drop onto a free 13:00 slot of CT2 posts the same move form.
+    ct2 = Device.objects.get(ae_title="CT2")
+    page.goto(f"{base}/calendar/?date={today:%Y-%m-%d}")
+    with page.expect_navigation():
+        page.drag_and_drop(
+            ".cal-col .block:has-text('刘 洋')",
+            f".cal-col[data-station='{ct2.pk}'] a.slot[data-time='13:00']",
+        )
+    step.refresh_from_db()
+    assert step.station == ct2
+    assert timezone.localtime(step.scheduled_start).time() == dt.time(13, 0)
+
     # The other main pages, for the screenshots in the README.
     page.goto(f"{base}/orders/{step.requested_procedure.order_id}/")
     page.screenshot(path=shots / "order-detail.png", full_page=True)
@@ -170,7 +180,7 @@ def test_front_desk_books_checks_in_and_moves_an_exam_the_modality_sees(
     page.screenshot(path=shots / "dashboard.png")
     page.goto(f"{base}/board/CT/")
     page.screenshot(path=shots / "worklist-board.png")
-    page.goto(f"{base}/patients/?q=王小东")
+    page.goto(f"{base}/patients/?q=刘洋")
     assert "E2E-1" in page.content()
     page.screenshot(path=shots / "patient-search.png")
     with page.expect_navigation():

@@ -10,7 +10,8 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from worklist.api import views
+from worklist.api import interfaces, performed, views
+from worklist.api.worklist_endpoint import WorklistView
 
 router = DefaultRouter()
 router.include_root_view = False
@@ -20,11 +21,17 @@ router.register("steps", views.StepViewSet, basename="step")
 router.register("devices", views.DeviceViewSet, basename="device")
 router.register("procedure-types", views.ProcedureTypeViewSet, basename="procedure-type")
 router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
+router.register("performed-steps", performed.PerformedStepViewSet, basename="performed-step")
+router.register("hl7-messages", interfaces.InboundMessageViewSet, basename="hl7-message")
+router.register("outbound-jobs", interfaces.OutboundJobViewSet, basename="outbound-job")
+router.register("hl7-destinations", interfaces.HL7DestinationViewSet, basename="hl7-destination")
+router.register("pacs-destinations", interfaces.PacsDestinationViewSet, basename="pacs-destination")
 
 app_name = "api"
 
 urlpatterns = [
     path("v1/", include(router.urls)),
+    path("v1/worklist/", WorklistView.as_view(), name="worklist"),
     path("v1/auth/token/", views.TokenView.as_view(), name="token"),
     path("v1/auth/me/", views.WhoAmIView.as_view(), name="me"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

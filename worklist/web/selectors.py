@@ -241,10 +241,6 @@ def patient_orders(patient: Patient) -> list[Order]:
 # --- orders -----------------------------------------------------------------------------------
 
 
-def order_detail(order_id: int) -> Order:
-    return Order.objects.select_related("patient", "visit").get(pk=order_id)
-
-
 def order_procedures(order: Order) -> list[RequestedProcedure]:
     return list(
         RequestedProcedure.objects.filter(order=order)

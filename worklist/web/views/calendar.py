@@ -17,15 +17,24 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from ris.roles import has_role
 from worklist import services
 from worklist.errors import DomainError
 from worklist.models import ScheduledProcedureStep
 from worklist.web import selectors
 from worklist.web.access import ANY_ROLE, FRONT_DESK, role_required
-from worklist.web.calendar import SLOT_CHOICES, build_grid, week_of
+from worklist.web.calendar import (
+    SLOT_CHOICES,
+    build_grid,
+    label_blocks,
+    render_slots,
+    week_of,
+)
 from worklist.web.forms import BookForm, MoveForm, add_domain_error
 from worklist.web.views.common import actor, day_param, int_param, modality_param
 from worklist.web.views.orders import MOVABLE
+
+_PK = 987654321
 
 
 def calendar_url(day: dt.date, **params) -> str:
@@ -57,6 +66,19 @@ def calendar(request):
         shown = all_stations
     steps = list(selectors.steps_between(start, end, station_ids=[s.pk for s in shown]))
     grid = build_grid(columns=columns, steps=steps, slot_minutes=slot)
+    can_book = has_role(request.user, *FRONT_DESK)
+    render_slots(grid, book_url=reverse("web:book") if can_book else None,
+                 book_label=_("Book"), closed_label=_("Closed"))
+    # reverse() once per page, not once per block.
+    move_url = reverse("web:move", kwargs={"pk": _PK}).replace(str(_PK), "{}")
+    detail_url = reverse("web:order_detail", kwargs={"pk": _PK}).replace(str(_PK), "{}")
+    label_blocks(
+        grid,
+        move_url=move_url.format,
+        detail_url=detail_url.format,
+        can_move=can_book,
+        movable=MOVABLE,
+    )
     delta = dt.timedelta(days=7 if view == "week" else 1)
     common = {"view": view, "modality": modality, "slot": slot if slot != 15 else "",
               "station": station.pk if station else ""}
@@ -69,7 +91,7 @@ def calendar(request):
             "view": view,
             "modality": modality,
             "modalities": selectors.modalities_in_use(),
-            "stations": selectors.stations(modality) if view == "week" else all_stations,
+            "stations": all_stations,
             "station": station,
             "slot": slot,
             "slot_choices": SLOT_CHOICES,

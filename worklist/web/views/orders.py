@@ -59,12 +59,7 @@ def order_create(request):
 
 @role_required(*ANY_ROLE)
 def order_detail(request, pk: int):
-    try:
-        order = selectors.order_detail(pk)
-    except Order.DoesNotExist:
-        from django.http import Http404
-
-        raise Http404 from None
+    order = get_object_or_404(Order.objects.select_related("patient", "visit"), pk=pk)
     procedures = selectors.order_procedures(order)
     steps = [step for proc in procedures for step in proc.steps.all()]
     return render(

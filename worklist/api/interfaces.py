@@ -1,0 +1,263 @@
+"""The integration side, for admins: HL7 messages received, the outbound queue, destinations.
+
+Reprocessing goes through ``ris.hl7.handler.reprocess`` and retrying through
+``ris.outbound.retry``: the API only finds the object and reports the outcome. Destinations are
+configuration, written like devices (admins only, every change audited).
+"""
+
+from __future__ import annotations
+
+import django_filters as filters
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from mpps.forwarding.models import PacsDestination
+from ris import outbound
+from ris.hl7 import handler
+from ris.models import HL7Destination, InboundMessage, OutboundJob
+from worklist.api.filters import InstantFilter
+from worklist.api.permissions import ADMIN
+from worklist.api.serializers import validate_ae_title
+from worklist.api.views import RisApiMixin, _AuditedModelViewSet
+from worklist.errors import InvalidTransition
+
+# --- HL7 messages -----------------------------------------------------------------------------
+
+
+class InboundMessageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = InboundMessage
+        fields = [
+            "id",
+            "sender",
+            "control_id",
+            "message_type",
+            "version",
+            "charset",
+            "peer",
+            "size",
+            "status",
+            "ack_code",
+            "error_code",
+            "error",
+            "received_at",
+            "processed_at",
+            "reprocess_count",
+            "duplicate_of",
+            "patient",
+            "order",
+            "links",
+        ]
+        read_only_fields = fields
+
+
+class InboundMessageDetailSerializer(InboundMessageSerializer):
+    text = serializers.CharField(
+        read_only=True, help_text="The message decoded in its own character set."
+    )
+    ack_text = serializers.SerializerMethodField(help_text="The ACK ris answered with.")
+
+    class Meta(InboundMessageSerializer.Meta):
+        fields = [*InboundMessageSerializer.Meta.fields, "text", "ack_text"]
+        read_only_fields = fields
+
+    def get_ack_text(self, message: InboundMessage) -> str:
+        ack = bytes(message.ack or b"")
+        try:
+            return ack.decode("utf-8")
+        except UnicodeDecodeError:
+            return ack.decode("latin-1")
+
+
+class InboundMessageFilter(filters.FilterSet):
+    status = filters.MultipleChoiceFilter(choices=InboundMessage.Status.choices)
+    sender = filters.CharFilter()
+    control_id = filters.CharFilter()
+    message_type = filters.CharFilter()
+    received_after = InstantFilter(field_name="received_at", lookup_expr="gte")
+    received_before = InstantFilter(field_name="received_at", lookup_expr="lt")
+
+    class Meta:
+        model = InboundMessage
+        fields: list[str] = []
+
+
+@extend_schema_view(
+    reprocess=extend_schema(
+        request=None,
+        responses=InboundMessageDetailSerializer,
+        description="Apply a message that failed (ERROR, answered AE) again, e.g. after the "
+        "catalogue was fixed. Nothing is sent to the HIS. Any other status is a 409.",
+    )
+)
+class InboundMessageViewSet(RisApiMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = InboundMessage.objects.defer("raw", "ack")
+    filterset_class = InboundMessageFilter
+    ordering_fields = ["received_at", "id"]
+    ordering = ["-id"]
+    read_roles = ADMIN
+    write_roles = ADMIN
+
+    def get_queryset(self):
+        if self.action in ("retrieve", "reprocess"):
+            return InboundMessage.objects.all()
+        return super().get_queryset()
+
+    def get_serializer_class(self):
+        if self.action == "list":
+            return InboundMessageSerializer
+        return InboundMessageDetailSerializer
+
+    @action(detail=True, methods=["post"])
+    def reprocess(self, request: Request, pk: str) -> Response:
+        message = self.get_object()
+        if message.status != InboundMessage.Status.ERROR:
+            raise InvalidTransition(
+                f"message {message.pk} is {message.status}: only messages in ERROR are reprocessed"
+            )
+        result = handler.reprocess(message)
+        return Response(InboundMessageDetailSerializer(result).data)
+
+
+# --- outbound queue ---------------------------------------------------------------------------
+
+
+class OutboundJobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OutboundJob
+        fields = [
+            "id",
+            "kind",
+            "destination",
+            "payload",
+            "ordering_key",
+            "state",
+            "attempts",
+            "max_attempts",
+            "next_attempt_at",
+            "last_error",
+            "result",
+            "created_at",
+            "claimed_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class OutboundJobFilter(filters.FilterSet):
+    state = filters.MultipleChoiceFilter(choices=OutboundJob.State.choices)
+    kind = filters.CharFilter()
+    destination = filters.CharFilter()
+    ordering_key = filters.CharFilter()
+
+    class Meta:
+        model = OutboundJob
+        fields: list[str] = []
+
+
+@extend_schema_view(
+    retry=extend_schema(
+        request=None,
+        responses=OutboundJobSerializer,
+        description="Put a FAILED job back in the queue with fresh attempts; any other state "
+        "is a 409.",
+    )
+)
+class OutboundJobViewSet(RisApiMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = OutboundJob.objects.all()
+    serializer_class = OutboundJobSerializer
+    filterset_class = OutboundJobFilter
+    ordering_fields = ["id", "created_at", "next_attempt_at"]
+    ordering = ["-id"]
+    read_roles = ADMIN
+    write_roles = ADMIN
+
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str) -> Response:
+        job = self.get_object()
+        if outbound.retry([job.pk]) != 1:
+            raise InvalidTransition(f"job {job.pk} is {job.state}: only FAILED jobs are retried")
+        job.refresh_from_db()
+        return Response(OutboundJobSerializer(job).data)
+
+
+# --- destinations -----------------------------------------------------------------------------
+
+
+class HL7DestinationSerializer(serializers.ModelSerializer):
+    port = serializers.IntegerField(min_value=1, max_value=65535)
+    ack_timeout_seconds = serializers.IntegerField(min_value=1, max_value=600, required=False)
+
+    class Meta:
+        model = HL7Destination
+        fields = [
+            "id",
+            "name",
+            "host",
+            "port",
+            "version",
+            "charset",
+            "sending_application",
+            "sending_facility",
+            "receiving_application",
+            "receiving_facility",
+            "use_tls",
+            "ack_timeout_seconds",
+            "send_order_status",
+            "active",
+        ]
+
+
+class PacsDestinationSerializer(serializers.ModelSerializer):
+    ae_title = serializers.CharField(max_length=16, validators=[validate_ae_title])
+    calling_ae_title = serializers.CharField(max_length=16, required=False, allow_blank=True)
+    port = serializers.IntegerField(min_value=1, max_value=65535)
+    timeout_seconds = serializers.IntegerField(min_value=1, max_value=600, required=False)
+    commitment_wait_seconds = serializers.IntegerField(min_value=0, max_value=3600, required=False)
+
+    class Meta:
+        model = PacsDestination
+        fields = [
+            "id",
+            "name",
+            "ae_title",
+            "host",
+            "port",
+            "calling_ae_title",
+            "send_mpps",
+            "send_images",
+            "storage_commitment",
+            "query_availability",
+            "use_tls",
+            "timeout_seconds",
+            "commitment_wait_seconds",
+            "active",
+        ]
+
+    def validate_calling_ae_title(self, value: str) -> str:
+        return validate_ae_title(value) if value.strip() else ""
+
+
+class HL7DestinationViewSet(_AuditedModelViewSet):
+    """HIS receivers of ris's order status messages."""
+
+    queryset = HL7Destination.objects.all()
+    serializer_class = HL7DestinationSerializer
+    filterset_fields = ["active", "version"]
+    ordering_fields = ["name"]
+    ordering = ["name"]
+    read_roles = ADMIN
+
+
+class PacsDestinationViewSet(_AuditedModelViewSet):
+    """PACS that ris forwards MPPS and images to."""
+
+    queryset = PacsDestination.objects.all()
+    serializer_class = PacsDestinationSerializer
+    filterset_fields = ["active"]
+    ordering_fields = ["name"]
+    ordering = ["name"]
+    read_roles = ADMIN
