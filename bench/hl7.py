@@ -55,7 +55,8 @@ def message(i: int, run: str) -> bytes:
     return ("\r".join(segments) + "\r").encode()
 
 
-def parse_ceilings(count: int) -> dict[str, float]:
+def parse_ceilings(count: int) -> dict[str, tuple[float, float]]:
+    """name -> (messages/s, CPU ms per message) of parsing and ACK building alone."""
     from hl7apy.core import Message as ApyMessage
     from hl7apy.parser import parse_message
 
@@ -63,23 +64,23 @@ def parse_ceilings(count: int) -> dict[str, float]:
     from ris.hl7.ack import build_ack
 
     messages = [message(i, "P") for i in range(count)]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for raw in messages:
         parsed = parse_message(raw.decode().replace("\n", "\r"), find_groups=False)
         ack = ApyMessage("ACK", version="2.3.1")
         ack.msh.msh_3, ack.msh.msh_5 = "RIS", parsed.msh.msh_3.value
         ack.msa.msa_1, ack.msa.msa_2 = "AA", parsed.msh.msh_10.value
         ack.to_er7()
-    hl7apy_rate = count / (time.perf_counter() - started)
-    started = time.perf_counter()
+    hl7apy = (count / (time.perf_counter() - started), (time.process_time() - cpu) / count * 1e3)
+    started, cpu = time.perf_counter(), time.process_time()
     for raw in messages:
         header = er7.read_header(raw)
         parsed = er7.parse(raw.decode("ascii"), "ascii")
         pid, orc, obr = parsed.first("PID"), parsed.first("ORC"), parsed.first("OBR")
         _ = (pid.get(3), pid.components(5), orc.get(2), orc.get(7, 4), obr.get(4), obr.get(31, 2))
         build_ack(header, "AA")
-    lean_rate = count / (time.perf_counter() - started)
-    return {"hl7apy parse + hl7apy ACK": hl7apy_rate, "lean er7 parse + ACK": lean_rate}
+    lean = (count / (time.perf_counter() - started), (time.process_time() - cpu) / count * 1e3)
+    return {"hl7apy parse + hl7apy ACK": hl7apy, "lean er7 parse + ACK": lean}
 
 
 def setup_database(url: str) -> tuple[str, str]:
@@ -150,6 +151,30 @@ def send_stream(port: int, messages: list[bytes], latencies: list[float]) -> Non
             latencies.append(time.perf_counter() - started)
 
 
+def process_tree(pid: int) -> list[int]:
+    found = [pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found += process_tree(int(stat.parent.name))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes (the server's CPU, whatever else loads the machine)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def throughput(port: int, connections: int, count: int, run: str) -> tuple[float, float]:
     """(messages/s, median latency ms) of ``count`` messages over ``connections`` streams."""
     messages = [message(i, run) for i in range(count)]
@@ -217,20 +242,29 @@ def main() -> None:
 
         vendor = connection.vendor
         connection.close()
-        ceilings = parse_ceilings(500)
+        ceilings = parse_ceilings(300)
         throughput(mllp_port, 1, 100, "WARM")
         results = {}
+        server = process_tree(process.pid)
         for connections in [int(c) for c in args.connections.split(",")]:
-            results[connections] = throughput(
-                mllp_port, connections, args.messages, f"C{connections}"
+            before = cpu_seconds(server)
+            rate, median_ms = throughput(mllp_port, connections, args.messages, f"C{connections}")
+            cpu_ms = (cpu_seconds(server) - before) / args.messages * 1000
+            results[connections] = (rate, median_ms, cpu_ms)
+        load = os.getloadavg()[0]
+        print(
+            f"database: {vendor}; {args.messages} ORM^O01 NW per run; ACK after COMMIT; "
+            f"load average {load:.1f} on {os.cpu_count()} cores"
+        )
+        for name, (rate, cpu_ms) in ceilings.items():
+            print(
+                f"  parse-only ceiling, {name:<26} {rate:8.0f} msg/s   CPU {cpu_ms:.2f} ms/msg "
+                "(one core, no database)"
             )
-        print(f"database: {vendor}; {args.messages} ORM^O01 NW per run; ACK after COMMIT")
-        for name, rate in ceilings.items():
-            print(f"  parse-only ceiling, {name:<28} {rate:8.0f} msg/s (one core, no database)")
-        for connections, (rate, median_ms) in results.items():
+        for connections, (rate, median_ms, cpu_ms) in results.items():
             print(
                 f"  {connections} connection(s): {rate:8.0f} msg/s   median round trip "
-                f"{median_ms:.2f} ms"
+                f"{median_ms:.2f} ms   server CPU {cpu_ms:.2f} ms/msg"
             )
         if args.profile:
             profile_handler(300)

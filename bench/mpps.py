@@ -8,7 +8,9 @@ of 20 referenced images, release. Every N-CREATE starts a step and moves the ord
 N-SET completes the step and the order (two state changes, audit rows, signals). Measured:
 
 - one modality alone: median and p95 of the cycle, cycles/s;
-- 4 modalities at once (one process each, its own station): cycles/s over all, median/p95.
+- 4 modalities at once (one process each, its own station): cycles/s over all, median/p95;
+- the same cycle through ``mpps.services`` in this process, without DIMSE (what the database,
+  validation and state machine cost).
 
 At the end it checks that every step of the run is COMPLETED (a benchmark that loses work is not
 measuring the right thing).
@@ -227,6 +229,33 @@ def play_modality(args: tuple[int, str, list[dict], int]) -> list[float]:
     return durations
 
 
+def service_only(steps: list[dict], images: int) -> list[float]:
+    """The same cycle through ``mpps.services`` in this process: no association, no DIMSE.
+
+    The attribute lists are encoded and decoded first, so the services read raw elements as they
+    do behind the SCP. What is left is validation, the database and the state machine.
+    """
+    from io import BytesIO
+
+    from pydicom.uid import generate_uid
+    from pynetdicom.dsutils import decode, encode
+
+    from mpps import services
+    from worklist.audit import Actor
+
+    actor = Actor.ae("CT1")
+    durations = []
+    for step in steps:
+        create = decode(BytesIO(encode(_n_create_dataset(step, "CT1"), False, True)), False, True)
+        final = decode(BytesIO(encode(_n_set_dataset(images), False, True)), False, True)
+        uid = generate_uid()
+        started = time.perf_counter()
+        services.pps_create(sop_instance_uid=uid, dataset=create, actor=actor)
+        services.pps_update(sop_instance_uid=uid, dataset=final, actor=actor)
+        durations.append(time.perf_counter() - started)
+    return durations
+
+
 def summary(durations: list[float]) -> tuple[float, float]:
     ordered = sorted(durations)
     p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
@@ -265,7 +294,7 @@ def main() -> None:
         from worklist.models import ScheduledProcedureStep, StepStatus
 
         warmup = 20
-        booked = book_steps(warmup + 2 * args.cycles)
+        booked = book_steps(warmup + 3 * args.cycles)
         vendor = connection.vendor
         connection.close()
         # Warm-up, then one modality alone, then four at once (each on its own station).
@@ -274,15 +303,19 @@ def main() -> None:
             (port, "CT1", booked["CT1"][warmup : warmup + args.cycles], args.images)
         )
         jobs = [
-            (port, ae, booked[ae][warmup + args.cycles :], args.images) for ae in STATIONS
+            (port, ae, booked[ae][warmup + args.cycles : warmup + 2 * args.cycles], args.images)
+            for ae in STATIONS
         ]
         started = time.perf_counter()
         with multiprocessing.get_context("spawn").Pool(len(STATIONS)) as pool:
             together = [d for durations in pool.map(play_modality, jobs) for d in durations]
         wall = time.perf_counter() - started
 
+        in_process = service_only(booked["CT2"][warmup + 2 * args.cycles :], args.images)
+        connection.close()
+
         done = ScheduledProcedureStep.objects.filter(status=StepStatus.COMPLETED).count()
-        expected = warmup + args.cycles + len(STATIONS) * args.cycles
+        expected = warmup + 2 * args.cycles + len(STATIONS) * args.cycles
         assert done == expected, f"{done} steps completed, expected {expected}"
 
         median, p95 = summary(alone)
@@ -298,6 +331,10 @@ def main() -> None:
         print(
             f"  4 modalities: median {median:6.1f} ms  p95 {p95:6.1f} ms  "
             f"{len(together) / wall:6.1f} cycles/s  ({len(together)} cycles in {wall:.1f} s)"
+        )
+        median, p95 = summary(in_process)
+        print(
+            f"  services only, in process (no DIMSE): median {median:6.1f} ms  p95 {p95:6.1f} ms"
         )
         print(f"  steps completed: {done}/{expected}")
     finally:

@@ -1,5 +1,48 @@
 from django.contrib import admin
 
-from ris.models import Heartbeat
+from ris.models import Heartbeat, HL7Destination, HL7Sender, InboundMessage, OutboundJob
 
 admin.site.register(Heartbeat)
+
+
+@admin.register(HL7Sender)
+class HL7SenderAdmin(admin.ModelAdmin):
+    list_display = ("application", "facility", "default_charset", "description")
+
+
+@admin.register(HL7Destination)
+class HL7DestinationAdmin(admin.ModelAdmin):
+    list_display = ("name", "host", "port", "version", "charset", "send_order_status", "active")
+
+
+@admin.register(InboundMessage)
+class InboundMessageAdmin(admin.ModelAdmin):
+    """The HL7 message store: read-only (a message is evidence), searchable by control ID."""
+
+    list_display = ("id", "received_at", "sender", "control_id", "message_type", "status",
+                    "ack_code", "error")
+    list_filter = ("status", "message_type", "sender")
+    search_fields = ("control_id", "sender", "error")
+    readonly_fields = [f.name for f in InboundMessage._meta.fields] + ["text"]
+    exclude = ("raw", "ack")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OutboundJob)
+class OutboundJobAdmin(admin.ModelAdmin):
+    list_display = ("id", "kind", "destination", "ordering_key", "state", "attempts",
+                    "next_attempt_at", "last_error")
+    list_filter = ("state", "kind", "destination")
+    actions = ["retry"]
+
+    @admin.action(description="Retry the selected failed jobs")
+    def retry(self, request, queryset):
+        from ris import outbound
+
+        count = outbound.retry(queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{count} job(s) queued again")

@@ -15,6 +15,7 @@ from io import BytesIO
 import pynetdicom.service_class as _service_class
 from django.conf import settings
 from pydicom import Dataset
+from pydicom import config as pydicom_config
 from pydicom.datadict import dictionary_VR
 from pynetdicom import evt
 from pynetdicom.dsutils import decode
@@ -95,6 +96,9 @@ def _install_fast_encoder() -> None:
 
 def register(ae) -> list:
     ae.add_supported_context(ModalityWorklistInformationFind, TRANSFER_SYNTAXES)
+    # Wild cards make query values "invalid" for their VR (CS "C?"): pydicom would log a warning
+    # for each. Query values are validated by worklist.matching, which answers A900H.
+    pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
     if settings.RIS_DICOM_REQUIRE_KNOWN_AE:
         ae._require_calling_aet = KnownAETitles()
     if settings.RIS_MWL_FAST_ENCODING:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from worklist.dicom import ROW_FIELDS
-from worklist.matching import WorklistQuery
+from django.conf import settings
+from pydicom import Dataset
+
+from worklist.dicom import ROW_FIELDS, ResponseBuilder
+from worklist.matching import WorklistQuery, worklist_query
 from worklist.models import Device
 
 _NAMES = tuple(ROW_FIELDS)
@@ -42,3 +45,23 @@ def known_ae_titles() -> list[str]:
     """AE titles of the active Devices: who may open an association when RIS_DICOM_REQUIRE_KNOWN_AE
     is on."""
     return list(Device.objects.filter(active=True).values_list("ae_title", flat=True))
+
+
+def worklist_responses(
+    identifier: Dataset,
+    *,
+    character_set: str | None = None,
+    station_ae: str | None = None,
+    limit: int | None = None,
+) -> Iterator[Dataset]:
+    """The C-FIND answer to a worklist identifier as datasets, for callers other than the SCP
+    (the REST API, tools): the same matching and the same requested-keys projection.
+
+    Raises ``worklist.matching.MatchError`` for an identifier that cannot be matched.
+    """
+    query = worklist_query(identifier, station_ae=station_ae)
+    builder = ResponseBuilder(
+        identifier, character_set=character_set or settings.RIS_MWL_DEFAULT_CHARACTER_SET
+    )
+    for row in worklist_rows(query, limit=limit):
+        yield builder.dataset(row)

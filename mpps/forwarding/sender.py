@@ -203,6 +203,8 @@ def _store_one(assoc, delivery: InstanceDelivery) -> int | None:
 
 def send_study(job: OutboundJob) -> str:
     destination = _destination(job)
+    if not destination.send_images:
+        raise Rejected(f"{destination.name} no longer takes images")
     study_uid = job.payload["study_instance_uid"]
     stored = failed = 0
     while True:
@@ -252,8 +254,11 @@ def _store_batch(destination: PacsDestination, batch: list[InstanceDelivery]) ->
             else:
                 refused.append((delivery, f"C-STORE refused 0x{code:04X}"))
         _record_stores(destination, stored, refused)
-        if stored and destination.storage_commitment and assoc.is_established:
-            _request_commitment(assoc, destination, stored)
+        if stored and destination.storage_commitment:
+            if assoc.is_established:
+                _request_commitment(assoc, destination, stored)
+            else:
+                services.commit_later(destination, [d.pk for d in stored])
     finally:
         if assoc.is_established:
             assoc.release()
@@ -322,11 +327,7 @@ def _request_commitment(assoc, destination: PacsDestination, deliveries: list[In
     )
     ok = _send_n_action(assoc, _commitment_request(uid, deliveries))
     if not ok:
-        with transaction.atomic():
-            CommitmentRequest.objects.filter(pk=request.pk).update(
-                state=CommitmentRequest.State.EXPIRED
-            )
-            services.queue_commitment(request)
+        services.retry_commitment(request)
         return
     _wait_for_report(destination, request)
 

@@ -11,6 +11,7 @@ import datetime as dt
 import io
 import logging
 import re
+import uuid
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -377,6 +378,46 @@ def expire_commitments() -> int:
                 expired += 1
                 queue_commitment(request)
     return expired
+
+
+@transaction.atomic
+def retry_commitment(request: CommitmentRequest) -> None:
+    """The N-ACTION of ``request`` did not go through: ask again from a queued job."""
+    CommitmentRequest.objects.filter(pk=request.pk).update(state=CommitmentRequest.State.EXPIRED)
+    queue_commitment(request)
+
+
+@transaction.atomic
+def commit_later(destination: PacsDestination, delivery_ids: list[int]) -> CommitmentRequest:
+    """Stored instances whose N-ACTION could not be sent (the association broke after the
+    C-STOREs): a request under a fresh Transaction UID, asked by a queued job."""
+    request = commitment_requested(
+        destination=destination,
+        delivery_ids=delivery_ids,
+        transaction_uid=f"2.25.{uuid.uuid4().int}",
+    )
+    retry_commitment(request)
+    return request
+
+
+def adopt_uncommitted(older_than: dt.timedelta = dt.timedelta(minutes=1)) -> int:
+    """Stored instances tied to no commitment request (a crash between the C-STOREs and the
+    N-ACTION): give them one. Returns how many instances were adopted."""
+    limit = timezone.now() - older_than
+    adopted = 0
+    for destination in PacsDestination.objects.filter(active=True, storage_commitment=True):
+        ids = list(
+            InstanceDelivery.objects.filter(
+                destination=destination,
+                state=InstanceDelivery.State.SENT,
+                commitment__isnull=True,
+                sent_at__lt=limit,
+            ).values_list("pk", flat=True)[: settings.RIS_FORWARD_BATCH_SIZE]
+        )
+        if ids:
+            commit_later(destination, ids)
+            adopted += len(ids)
+    return adopted
 
 
 def queue_commitment(request: CommitmentRequest) -> None:

@@ -19,7 +19,7 @@ import logging
 import time
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from ris.hl7 import charsets, er7, mapping
@@ -32,6 +32,8 @@ logger = logging.getLogger("ris.hl7")
 Status = InboundMessage.Status
 
 _SENDER_CACHE_SECONDS = 10.0
+#: Tries of one message's transaction when a concurrent one conflicted with it.
+_ATTEMPTS = 3
 _sender_cache: dict[tuple[str, str], tuple[float, str]] = {}
 
 
@@ -197,22 +199,32 @@ def _process(raw: bytes, header: dict, peer: str) -> bytes:
     except mapping.HL7Error as exc:
         return _reject(raw, header, peer, exc.code, exc.text)
     kind, event, _ = message.message_type
-    try:
-        with transaction.atomic():
-            code, error_code, text, outcome = _apply(message, header)
-            if code == "AR":
-                transaction.set_rollback(True)
-                ack = build_ack(header, code, text, error_code)
-            else:
-                ack = build_ack(header, code, text, error_code, severity="E")
-                _store(raw, header, peer, charset, code, ack, error_code, text, outcome,
-                       f"{kind}^{event}")
-    except IntegrityError:
-        # The same sender + MSH-10 committed meanwhile on another connection: a resend.
-        original = _original(header)
-        if original is None:
-            raise
-        return _duplicate(original, raw, header, peer)
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                code, error_code, text, outcome = _apply(message, header)
+                if code == "AR":
+                    transaction.set_rollback(True)
+                    ack = build_ack(header, code, text, error_code)
+                else:
+                    ack = build_ack(header, code, text, error_code, severity="E")
+                    _store(raw, header, peer, charset, code, ack, error_code, text, outcome,
+                           f"{kind}^{event}")
+            break
+        except IntegrityError:
+            # Either the same sender + MSH-10 committed meanwhile on another connection (a
+            # resend), or a concurrent message created the same patient first: apply again,
+            # now seeing that row.
+            original = _original(header)
+            if original is not None:
+                return _duplicate(original, raw, header, peer)
+            if attempt == _ATTEMPTS:
+                raise
+        except OperationalError:
+            # PostgreSQL chose this transaction as a deadlock victim: nothing was kept, retry.
+            if attempt == _ATTEMPTS:
+                raise
+        time.sleep(0.02 * attempt)
     if code == "AR":
         return _reject(raw, header, peer, error_code, text)
     if code != "AA":

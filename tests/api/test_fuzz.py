@@ -14,11 +14,18 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
+from pydicom.uid import generate_uid
 from rest_framework.authtoken.models import Token
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
+from mpps import services as mpps_services
+from mpps.forwarding.models import PacsDestination
+from ris.hl7 import handler
+from ris.models import HL7Destination, InboundMessage, OutboundJob
 from ris.wsgi import application
 from tests.factories import DeviceFactory, PatientFactory, ProcedureTypeFactory, at, make_order
+from tests.mpps.modality import Modality
+from worklist.audit import Actor
 
 MAX_EXAMPLES = 10
 
@@ -47,6 +54,11 @@ def api_schema(db, make_user, in_process_wsgi):
     patient = PatientFactory()
     booked = make_order(patient=patient, procedure_type=ptype, station=station, start=at(9))
     unbooked = make_order(patient=patient, procedure_type=ptype)
+    exception = _unmatched_pps(booked)
+    failed_message = _failed_hl7_message()
+    job = OutboundJob.objects.create(kind="hl7.order_status", state=OutboundJob.State.FAILED)
+    his = HL7Destination.objects.create(name="HIS", host="his.example", port=2575)
+    pacs = PacsDestination.objects.create(name="PACS", ae_title="PACS", host="pacs", port=104)
     ids = sorted(
         {
             station.pk,
@@ -55,6 +67,11 @@ def api_schema(db, make_user, in_process_wsgi):
             booked.pk,
             unbooked.pk,
             *(s.pk for o in (booked, unbooked) for p in o.procedures.all() for s in p.steps.all()),
+            exception.pk,
+            failed_message.pk,
+            job.pk,
+            his.pk,
+            pacs.pk,
         }
     )
     user = make_user("fuzzer", Role.ADMIN)
@@ -79,6 +96,28 @@ def api_schema(db, make_user, in_process_wsgi):
         return path_parameters
 
     return schema
+
+
+def _unmatched_pps(order):
+    """An MPPS exception: the modality named a step ris does not know."""
+    step = order.procedures.get().steps.get()
+    dataset = Modality(port=0).pps_for(step)
+    dataset.ScheduledStepAttributesSequence[0].ScheduledProcedureStepID = "SPS-TYPO"
+    return mpps_services.pps_create(
+        sop_instance_uid=generate_uid(), dataset=dataset, actor=Actor.ae("FUZZ1")
+    )
+
+
+def _failed_hl7_message() -> InboundMessage:
+    """An ORM whose procedure code is not in the catalogue: stored as ERROR for reprocessing."""
+    raw = (
+        b"MSH|^~\\&|HIS|HOSP|RIS|RAD|20261130120000||ORM^O01|FUZZ-1|P|2.3.1\r"
+        b"PID|1||PF-1^^^HOSP^MR||Doe^Jane||19700101|F\r"
+        b"ORC|NW|PL-FUZZ^HIS\r"
+        b"OBR|1|PL-FUZZ^HIS||NOSUCH^No such exam^L\r"
+    )
+    handler.handle(raw, "127.0.0.1:5000")
+    return InboundMessage.objects.get(control_id="FUZZ-1")
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")

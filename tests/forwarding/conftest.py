@@ -87,7 +87,8 @@ def gateway(django_db_setup, django_db_blocker, tmp_path_factory, ris_dicom_port
     # Generous: on a loaded 2-core machine the first migrate check alone can take a while.
     service.wait_healthy(timeout=180)
     yield service
-    service.stop()
+    # The scheduler finishes its running job before it exits: slow on a loaded machine.
+    service.stop(timeout=60)
 
 
 def wait_for(
@@ -152,3 +153,14 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return "\nState:\tZ" not in status  # a zombie holds no socket and no lock
+
+
+def spool_files(service: RisService, datasets) -> list[Path]:
+    """The spool files of these instances (other tests' leftovers are not this test's business:
+    the database is flushed between tests, the spool directory is not)."""
+    uids = {ds.SOPInstanceUID for ds in datasets}
+    return [
+        path
+        for path in (service.data_dir / "spool").glob("*/*.dcm")
+        if path.name.rsplit(".", 2)[0] in uids
+    ]

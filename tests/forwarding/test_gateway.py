@@ -13,16 +13,12 @@ from mpps.forwarding.models import (
     StepImages,
 )
 from tests.factories import DeviceFactory, PatientFactory, first_step, make_order
-from tests.forwarding.conftest import wait_for
+from tests.forwarding.conftest import spool_files, wait_for
 from tests.forwarding.instances import ct_study, store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 COMMITTED = InstanceDelivery.State.COMMITTED
-
-
-def spool_files(service) -> list:
-    return sorted((service.data_dir / "spool").glob("*/*.dcm"))
 
 
 def all_committed(count: int):
@@ -73,7 +69,7 @@ def test_study_reaches_the_pacs_once_with_the_orders_identity_and_is_committed(
     commitments = CommitmentRequest.objects.all()
     assert {c.state for c in commitments} == {CommitmentRequest.State.SUCCESS}
     assert {c.report_via for c in commitments} == {"new association from ORTHANC"}
-    wait_for(lambda: spool_files(service) == [], what="an empty spool")
+    wait_for(lambda: spool_files(service, images) == [], what="an empty spool")
     assert not SpooledInstance.objects.filter(purged_at__isnull=True).exists()
     counts = StepImages.objects.get(step=ordered_step)
     assert (counts.received_series, counts.received_instances) == (2, 6)

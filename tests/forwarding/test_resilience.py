@@ -10,7 +10,7 @@ import pytest
 from mpps.forwarding.models import InstanceDelivery, SpooledInstance
 from ris.models import OutboundJob
 from tests.factories import DeviceFactory, first_step, make_order
-from tests.forwarding.conftest import kill_hard, wait_for
+from tests.forwarding.conftest import kill_hard, spool_files, wait_for
 from tests.forwarding.instances import ct_study, store
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,10 +26,6 @@ def study_uid():
 
 def committed() -> int:
     return InstanceDelivery.objects.filter(state=InstanceDelivery.State.COMMITTED).count()
-
-
-def spool_files(service) -> list:
-    return sorted((service.data_dir / "spool").glob("*/*.dcm"))
 
 
 def test_instances_wait_while_the_pacs_is_down_and_arrive_once_when_it_is_back(
@@ -48,7 +44,7 @@ def test_instances_wait_while_the_pacs_is_down_and_arrive_once_when_it_is_back(
         service=gateway,
     )
     assert set(InstanceDelivery.objects.values_list("state", flat=True)) == {"PENDING"}
-    assert len(spool_files(gateway)) == 5
+    assert len(spool_files(gateway, images)) == 5
 
     pacs.start()
     wait_for(lambda: committed() == 5, what="delivery once the PACS is back", service=gateway)
@@ -58,7 +54,7 @@ def test_instances_wait_while_the_pacs_is_down_and_arrive_once_when_it_is_back(
     assert at_pacs == Counter(ds.SOPInstanceUID for ds in images)
     # "None twice": each instance was C-STOREd exactly once, after the PACS came back.
     assert list(InstanceDelivery.objects.values_list("store_count", flat=True)) == [1] * 5
-    wait_for(lambda: spool_files(gateway) == [], what="an empty spool")
+    wait_for(lambda: spool_files(gateway, images) == [], what="an empty spool")
 
 
 def test_ris_killed_mid_forward_loses_nothing(gateway, pacs, destination, study_uid):
@@ -102,4 +98,4 @@ def test_ris_killed_mid_forward_loses_nothing(gateway, pacs, destination, study_
         i["MainDicomTags"]["SOPInstanceUID"] for i in pacs.instances_of_study(study_uid)
     )
     assert at_pacs == Counter(ds.SOPInstanceUID for ds in images)
-    wait_for(lambda: spool_files(gateway) == [], what="an empty spool")
+    wait_for(lambda: spool_files(gateway, images) == [], what="an empty spool")

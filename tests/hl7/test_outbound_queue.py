@@ -168,3 +168,22 @@ def test_enqueue_inside_a_rolled_back_transaction_leaves_no_job(peer):
         job(1)
         raise RuntimeError("the change failed")
     assert not OutboundJob.objects.exists()
+
+
+def test_the_outbound_command_lists_and_retries_failed_jobs(peer):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    peer.outcome = outbound.Rejected("AE: no such order")
+    queued = job(1)
+    outbound.drain()
+    listing = StringIO()
+    call_command("outbound", "--list", stdout=listing)
+    assert f"{queued.pk}" in listing.getvalue() and "AE: no such order" in listing.getvalue()
+
+    peer.outcome = None
+    call_command("outbound", "--retry", stdout=StringIO())
+    call_command("outbound", "--drain", "--once", stdout=StringIO())
+    queued.refresh_from_db()
+    assert queued.state == State.DONE

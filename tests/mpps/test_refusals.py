@@ -7,12 +7,14 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from mpps.models import PerformedProcedureStep, PerformedSeries, PPSStatus
+from mpps.models import PerformedProcedureStep, PerformedSeries, PPSStatus, StepLink
 from tests.mpps.modality import series_item
-from worklist.models import AuditEvent, StepStatus
+from tests.mpps.worklist import worklist_accessions
+from worklist.models import AuditEvent, OrderStatus, StepStatus
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
+    pytest.mark.dcmtk,
     # The malformed datasets below are malformed on purpose; pydicom warns while building them.
     pytest.mark.filterwarnings("ignore:Invalid value for VR"),
     pytest.mark.filterwarnings("ignore:Unknown encoding"),
@@ -20,10 +22,14 @@ pytestmark = [
 ]
 
 
-def assert_step_untouched(step) -> None:
+def assert_step_untouched(step, port: int) -> None:
+    """The refused N-CREATE left the step scheduled, its order SC, and it on the worklist."""
     step.refresh_from_db()
-    assert step.status == StepStatus.SCHEDULED
+    order = step.requested_procedure.order
+    order.refresh_from_db()
+    assert (step.status, order.status) == (StepStatus.SCHEDULED, OrderStatus.SCHEDULED)
     assert not AuditEvent.objects.filter(action__startswith="pps.").exists()
+    assert order.accession_number in worklist_accessions(port, station="CT01")
 
 
 def test_duplicate_n_create_is_refused_with_0x0111(modality, scheduled_step):
@@ -38,6 +44,9 @@ def test_duplicate_n_create_is_refused_with_0x0111(modality, scheduled_step):
     assert rsp.status == 0x0111
     assert rsp.comment == "A PPS with this SOP Instance UID exists already"
     assert PerformedProcedureStep.objects.get(sop_instance_uid=uid).dataset == stored
+    assert StepLink.objects.filter(step=scheduled_step).count() == 1
+    scheduled_step.refresh_from_db()
+    assert scheduled_step.status == StepStatus.STARTED
 
 
 def test_n_set_on_an_unknown_instance_is_refused_with_0x0112(modality):
@@ -69,6 +78,15 @@ def test_n_set_after_a_final_status_is_refused_with_0x0110_and_error_id_a710(
     pps.refresh_from_db()
     assert pps.status == final
     assert list(pps.series.values_list("series_instance_uid", flat=True)) == series_before
+    scheduled_step.refresh_from_db()
+    order = scheduled_step.requested_procedure.order
+    order.refresh_from_db()
+    assert (scheduled_step.status, order.status) == (
+        (StepStatus.COMPLETED, OrderStatus.COMPLETED)
+        if final == "COMPLETED"
+        else (StepStatus.DISCONTINUED, OrderStatus.DISCONTINUED)
+    )
+    assert order.accession_number not in worklist_accessions(modality.port, station="CT01")
 
 
 def test_n_create_with_status_completed_is_refused_with_0x0106(modality, scheduled_step):
@@ -78,7 +96,7 @@ def test_n_create_with_status_completed_is_refused_with_0x0106(modality, schedul
     assert rsp.status == 0x0106
     assert rsp.comment == "(0040,0252) must be IN PROGRESS at N-CREATE, not 'COMPLETED'"
     assert not PerformedProcedureStep.objects.exists()
-    assert_step_untouched(scheduled_step)
+    assert_step_untouched(scheduled_step, modality.port)
 
 
 def test_n_create_without_scheduled_step_attributes_is_refused_with_0x0120(
@@ -90,7 +108,7 @@ def test_n_create_without_scheduled_step_attributes_is_refused_with_0x0120(
     assert rsp.status == 0x0120
     assert rsp.comment == "Missing (0040,0270) ScheduledStepAttributesSequence"
     assert not PerformedProcedureStep.objects.exists()
-    assert_step_untouched(scheduled_step)
+    assert_step_untouched(scheduled_step, modality.port)
 
 
 def _empty_ssas(ds):
@@ -167,7 +185,7 @@ def test_malformed_n_create_is_refused_with_a_readable_comment(modality, schedul
         assert len(rsp.comment) <= 64
     assert answered == expected
     assert not PerformedProcedureStep.objects.exists()
-    assert_step_untouched(scheduled_step)
+    assert_step_untouched(scheduled_step, modality.port)
 
 
 def _completed_without_end(ds):
@@ -223,7 +241,10 @@ def test_malformed_n_set_is_refused_and_changes_nothing(modality, scheduled_step
     )
     assert not PerformedSeries.objects.exists()
     scheduled_step.refresh_from_db()
-    assert scheduled_step.status == StepStatus.STARTED
+    order = scheduled_step.requested_procedure.order
+    order.refresh_from_db()
+    assert (scheduled_step.status, order.status) == (StepStatus.STARTED, OrderStatus.IN_PROGRESS)
+    assert order.accession_number not in worklist_accessions(modality.port, station="CT01")
 
 
 UNDECODABLE = [

@@ -16,7 +16,8 @@ import pytest
 from tests.mwl.conftest import committed
 from tests.mwl.dcmtk import findscu, sps, tool
 from tests.mwl.wlfiles import Spread, write_worklist
-from tests.service import free_port, test_database_url
+from tests.service import free_port
+from tests.service import test_database_url as database_url
 
 pytestmark = [pytest.mark.dcmtk]
 
@@ -48,7 +49,7 @@ def peers(ris_service, django_db_blocker, tmp_path_factory):
     )
     try:
         with committed(django_db_blocker):
-            url = test_database_url()
+            url = database_url()
             env = {**os.environ, "DATABASE_URL": url, "RIS_DATA_DIR": str(root / "ris")}
             env.pop("DJANGO_SETTINGS_MODULE", None)
             imported = subprocess.run(

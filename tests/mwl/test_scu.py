@@ -144,3 +144,15 @@ def test_fast_encoding_is_byte_identical_to_pydicom(port, django_db_blocker, cha
     for row in rows:
         expected = encode(builder.dataset(row), implicit, little)
         assert builder.encode(row, implicit_vr=implicit, little_endian=little) == expected
+
+
+def test_worklist_responses_answer_like_the_scp_for_other_callers(port, django_db_blocker):
+    from worklist.selectors import worklist_responses
+
+    query = _query(ScheduledStationAETitle="CT1")
+    with django_db_blocker.unblock():
+        answers = list(worklist_responses(query))
+    assert [a.ScheduledProcedureStepSequence[0].ScheduledProcedureStepID for a in answers] == [
+        "A01", "A02"
+    ]
+    assert {e.keyword for e in answers[0]} == {"PatientID", "ScheduledProcedureStepSequence"}

@@ -12,7 +12,8 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from tests.mwl.conftest import committed, device, standard_worklist
 from tests.mwl.dcmtk import findscu, sps
-from tests.service import RisService, test_database_url
+from tests.service import RisService
+from tests.service import test_database_url as database_url
 
 pytestmark = [pytest.mark.dcmtk]
 
@@ -37,7 +38,7 @@ def port(django_db_setup, django_db_blocker, tmp_path_factory):
         device("KNOWNSCU")
         service = RisService(
             data_dir=tmp_path_factory.mktemp("ris-strict"),
-            database_url=test_database_url(),
+            database_url=database_url(),
             extra_env={
                 "RIS_DICOM_REQUIRE_KNOWN_AE": "1",
                 "RIS_MWL_MAX_MATCHES": "3",

@@ -238,6 +238,12 @@ class StepViewSet(
     write_roles = FRONT_DESK
     action_roles = {"check_in": DESK_OR_TECHNOLOGIST}
 
+    def list(self, request: Request) -> Response:
+        """The day list is the hot path: rows straight from one query, no model instances."""
+        rows = serializers.step_rows(self.filter_queryset(self.get_queryset()))
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response([serializers.step_row_json(row) for row in page])
+
     @action(detail=True, methods=["post"])
     def schedule(self, request: Request, pk: str) -> Response:
         step = self.get_object()

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.utils import timezone
-from django.utils.html import escape
+from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from worklist.models import Device, ScheduledProcedureStep
@@ -50,6 +50,7 @@ class Column:
     slots: list[Slot] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
     slots_html: SafeString = mark_safe("")  # noqa: S308 - empty
+    blocks_html: SafeString = mark_safe("")  # noqa: S308 - empty
 
 
 @dataclass
@@ -188,8 +189,9 @@ def render_slots(grid: Grid, *, book_url: str | None, book_label: str, closed_la
 
 
 def label_blocks(grid: Grid, *, move_url, detail_url, can_move: bool, movable) -> None:
-    """Each block's link, time, patient and status label, computed once per block."""
+    """Pre-render each column's step blocks (a busy day has hundreds), like ``render_slots``."""
     for column in grid.columns:
+        parts = []
         for block in column.blocks:
             step = block.step
             block.movable = can_move and step.status in movable
@@ -198,4 +200,18 @@ def label_blocks(grid: Grid, *, move_url, detail_url, can_move: bool, movable) -
             )
             block.start = f"{timezone.localtime(step.scheduled_start):%H:%M}"
             block.who = step.requested_procedure.order.patient.person_name.display()
-            block.status = step.get_status_display()
+            block.status = str(step.get_status_display())
+            drag = (
+                format_html(' draggable="true" data-move-url="{}" data-duration="{}"',
+                            block.href, step.expected_duration_minutes)
+                if block.movable else ""
+            )
+            parts.append(format_html(
+                '<a class="block st-{}" style="--top: {}; --span: {}; --lane: {}; '
+                '--lanes: {};" href="{}"{} title="{} {} · {} · {}"><span class="t">{}</span> '
+                '<span class="who">{}</span><span class="what">{}</span></a>',
+                step.status.lower(), f"{block.top:.3f}", f"{block.span:.3f}", block.lane,
+                block.lanes, block.href, drag, block.start, block.who, step.description,
+                block.status, block.start, block.who, step.description,
+            ))
+        column.blocks_html = mark_safe("".join(parts))  # noqa: S308 - format_html escaped

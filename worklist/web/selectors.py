@@ -69,6 +69,18 @@ def modalities_in_use() -> list[str]:
     )
 
 
+#: The columns the calendar reads: loading 400 steps with every column of four models is
+#: a third of the page's time.
+CALENDAR_FIELDS = (
+    "id", "status", "scheduled_start", "scheduled_end", "expected_duration_minutes",
+    "description", "station_id", "modality", "requested_procedure_id",
+    "requested_procedure__order_id", "requested_procedure__order__patient_id",
+    "requested_procedure__order__patient__name_alphabetic",
+    "requested_procedure__order__patient__name_ideographic",
+    "requested_procedure__order__patient__name_phonetic",
+)
+
+
 def steps_between(
     start: dt.datetime,
     end: dt.datetime,
@@ -76,9 +88,14 @@ def steps_between(
     station_ids: list[int] | None = None,
     modality: str = "",
     statuses=CALENDAR_STATUSES,
+    fields: tuple[str, ...] = (),
 ) -> QuerySet[ScheduledProcedureStep]:
     """Steps whose scheduled time overlaps [start, end), with patient and station joined."""
-    query = ScheduledProcedureStep.objects.select_related(*_STEP_RELATED).filter(
+    related = ("requested_procedure__order__patient",) if fields else _STEP_RELATED
+    query = ScheduledProcedureStep.objects.select_related(*related)
+    if fields:
+        query = query.only(*fields)
+    query = query.filter(
         scheduled_start__lt=end, scheduled_start__gte=start - dt.timedelta(days=1),
         scheduled_end__gt=start, status__in=statuses,
     )
