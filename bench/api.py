@@ -231,6 +231,24 @@ def time_in_process(token: str, path: str, requests: int) -> tuple[list[float], 
     return wall, cpu
 
 
+def print_plan(day: dt.date) -> None:
+    from django.db import connection
+
+    from worklist.api.filters import StepFilter
+    from worklist.api.serializers import step_rows
+    from worklist.api.views import StepViewSet
+
+    steps = StepFilter({"date": day.isoformat()}, queryset=StepViewSet.queryset.all()).qs
+    sql, params = step_rows(steps.order_by("scheduled_start", "sps_id", "pk"))[
+        :50
+    ].query.sql_with_params()
+    analyse = "EXPLAIN ANALYZE " if connection.vendor == "postgresql" else "EXPLAIN QUERY PLAN "
+    with connection.cursor() as cursor:
+        cursor.execute(analyse + sql, params)
+        for row in cursor.fetchall():
+            print("    plan:", " ".join(str(part) for part in row))
+
+
 def summary(durations: list[float]) -> tuple[float, float]:
     ordered = sorted(durations)
     return statistics.median(ordered), ordered[int(len(ordered) * 0.95) - 1]
@@ -241,6 +259,9 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=200, help="timed requests per query")
+    parser.add_argument(
+        "--explain", action="store_true", help="print the query plan of the day list's page"
+    )
     args = parser.parse_args()
 
     admin_url = args.database_url
@@ -303,6 +324,8 @@ def main() -> None:
                 f"  {path:62s} rows {len(body['results']):3d}/{body['count']:5d}  "
                 f"median {median:6.1f} ms  p95 {p95:6.1f} ms"
             )
+        if args.explain:
+            print_plan(day)
         print("in-process (Django test client, no HTTP): wall and CPU time of this process")
         for path in queries:
             wall, cpu = time_in_process(token, path, args.requests)

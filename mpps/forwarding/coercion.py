@@ -82,7 +82,7 @@ def request_attributes_item(order: Dataset) -> Dataset:
     return item
 
 
-def _charset_of(ds: Dataset) -> str:
+def charset_of(ds: Dataset) -> str:
     value = ds.get("SpecificCharacterSet", "")
     if isinstance(value, list | tuple):  # ISO 2022: the last term is the extension in use
         return value[-1] if value else ""
@@ -111,10 +111,15 @@ def coerce(
     modifying_system: str,
     source: str,
     now: dt.datetime | None = None,
+    order: Dataset | None = None,
 ) -> dict[str, list[str]]:
     """Set ``ds``'s patient and request attributes to ``step``'s order; returns what changed
-    as ``{keyword: [old, new]}`` (empty: the instance already agreed with the order)."""
-    order = order_values(step, _charset_of(ds))
+    as ``{keyword: [old, new]}`` (empty: the instance already agreed with the order).
+
+    ``order`` is ``order_values(step, <ds's character set>)`` when the caller has it already.
+    """
+    if order is None:
+        order = order_values(step, charset_of(ds))
     originals = Dataset()
     changes: dict[str, list[str]] = {}
     updates: list[tuple[str, object]] = []
@@ -132,9 +137,9 @@ def coerce(
     if not updates and not replace_request:
         return {}
     needed = response_character_set(
-        [str(v) for _, v in updates] + _strings(request_item), _charset_of(ds)
+        [str(v) for _, v in updates] + _strings(request_item), charset_of(ds)
     )
-    if needed is not None and needed != _charset_of(ds):
+    if needed is not None and needed != charset_of(ds):
         # The instance's character set cannot hold the order's names (e.g. a Latin-1 modality
         # and a Chinese name): decode everything and write the instance in UTF-8.
         ds.decode()

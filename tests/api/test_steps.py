@@ -136,7 +136,9 @@ def test_the_query_count_does_not_grow_with_the_page_size(radiologist, ct):
     assert _queries_for_page(radiologist, 2) == _queries_for_page(radiologist, 12)
 
 
-def test_the_direct_step_representation_equals_drf_field_by_field(radiologist, ct):
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai"])
+def test_the_direct_step_representation_equals_drf_field_by_field(ct, settings, zone):
+    settings.TIME_ZONE = zone
     ptype = ProcedureTypeFactory(
         protocol_codes=[{"value": "P1", "scheme": "L", "meaning": "Head routine"}]
     )
@@ -149,6 +151,12 @@ def test_the_direct_step_representation_equals_drf_field_by_field(radiologist, c
         assert serializer.to_representation(instance) == serializer.to_representation_by_fields(
             instance
         )
+
+
+def test_a_step_in_the_list_is_the_same_as_its_detail(radiologist, ct):
+    step = make_step(at(9, day=TODAY), ct, referring_physician="Zhou^Min=周^敏")
+    listed = radiologist.get(URL, {"date": TODAY.isoformat()}).json()["results"]
+    assert listed == [radiologist.get(f"{URL}{step.pk}/").json()]
 
 
 # --- schedule / reschedule ---------------------------------------------------------------------

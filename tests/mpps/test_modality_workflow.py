@@ -3,7 +3,10 @@ sees afterwards in the stored PPS, the step and order status, the worklist and t
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from django.utils import timezone
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom.dsutils import encode
@@ -42,13 +45,13 @@ def refreshed(step):
 
 def grouped_order(station, count: int = 2):
     """One order with ``count`` requested procedures on the same station (grouped procedures)."""
-    start = make_order(station=station).procedures.get().steps.get().scheduled_start
+    start = timezone.now().replace(microsecond=0)
     order = services.order_create(
         patient=PatientFactory(),
         procedures=[
             ProcedureRequest(
                 ProcedureTypeFactory(),
-                scheduled_start=start.replace(hour=(start.hour + 1 + i) % 24),
+                scheduled_start=start + dt.timedelta(minutes=30 * i),
                 station=station,
             )
             for i in range(count)

@@ -161,17 +161,17 @@ def test_front_desk_books_checks_in_and_moves_an_exam_the_modality_sees(
     moved = _worklist_item(ris_service, "E2E-1")[0].ScheduledProcedureStepSequence[0]
     assert moved.ScheduledProcedureStepStartTime.startswith("1130")
 
-    # Drag and drop onto a free 13:00 slot of CT2 posts the same move form.
+    # Drag and drop onto a free 12:00 slot of CT2 (in view) posts the same move form.
     ct2 = Device.objects.get(ae_title="CT2")
     page.goto(f"{base}/calendar/?date={today:%Y-%m-%d}")
     with page.expect_navigation():
         page.drag_and_drop(
             ".cal-col .block:has-text('刘 洋')",
-            f".cal-col[data-station='{ct2.pk}'] a.slot[data-time='13:00']",
+            f".cal-col[data-station='{ct2.pk}'] a.slot[data-time='12:00']",
         )
     step.refresh_from_db()
     assert step.station == ct2
-    assert timezone.localtime(step.scheduled_start).time() == dt.time(13, 0)
+    assert timezone.localtime(step.scheduled_start).time() == dt.time(12, 0)
 
     # The other main pages, for the screenshots in the README.
     page.goto(f"{base}/orders/{step.requested_procedure.order_id}/")

@@ -83,14 +83,9 @@ def _orm(control_id: str, code: str) -> bytes:
 
 
 @pytest.fixture
-def failed_message(db, monkeypatch):
-    """An order for a procedure the catalogue does not have yet: stored as ERROR (AE).
-
-    The listener's own entry point is called in-process; its ``close_old_connections`` (right
-    for a listener thread) would close the test's transaction-wrapped connection, so only that
-    call is replaced.
-    """
-    monkeypatch.setattr(handler, "close_old_connections", lambda: None)
+def failed_message(db):
+    """An order for a procedure the catalogue does not have yet: stored as ERROR (AE), through
+    the MLLP listener's own entry point (called in-process)."""
     handler.handle(_orm("MSG1", "MRKNEE"), "127.0.0.1:4000")
     return InboundMessage.objects.get(control_id="MSG1")
 

@@ -454,11 +454,12 @@ def step_row_json(row: dict | tuple) -> dict:
     }
 
 
-_DATETIME = serializers.DateTimeField()
-
-
 def _datetime(value: dt.datetime | None) -> str | None:
-    return None if value is None else _DATETIME.to_representation(value)
+    """As DRF's DateTimeField renders it: ISO 8601 in the current zone, UTC as ``Z``."""
+    if value is None:
+        return None
+    text = timezone.localtime(value).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class NestedStepSerializer(_StepFieldsMixin):
