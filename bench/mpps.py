@@ -9,6 +9,7 @@ N-SET completes the step and the order (two state changes, audit rows, signals).
 
 - one modality alone: median and p95 of the cycle, cycles/s;
 - 4 modalities at once (one process each, its own station): cycles/s over all, median/p95;
+- the CPU time the ``ris dicom`` listener spent per cycle (robust on a busy machine);
 - the same cycle through ``mpps.services`` in this process, without DIMSE (what the database,
   validation and state machine cost).
 
@@ -256,6 +257,24 @@ def service_only(steps: list[dict], images: int) -> list[float]:
     return durations
 
 
+def listener_cpu_seconds(serve_pid: int) -> float:
+    """CPU time (user + system) used so far by the ``ris dicom`` child of ``ris serve``.
+
+    On a loaded machine wall-clock latency mostly measures the neighbours; the listener's own CPU
+    per cycle says what one core can take. (PostgreSQL's own CPU is in its server processes.)
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == serve_pid and b"dicom" in cmdline:
+            return (int(fields[11]) + int(fields[12])) / ticks
+    raise RuntimeError("the ris dicom listener process was not found")
+
+
 def summary(durations: list[float]) -> tuple[float, float]:
     ordered = sorted(durations)
     p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
@@ -306,10 +325,12 @@ def main() -> None:
             (port, ae, booked[ae][warmup + args.cycles : warmup + 2 * args.cycles], args.images)
             for ae in STATIONS
         ]
+        cpu_before = listener_cpu_seconds(process.pid)
         started = time.perf_counter()
         with multiprocessing.get_context("spawn").Pool(len(STATIONS)) as pool:
             together = [d for durations in pool.map(play_modality, jobs) for d in durations]
         wall = time.perf_counter() - started
+        cpu_per_cycle = (listener_cpu_seconds(process.pid) - cpu_before) / len(together)
 
         in_process = service_only(booked["CT2"][warmup + 2 * args.cycles :], args.images)
         connection.close()
@@ -331,6 +352,10 @@ def main() -> None:
         print(
             f"  4 modalities: median {median:6.1f} ms  p95 {p95:6.1f} ms  "
             f"{len(together) / wall:6.1f} cycles/s  ({len(together)} cycles in {wall:.1f} s)"
+        )
+        print(
+            f"  listener CPU per cycle (4 modalities): {cpu_per_cycle * 1000:6.1f} ms "
+            f"-> at most {1 / cpu_per_cycle:5.1f} cycles/s per core"
         )
         median, p95 = summary(in_process)
         print(

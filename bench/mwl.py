@@ -250,7 +250,8 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
 
 
 def run_size(size: int, database: str, work: Path, repeat: int, seconds: float,
-             with_wlm: bool) -> list[tuple]:
+             with_wlm: bool):
+    """Yield the table rows of one size as they are measured."""
     env = {**os.environ, "RIS_DATA_DIR": str(work / "data"), "PYTHONUNBUFFERED": "1"}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     if database == "sqlite":
@@ -272,16 +273,15 @@ def run_size(size: int, database: str, work: Path, repeat: int, seconds: float,
     port = free_port()
     server = subprocess.Popen([py, "-m", "ris.cli", "dicom", "--dicom-port", str(port)], env=env,
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    rows = []
     try:
         wait_port(port, server)
         findscu(port, "RIS", ["PatientID=warmup"])
         for name in queries(random.Random(1)):
             med, p95, matches = latency(port, "RIS", name, repeat)
             assoc = in_association(port, "RIS", name, repeat)
-            rows.append((label, size, "ris", name, matches, med, p95, assoc))
-        rows.append((label, size, "ris", "8 clients, broad", None, None, None, None,
-                     throughput(port, "RIS", seconds)))
+            yield (label, size, "ris", name, matches, med, p95, assoc)
+        yield (label, size, "ris", "8 clients, broad", None, None, None, None,
+               throughput(port, "RIS", seconds))
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -297,13 +297,12 @@ def run_size(size: int, database: str, work: Path, repeat: int, seconds: float,
             for name in queries(random.Random(1)):
                 med, p95, matches = latency(port, "WLM", name, max(5, repeat // 2))
                 assoc = in_association(port, "WLM", name, max(5, repeat // 2))
-                rows.append(("files", size, "wlmscpfs", name, matches, med, p95, assoc))
-            rows.append(("files", size, "wlmscpfs", "8 clients, broad", None, None, None, None,
-                         throughput(port, "WLM", seconds)))
+                yield ("files", size, "wlmscpfs", name, matches, med, p95, assoc)
+            yield ("files", size, "wlmscpfs", "8 clients, broad", None, None, None, None,
+                   throughput(port, "WLM", seconds))
         finally:
             wlm.terminate()
             wlm.wait(timeout=10)
-    return rows
 
 
 def main() -> None:
@@ -320,24 +319,27 @@ def main() -> None:
         return
     work = Path(tempfile.mkdtemp(prefix="ris-bench-"))
     wlm_sizes = {int(s) for s in args.wlm_sizes.split(",") if s}
-    rows = []
-    try:
-        for size in (int(s) for s in args.sizes.split(",")):
-            rows += run_size(size, args.database, work, args.repeat, args.seconds,
-                             size in wlm_sizes)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     print("| database | steps | server | query | matches | findscu median ms | findscu p95 ms "
           "| open association median ms | q/s |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for label, size, server, name, matches, med, p95, assoc, *rest in rows:
-        qps = f"{rest[0]:.1f}" if rest else ""
-        m = f"{matches:.0f}" if matches is not None else ""
-        md = f"{med:.0f}" if med is not None else ""
-        p = f"{p95:.0f}" if p95 is not None else ""
-        a = f"{assoc:.1f}" if assoc is not None else ""
-        print(f"| {label} | {size:,} | {server} | {name} | {m} | {md} | {p} | {a} | {qps} |",
-              flush=True)
+    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+    try:
+        for size in (int(s) for s in args.sizes.split(",")):
+            for row in run_size(size, args.database, work, args.repeat, args.seconds,
+                                size in wlm_sizes):
+                _print_row(row)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _print_row(row: tuple) -> None:
+    label, size, server, name, matches, med, p95, assoc, *rest = row
+    qps = f"{rest[0]:.1f}" if rest else ""
+    m = f"{matches:.0f}" if matches is not None else ""
+    md = f"{med:.0f}" if med is not None else ""
+    p = f"{p95:.0f}" if p95 is not None else ""
+    a = f"{assoc:.1f}" if assoc is not None else ""
+    print(f"| {label} | {size:,} | {server} | {name} | {m} | {md} | {p} | {a} | {qps} |",
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,18 @@ def next_value(counter: str) -> int:
         with connection.cursor() as cursor:
             cursor.execute("SELECT nextval(%s)", [sequence_name(counter)])
             return int(cursor.fetchone()[0])
+    if connection.in_atomic_block:
+        # One statement instead of savepoint + UPDATE + SELECT + release: an HL7 NW draws three
+        # counters, and on SQLite each statement of the hot path counts (docs/BENCHMARKS.md).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Counter._meta.db_table} SET value = value + 1 WHERE name = %s "
+                "RETURNING value",
+                [counter],
+            )
+            row = cursor.fetchone()
+        if row is not None:
+            return int(row[0])
     with transaction.atomic():
         if not Counter.objects.filter(name=counter).update(value=F("value") + 1):
             try:

@@ -6,7 +6,11 @@ MLLP, not ours) and ACKs are read with ``hl7.parse``.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,9 +42,33 @@ def hl7_service(django_db_setup, django_db_blocker, tmp_path_factory):
         },
     )
     service.start()
-    service.wait_healthy()
+    service.wait_healthy(timeout=180)  # the shared test machine is sometimes heavily loaded
     yield service
-    service.stop()
+    stop_service(service)
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid``'s descendants (from /proc), so a stop that timed out leaves no orphan behind."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            child = int(stat.parent.name)
+            found += [child, *process_tree(child)]
+    return found
+
+
+def stop_service(service: RisService) -> None:
+    children = process_tree(service.process.pid) if service.process else []
+    try:
+        service.stop(timeout=60)
+    except subprocess.TimeoutExpired:
+        for pid in children:  # the supervisor was killed: its children must not outlive it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @dataclass

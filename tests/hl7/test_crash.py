@@ -6,34 +6,20 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from hl7.client import MLLPClient
 
 from ris.models import InboundMessage
-from tests.hl7.conftest import orm, read_ack, receive_all, unframe
+from tests.hl7.conftest import orm, process_tree, read_ack, receive_all, unframe
 from worklist.models import Order
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def children_of(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            child = int(stat.parent.name)
-            found += [child, *children_of(child)]
-    return found
-
-
 def test_every_message_acknowledged_aa_survives_kill_9_of_ris_serve(new_ris_service, catalogue):
     service = new_ris_service("--only", "web,mllp")
-    service.wait_healthy()
+    service.wait_healthy(timeout=180)
     acked: list[str] = []
     sending = threading.Event()
 
@@ -56,7 +42,7 @@ def test_every_message_acknowledged_aa_survives_kill_9_of_ris_serve(new_ris_serv
     deadline = time.monotonic() + 60
     while len(acked) < 5 and time.monotonic() < deadline:  # kill in the middle of the stream
         time.sleep(0.05)
-    victims = [service.process.pid, *children_of(service.process.pid)]
+    victims = [service.process.pid, *process_tree(service.process.pid)]
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
     sender.join(30)

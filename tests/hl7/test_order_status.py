@@ -70,7 +70,7 @@ class HISReceiver:
         self.thread.join(10)
 
 
-def wait_until(condition, timeout: float = 45.0, message: str = "") -> None:
+def wait_until(condition, timeout: float = 90.0, message: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():

@@ -34,7 +34,6 @@ _FINAL = re.compile(r"Received Final Find Response \(([^)]*)\)")
 @dataclass
 class FindResult:
     responses: list[Dataset]
-    files: list[Path]
     final: str
     output: str
     returncode: int
@@ -99,7 +98,6 @@ def findscu(
         match = _FINAL.search(output)
         return FindResult(
             responses=responses,
-            files=[],
             final=match.group(1) if match else "",
             output=output,
             returncode=result.returncode,

@@ -44,6 +44,15 @@ def department():
 
 
 @pytest.fixture
+def ris_service(department, new_ris_service):
+    """A dedicated ``ris serve`` (web, DICOM with the MWL SCP) over the test database, given
+    more time than the shared one to come up: a loaded CI machine can need over a minute."""
+    service = new_ris_service("--only", "web,dicom")
+    service.wait_healthy(timeout=240)
+    return service
+
+
+@pytest.fixture
 def page(browser, ris_service):
     context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="en-US")
     context.set_default_timeout(15_000)

@@ -21,7 +21,7 @@ from ris.models import HL7Destination, InboundMessage, OutboundJob
 from worklist.api.filters import InstantFilter
 from worklist.api.permissions import ADMIN
 from worklist.api.serializers import validate_ae_title
-from worklist.api.views import RisApiMixin, _AuditedModelViewSet
+from worklist.api.views import AuditedModelViewSet, RisApiMixin
 from worklist.errors import InvalidTransition
 
 # --- HL7 messages -----------------------------------------------------------------------------
@@ -241,7 +241,7 @@ class PacsDestinationSerializer(serializers.ModelSerializer):
         return validate_ae_title(value) if value.strip() else ""
 
 
-class HL7DestinationViewSet(_AuditedModelViewSet):
+class HL7DestinationViewSet(AuditedModelViewSet):
     """HIS receivers of ris's order status messages."""
 
     queryset = HL7Destination.objects.all()
@@ -252,7 +252,7 @@ class HL7DestinationViewSet(_AuditedModelViewSet):
     read_roles = ADMIN
 
 
-class PacsDestinationViewSet(_AuditedModelViewSet):
+class PacsDestinationViewSet(AuditedModelViewSet):
     """PACS that ris forwards MPPS and images to."""
 
     queryset = PacsDestination.objects.all()

@@ -27,7 +27,7 @@ from mpps.models import (
 from worklist.api.filters import InstantFilter
 from worklist.api.permissions import TECHNOLOGIST
 from worklist.api.serializers import CodeSerializer
-from worklist.api.views import RisApiMixin, _valid, actor_of
+from worklist.api.views import RisApiMixin, actor_of, validated
 from worklist.models import Order
 
 
@@ -184,7 +184,7 @@ class PerformedStepViewSet(RisApiMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def link(self, request: Request, pk: str) -> Response:
         pps = self.get_object()
-        data = _valid(LinkOrderSerializer, request.data)
+        data = validated(LinkOrderSerializer, request.data)
         mpps_services.pps_link_order(
             pps=pps, order=data["order"], actor=actor_of(request), note=data["note"]
         )
@@ -193,6 +193,6 @@ class PerformedStepViewSet(RisApiMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def dismiss(self, request: Request, pk: str) -> Response:
         pps = self.get_object()
-        data = _valid(DismissSerializer, request.data)
+        data = validated(DismissSerializer, request.data)
         mpps_services.pps_dismiss(pps=pps, actor=actor_of(request), reason=data["reason"])
         return Response(PerformedStepSerializer(_performed_steps().get(pk=pps.pk)).data)

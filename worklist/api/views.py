@@ -98,7 +98,7 @@ class PatientViewSet(
     write_roles = FRONT_DESK
 
     def create(self, request: Request) -> Response:
-        data = _valid(serializers.PatientCreateSerializer, request.data)
+        data = validated(serializers.PatientCreateSerializer, request.data)
         patient_id, issuer = data.pop("patient_id"), data.pop("issuer")
         with transaction.atomic():
             if Patient.objects.filter(patient_id=patient_id, issuer=issuer).exists():
@@ -116,7 +116,7 @@ class PatientViewSet(
 
     def partial_update(self, request: Request, pk: str) -> Response:
         patient = self.get_object()
-        data = _valid(serializers.PatientUpdateSerializer, request.data, partial=True)
+        data = validated(serializers.PatientUpdateSerializer, request.data, partial=True)
         patient = services.patient_update(
             patient=patient, actor=actor_of(request), name=data.pop("name", None), **data
         )
@@ -167,7 +167,7 @@ class OrderViewSet(
     write_roles = FRONT_DESK
 
     def create(self, request: Request) -> Response:
-        data = _valid(serializers.OrderCreateSerializer, request.data)
+        data = validated(serializers.OrderCreateSerializer, request.data)
         procedures = [
             ProcedureRequest(
                 procedure_type=item["procedure_type"],
@@ -191,7 +191,7 @@ class OrderViewSet(
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         order = self.get_object()
-        data = _valid(serializers.OrderCancelSerializer, request.data)
+        data = validated(serializers.OrderCancelSerializer, request.data)
         services.order_cancel(
             order=order,
             actor=actor_of(request),
@@ -247,7 +247,7 @@ class StepViewSet(
     @action(detail=True, methods=["post"])
     def schedule(self, request: Request, pk: str) -> Response:
         step = self.get_object()
-        data = _valid(serializers.StepScheduleSerializer, request.data)
+        data = validated(serializers.StepScheduleSerializer, request.data)
         services.step_schedule(
             step=step,
             start=data["start"],
@@ -260,14 +260,14 @@ class StepViewSet(
     @action(detail=True, methods=["post"], url_path="check-in")
     def check_in(self, request: Request, pk: str) -> Response:
         step = self.get_object()
-        data = _valid(serializers.StepCheckInSerializer, request.data)
+        data = validated(serializers.StepCheckInSerializer, request.data)
         services.step_transition(step=step, to=data["status"], actor=actor_of(request))
         return self._fresh(step)
 
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         step = self.get_object()
-        data = _valid(serializers.CancelSerializer, request.data)
+        data = validated(serializers.CancelSerializer, request.data)
         services.step_transition(
             step=step, to="CANCELED", reason=data["reason"], actor=actor_of(request)
         )
@@ -280,7 +280,7 @@ class StepViewSet(
 # --- configuration ----------------------------------------------------------------------------
 
 
-class _AuditedModelViewSet(RisApiMixin, viewsets.ModelViewSet):
+class AuditedModelViewSet(RisApiMixin, viewsets.ModelViewSet):
     """Configuration objects: admins write them, and every write lands in the audit trail."""
 
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
@@ -323,7 +323,7 @@ def _kind(obj) -> str:
         description="Delete a device; one that has steps is a 409 (deactivate it instead)."
     )
 )
-class DeviceViewSet(_AuditedModelViewSet):
+class DeviceViewSet(AuditedModelViewSet):
     queryset = Device.objects.all()
     serializer_class = serializers.DeviceSerializer
     filterset_class = filters.DeviceFilter
@@ -331,17 +331,14 @@ class DeviceViewSet(_AuditedModelViewSet):
     ordering = ["ae_title"]
 
 
-class ProcedureTypeViewSet(_AuditedModelViewSet):
+class ProcedureTypeViewSet(AuditedModelViewSet):
     queryset = ProcedureType.objects.prefetch_related("stations", "order_codes")
     serializer_class = serializers.ProcedureTypeSerializer
     filterset_class = filters.ProcedureTypeFilter
     ordering_fields = ["code_value", "code_meaning", "modality"]
     ordering = ["code_value"]
-
-    def perform_destroy(self, instance) -> None:
-        # Requested procedures keep their own copy of the code; deleting the catalogue entry
-        # only unlinks them (SET_NULL), so history is not lost.
-        super().perform_destroy(instance)
+    # Deleting an entry only unlinks the requested procedures (SET_NULL): they keep their own
+    # copy of the code, so no history is lost.
 
 
 # --- audit ------------------------------------------------------------------------------------
@@ -401,7 +398,8 @@ class ApiNotFoundView(APIView):
         raise NotFound("There is no such API endpoint.")
 
 
-def _valid(serializer_class, data, **kwargs) -> dict:
+def validated(serializer_class, data, **kwargs) -> dict:
+    """The validated input, or a ValidationError (400 with messages per field)."""
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)

@@ -233,12 +233,16 @@ def patient_search(
     text = text.strip()
     if text:
         match = Q(patient_id__iexact=text)
+        # Ideographs are only in the ideographic group (and kana in the phonetic one); Latin
+        # letters in the other two: each LIKE is a scan, so search only the groups that can hold
+        # what was typed.
+        ideographic = bool(_CJK.search(text))
         for variant in _name_variants(text):
-            match |= (
-                Q(name_alphabetic__icontains=variant)
-                | Q(name_ideographic__contains=variant)
-                | Q(name_phonetic__icontains=variant)
-            )
+            if ideographic:
+                match |= Q(name_ideographic__contains=variant)
+            else:
+                match |= Q(name_alphabetic__icontains=variant)
+            match |= Q(name_phonetic__icontains=variant)
         query = query.filter(match)
     if birth_date is not None:
         query = query.filter(birth_date=birth_date)
