@@ -33,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from tests.mwl.dcmtk import tool  # noqa: E402
 
 
 def free_port() -> int:
@@ -120,7 +121,8 @@ def write_study(study_uid: str, count: int, size: int, directory: Path) -> list[
 def storescu(ae_title: str, port: int, files: list[Path]) -> float:
     started = time.perf_counter()
     subprocess.run(
-        ["storescu", "-aet", "CT1", "-aec", ae_title, "127.0.0.1", str(port), *map(str, files)],
+        [tool("storescu"), "-aet", "CT1", "-aec", ae_title, "127.0.0.1", str(port),
+         *map(str, files)],
         check=True,
         capture_output=True,
     )

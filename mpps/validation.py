@@ -96,9 +96,17 @@ def tag_label(tag: int) -> str:
     return f"({tag.group:04X},{tag.element:04X}) {name}"
 
 
+_LABEL_KEYWORD = re.compile(r"(\([0-9A-F]{4},[0-9A-F]{4}\)) [A-Za-z]+")
+
+
 def error_comment(text: str) -> str:
-    """Fit a message into Error Comment (LO): 64 characters, no backslash, no control chars."""
+    """Fit a message into Error Comment (LO): 64 characters, no backslash, no control chars.
+
+    When the message is too long the keywords go first (the tags stay), then the tail.
+    """
     cleaned = "".join(c if c.isprintable() and c != "\\" else " " for c in text)
+    if len(cleaned) > MAX_ERROR_COMMENT:
+        cleaned = _LABEL_KEYWORD.sub(r"\1", cleaned)
     return cleaned[:MAX_ERROR_COMMENT]
 
 

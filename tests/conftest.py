@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 from django.conf import settings
@@ -13,7 +12,8 @@ from tests.service import RisService, test_database_url
 
 def pytest_collection_modifyitems(config, items):
     # DCMTK is installed by the test command (scripts/test); missing it is an error, not a skip.
-    if any(item.get_closest_marker("dcmtk") for item in items) and not shutil.which("findscu"):
+    needs_dcmtk = any(item.get_closest_marker("dcmtk") for item in items)
+    if needs_dcmtk and not os.path.exists("/usr/bin/findscu"):
         raise pytest.UsageError("DCMTK (findscu, echoscu) is not installed: run scripts/test")
 
 
@@ -30,6 +30,11 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
         test_settings["NAME"] = f"{base}_{suffix}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _shared_spool(tmp_path_factory):
+    RisService.shared_spool = tmp_path_factory.mktemp("shared-spool")
+
+
 @pytest.fixture(scope="session")
 def ris_service(django_db_setup, django_db_blocker, tmp_path_factory):
     """One ``ris serve`` for the whole session, serving the pytest test database.
@@ -41,9 +46,10 @@ def ris_service(django_db_setup, django_db_blocker, tmp_path_factory):
         url = test_database_url()
     service = RisService(data_dir=tmp_path_factory.mktemp("ris-serve"), database_url=url)
     service.start()
-    service.wait_healthy()
+    # Generous: on a shared 2-core machine under load, Django's start alone took over 60 s.
+    service.wait_healthy(timeout=240)
     yield service
-    service.stop()
+    service.stop(timeout=60)
 
 
 @pytest.fixture

@@ -13,8 +13,23 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from django.db import connection
+
+#: Scheduler and queue timings for tests. Every ``ris serve`` of a session gets them: they share
+#: one database, so whichever leads the scheduler runs every test's jobs.
+TEST_TIMINGS = {
+    "RIS_SCHEDULER_HEARTBEAT_SECONDS": "2",
+    "RIS_OUTBOUND_POLL_SECONDS": "1",
+    "RIS_OUTBOUND_BACKOFF_MS": "300",
+    "RIS_OUTBOUND_BACKOFF_MAX_MS": "1000",
+    "RIS_OUTBOUND_LEASE_SECONDS": "3",
+    "RIS_PACS_AVAILABILITY_SECONDS": "1",
+    "RIS_FORWARD_UPKEEP_SECONDS": "1",
+    "RIS_FORWARD_COMMIT_TIMEOUT_SECONDS": "6",
+    "RIS_FORWARD_BATCH_SIZE": "8",
+}
 
 
 def free_port() -> int:
@@ -37,6 +52,8 @@ def test_database_url() -> str:
 
 @dataclass
 class RisService:
+    #: set once per test session by tests/conftest.py
+    shared_spool: ClassVar[Path | None] = None
     data_dir: Path
     database_url: str
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -46,6 +63,13 @@ class RisService:
     ae_title: str = "RIS"
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+
+    @property
+    def spool_dir(self) -> Path:
+        """The gateway spool. Every ``ris serve`` of a test session shares one, as ris processes
+        that share a database must share the spool in production: whichever process leads the
+        scheduler sends what another one received."""
+        return RisService.shared_spool or self.data_dir / "spool"
 
     @property
     def base_url(self) -> str:
@@ -64,10 +88,11 @@ class RisService:
                 "RIS_MLLP_HOST": "127.0.0.1",
                 "RIS_AE_TITLE": self.ae_title,
                 "RIS_ADMIN_PASSWORD": "admin-test-password",
-                "RIS_SCHEDULER_HEARTBEAT_SECONDS": "2",
+                "RIS_FORWARD_SPOOL_DIR": str(self.spool_dir),
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        env.update(TEST_TIMINGS)
         env.pop("DJANGO_SETTINGS_MODULE", None)
         env.update(self.extra_env)
         return env

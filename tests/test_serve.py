@@ -7,12 +7,14 @@ import time
 
 import pytest
 
+from tests.mwl.dcmtk import tool
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.dcmtk]
 
 
 def test_echoscu_succeeds_against_the_ris_ae(ris_service):
     result = subprocess.run(
-        ["echoscu", "-aec", "RIS", "127.0.0.1", str(ris_service.dicom_port)],
+        [tool("echoscu"), "-aec", "RIS", "127.0.0.1", str(ris_service.dicom_port)],
         capture_output=True,
         text=True,
         timeout=30,

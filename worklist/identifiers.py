@@ -9,6 +9,7 @@ write lock at BEGIN IMMEDIATE, so writers are serialised anyway).
 from __future__ import annotations
 
 import re
+import sqlite3
 import uuid
 
 from django.conf import settings
@@ -32,7 +33,7 @@ def next_value(counter: str) -> int:
         with connection.cursor() as cursor:
             cursor.execute("SELECT nextval(%s)", [sequence_name(counter)])
             return int(cursor.fetchone()[0])
-    if connection.in_atomic_block:
+    if connection.in_atomic_block and sqlite3.sqlite_version_info >= (3, 35):
         # One statement instead of savepoint + UPDATE + SELECT + release: an HL7 NW draws three
         # counters, and on SQLite each statement of the hot path counts (docs/BENCHMARKS.md).
         with connection.cursor() as cursor:

@@ -84,8 +84,12 @@ def gateway(django_db_setup, django_db_blocker, tmp_path_factory, ris_dicom_port
         extra_env=FAST,
     )
     service.start()
-    # Generous: on a loaded 2-core machine the first migrate check alone can take a while.
-    service.wait_healthy(timeout=180)
+    try:
+        # Generous: on a loaded 2-core machine the first migrate check alone can take a while.
+        service.wait_healthy(timeout=180)
+    except Exception:
+        service.stop(timeout=60)
+        raise
     yield service
     # The scheduler finishes its running job before it exits: slow on a loaded machine.
     service.stop(timeout=60)
@@ -161,6 +165,6 @@ def spool_files(service: RisService, datasets) -> list[Path]:
     uids = {ds.SOPInstanceUID for ds in datasets}
     return [
         path
-        for path in (service.data_dir / "spool").glob("*/*.dcm")
+        for path in service.spool_dir.glob("*/*.dcm")
         if path.name.rsplit(".", 2)[0] in uids
     ]

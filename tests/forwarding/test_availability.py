@@ -10,6 +10,7 @@ from mpps.forwarding.models import PacsDestination, StepImages
 from tests.factories import DeviceFactory, first_step, make_order
 from tests.forwarding.conftest import wait_for
 from tests.forwarding.instances import ct_study, write_files
+from tests.mwl.dcmtk import tool
 from worklist import services
 from worklist.audit import Actor
 from worklist.models import StepStatus
@@ -37,7 +38,8 @@ def test_study_sent_straight_to_the_pacs_by_storescu_marks_the_step_images_at_pa
 
     # The modality sends to the PACS itself: ris sees no image of it.
     subprocess.run(
-        ["storescu", "-aec", pacs.ae_title, "127.0.0.1", str(pacs.dicom_port), *map(str, files)],
+        [tool("storescu"), "-aec", pacs.ae_title, "127.0.0.1", str(pacs.dicom_port),
+         *map(str, files)],
         check=True,
         capture_output=True,
         timeout=30,

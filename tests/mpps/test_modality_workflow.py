@@ -17,7 +17,7 @@ from ris.hl7.outbound import KIND as HIS_STATUS_JOB
 from ris.models import HL7Destination, OutboundJob
 from tests.factories import PatientFactory, ProcedureTypeFactory, first_step, make_order
 from tests.mpps.modality import code, series_item
-from tests.mpps.worklist import worklist_accessions
+from tests.mpps.mwl import worklist_accessions
 from worklist import services
 from worklist.audit import Actor
 from worklist.models import AuditEvent, OrderStatus, StepStatus

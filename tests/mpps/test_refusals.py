@@ -9,7 +9,7 @@ from pydicom.uid import generate_uid
 
 from mpps.models import PerformedProcedureStep, PerformedSeries, PPSStatus, StepLink
 from tests.mpps.modality import series_item
-from tests.mpps.worklist import worklist_accessions
+from tests.mpps.mwl import worklist_accessions
 from worklist.models import AuditEvent, OrderStatus, StepStatus
 
 pytestmark = [
@@ -163,8 +163,8 @@ MALFORMED_CREATES = [
     (_bad_study_uid, 0x0106, "(0020,000D) StudyInstanceUID is not a UID in (0040,0270) item 1"),
     (_no_pps_id, 0x0120, "Missing (0040,0253) PerformedProcedureStepID"),
     (_empty_station_ae, 0x0121, "(0040,0241) PerformedStationAETitle is empty"),
-    (_bad_start_date, 0x0106, "(0040,0244) PerformedProcedureStepStartDate '20241345' is not"),
-    (_bad_start_time, 0x0106, "(0040,0245) PerformedProcedureStepStartTime '25:61' is not"),
+    (_bad_start_date, 0x0106, "(0040,0244) '20241345' is not YYYYMMDD"),
+    (_bad_start_time, 0x0106, "(0040,0245) '25:61' is not HHMMSS"),
     (_no_modality, 0x0120, "Missing (0008,0060) Modality"),
     (_unknown_character_set, 0x0106, "(0008,0005) 'ISO_IR 999' is not a known character set"),
     (_series_without_protocol, 0x0121, "(0018,1030) ProtocolName is empty in (0040,0340) item 1"),
@@ -214,7 +214,7 @@ def _series_with_bad_uid(ds):
 
 MALFORMED_SETS = [
     (_completed_without_end, 0x0120, "Missing (0040,0250) PerformedProcedureStepEndDate"),
-    (_completed_with_empty_end_time, 0x0121, "(0040,0251) PerformedProcedureStepEndTime is empty"),
+    (_completed_with_empty_end_time, 0x0121, "(0040,0251) is empty but its pair is set"),
     (_completed_without_series, 0x0120, "COMPLETED needs (0040,0340) PerformedSeriesSequence"),
     (_completed_with_no_series_item, 0x0121, "COMPLETED needs an item in (0040,0340)"),
     (_unknown_status, 0x0106, "(0040,0252) 'FINISHED': use COMPLETED or DISCONTINUED"),
@@ -255,7 +255,7 @@ UNDECODABLE = [
         "Attribute list cannot be decoded",
     ),
     # An element with a VR that does not exist.
-    (b"\x40\x00\x53\x02ZZ\x04\x00abcd", 0x0106, "(0040,0253) PerformedProcedureStepID cannot"),
+    (b"\x40\x00\x53\x02ZZ\x04\x00abcd", 0x0106, "(0040,0253) cannot be read"),
 ]
 
 

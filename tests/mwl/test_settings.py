@@ -18,7 +18,7 @@ from tests.service import test_database_url as database_url
 pytestmark = [pytest.mark.dcmtk]
 
 
-def _wait_for_port(service: RisService, timeout: float = 60) -> None:
+def _wait_for_port(service: RisService, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if service.process.poll() is not None:
@@ -50,7 +50,7 @@ def port(django_db_setup, django_db_blocker, tmp_path_factory):
             _wait_for_port(service)
             yield service.dicom_port
         finally:
-            service.stop()
+            service.stop(timeout=60)
 
 
 def test_an_unknown_calling_ae_title_is_rejected_with_the_proper_reason(port):

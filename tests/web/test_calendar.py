@@ -152,7 +152,8 @@ def test_overbooked_steps_are_laid_side_by_side(desk, ct_head):
 @pytest.mark.parametrize(
     "params",
     [{"date": "2026-13-45"}, {"view": "week", "station": "x"}, {"slot": "7"},
-     {"modality": "<script>"}, {"date": "99999-01-01"}],
+     {"modality": "<script>"}, {"date": "99999-01-01"}, {"date": "9999-12-31", "view": "week"},
+     {"date": "0001-01-01"}],
 )
 def test_bad_calendar_parameters_fall_back_instead_of_failing(desk, ct1, params):
     assert desk.get(reverse("web:calendar"), params).status_code == 200

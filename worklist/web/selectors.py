@@ -168,11 +168,11 @@ def dashboard(day: dt.date, *, next_per_station: int = 3) -> Dashboard:
         totals[status] = totals.get(status, 0) + n
         per = by_modality.setdefault(modality, {})
         per[status] = per.get(status, 0) + n
-    now = max(timezone.now(), start)
+    # Everyone still to be examined today, earliest first (a late patient stays on the list).
     upcoming = (
         ScheduledProcedureStep.objects.select_related(*_STEP_RELATED)
         .filter(
-            scheduled_start__gte=now - dt.timedelta(hours=1),
+            scheduled_start__gte=start,
             scheduled_start__lt=end,
             status__in=WORKLIST_STATUSES,
         )

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from ris import dicom_server
-from ris.listeners import StopFlag, add_listener_arguments, override_settings_from_options
+from ris.listeners import StopFlag, add_listener_arguments, exit_now, override_settings_from_options
 
 
 class Command(BaseCommand):
@@ -19,4 +19,5 @@ class Command(BaseCommand):
         self.stdout.write(f"dicom     {settings.RIS_AE_TITLE}@{host}:{port}", ending="\n")
         self.stdout.flush()
         stop.wait()
-        dicom_server.stop(server)
+        dicom_server.stop(server, grace_seconds=5.0)
+        exit_now()

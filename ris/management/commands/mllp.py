@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand
 
 from ris.hl7 import handler
 from ris.hl7.mllp import MLLPServer
-from ris.listeners import add_listener_arguments, override_settings_from_options
+from ris.listeners import add_listener_arguments, exit_now, override_settings_from_options
 
 
 class Command(BaseCommand):
@@ -19,6 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         override_settings_from_options(options)
         asyncio.run(self._serve())
+        exit_now()
 
     async def _serve(self) -> None:
         server = MLLPServer(
@@ -40,4 +41,4 @@ class Command(BaseCommand):
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopped.set)
         await stopped.wait()
-        await server.stop()
+        await server.stop(grace_seconds=5.0)

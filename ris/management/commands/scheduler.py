@@ -5,7 +5,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from django.core.management.base import BaseCommand
 from django.db import connection
 
-from ris.listeners import StopFlag
+from ris.listeners import StopFlag, exit_now
 from ris.scheduler import LeaderLock, configured_jobs, run_job
 
 logger = logging.getLogger("ris.scheduler")
@@ -45,5 +45,8 @@ class Command(BaseCommand):
         self.stdout.write(f"scheduler leader, {len(configured_jobs())} job(s)")
         self.stdout.flush()
         stop.wait()
-        scheduler.shutdown(wait=True)
+        # Jobs are idempotent and claim work with a lease: one cut short here is taken up again by
+        # the next leader, so the scheduler does not wait for a slow peer before exiting.
+        scheduler.shutdown(wait=False)
         lock.release()
+        exit_now()

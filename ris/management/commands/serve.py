@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import secrets
 import signal
@@ -18,6 +20,20 @@ from django.db import connection
 from ris.listeners import add_listener_arguments, override_settings_from_options
 
 LISTENERS = ("web", "dicom", "mllp", "scheduler")
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the supervisor dies, even by kill -9.
+
+    Otherwise orphaned listeners keep the ports and the scheduler lock, and a restarted
+    ``ris serve`` cannot start its own.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass  # not Linux: the supervisor's own signal handling still stops children
 RESTART_BACKOFF_MAX = 30.0
 
 
@@ -92,7 +108,10 @@ class Supervisor:
 
     def _spawn(self, name: str) -> None:
         self.children[name] = subprocess.Popen(
-            [sys.executable, "-m", "ris.cli", name], env=self.env, stdin=subprocess.DEVNULL
+            [sys.executable, "-m", "ris.cli", name],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
 
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
@@ -121,7 +140,7 @@ class Supervisor:
                     self._spawn(name)
         self._stop_children()
 
-    def _stop_children(self, grace: float = 9.0) -> None:
+    def _stop_children(self, grace: float = 8.0) -> None:
         for child in self.children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)

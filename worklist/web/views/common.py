@@ -10,6 +10,9 @@ from django.utils.dateparse import parse_date
 from worklist.audit import Actor
 from worklist.models import Modality
 
+_EARLIEST = dt.date(1900, 1, 1)
+_LATEST = dt.date(2999, 12, 31)
+
 
 def actor(request) -> Actor:
     return Actor.for_user(request.user)
@@ -21,7 +24,10 @@ def day_param(request, name: str = "date") -> dt.date:
         value = parse_date(request.GET.get(name, "") or "")
     except ValueError:
         value = None
-    return value or timezone.localdate()
+    # A date near the calendar's ends would overflow when the page adds a day or a week.
+    if value is None or not (_EARLIEST <= value <= _LATEST):
+        return timezone.localdate()
+    return value
 
 
 def modality_param(request) -> str:
