@@ -336,7 +336,11 @@ def main() -> None:
     finally:
         if process is not None:
             process.terminate()
-            process.wait(20)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:  # a loaded machine: do not leave the DB behind
+                process.kill()
+                process.wait()
         connection.close()
         drop_database(url, admin_url)
 

@@ -48,7 +48,7 @@ def check_step_transition(
     current, target = StepStatus(current), StepStatus(target)
     if target not in STEP_TRANSITIONS[current]:
         raise InvalidTransition(
-            f"a {current.label.lower()} step cannot become {target.label.lower()}"
+            f"a step that is {current.label.lower()} cannot become {target.label.lower()}"
         )
     if current == S.STARTED and target == S.SCHEDULED and reason_code != INCORRECT_WORKLIST_ENTRY:
         raise InvalidTransition(
