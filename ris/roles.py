@@ -17,6 +17,21 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+#: Who may do what, shared by the web UI (worklist.web.access) and the API
+#: (worklist.api.permissions)
+#: so that a page and its endpoint never disagree.
+#: Anyone with a ris role: reading the schedule, orders, the board.
+ANY_ROLE: tuple[Role, ...] = tuple(Role)
+#: Booking, registering, editing and cancelling is front-desk work.
+FRONT_DESK: tuple[Role, ...] = (Role.FRONT_DESK,)
+#: Check-in and the arrival states are done at the desk and by the technologist at the room.
+CHECK_IN: tuple[Role, ...] = (Role.FRONT_DESK, Role.TECHNOLOGIST)
+#: Reconciling performed steps is the technologist's job.
+TECHNOLOGIST: tuple[Role, ...] = (Role.TECHNOLOGIST,)
+#: Catalogue, devices and integration pages.
+ADMIN: tuple[Role, ...] = (Role.ADMIN,)
+
+
 def user_roles(user) -> set[Role]:
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return set()

@@ -8,15 +8,11 @@ from __future__ import annotations
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from ris.roles import Role, has_role
+from ris.roles import ADMIN, ANY_ROLE, CHECK_IN, FRONT_DESK, TECHNOLOGIST, Role, has_role
 
-#: Everyone with a role reads the schedule; the front desk, the technologists and the radiologists
-#: all need to see what is booked.
-ANY_ROLE: tuple[Role, ...] = tuple(Role)
-FRONT_DESK = (Role.FRONT_DESK,)
-DESK_OR_TECHNOLOGIST = (Role.FRONT_DESK, Role.TECHNOLOGIST)
-TECHNOLOGIST = (Role.TECHNOLOGIST,)
-ADMIN = (Role.ADMIN,)
+#: The API's name for the check-in roles (the same tuple as the web UI's).
+DESK_OR_TECHNOLOGIST = CHECK_IN
+__all__ = ["ADMIN", "ANY_ROLE", "DESK_OR_TECHNOLOGIST", "FRONT_DESK", "TECHNOLOGIST"]
 
 
 class HasRole(BasePermission):

@@ -12,18 +12,9 @@ from functools import wraps
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 
-from ris.roles import Role, has_role
+from ris.roles import ADMIN, ANY_ROLE, CHECK_IN, FRONT_DESK, TECHNOLOGIST, Role, has_role
 
-#: Anyone with a ris role: the read-only pages (dashboard, calendar, order detail, board).
-ANY_ROLE: tuple[Role, ...] = tuple(Role)
-#: Booking, registering, editing and cancelling is front-desk work.
-FRONT_DESK: tuple[Role, ...] = (Role.FRONT_DESK,)
-#: Check-in and the arrival states are done at the desk and by the technologist at the room.
-CHECK_IN: tuple[Role, ...] = (Role.FRONT_DESK, Role.TECHNOLOGIST)
-#: Reconciling performed steps is the technologist's job.
-TECHNOLOGIST: tuple[Role, ...] = (Role.TECHNOLOGIST,)
-#: Catalogue and integration pages.
-ADMIN: tuple[Role, ...] = (Role.ADMIN,)
+__all__ = ["ADMIN", "ANY_ROLE", "CHECK_IN", "FRONT_DESK", "TECHNOLOGIST"]
 
 
 def role_required(*roles: Role) -> Callable:
