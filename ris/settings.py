@@ -240,6 +240,9 @@ RIS_MWL_DEFAULT_STATUSES = env_list("RIS_MWL_DEFAULT_STATUSES", ["SCHEDULED", "A
 RIS_MWL_DEFAULT_CHARACTER_SET = env_str("RIS_MWL_DEFAULT_CHARACTER_SET", "ISO_IR 192")
 #: Encode C-FIND responses straight to bytes (same bytes as pydicom, 5-8x faster on broad queries).
 RIS_MWL_FAST_ENCODING = env_bool("RIS_MWL_FAST_ENCODING", True)
+#: Write Pending C-FIND responses to the socket in batches instead of one by one through
+#: pynetdicom (ris/dimse_stream.py); needs RIS_MWL_FAST_ENCODING; never used on TLS.
+RIS_MWL_DIRECT_SEND = env_bool("RIS_MWL_DIRECT_SEND", True)
 RIS_MLLP_MAX_MESSAGE_BYTES = env_int("RIS_MLLP_MAX_MESSAGE_BYTES", 1024 * 1024)
 RIS_MLLP_IDLE_TIMEOUT_SECONDS = env_int("RIS_MLLP_IDLE_TIMEOUT_SECONDS", 300)
 RIS_MLLP_TLS_CERT = env_str("RIS_MLLP_TLS_CERT", "")

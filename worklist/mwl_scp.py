@@ -9,6 +9,7 @@ right to query, its restriction to its own steps) and the RIS_MWL_MAX_MATCHES li
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from io import BytesIO
 
@@ -23,6 +24,7 @@ from pynetdicom.dsutils import encode as _pydicom_encode
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from ris.dicom_server import TRANSFER_SYNTAXES
+from ris.dimse_stream import PendingResponses
 from worklist import selectors
 from worklist.dicom import ITEM, SPS_SEQUENCE, ResponseBuilder
 from worklist.matching import MatchError, worklist_query
@@ -183,6 +185,20 @@ def _decode_identifier(event) -> Dataset:
     return decode(BytesIO(labelled), ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
 
 
+def _wait_until_sent(assoc, limit: float = 5.0) -> None:
+    """Hold the next Pending response until pynetdicom has sent the previous one.
+
+    pynetdicom's DUL thread either sends a queued PDU or reads the socket on each turn, and sends
+    first: a handler that queues responses faster than they go out starves the reader, and a
+    C-CANCEL is only seen once the whole stream has been queued. Keeping at most one response in
+    flight lets the reader in between, at the cost of one short wait per response.
+    """
+    outgoing = assoc.dul.to_provider_queue
+    deadline = time.monotonic() + limit
+    while outgoing.qsize() and assoc.is_established and time.monotonic() < deadline:
+        time.sleep(0.0001)
+
+
 def handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
     """EVT_C_FIND: yield one Pending response per matching step, then pynetdicom ends with
     Success (or the failure/cancel status yielded here)."""
@@ -220,8 +236,42 @@ def handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
     )
     pending = PENDING_WARNING if _has_unsupported_keys(identifier) else PENDING
     fast = settings.RIS_MWL_FAST_ENCODING
+    direct = fast and settings.RIS_MWL_DIRECT_SEND
+    stream = PendingResponses.open(event, pending) if direct else None
+    if stream is not None:
+        yield from _send_directly(event, stream, builder, rows)
+        return
     for row in rows:
+        _wait_until_sent(event.assoc)
         if event.is_cancelled:
             yield CANCEL, None
             return
         yield pending, EncodedIdentifier(builder, row) if fast else builder.dataset(row)
+
+
+def _send_directly(event, stream: PendingResponses, builder: ResponseBuilder, rows: list[dict]):
+    """The Pending responses in batches on the socket (ris.dimse_stream), then the final status
+    through pynetdicom. The DUL thread keeps reading meanwhile, so a C-CANCEL is seen between
+    two responses."""
+    ts = event.context.transfer_syntax
+    for row in rows:
+        if event.is_cancelled:
+            stream.flush()
+            yield CANCEL, None
+            return
+        try:
+            encoded = builder.encode(
+                row, implicit_vr=ts.is_implicit_VR, little_endian=ts.is_little_endian
+            )
+        except Exception:  # noqa: BLE001 - reported to the modality, logged for the operator
+            logger.exception("encoding a worklist response failed")
+            stream.flush()
+            yield _failure(UNABLE_TO_PROCESS, "a worklist item could not be encoded"), None
+            return
+        stream.add(encoded)
+        if stream.failed:
+            event.assoc.abort()
+            return
+    stream.flush()
+    if stream.failed:
+        event.assoc.abort()
