@@ -6,8 +6,11 @@
 For each size: a fresh database (SQLite file, or a scratch PostgreSQL database ``ris_bench``),
 ``ris migrate``, the generated worklist of tests/mwl/wlfiles.py (~20 stations, 5 modalities,
 60 days) bulk-loaded, ``ris dicom`` started; wlmscpfs serves the same items as .wl files.
-Every latency is a whole ``findscu -W`` process (association, query, release), as a modality
-sees it; throughput is 8 concurrent findscu loops. Prints a Markdown table.
+Latencies: a whole ``findscu -W`` process (association, query, release), as a modality sees it;
+the same on a new association each time from a minimal one-thread SCU (bench/rawscu.py: no
+process start, no client polling threads), which is the figure for "per query including the
+association"; and on one open pynetdicom association. Throughput is 8 concurrent findscu loops;
+``--one-at-a-time`` measures it also with RIS_MWL_DIRECT_SEND off. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import rawscu  # noqa: E402
 from tests.mwl.dcmtk import tool  # noqa: E402
 from tests.mwl.wlfiles import STATIONS, Spread, worklist_item, write_worklist  # noqa: E402
 
@@ -217,6 +221,31 @@ def in_association(port: int, aec: str, name: str, repeat: int) -> float:
     return statistics.median(times)
 
 
+def new_association(port: int, aec: str, name: str, repeat: int) -> float:
+    """Median ms of associate + query + release from bench/rawscu.py, a new association each."""
+    rng = random.Random(1)
+    times = []
+    for _ in range(repeat):
+        query = _dataset(queries(rng)[name])
+        started = time.perf_counter()
+        _pending, status = rawscu.query("127.0.0.1", port, aec, query)
+        times.append((time.perf_counter() - started) * 1000)
+        if status != 0:
+            raise RuntimeError(f"final status {status:#06x}")
+    return statistics.median(times)
+
+
+def dcmtk_floor(repeat: int = 10) -> float:
+    """Median ms of a findscu process that finds nothing listening: its start-up cost alone."""
+    port = free_port()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run([tool("findscu"), "-W", "127.0.0.1", str(port)], capture_output=True)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
 def throughput(port: int, aec: str, seconds: float, clients: int = 8) -> float:
     done = [0] * clients
     stop = time.monotonic() + seconds
@@ -250,7 +279,7 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
 
 
 def run_size(size: int, database: str, work: Path, repeat: int, seconds: float,
-             with_wlm: bool):
+             with_wlm: bool, one_at_a_time: bool = False):
     """Yield the table rows of one size as they are measured."""
     env = {**os.environ, "RIS_DATA_DIR": str(work / "data"), "PYTHONUNBUFFERED": "1"}
     env.pop("DJANGO_SETTINGS_MODULE", None)
@@ -278,13 +307,29 @@ def run_size(size: int, database: str, work: Path, repeat: int, seconds: float,
         findscu(port, "RIS", ["PatientID=warmup"])
         for name in queries(random.Random(1)):
             med, p95, matches = latency(port, "RIS", name, repeat)
+            fresh = new_association(port, "RIS", name, repeat)
             assoc = in_association(port, "RIS", name, repeat)
-            yield (label, size, "ris", name, matches, med, p95, assoc)
-        yield (label, size, "ris", "8 clients, broad", None, None, None, None,
+            yield (label, size, "ris", name, matches, med, p95, fresh, assoc)
+        yield (label, size, "ris", "8 clients, broad", None, None, None, None, None,
                throughput(port, "RIS", seconds))
     finally:
         server.terminate()
         server.wait(timeout=20)
+    if one_at_a_time:
+        port = free_port()
+        server = subprocess.Popen(
+            [py, "-m", "ris.cli", "dicom", "--dicom-port", str(port)],
+            env={**env, "RIS_MWL_DIRECT_SEND": "false"}, cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_port(port, server)
+            findscu(port, "RIS", ["PatientID=warmup"])
+            yield (label, size, "ris, one response at a time", "8 clients, broad", None, None,
+                   None, None, None, throughput(port, "RIS", seconds))
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
     if with_wlm:
         folder = work / f"wl-{size}"
         if not folder.exists():
@@ -296,9 +341,10 @@ def run_size(size: int, database: str, work: Path, repeat: int, seconds: float,
             time.sleep(0.5)
             for name in queries(random.Random(1)):
                 med, p95, matches = latency(port, "WLM", name, max(5, repeat // 2))
+                fresh = new_association(port, "WLM", name, max(5, repeat // 2))
                 assoc = in_association(port, "WLM", name, max(5, repeat // 2))
-                yield ("files", size, "wlmscpfs", name, matches, med, p95, assoc)
-            yield ("files", size, "wlmscpfs", "8 clients, broad", None, None, None, None,
+                yield ("files", size, "wlmscpfs", name, matches, med, p95, fresh, assoc)
+            yield ("files", size, "wlmscpfs", "8 clients, broad", None, None, None, None, None,
                    throughput(port, "WLM", seconds))
         finally:
             wlm.terminate()
@@ -313,32 +359,38 @@ def main() -> None:
     parser.add_argument("--database", default="sqlite", help="sqlite or a PostgreSQL URL")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--one-at-a-time", action="store_true",
+                        help="also measure throughput with RIS_MWL_DIRECT_SEND off")
     args = parser.parse_args()
     if args.load:
         load(args.load)
         return
     work = Path(tempfile.mkdtemp(prefix="ris-bench-"))
     wlm_sizes = {int(s) for s in args.wlm_sizes.split(",") if s}
+    print(f"load average at start: {os.getloadavg()[0]:.1f}; findscu start-up alone (nothing "
+          f"listening): {dcmtk_floor():.0f} ms median", flush=True)
     print("| database | steps | server | query | matches | findscu median ms | findscu p95 ms "
-          "| open association median ms | q/s |")
-    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+          "| new association median ms | open association median ms | q/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
     try:
         for size in (int(s) for s in args.sizes.split(",")):
             for row in run_size(size, args.database, work, args.repeat, args.seconds,
-                                size in wlm_sizes):
+                                size in wlm_sizes, args.one_at_a_time):
                 _print_row(row)
+        print(f"load average at end: {os.getloadavg()[0]:.1f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _print_row(row: tuple) -> None:
-    label, size, server, name, matches, med, p95, assoc, *rest = row
+    label, size, server, name, matches, med, p95, fresh, assoc, *rest = row
     qps = f"{rest[0]:.1f}" if rest else ""
     m = f"{matches:.0f}" if matches is not None else ""
     md = f"{med:.0f}" if med is not None else ""
     p = f"{p95:.0f}" if p95 is not None else ""
     a = f"{assoc:.1f}" if assoc is not None else ""
-    print(f"| {label} | {size:,} | {server} | {name} | {m} | {md} | {p} | {a} | {qps} |",
+    f = f"{fresh:.1f}" if fresh is not None else ""
+    print(f"| {label} | {size:,} | {server} | {name} | {m} | {md} | {p} | {f} | {a} | {qps} |",
           flush=True)
 
 

@@ -72,7 +72,7 @@ class PendingResponses:
         self._socket = sock
         self._context_id = context_id
         self._max_pdu = max_pdu
-        self._command = _pdus(context_id, COMMAND, COMMAND_LAST, command, max_pdu)
+        self._command = _pdus(context_id, COMMAND, COMMAND_LAST, command, max_pdu)  # same each time
         self._buffer = bytearray()
         self.sent = 0  # responses added, written or still buffered
         self.failed = False

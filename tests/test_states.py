@@ -11,6 +11,7 @@ from worklist.states import (
     STEP_TRANSITIONS,
     check_step_transition,
     derive_order_status,
+    status_after_schedule,
 )
 
 S = StepStatus
@@ -79,3 +80,22 @@ def test_started_goes_back_to_scheduled_only_for_incorrect_worklist_entry():
 )
 def test_order_status_is_derived_from_its_steps(steps, expected):
     assert derive_order_status(steps) == expected
+
+
+@pytest.mark.parametrize(
+    "current,after",
+    [
+        (S.UNSCHEDULED, S.SCHEDULED),
+        (S.SCHEDULED, S.SCHEDULED),
+        (S.ARRIVED, S.SCHEDULED),
+        (S.READY, S.SCHEDULED),
+    ],
+)
+def test_booking_or_moving_makes_a_step_scheduled_at_its_new_time(current, after):
+    assert status_after_schedule(current) == after
+
+
+@pytest.mark.parametrize("current", [S.STARTED, S.COMPLETED, S.DISCONTINUED, S.CANCELED])
+def test_a_started_or_finished_step_cannot_be_moved(current):
+    with pytest.raises(InvalidTransition):
+        status_after_schedule(current)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -81,13 +81,22 @@ def _row_values(row: dict[str, str]) -> tuple[dict, list[str]]:
     return values, stations
 
 
-def import_catalog(
-    source: str | Iterable[str],
-    *,
-    actor: Actor,
-    progress: Callable[[int], None] | None = None,
-) -> ImportReport:
-    """Load catalogue rows; each row is its own transaction so one bad row spoils nothing else."""
+@dataclass(frozen=True)
+class CatalogRows:
+    """A catalogue file whose header was checked: its data rows with their line numbers."""
+
+    rows: list[tuple[int, dict[str, str]]]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def read_catalog(source: str | Iterable[str]) -> CatalogRows:
+    """Parse the whole file before loading anything.
+
+    A wrong header (``CatalogFormatError``) or broken CSV (``csv.Error``) is reported before a
+    single row loads, and the caller knows how many rows there are (the web page's progress).
+    """
     text = source if isinstance(source, str) else "".join(source)
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [name.strip() for name in (reader.fieldnames or [])]
@@ -97,16 +106,38 @@ def import_catalog(
             f"the header must be {','.join(REQUIRED_COLUMNS)}; missing: {', '.join(missing)}"
         )
     reader.fieldnames = header
-    report = ImportReport()
-    for index, row in enumerate(reader, start=2):  # line 1 is the header
+    return CatalogRows(list(enumerate(reader, start=2)))  # line 1 is the header
+
+
+def load_rows(rows: CatalogRows, *, actor: Actor, report: ImportReport) -> Iterator[int]:
+    """Load ``rows`` one by one, yielding how many are done after each.
+
+    Each row is its own transaction so one bad row spoils nothing else; its problem goes into
+    ``report.errors`` with its line. A generator so that the web page can send its progress
+    while the rows load.
+    """
+    for done, (line, row) in enumerate(rows.rows, start=1):
         try:
             values, stations = _row_values(row)
             with transaction.atomic():
                 _load_row(values, stations, actor, report)
         except ValueError as exc:
-            report.errors.append((index, str(exc)))
+            report.errors.append((line, str(exc)))
+        yield done
+
+
+def import_catalog(
+    source: str | Iterable[str] | CatalogRows,
+    *,
+    actor: Actor,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Load catalogue rows (see ``load_rows``); ``progress`` gets the rows done so far."""
+    rows = source if isinstance(source, CatalogRows) else read_catalog(source)
+    report = ImportReport()
+    for done in load_rows(rows, actor=actor, report=report):
         if progress is not None:
-            progress(index - 1)
+            progress(done)
     return report
 
 

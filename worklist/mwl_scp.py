@@ -236,7 +236,7 @@ def handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
     )
     pending = PENDING_WARNING if _has_unsupported_keys(identifier) else PENDING
     fast = settings.RIS_MWL_FAST_ENCODING
-    direct = fast and settings.RIS_MWL_DIRECT_SEND
+    direct = rows and fast and settings.RIS_MWL_DIRECT_SEND
     stream = PendingResponses.open(event, pending) if direct else None
     if stream is not None:
         yield from _send_directly(event, stream, builder, rows)

@@ -57,6 +57,17 @@ def check_step_transition(
         )
 
 
+def status_after_schedule(current: str) -> StepStatus:
+    """The status of a step once it is booked into a slot or moved to another one: SCHEDULED.
+
+    A reschedule undoes a check-in (shared/reference/status-model.md: SCHEDULED, ARRIVED, READY
+    -> SCHEDULED at the new time): the patient is checked in again for the new slot. Raises
+    ``InvalidTransition`` for a step that cannot be (re)scheduled: started or finished.
+    """
+    check_step_transition(StepStatus(current), S.SCHEDULED)
+    return S.SCHEDULED
+
+
 def derive_order_status(step_statuses: Iterable[str]) -> OrderStatus:
     """The order status (ORC-5) that its steps imply.
 

@@ -4,10 +4,13 @@ encoder against pydicom's writer."""
 from __future__ import annotations
 
 import threading
+import time
+from io import BytesIO
 
 import pytest
 from pydicom import Dataset
 from pynetdicom import AE
+from pynetdicom.dimse_primitives import C_FIND
 from pynetdicom.dsutils import encode
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
@@ -156,3 +159,44 @@ def test_worklist_responses_answer_like_the_scp_for_other_callers(port, django_d
         "A01", "A02"
     ]
     assert {e.keyword for e in answers[0]} == {"PatientID", "ScheduledProcedureStepSequence"}
+
+
+def _find_raw(port: int, payload: bytes) -> Dataset:
+    """Send a C-FIND whose identifier is ``payload`` as is (bytes no encoder would produce)."""
+    assoc = _ae().associate("127.0.0.1", port, ae_title="RIS")
+    assert assoc.is_established
+    try:
+        context = assoc._get_valid_context(ModalityWorklistInformationFind, "", "scu")
+        request = C_FIND()
+        request.MessageID = 1
+        request.AffectedSOPClassUID = ModalityWorklistInformationFind
+        request.Priority = 2
+        request.Identifier = BytesIO(payload)
+        assoc._reactor_checkpoint.clear()
+        while not assoc._is_paused:
+            time.sleep(0.0001)
+        assoc.dimse.send_msg(request, context.context_id)
+        _, rsp = assoc.dimse.get_msg(block=True)
+        assoc._reactor_checkpoint.set()
+        assert rsp is not None, "no response from ris"
+        return rsp
+    finally:
+        assoc.release()
+
+
+@pytest.mark.parametrize("payload", [
+    b"\x40\x00\x53\x02ZZ\x04\x00abcd",  # (0040,0253) with a VR that does not exist
+    # a Scheduled Procedure Step Sequence of undefined length that ends without its delimiter
+    b"\x40\x00\x00\x01\xff\xff\xff\xff\xfe\xff\x00\xe0\x08\x00\x00\x00"
+    b"\x08\x00\x50\x00\x00\x00\x00\x00",
+], ids=["unknown-vr", "unterminated-sequence"])
+def test_an_undecodable_identifier_gets_c000_with_a_comment_and_the_ae_keeps_serving(
+    port, payload
+):
+    rsp = _find_raw(port, payload)
+    assert rsp.Status == 0xC000
+    assert rsp.ErrorComment == "the identifier could not be decoded"
+    assoc = _ae().associate("127.0.0.1", port, ae_title="RIS")
+    found, final = _find(assoc, _query(ScheduledStationAETitle="MR1"))
+    assoc.release()
+    assert final.Status == 0x0000 and len(found) == 2

@@ -82,6 +82,18 @@ def test_moving_a_step_changes_its_time_and_station(desk, ct_head, ct1, ct2):
     assert AuditEvent.objects.filter(action="step.reschedule").exists()
 
 
+def test_moving_an_arrived_exam_books_it_scheduled_in_the_new_slot(desk, ct_head, ct1, ct2):
+    from worklist import services
+    from worklist.audit import Actor
+
+    step = first_step(make_order(procedure_type=ct_head, station=ct1, start=at(8, day=TOMORROW)))
+    services.step_transition(step=step, to=StepStatus.ARRIVED, actor=Actor.system())
+    response = desk.post(reverse("web:move", kwargs={"pk": step.pk}), _slot(ct2, 14, 15))
+    step.refresh_from_db()
+    assert response.status_code == 302
+    assert (step.status, step.station) == (StepStatus.SCHEDULED, ct2)
+
+
 def test_moving_onto_a_busy_slot_is_refused_and_changes_nothing(desk, ct_head, ct1):
     make_order(procedure_type=ct_head, station=ct1, start=at(10, day=TOMORROW))
     step = first_step(make_order(procedure_type=ct_head, station=ct1, start=at(8, day=TOMORROW)))
@@ -111,7 +123,7 @@ def test_day_view_has_a_column_per_station_and_a_block_per_step(client_as, ct_he
     grid = response.context["grid"]
     assert [c.station.ae_title for c in grid.columns] == ["CT1", "CT2"]
     (block,) = grid.columns[0].blocks
-    assert block.step == first_step(order)
+    assert block.step.pk == first_step(order).pk
     assert block.top == (9 - 7) * 60 / 15 and block.span == 20 / 15
     assert order.patient.person_name.display() in response.content.decode()
 

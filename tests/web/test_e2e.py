@@ -169,6 +169,7 @@ def test_front_desk_books_checks_in_and_moves_an_exam_the_modality_sees(
 
     moved = _worklist_item(ris_service, "E2E-1")[0].ScheduledProcedureStepSequence[0]
     assert moved.ScheduledProcedureStepStartTime.startswith("1130")
+    assert moved.ScheduledProcedureStepStatus == "SCHEDULED"  # a move undoes the check-in
 
     # Drag and drop onto a free 12:00 slot of CT2 (in view) posts the same move form.
     ct2 = Device.objects.get(ae_title="CT2")

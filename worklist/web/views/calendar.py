@@ -64,8 +64,7 @@ def calendar(request):
         columns = [(s, day) for s in all_stations]
         start, end = selectors.day_bounds(day)
         shown = all_stations
-    steps = list(selectors.steps_between(start, end, station_ids=[s.pk for s in shown],
-                                         fields=selectors.CALENDAR_FIELDS))
+    steps = selectors.calendar_steps(start, end, station_ids=[s.pk for s in shown])
     grid = build_grid(columns=columns, steps=steps, slot_minutes=slot)
     can_book = has_role(request.user, *FRONT_DESK)
     render_slots(grid, book_url=reverse("web:book") if can_book else None,
