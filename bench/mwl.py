@@ -226,9 +226,9 @@ def new_association(port: int, aec: str, name: str, repeat: int) -> float:
     rng = random.Random(1)
     times = []
     for _ in range(repeat):
-        query = _dataset(queries(rng)[name])
+        request = rawscu.find_rq(_dataset(queries(rng)[name]))
         started = time.perf_counter()
-        _pending, status = rawscu.query("127.0.0.1", port, aec, query)
+        _pending, status = rawscu.query("127.0.0.1", port, aec, request)
         times.append((time.perf_counter() - started) * 1000)
         if status != 0:
             raise RuntimeError(f"final status {status:#06x}")

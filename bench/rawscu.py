@@ -62,19 +62,16 @@ def find_rq(identifier: Dataset, message_id: int = 1) -> bytes:
     return out
 
 
-def _read_exactly(sock: socket.socket, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("peer closed the connection")
-        data += chunk
-    return bytes(data)
+def _read_exactly(stream, size: int) -> bytes:
+    data = stream.read(size)
+    if len(data) < size:
+        raise ConnectionError("peer closed the connection")
+    return data
 
 
-def _read_pdu(sock: socket.socket) -> tuple[int, bytes]:
-    kind, _, length = struct.unpack(">BBI", _read_exactly(sock, 6))
-    return kind, _read_exactly(sock, length)
+def _read_pdu(stream) -> tuple[int, bytes]:
+    kind, _, length = struct.unpack(">BBI", _read_exactly(stream, 6))
+    return kind, _read_exactly(stream, length)
 
 
 def _status(command: bytes) -> int:
@@ -87,19 +84,20 @@ def _status(command: bytes) -> int:
     raise ValueError("command set without a Status")
 
 
-def query(host: str, port: int, called: str, identifier: Dataset,
+def query(host: str, port: int, called: str, request: bytes,
           calling: str = "RAWSCU") -> tuple[int, int]:
-    """Associate, one C-FIND, release: (number of Pending responses, final status)."""
-    with socket.create_connection((host, port)) as sock:
+    """Associate, one C-FIND (``request``: the PDUs of ``find_rq``, encoded before the clock
+    starts), release: (number of Pending responses, final status)."""
+    with socket.create_connection((host, port)) as sock, sock.makefile("rb") as stream:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.sendall(associate_rq(calling, called))
-        kind, _ = _read_pdu(sock)
+        kind, _ = _read_pdu(stream)
         if kind != 0x02:
             raise ConnectionError(f"association not accepted (PDU type {kind:#x})")
-        sock.sendall(find_rq(identifier))
+        sock.sendall(request)
         pending, command = 0, b""
         while True:
-            kind, body = _read_pdu(sock)
+            kind, body = _read_pdu(stream)
             if kind != 0x04:
                 raise ConnectionError(f"unexpected PDU type {kind:#x}")
             at = 0
@@ -115,5 +113,5 @@ def query(host: str, port: int, called: str, identifier: Dataset,
                             pending += 1
                         else:
                             sock.sendall(struct.pack(">BBII", 0x05, 0, 4, 0))
-                            _read_pdu(sock)  # A-RELEASE-RP
+                            _read_pdu(stream)  # A-RELEASE-RP
                             return pending, status
