@@ -1,8 +1,9 @@
 """Domain events that other parts of ris react to inside the same transaction.
 
-The HL7 outbound queue listens to ``order_status_changed`` to tell the HIS, the PACS forwarder to
-performed-step events. Receivers run inside the service's transaction, so a queued message commits
-or rolls back together with the change it reports (nothing lost, nothing invented).
+The HL7 outbound queue listens to ``order_status_changed`` and ``step_rescheduled`` to tell the
+HIS, the PACS forwarder to performed-step events. Receivers run inside the service's
+transaction, so a queued message commits or rolls back together with the change it reports
+(nothing lost, nothing invented).
 """
 
 from django.dispatch import Signal

@@ -6,9 +6,21 @@ service's transaction and queues one ``hl7.order_status`` job per active HL7Dest
 payload is a snapshot of the order at that moment, so a message delivered after a retry still
 says what was true when it was queued.
 
-Status changes caused by the HIS itself (its CA/DC/SC) are not echoed back: the HIS already has
-our ACK for them. A cancel decided in ris is ORC-1 OC (ORC-5 CA); any other change is ORC-1 SC
-with ORC-5 SC / IP / CM / DC.
+``on_step_rescheduled`` does the same for ``worklist.signals.step_rescheduled`` (a step booked or
+moved to a new time or station: web calendar, REST API): ORC-1 SC with the order's current ORC-5,
+which a move does not change, and the new schedule of every procedure (ORC-7.4/.5 and OBR-27.4/.5
+in v2.3.x, TQ1-7/-8 in v2.5.x). Every status message carries the schedule the same way, so the
+HIS reads one place whatever the reason of the message. One booking or move is one message: it
+never changes the order's status too (unscheduled, scheduled, arrived and ready steps all make an
+order SC, ``worklist.states.derive_order_status``).
+
+Changes caused by the HIS itself (its CA/DC/SC, and the new time of its XO) are not echoed back:
+the HIS already has our ACK for them, and an XO is applied at exactly the time it asked for.
+A cancel decided in ris is ORC-1 OC (ORC-5 CA); any other change is ORC-1 SC with ORC-5
+SC / IP / CM / DC.
+
+All messages of one order to one destination share an ordering key (``<destination>:order:<id>``),
+so the queue delivers them in the order they were queued (``ris.outbound``).
 
 Messages are built with hl7apy: they are few (one per status change), and its typed message
 structures per version (ORM_O01 for v2.3-2.4, OMG_O19 for v2.5) keep segment order and groups
@@ -21,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import ssl
+from collections.abc import Callable
 
 from django.utils import timezone
 from hl7apy.core import Message as HL7ApyMessage
@@ -29,14 +42,47 @@ from ris import outbound
 from ris.hl7 import charsets, er7
 from ris.hl7.mllp import END, frame
 from ris.models import HL7Destination, OutboundJob
-from worklist.models import AuditEvent, Order, OrderStatus
+from worklist.models import AuditEvent, Order, OrderStatus, ScheduledProcedureStep, StepStatus
 
 KIND = "hl7.order_status"
 
 
 def on_order_status_changed(sender, order: Order, previous, actor, reason: str = "", **kwargs):
-    if getattr(actor, "type", "") == AuditEvent.ActorType.HL7:
+    if _caused_by_the_his(actor):
         return
+
+    def payload() -> dict:
+        name = getattr(actor, "name", "")
+        return snapshot(order, previous=str(previous), reason=reason, actor=name)
+
+    _queue(order.pk, payload)
+
+
+def on_step_rescheduled(sender, step: ScheduledProcedureStep, actor, **kwargs):
+    """A step was booked or moved: tell the HIS its new time, with the order status unchanged."""
+    if _caused_by_the_his(actor):
+        return
+    order_id = step.requested_procedure.order_id
+
+    def payload() -> dict:
+        order = Order.objects.select_related("patient").get(pk=order_id)
+        data = snapshot(order, previous=order.status, actor=getattr(actor, "name", ""))
+        data["event"] = "reschedule"
+        data["sps_id"] = step.sps_id
+        return data
+
+    _queue(order_id, payload)
+
+
+def _caused_by_the_his(actor) -> bool:
+    return getattr(actor, "type", "") == AuditEvent.ActorType.HL7
+
+
+def _queue(order_id: int, payload: Callable[[], dict]) -> None:
+    """One job per active destination, in the caller's transaction, keyed by order for ordering.
+
+    ``payload`` is only called when there is a destination: without one a change costs a query.
+    """
     destinations = list(
         HL7Destination.objects.filter(active=True, send_order_status=True).values_list(
             "name", flat=True
@@ -44,12 +90,10 @@ def on_order_status_changed(sender, order: Order, previous, actor, reason: str =
     )
     if not destinations:
         return
-    payload = snapshot(
-        order, previous=str(previous), reason=reason, actor=getattr(actor, "name", "")
-    )
+    data = payload()
     for name in destinations:
         outbound.enqueue(
-            kind=KIND, destination=name, payload=payload, ordering_key=f"{name}:order:{order.pk}"
+            kind=KIND, destination=name, payload=data, ordering_key=f"{name}:order:{order_id}"
         )
 
 
@@ -68,6 +112,7 @@ def snapshot(order: Order, *, previous: str = "", reason: str = "", actor: str =
                 "study_instance_uid": procedure.study_instance_uid,
                 "sps_ids": [s.sps_id for s in procedure.steps.all().order_by("pk")],
                 "modality": next((s.modality for s in procedure.steps.all()), ""),
+                **_schedule(procedure.steps.all()),
             }
         )
     return {
@@ -92,6 +137,28 @@ def snapshot(order: Order, *, previous: str = "", reason: str = "", actor: str =
         },
         "procedures": procedures,
     }
+
+
+def _schedule(steps) -> dict:
+    """{"start", "end"} of a procedure (department time, HL7 TS), from its steps not cancelled.
+
+    A procedure normally has one step; with several, it runs from the first start to the last end.
+    """
+    timed = [s for s in steps if s.scheduled_start and s.status != StepStatus.CANCELED]
+    if not timed:
+        return {}
+    start = min(s.scheduled_start for s in timed)
+    ends = [s.scheduled_end for s in timed if s.scheduled_end]
+    return {
+        "start": _ts(start),
+        "end": _ts(max(ends)) if ends else "",
+    }
+
+
+def _ts(moment: dt.datetime) -> str:
+    # No offset, like ORC-9 and MSH-7: the HIS and ris share the department's clock
+    # (RIS_TIME_ZONE), and inbound times without an offset are read in it too.
+    return timezone.localtime(moment).strftime("%Y%m%d%H%M%S")
 
 
 def _xpn(pn_group: str, representation: str, delims: er7.Delimiters) -> str:
@@ -149,6 +216,18 @@ def build_message(job: OutboundJob, destination: HL7Destination) -> tuple[str, s
         orc.orc_9 = data.get("changed_at", "")
         if data.get("reason") and data["order_control"] == "OC":
             orc.orc_16 = f"^{esc(data['reason'][:60])}"
+        start, end = procedure.get("start", ""), procedure.get("end", "")
+        # The schedule: TQ1-7/-8 from v2.5 (where ORC-7 and OBR-27 are kept only for backward
+        # compatibility), ORC-7.4/.5 and OBR-27.4/.5 before it; the same places ris reads.
+        timing = f"^^^{start}^{end}".rstrip("^") if start else ""
+        if start and v25:
+            tq1 = group.add_group(f"{structure}_TIMING").tq1  # between ORC and OBR
+            tq1.tq1_1 = "1"
+            tq1.tq1_7 = start
+            if end:
+                tq1.tq1_8 = end
+        elif timing:
+            orc.orc_7 = timing
         detail = group if v25 else group.add_group("ORM_O01_ORDER_DETAIL")
         obr = detail.obr
         obr.obr_1 = str(index)
@@ -166,6 +245,8 @@ def build_message(job: OutboundJob, destination: HL7Destination) -> tuple[str, s
             obr.obr_20 = esc(procedure["sps_ids"][0])
         if procedure.get("modality"):
             obr.obr_24 = esc(procedure["modality"])
+        if timing and not v25:
+            obr.obr_27 = timing
     return message.to_er7(), control_id
 
 

@@ -15,7 +15,9 @@ from collections import defaultdict
 import hl7
 import hl7.mllp
 import pytest
-from django.db import connection
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.utils import timezone
 
 from ris import outbound
 from ris.models import HL7Destination, OutboundJob
@@ -191,4 +193,131 @@ def test_a_cancel_requested_by_the_his_is_not_echoed_back(hl7_service, catalogue
 
     assert ack.code == "AA"
     assert Order.objects.get(placer_order_number="PL-E").status == "CA"
+    assert not OutboundJob.objects.exists()
+
+
+# --- a step booked or moved (worklist.signals.step_rescheduled) -----------------------------
+
+
+def ts(moment) -> str:
+    """An HL7 TS in the department's time zone, as ris writes it."""
+    return timezone.localtime(moment).strftime("%Y%m%d%H%M%S")
+
+
+def front_desk() -> Actor:
+    return Actor.for_user(get_user_model().objects.create_user("desk"))
+
+
+def deliver_until(his: HISReceiver, count: int) -> None:
+    """Drain the queue in this process until the HIS holds ``count`` messages."""
+    wait_until(
+        lambda: outbound.drain(time_budget=5) >= 0 and len(his.received) >= count,
+        message=f"the HIS did not receive {count} message(s)",
+    )
+
+
+def test_moving_a_step_queues_one_status_message_per_destination_with_the_new_time(catalogue):
+    destination(free_port(), name="HIS-A", version="2.3.1")
+    destination(free_port(), name="HIS-B", version="2.5.1")
+    order = make_order(procedure_type=catalogue.cthead, station=catalogue.ct1, start=at(9))
+    queued = OutboundJob.objects.count()
+
+    services.step_schedule(step=first_step(order), start=at(14, 30), actor=front_desk())
+
+    jobs = OutboundJob.objects.order_by("pk")[queued:]
+    assert sorted(job.destination for job in jobs) == ["HIS-A", "HIS-B"]
+    for job in jobs:
+        assert (job.payload["order_control"], job.payload["order_status"]) == ("SC", "SC")
+        assert job.payload["procedures"][0]["start"] == ts(at(14, 30))
+        assert job.payload["procedures"][0]["end"] == ts(at(14, 50))
+        assert job.ordering_key == f"{job.destination}:order:{order.pk}"
+
+
+def test_booking_a_waiting_step_queues_one_status_message_with_its_time(catalogue):
+    destination(free_port())
+    order = make_order(procedure_type=catalogue.cthead)
+    assert first_step(order).status == StepStatus.UNSCHEDULED
+    queued = OutboundJob.objects.count()
+
+    services.step_schedule(
+        step=first_step(order), start=at(11), station=catalogue.ct1, actor=front_desk()
+    )
+
+    [job] = OutboundJob.objects.order_by("pk")[queued:]
+    assert job.payload["order_status"] == "SC"
+    assert job.payload["procedures"][0]["start"] == ts(at(11))
+
+
+def test_a_move_that_is_rolled_back_queues_no_status_message(catalogue):
+    destination(free_port())
+    order = make_order(procedure_type=catalogue.cthead, station=catalogue.ct1, start=at(9))
+    queued = OutboundJob.objects.count()
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.step_schedule(step=first_step(order), start=at(15), actor=front_desk())
+        raise RuntimeError("the request failed after the move")
+
+    assert OutboundJob.objects.count() == queued
+    assert first_step(order).scheduled_start == at(9)
+
+
+@pytest.mark.parametrize(
+    ("version", "start_of"),
+    [
+        (
+            "2.3.1",
+            lambda m: (m.extract_field("ORC", 1, 7, 1, 4), m.extract_field("OBR", 1, 27, 1, 4)),
+        ),
+        ("2.5.1", lambda m: (str(m.segment("TQ1")[7]),) * 2),
+    ],
+    ids=["ORM-ORC-7.4-and-OBR-27.4", "OMG-TQ1-7"],
+)
+def test_a_moved_step_reaches_the_his_as_sc_with_its_new_start(catalogue, version, start_of):
+    port = free_port()
+    destination(port, version=version)
+    order = make_order(procedure_type=catalogue.cthead, station=catalogue.ct1, start=at(9))
+
+    with HISReceiver(port) as his:
+        services.step_schedule(
+            step=first_step(order), start=at(16, 15), station=catalogue.ct1, actor=front_desk()
+        )
+        deliver_until(his, 1)
+
+    [message] = his.received
+    assert str(message.segment("MSH")[9]) == ("OMG^O19^OMG_O19" if version >= "2.5" else "ORM^O01")
+    assert (str(message.segment("ORC")[1]), str(message.segment("ORC")[5])) == ("SC", "SC")
+    assert str(message.segment("OBR")[18]) == order.accession_number
+    assert start_of(message) == (ts(at(16, 15)),) * 2
+
+
+def test_a_move_and_the_start_that_follows_reach_the_his_in_that_order(catalogue, settings):
+    settings.RIS_OUTBOUND_BACKOFF_MS = 500
+    port = free_port()
+    destination(port, version="2.5.1")
+    order = make_order(procedure_type=catalogue.cthead, station=catalogue.ct1, start=at(9))
+    services.step_schedule(step=first_step(order), start=at(13), actor=front_desk())
+    services.step_transition(step=first_step(order), to=StepStatus.STARTED, actor=Actor.ae("CT1"))
+    move, start = OutboundJob.objects.order_by("pk")
+
+    outbound.drain()  # the HIS is down: the move waits for its retry...
+    assert OutboundJob.objects.get(pk=move.pk).attempts >= 1
+    outbound.drain()  # ...and the start, already due, still waits behind it
+    assert OutboundJob.objects.get(pk=start.pk).state == State.PENDING
+    with HISReceiver(port) as his:
+        deliver_until(his, 2)
+
+    assert [str(m.segment("MSH")[10]) for m in his.received] == [f"RIS{move.pk}", f"RIS{start.pk}"]
+    assert [str(m.segment("ORC")[5]) for m in his.received] == ["SC", "IP"]
+    assert [str(m.segment("TQ1")[7]) for m in his.received] == [ts(at(13))] * 2
+
+
+def test_a_new_time_requested_by_the_his_is_not_echoed_back(hl7_service, catalogue):
+    destination(free_port())
+    send(hl7_service.mllp_port, orm("NW-X", "PL-X", start="202612011000"))
+    xo = orm("XO-X", "PL-X", order_control="XO", start="202612011430")
+    ack = read_ack(send(hl7_service.mllp_port, xo))
+
+    assert ack.code == "AA"
+    step = first_step(Order.objects.get(placer_order_number="PL-X"))
+    assert ts(step.scheduled_start) == "20261201143000"
     assert not OutboundJob.objects.exists()
