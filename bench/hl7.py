@@ -47,10 +47,10 @@ def message(i: int, run: str) -> bytes:
         f"||19650412|M|||12 Main St^^Springfield^IL^62701||(217)555-0101",
         "PV1|1|O|RAD^101^A^CITYHOSP||||1234^Welby^Marcus^^^Dr|5678^Kildare^James"
         f"|||||||||||V{run}{patient:07d}",
-        f"ORC|NW|ORD{run}{i:07d}^EPIC||||||^^^202612{day:02d}{hour:02d}{minute:02d}^^R"
+        f"ORC|NW|ORD{run}{i:07d}^EPIC|||||^^^202612{day:02d}{hour:02d}{minute:02d}^^R"
         "||202611300830|||1234^Welby^Marcus^^^Dr|||||CARDIO^Cardiology",
         f"OBR|1|ORD{run}{i:07d}^EPIC||RAD001^CT HEAD WO CONTRAST^HISCODE|||202611300830"
-        "|||||||||1234^Welby^Marcus^^^Dr||||||||CT|||||||||^Headache for three weeks",
+        "|||||||||1234^Welby^Marcus^^^Dr||||||||CT|||||||^Headache for three weeks",
     ]
     return ("\r".join(segments) + "\r").encode()
 

@@ -95,6 +95,33 @@ def test_booking_outside_opening_hours_is_refused():
         services.step_schedule(step=step, start=at(16, 50), station=station, actor=ACTOR)
 
 
+@pytest.mark.parametrize("checked_in", [StepStatus.ARRIVED, StepStatus.READY])
+def test_moving_a_checked_in_step_undoes_the_check_in(checked_in):
+    station = DeviceFactory(ae_title="CT1")
+    step = first_step(make_order(station=station, start=at(9)))
+    services.step_transition(step=step, to=checked_in, actor=ACTOR)
+    step = services.step_schedule(step=step, start=at(11), station=station, actor=ACTOR)
+    step.refresh_from_db()
+    assert (step.status, step.scheduled_start) == (StepStatus.SCHEDULED, at(11))
+    assert AuditEvent.objects.filter(action="step.reschedule", object_id=str(step.pk)).exists()
+
+
+def test_moving_a_checked_in_step_emits_the_status_change():
+    step = first_step(make_order(station=DeviceFactory(ae_title="CT1"), start=at(9)))
+    services.step_transition(step=step, to=StepStatus.ARRIVED, actor=ACTOR)
+    received = []
+
+    def receiver(sender, step, previous, **kwargs):
+        received.append((previous, step.status))
+
+    signals.step_status_changed.connect(receiver)
+    try:
+        services.step_schedule(step=step, start=at(11), actor=ACTOR)
+    finally:
+        signals.step_status_changed.disconnect(receiver)
+    assert received == [(StepStatus.ARRIVED, StepStatus.SCHEDULED)]
+
+
 def test_check_in_then_start_then_complete_completes_the_order():
     order = make_order(station=DeviceFactory(), start=at(9))
     step = first_step(order)

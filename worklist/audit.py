@@ -63,7 +63,28 @@ def record(
     after: dict | None = None,
     detail: str = "",
 ) -> AuditEvent:
-    return AuditEvent.objects.create(
+    audit_event = event(actor, action, obj, before=before, after=after, detail=detail)
+    audit_event.save(force_insert=True)
+    return audit_event
+
+
+def record_all(events: Iterable[AuditEvent]) -> list[AuditEvent]:
+    """Store several ``event()``s with one INSERT: a service that changes many rows at once
+    (a new order and its steps) still writes one AuditEvent per change."""
+    return AuditEvent.objects.bulk_create(list(events))
+
+
+def event(
+    actor: Actor,
+    action: str,
+    obj: models.Model,
+    *,
+    before: dict | None = None,
+    after: dict | None = None,
+    detail: str = "",
+) -> AuditEvent:
+    """An audit row for ``obj`` (already saved), not yet stored: see ``record_all``."""
+    return AuditEvent(
         actor_type=actor.type,
         actor=actor.name[:200],
         user=actor.user if getattr(actor.user, "pk", None) else None,

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from worklist import audit, identifiers, signals
@@ -35,6 +35,7 @@ from worklist.states import (
     allowed_step_transitions,
     check_step_transition,
     derive_order_status,
+    status_after_schedule,
 )
 
 #: Steps that occupy their station's time slot.
@@ -69,8 +70,10 @@ def patient_upsert(
         raise TypeError(f"unknown patient fields: {sorted(unknown)}")
     if not patient_id:
         raise DomainError("a patient needs a patient ID", code=ErrorCode.INVALID_VALUE)
-    patient = Patient.objects.select_for_update().filter(patient_id=patient_id, issuer=issuer)
-    existing = patient.first()
+    try:
+        existing = Patient.objects.select_for_update().get(patient_id=patient_id, issuer=issuer)
+    except Patient.DoesNotExist:  # (patient ID, issuer) is unique: get() needs no ORDER BY
+        existing = None
     if existing is None:
         new = Patient(patient_id=patient_id, issuer=issuer, **demographics)
         new.set_person_name(name)
@@ -80,7 +83,6 @@ def patient_upsert(
     return patient_update(patient=existing, actor=actor, name=name, **demographics), False
 
 
-@transaction.atomic
 def patient_update(
     *, patient: Patient, actor: Actor, name: PersonName | str | None = None, **changes
 ) -> Patient:
@@ -94,9 +96,12 @@ def patient_update(
         setattr(patient, key, value)
     after = audit.snapshot(patient)
     if after != before:
-        patient.save()
-        audit.record(actor, "patient.update", patient, before=before, after=after)
-        signals.patient_updated.send(Patient, patient=patient, actor=actor)
+        # Only a real change opens a transaction: most HL7 orders repeat the demographics ris
+        # already has, and cost no statement here then.
+        with transaction.atomic():
+            patient.save()
+            audit.record(actor, "patient.update", patient, before=before, after=after)
+            signals.patient_updated.send(Patient, patient=patient, actor=actor)
     return patient
 
 
@@ -114,6 +119,9 @@ class ProcedureRequest:
     description: str = ""
     performing_physician: str = ""
     extra: dict = field(default_factory=dict)
+    #: Without ``station``, a timed step goes to the procedure type's first active station.
+    #: False when the caller already looked that up (the HL7 catalogue cache) and found none.
+    pick_station: bool = True
 
 
 @transaction.atomic
@@ -142,14 +150,13 @@ def order_create(
     """
     if not procedures:
         raise DomainError("an order needs at least one requested procedure")
-    if placer_order_number and Order.objects.filter(
-        placer_order_number=placer_order_number, placer_issuer=placer_issuer
-    ).exists():
-        raise Duplicate(
-            f"placer order number {placer_order_number!r} of {placer_issuer or 'no issuer'!r} "
-            "already exists"
-        )
-    accession = identifiers.new_accession_number()
+    ids = identifiers.for_order(len(procedures))
+    # A step with a start time is SCHEDULED, one without UNSCHEDULED (or placing it fails and
+    # nothing is kept): the order's status is known before its steps are written.
+    status = derive_order_status(
+        StepStatus.SCHEDULED if r.scheduled_start is not None else StepStatus.UNSCHEDULED
+        for r in procedures
+    )
     try:
         with transaction.atomic():
             order = Order.objects.create(
@@ -157,8 +164,8 @@ def order_create(
                 visit=visit,
                 placer_order_number=placer_order_number,
                 placer_issuer=placer_issuer,
-                filler_order_number=filler_order_number or accession,
-                accession_number=accession,
+                filler_order_number=filler_order_number or ids.accession_number,
+                accession_number=ids.accession_number,
                 requesting_physician=requesting_physician,
                 referring_physician=referring_physician,
                 requesting_service=requesting_service,
@@ -166,41 +173,59 @@ def order_create(
                 priority=priority,
                 comments=comments,
                 source=source,
+                status=status,
             )
     except IntegrityError as exc:
+        # The unique placer constraint is the duplicate check (no SELECT before the INSERT).
+        if placer_order_number and Order.objects.filter(
+            placer_order_number=placer_order_number, placer_issuer=placer_issuer
+        ).exists():
+            raise Duplicate(
+                f"placer order number {placer_order_number!r} of "
+                f"{placer_issuer or 'no issuer'!r} already exists"
+            ) from exc
         raise Duplicate(f"the order could not be stored: {exc}") from exc
-    for request in procedures:
-        _create_procedure(order, request, actor)
-    order.status = derive_order_status(
-        ScheduledProcedureStep.objects.filter(requested_procedure__order=order).values_list(
-            "status", flat=True
+    built: list[tuple[RequestedProcedure, ScheduledProcedureStep]] = []
+    for index, request in enumerate(procedures):
+        built.append(
+            _build_procedure(order, request, ids, index, planned=[step for _, step in built])
         )
+    _insert_procedures(built)
+    audit.record_all(
+        [audit.event(actor, "step.create", step, after=audit.snapshot(step)) for _, step in built]
+        + [audit.event(actor, "order.create", order, after=audit.snapshot(order))]
     )
-    order.save(update_fields=["status", "updated_at"])
-    audit.record(actor, "order.create", order, after=audit.snapshot(order))
     return order
 
 
-def _create_procedure(order: Order, request: ProcedureRequest, actor: Actor) -> None:
+def _build_procedure(
+    order: Order,
+    request: ProcedureRequest,
+    ids: identifiers.OrderIdentifiers,
+    index: int,
+    *,
+    planned: Sequence[ScheduledProcedureStep],
+) -> tuple[RequestedProcedure, ScheduledProcedureStep]:
+    """The requested procedure and its step, placed but not saved (``_insert_procedures``)."""
     ptype = request.procedure_type
-    procedure = RequestedProcedure.objects.create(
+    procedure = RequestedProcedure(
         order=order,
         procedure_type=ptype,
-        requested_procedure_id=identifiers.new_requested_procedure_id(),
+        requested_procedure_id=ids.requested_procedure_ids[index],
         description=(request.description or ptype.description or ptype.code_meaning)[:64],
         code_value=ptype.code_value,
         code_scheme=ptype.code_scheme,
         code_meaning=ptype.code_meaning,
-        study_instance_uid=identifiers.new_study_instance_uid(),
+        study_instance_uid=ids.study_instance_uids[index],
         priority=request.priority or order.priority,
         **{k: v for k, v in request.extra.items() if k == "transport_arrangements"},
     )
     station = request.station
-    if station is None and request.scheduled_start is not None:
+    if station is None and request.scheduled_start is not None and request.pick_station:
         station = ptype.stations.filter(active=True).first()
     step = ScheduledProcedureStep(
         requested_procedure=procedure,
-        sps_id=identifiers.new_sps_id(),
+        sps_id=ids.sps_ids[index],
         station=station,
         modality=ptype.modality,
         expected_duration_minutes=ptype.default_duration_minutes,
@@ -211,10 +236,25 @@ def _create_procedure(order: Order, request: ProcedureRequest, actor: Actor) -> 
         status=StepStatus.UNSCHEDULED,
     )
     if request.scheduled_start is not None:
-        _place(step, request.scheduled_start, station)
+        _place(step, request.scheduled_start, station, planned=planned)
         step.status = StepStatus.SCHEDULED
-    step.save()
-    audit.record(actor, "step.create", step, after=audit.snapshot(step))
+    return procedure, step
+
+
+def _insert_procedures(built: list[tuple[RequestedProcedure, ScheduledProcedureStep]]) -> None:
+    """Two INSERTs for all procedures and steps of an order, however many OBRs it had."""
+    procedures = [procedure for procedure, _ in built]
+    steps = [step for _, step in built]
+    if len(built) == 1 or not connection.features.can_return_rows_from_bulk_insert:
+        for procedure, step in built:
+            procedure.save(force_insert=True)
+            step.requested_procedure = procedure
+            step.save(force_insert=True)
+        return
+    RequestedProcedure.objects.bulk_create(procedures)
+    for procedure, step in built:
+        step.requested_procedure = procedure  # now with its primary key
+    ScheduledProcedureStep.objects.bulk_create(steps)
 
 
 #: Order fields a person may correct after the order exists (the procedure is not one of them:
@@ -294,7 +334,8 @@ def step_schedule(
 ) -> ScheduledProcedureStep:
     """Book an unscheduled step into a slot, or move a scheduled one (new time and/or station)."""
     step = ScheduledProcedureStep.objects.select_for_update().get(pk=step.pk)
-    check_step_transition(step.status, StepStatus.SCHEDULED)
+    # A move undoes a check-in (status-model.md); SCHEDULED -> SCHEDULED is no status change.
+    status = status_after_schedule(step.status)
     before = audit.snapshot(step)
     previous = step.status
     if duration_minutes is not None:
@@ -302,12 +343,12 @@ def step_schedule(
             raise DomainError("the expected duration must be at least one minute")
         step.expected_duration_minutes = duration_minutes
     _place(step, start, station or step.station)
-    step.status = StepStatus.SCHEDULED
+    step.status = status
     step.save()
     action = "step.book" if previous == StepStatus.UNSCHEDULED else "step.reschedule"
     audit.record(actor, action, step, before=before, after=audit.snapshot(step))
     signals.step_rescheduled.send(ScheduledProcedureStep, step=step, actor=actor)
-    if previous != StepStatus.SCHEDULED:
+    if previous != status:
         signals.step_status_changed.send(
             ScheduledProcedureStep, step=step, previous=previous, actor=actor, reason=""
         )
@@ -356,8 +397,18 @@ def _apply_transition(
     )
 
 
-def _place(step: ScheduledProcedureStep, start: dt.datetime, station: Device | None) -> None:
-    """Set time and station after checking opening hours and overlaps on that station."""
+def _place(
+    step: ScheduledProcedureStep,
+    start: dt.datetime,
+    station: Device | None,
+    *,
+    planned: Sequence[ScheduledProcedureStep] = (),
+) -> None:
+    """Set time and station after checking opening hours and overlaps on that station.
+
+    ``planned``: steps placed earlier in the same call but not saved yet (the other procedures of
+    a new order), which occupy their slots as much as the stored ones.
+    """
     if timezone.is_naive(start):
         raise DomainError("a scheduled start needs a time zone")
     end = start + dt.timedelta(minutes=step.expected_duration_minutes)
@@ -375,7 +426,17 @@ def _place(step: ScheduledProcedureStep, start: dt.datetime, station: Device | N
                 .order_by("scheduled_start")
                 .first()
             )
-            if clash is not None:
+            clashes = [clash] if clash is not None else []
+            clashes += [
+                other
+                for other in planned
+                if other.station_id == station.pk
+                and other.status in _OCCUPYING
+                and other.scheduled_start < end
+                and other.scheduled_end > start
+            ]
+            if clashes:
+                clash = min(clashes, key=lambda other: other.scheduled_start)
                 local = timezone.localtime(clash.scheduled_start)
                 raise ScheduleConflict(
                     f"{station.ae_title} is booked from {local:%Y-%m-%d %H:%M} for "
@@ -448,12 +509,19 @@ def visit_upsert(*, patient: Patient, admission_id: str, actor: Actor, **fields)
     unknown = set(fields) - VISIT_FIELDS
     if unknown:
         raise TypeError(f"unknown visit fields: {sorted(unknown)}")
-    visits = Visit.objects.select_for_update().filter(patient=patient)
-    visit = (
-        visits.filter(admission_id=admission_id).first()
-        if admission_id
-        else visits.order_by("-created_at", "-pk").first()
-    )
+    visits = Visit.objects.select_for_update()
+    if admission_id:
+        # get() first: one visit per admission ID is the rule, and an unordered query is much
+        # cheaper to build (every HL7 order goes through here). Duplicates (a merge moved
+        # another patient's visit here) fall back to the oldest, as before.
+        try:
+            visit = visits.get(patient=patient, admission_id=admission_id)
+        except Visit.DoesNotExist:
+            visit = None
+        except Visit.MultipleObjectsReturned:
+            visit = visits.filter(patient=patient, admission_id=admission_id).order_by("pk")[0]
+    else:
+        visit = visits.filter(patient=patient).order_by("-created_at", "-pk").first()
     if visit is None:
         visit = Visit.objects.create(patient=patient, admission_id=admission_id, **fields)
         audit.record(actor, "visit.create", visit, after=audit.snapshot(visit))

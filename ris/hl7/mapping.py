@@ -15,9 +15,11 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import re
+import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 
 from ris.hl7.er7 import Message, Segment
@@ -25,6 +27,7 @@ from worklist import services
 from worklist.audit import Actor
 from worklist.errors import DomainError, NotFound, UnknownProcedure
 from worklist.models import (
+    Device,
     Order,
     Patient,
     Priority,
@@ -309,7 +312,11 @@ def _upsert_patient(message: Message, actor: Actor) -> Patient:
     patient_id, issuer, others = _patient_identifier(pid)
     name = _person_name(pid)
     demographics = _demographics(message, pid, others)
-    existing = Patient.objects.filter(patient_id=patient_id, issuer=issuer).first()
+    try:
+        # get(): (patient ID, issuer) is unique, and an unordered query is cheaper to build
+        existing = Patient.objects.get(patient_id=patient_id, issuer=issuer)
+    except Patient.DoesNotExist:
+        existing = None
     if existing is None:
         patient, _ = services.patient_upsert(
             patient_id=patient_id, issuer=issuer, name=name or PersonName(), actor=actor,
@@ -480,6 +487,45 @@ def _priority(group: _OrderGroup, index: int) -> str:
     return PRIORITIES.get(code.upper()[:1], Priority.ROUTINE) if code else ""
 
 
+#: How long an OBR-4 lookup (procedure type and its first active station) is reused. Catalogue
+#: edits in this process clear it at once (signals below); edits made in another process (the
+#: web UI) reach the HL7 listener within this time, as if the message had come that much earlier.
+#: Unknown codes are never cached: a code added to the catalogue is found by the next message.
+CATALOGUE_CACHE_SECONDS = 5.0
+_catalogue: dict[tuple[str, str], tuple[float, ProcedureType, Device | None]] = {}
+
+
+def forget_catalogue(**_signal) -> None:
+    """Drop every cached OBR-4 lookup (after a catalogue change, or a stale row broke a write)."""
+    _catalogue.clear()
+
+
+for _model in (ProcedureType, ProcedureOrderCode, Device):
+    _uid = f"hl7-catalogue-{_model.__name__}"
+    post_save.connect(forget_catalogue, sender=_model, dispatch_uid=_uid)
+    post_delete.connect(forget_catalogue, sender=_model, dispatch_uid=_uid)
+m2m_changed.connect(
+    forget_catalogue, sender=ProcedureType.stations.through, dispatch_uid="hl7-catalogue-m2m"
+)
+
+
+def catalogue_entry(obr: Segment) -> tuple[ProcedureType, Device | None]:
+    """(procedure type of OBR-4, the station a timed step of it goes to), cached briefly.
+
+    Every NW reads the catalogue, and in a burst the same few codes come again and again: two
+    queries fewer per procedure (docs/BENCHMARKS.md, HL7 inbound).
+    """
+    key = (obr.get(4, 1), obr.get(4, 3))
+    now = time.monotonic()
+    cached = _catalogue.get(key)
+    if cached is not None and now - cached[0] < CATALOGUE_CACHE_SECONDS:
+        return cached[1], cached[2]
+    ptype = procedure_for(obr)
+    station = ptype.stations.filter(active=True).first()
+    _catalogue[key] = (now, ptype, station)
+    return ptype, station
+
+
 def procedure_for(obr: Segment) -> ProcedureType:
     """OBR-4 -> the catalogue: order code with its coding system, order code alone, code value."""
     code, text, system = obr.get(4, 1), obr.get(4, 2), obr.get(4, 3)
@@ -584,10 +630,14 @@ def _create_order(message, groups: list[_OrderGroup], patient, visit, actor) -> 
             extra = {}
             if obr.get(30):
                 extra["transport_arrangements"] = obr.get(30)[:64]
+            ptype, station = catalogue_entry(obr)
+            start = _start_time(group, index)
             requests.append(
                 services.ProcedureRequest(
-                    procedure_type=procedure_for(obr),
-                    scheduled_start=_start_time(group, index),
+                    procedure_type=ptype,
+                    scheduled_start=start,
+                    station=station if start is not None else None,
+                    pick_station=False,
                     priority=_priority(group, index),
                     extra=extra,
                 )
