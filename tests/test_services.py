@@ -14,8 +14,9 @@ from tests.factories import (
 )
 from worklist import services, signals
 from worklist.audit import Actor
+from worklist.dicom import worklist_item
 from worklist.errors import DomainError, Duplicate, InvalidTransition, ScheduleConflict
-from worklist.models import AuditEvent, OrderStatus, StepStatus
+from worklist.models import AuditEvent, OrderStatus, Priority, StepStatus
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor.system("test")
@@ -212,3 +213,64 @@ def test_procedure_type_of_order_sets_step_modality_and_protocol():
     step = first_step(make_order(procedure_type=ptype))
     assert step.modality == "MR"
     assert step.protocol_codes == [{"value": "P1", "scheme": "L", "meaning": "T1"}]
+
+
+# --- changes of an order's request (HL7 XO, web, API) -----------------------------------------
+
+
+def test_order_priority_change_becomes_the_worklist_requested_procedure_priority():
+    order = make_order(station=DeviceFactory(ae_title="CT1"), start=at(9))
+
+    services.order_update(order=order, actor=ACTOR, priority=Priority.STAT)
+
+    step = first_step(order)
+    assert step.requested_procedure.priority == Priority.STAT
+    assert worklist_item(step).RequestedProcedurePriority == "STAT"
+    change = AuditEvent.objects.get(action="procedure.update")
+    assert (change.before["priority"], change.after["priority"]) == ("ROUTINE", "STAT")
+
+
+def test_procedure_change_makes_the_step_the_new_exam_and_audits_before_and_after():
+    order = make_order(station=DeviceFactory(ae_title="CT1"), start=at(9))
+    chest = ProcedureTypeFactory(
+        code_value="CTCHEST", description="CT Chest", default_duration_minutes=30,
+        protocol_codes=[{"value": "P2", "scheme": "L", "meaning": "Arterial"}],
+    )
+
+    services.procedure_change(procedure=order.procedures.get(), procedure_type=chest, actor=ACTOR)
+
+    step = first_step(order)
+    item = worklist_item(step)
+    assert item.RequestedProcedureCodeSequence[0].CodeValue == "CTCHEST"
+    assert item.ScheduledProcedureStepSequence[0].ScheduledProcedureStepDescription == "CT Chest"
+    assert step.scheduled_end == at(9, 30)
+    change = AuditEvent.objects.get(action="procedure.change")
+    assert change.after["code_value"] == "CTCHEST" != change.before["code_value"]
+    assert AuditEvent.objects.filter(action="step.update", object_id=str(step.pk)).exists()
+
+
+def test_procedure_change_to_a_longer_exam_that_would_overlap_the_next_is_refused():
+    station = DeviceFactory(ae_title="CT1")
+    order = make_order(station=station, start=at(9))
+    make_order(station=station, start=at(9, 15))
+    longer = ProcedureTypeFactory(code_value="CTLONG", default_duration_minutes=30)
+
+    with pytest.raises(ScheduleConflict, match="CT1 is booked from .* 09:15"):
+        services.procedure_change(
+            procedure=order.procedures.get(), procedure_type=longer, actor=ACTOR
+        )
+
+    step = first_step(order)
+    assert (step.expected_duration_minutes, step.scheduled_end) == (15, at(9, 15))
+    assert step.requested_procedure.procedure_type != longer
+
+
+def test_procedure_change_of_an_unscheduled_step_sets_only_the_expected_duration():
+    order = make_order()
+    longer = ProcedureTypeFactory(code_value="CTLONG", default_duration_minutes=45)
+
+    services.procedure_change(procedure=order.procedures.get(), procedure_type=longer, actor=ACTOR)
+
+    step = first_step(order)
+    assert (step.expected_duration_minutes, step.scheduled_end) == (45, None)
+    assert step.status == StepStatus.UNSCHEDULED

@@ -257,8 +257,8 @@ def _insert_procedures(built: list[tuple[RequestedProcedure, ScheduledProcedureS
     ScheduledProcedureStep.objects.bulk_create(steps)
 
 
-#: Order fields a person may correct after the order exists (the procedure is not one of them:
-#: a different exam is a new order, so its accession number and Study UID stay truthful).
+#: Order fields a person may correct after the order exists. The procedure is changed by
+#: ``procedure_change``, and only before any image exists, so the Study UID stays truthful.
 ORDER_EDITABLE_FIELDS = {
     "priority",
     "requesting_physician",
@@ -290,8 +290,122 @@ def order_update(*, order: Order, actor: Actor, **changes) -> Order:
     if after != before:
         order.save()
         audit.record(actor, "order.update", order, before=before, after=after)
+        if "priority" in changes:
+            _apply_priority(order, actor=actor)
         signals.order_updated.send(Order, order=order, actor=actor)
     return order
+
+
+def _apply_priority(order: Order, *, actor: Actor) -> None:
+    """The order's new priority becomes each requested procedure's: modalities read Requested
+    Procedure Priority (0040,1003), not the order's."""
+    events = []
+    for procedure in order.procedures.select_for_update().exclude(priority=order.priority):
+        before = audit.snapshot(procedure)
+        procedure.priority = order.priority
+        procedure.save(update_fields=["priority"])
+        events.append(
+            audit.event(
+                actor, "procedure.update", procedure, before=before, after=audit.snapshot(procedure)
+            )
+        )
+    audit.record_all(events)
+
+
+#: Steps whose procedure may still change: nothing acquired yet. A discontinued step was started,
+#: so images of the old procedure may exist under the Study UID.
+_CHANGEABLE_STEPS = (
+    StepStatus.UNSCHEDULED,
+    StepStatus.SCHEDULED,
+    StepStatus.ARRIVED,
+    StepStatus.READY,
+    StepStatus.CANCELED,
+)
+
+
+@transaction.atomic
+def procedure_change(
+    *, procedure: RequestedProcedure, procedure_type: ProcedureType, actor: Actor
+) -> RequestedProcedure:
+    """Make a requested procedure a different exam (HL7 XO with a new OBR-4, the web, the API).
+
+    The procedure keeps its IDs and Study UID; code, description and procedure type change, and so
+    do its steps not yet performed (description, protocol, modality, expected duration), on the
+    same station and at the same time. Refused, with nothing changed, once a step started (images
+    of the old exam exist), when the order is finished, when the step's station is of another
+    modality, or when the longer exam would overlap the next one on the station.
+    """
+    procedure = RequestedProcedure.objects.select_for_update().get(pk=procedure.pk)
+    if procedure.procedure_type_id == procedure_type.pk or (
+        procedure.procedure_type_id is None  # taken over from a worklist file: only its code
+        and (procedure.code_value, procedure.code_scheme)
+        == (procedure_type.code_value, procedure_type.code_scheme)
+    ):
+        return procedure  # the same exam again (an XO repeats OBR-4): nothing to change
+    order = Order.objects.select_for_update().get(pk=procedure.order_id)
+    if order.status in (OrderStatus.CANCELED, OrderStatus.DISCONTINUED, OrderStatus.COMPLETED):
+        raise InvalidTransition(
+            f"order {order.accession_number} is {order.get_status_display().lower()}: "
+            "its procedure can no longer be changed"
+        )
+    steps = list(
+        ScheduledProcedureStep.objects.select_for_update()
+        .filter(requested_procedure=procedure)
+        .order_by("pk")
+    )
+    performed = [s.sps_id for s in steps if s.status not in _CHANGEABLE_STEPS]
+    if performed:
+        raise InvalidTransition(
+            f"requested procedure {procedure.requested_procedure_id} of order "
+            f"{order.accession_number} cannot become {procedure_type.code_value} "
+            f"({procedure_type.code_meaning}): step(s) {', '.join(performed)} already started, "
+            "completed or discontinued"
+        )
+    description = (procedure_type.description or procedure_type.code_meaning)[:64]
+    events = []
+    for step in steps:
+        if step.status == StepStatus.CANCELED:
+            continue
+        station = step.station
+        if station is not None and station.modality and station.modality != procedure_type.modality:
+            raise InvalidTransition(
+                f"step {step.sps_id} is booked on {station.ae_title} ({station.modality}), which "
+                f"cannot perform {procedure_type.code_value} ({procedure_type.modality}): "
+                "move or cancel the step first"
+            )
+        before = audit.snapshot(step)
+        step.description = description
+        step.protocol_codes = list(procedure_type.protocol_codes)
+        step.modality = procedure_type.modality
+        longer = procedure_type.default_duration_minutes > step.expected_duration_minutes
+        step.expected_duration_minutes = procedure_type.default_duration_minutes
+        if step.scheduled_start is not None:
+            if longer:
+                # The longer exam must not run into the next one on the station (nor past closing).
+                _place(step, step.scheduled_start, station)
+            else:
+                step.scheduled_end = step.scheduled_start + dt.timedelta(
+                    minutes=step.expected_duration_minutes
+                )
+        step.save()
+        events.append(
+            audit.event(actor, "step.update", step, before=before, after=audit.snapshot(step))
+        )
+    before = audit.snapshot(procedure)
+    procedure.procedure_type = procedure_type
+    procedure.code_value = procedure_type.code_value
+    procedure.code_scheme = procedure_type.code_scheme
+    procedure.code_meaning = procedure_type.code_meaning
+    procedure.description = description
+    procedure.save()
+    events.append(
+        audit.event(
+            actor, "procedure.change", procedure, before=before, after=audit.snapshot(procedure)
+        )
+    )
+    audit.record_all(events)
+    signals.order_updated.send(Order, order=order, actor=actor)
+    return procedure
 
 
 @transaction.atomic

@@ -580,6 +580,9 @@ def _order_message(message: Message, actor: Actor) -> Outcome:
     outcome = Outcome(patient=patient)
     visit = None
     new_orders: dict[tuple[str, str], list[_OrderGroup]] = {}
+    #: OBRs of earlier XO groups of the same placer order: like NW, the groups of one placer
+    #: number are one order, and the n-th OBR of the message is its n-th requested procedure.
+    changed_obrs: dict[tuple[str, str], int] = {}
     for group in groups:
         control = group.orc.get(1).upper()
         if control == "NW":
@@ -595,7 +598,9 @@ def _order_message(message: Message, actor: Actor) -> Outcome:
                 )
             )
         elif control == "XO":
-            outcome.orders.append(_change_order(group, actor))
+            first = changed_obrs.get(_placer(group), 0)
+            changed_obrs[_placer(group)] = first + len(group.obrs)
+            outcome.orders.append(_change_order(group, actor, first_procedure=first))
         elif control == "SC":
             order = _find_order(group)
             status = group.orc.get(5).upper()
@@ -664,9 +669,28 @@ def _create_order(message, groups: list[_OrderGroup], patient, visit, actor) -> 
     )
 
 
-def _change_order(group: _OrderGroup, actor: Actor) -> Order:
-    """XO: new time (reschedules every step not yet performed), priority, reason, physicians."""
+def _change_order(group: _OrderGroup, actor: Actor, *, first_procedure: int = 0) -> Order:
+    """XO: new time (reschedules every step not yet performed), priority, reason, physicians, and
+    a new procedure where the n-th OBR-4 names another exam than the n-th requested procedure.
+
+    ``first_procedure``: the requested procedure (by creation order) of this group's first OBR.
+    """
     order = _find_order(group)
+    procedures = list(order.procedures.order_by("pk"))[first_procedure:]
+    if len(group.obrs) > len(procedures):
+        raise HL7Error(
+            f"the XO has {first_procedure + len(group.obrs)} OBR segments but order "
+            f"{order.accession_number} has {first_procedure + len(procedures)} requested "
+            "procedure(s): a further procedure needs a new order (NW)",
+            "207",
+        )
+    # Every OBR-4 is looked up before anything changes: an unknown code is an AE 103, as for NW.
+    # An empty OBR-4 leaves the procedure alone (HL7 "no change").
+    new_types = {
+        procedure.pk: ptype
+        for procedure, obr in zip(procedures, group.obrs, strict=False)
+        if obr.get(4, 1) and (ptype := catalogue_entry(obr)[0]).pk != procedure.procedure_type_id
+    }
     changes = {}
     priority = _priority(group, 0) if group.obrs else ""
     if priority:
@@ -681,17 +705,30 @@ def _change_order(group: _OrderGroup, actor: Actor) -> Order:
     if changes:
         order = services.order_update(order=order, actor=actor, **changes)
     start = _start_time(group, 0) if group.obrs else None
+    movable = []
     if start is not None:
         steps = ScheduledProcedureStep.objects.filter(requested_procedure__order=order).order_by(
             "pk"
         )
         movable = [s for s in steps if s.status in _MOVABLE]
-        if not movable:
-            raise DomainError(
-                f"order {order.accession_number} has no step left to reschedule "
-                "(all started, completed or cancelled)"
-            )
         for step in movable:
+            new_type = new_types.get(step.requested_procedure_id)
             if step.scheduled_start != start:
-                services.step_schedule(step=step, start=start, actor=actor)
+                # Placed with the new exam's duration: the overlap check is the end state's.
+                services.step_schedule(
+                    step=step,
+                    start=start,
+                    actor=actor,
+                    duration_minutes=new_type.default_duration_minutes if new_type else None,
+                )
+    for procedure in procedures:
+        if procedure.pk in new_types:
+            services.procedure_change(
+                procedure=procedure, procedure_type=new_types[procedure.pk], actor=actor
+            )
+    if start is not None and not movable:
+        raise DomainError(
+            f"order {order.accession_number} has no step left to reschedule "
+            "(all started, completed or cancelled)"
+        )
     return order
