@@ -249,6 +249,9 @@ RIS_MWL_FAST_ENCODING = env_bool("RIS_MWL_FAST_ENCODING", True)
 #: Write Pending C-FIND responses to the socket in batches instead of one by one through
 #: pynetdicom (ris/dimse_stream.py); needs RIS_MWL_FAST_ENCODING; never used on TLS.
 RIS_MWL_DIRECT_SEND = env_bool("RIS_MWL_DIRECT_SEND", True)
+#: Threads that run the worklist's database reads on connections kept across associations
+#: (ris/dbthreads.py); 0 reads in each association's own thread, with its own connection.
+RIS_DICOM_DB_THREADS = env_int("RIS_DICOM_DB_THREADS", 4)
 RIS_MLLP_MAX_MESSAGE_BYTES = env_int("RIS_MLLP_MAX_MESSAGE_BYTES", 1024 * 1024)
 RIS_MLLP_IDLE_TIMEOUT_SECONDS = env_int("RIS_MLLP_IDLE_TIMEOUT_SECONDS", 300)
 RIS_MLLP_TLS_CERT = env_str("RIS_MLLP_TLS_CERT", "")

@@ -23,6 +23,7 @@ from pynetdicom.dsutils import decode
 from pynetdicom.dsutils import encode as _pydicom_encode
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
+from ris import dbthreads
 from ris.dicom_server import TRANSFER_SYNTAXES
 from ris.dimse_stream import PendingResponses
 from worklist import selectors
@@ -199,11 +200,15 @@ def _wait_until_sent(assoc, limit: float = 5.0) -> None:
         time.sleep(0.0001)
 
 
+def _rows(query, limit: int | None) -> list[dict]:
+    return list(selectors.worklist_rows(query, limit=limit))
+
+
 def handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
     """EVT_C_FIND: yield one Pending response per matching step, then pynetdicom ends with
     Success (or the failure/cancel status yielded here)."""
     calling_ae = str(event.assoc.requestor.ae_title).strip()
-    device = selectors.device_for_ae(calling_ae)
+    device = dbthreads.run(selectors.device_for_ae, calling_ae)
     if device is not None and not device.may_query_worklist:
         yield _failure(NOT_AUTHORISED, f"{calling_ae} may not query the worklist"), None
         return
@@ -218,7 +223,7 @@ def handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
     try:
         query = worklist_query(identifier, station_ae=station)
         limit = settings.RIS_MWL_MAX_MATCHES
-        rows = list(selectors.worklist_rows(query, limit=limit + 1 if limit else None))
+        rows = dbthreads.run(_rows, query, limit + 1 if limit else None)
     except MatchError as exc:
         logger.info("refused C-FIND from %s: %s", calling_ae, exc)
         yield _failure(IDENTIFIER_DOES_NOT_MATCH, str(exc), exc.tag), None
