@@ -77,3 +77,53 @@ def test_order_and_patient_pages_do_not_grow_with_history(desk, ct_head, station
     services.step_transition(step=step, to="ARRIVED", actor=Actor.system())
     services.step_transition(step=step, to="READY", actor=Actor.system())
     assert (_queries(desk, order_url), _queries(desk, patient_url)) == few
+
+
+def _images_at_pacs(orders) -> None:
+    """Every order's steps started and found at the PACS (what the availability job records)."""
+    from mpps.forwarding import services as forwarding
+    from worklist import services
+    from worklist.audit import Actor
+
+    for order in orders:
+        for proc in order.procedures.all():
+            for step in proc.steps.all():
+                step = services.step_transition(step=step, to="STARTED", actor=Actor.ae("CT1"))
+                forwarding.record_availability(
+                    step=step, destination="orthanc", series=2, instances=120
+                )
+
+
+@pytest.mark.parametrize("name", ["web:day_list", "web:board"])
+def test_pacs_markers_do_not_add_queries_per_step(desk, ct_head, stations, name):
+    params = {"modality": "CT"} if name == "web:board" else {}
+    _images_at_pacs(_book(3, ct_head, stations))
+    few = _queries(desk, reverse(name), params)
+    _images_at_pacs(_book(18, ct_head, stations, offset=3))
+    many = _queries(desk, reverse(name), params)
+    assert "PACS ✓ 2/120" in desk.get(reverse(name), params).content.decode()
+    assert many == few
+
+
+def test_order_page_with_images_does_not_grow_with_its_steps(desk, ct_head, stations):
+    from worklist import services
+    from worklist.audit import Actor
+    from worklist.services import ProcedureRequest
+
+    def order_of(n: int, station):
+        return services.order_create(
+            patient=PatientFactory(),
+            procedures=[
+                ProcedureRequest(ct_head, scheduled_start=at(8 + i), station=station)
+                for i in range(n)
+            ],
+            actor=Actor.system("test"),
+        )
+
+    one, six = order_of(1, stations[1]), order_of(6, stations[2])
+    _images_at_pacs([one, six])
+    few = _queries(desk, reverse("web:order_detail", kwargs={"pk": one.pk}))
+    many = _queries(desk, reverse("web:order_detail", kwargs={"pk": six.pk}))
+    page = desk.get(reverse("web:order_detail", kwargs={"pk": six.pk})).content.decode()
+    assert page.count("Images at PACS: 2 series / 120 instances") == 6
+    assert many == few

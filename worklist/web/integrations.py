@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from mpps.forwarding import selectors as forwarding
+from mpps.forwarding.models import InstanceDelivery
 from mpps.models import PerformedProcedureStep
 from ris.models import InboundMessage, OutboundJob
-
-
-@dataclass
-class StepForwarding:
-    step: object
-    images: object | None
-    deliveries: dict[str, int]
 
 
 def order_panels(order, steps) -> dict:
     """Performed steps, HL7 messages, HIS notifications and image forwarding of an order.
 
-    A few queries per step; an order has one to a handful of steps.
+    One query each, whatever the number of steps: the steps' images (received, at the PACS)
+    come joined with the steps (``forwarding.with_images``), their deliveries in one GROUP BY.
     """
     performed = list(
         PerformedProcedureStep.objects.filter(links__step__in=steps)
@@ -36,14 +29,15 @@ def order_panels(order, steps) -> dict:
             :50
         ]
     )
-    images = [
-        StepForwarding(step, forwarding.step_images(step), forwarding.delivery_counts(step))
-        for step in steps
-        if step.status in ("STARTED", "COMPLETED", "DISCONTINUED")
-    ]
+    deliveries = {
+        step_id: [(InstanceDelivery.State(state), n) for state, n in sorted(by_state.items())]
+        for step_id, by_state in forwarding.delivery_counts_by_step(
+            step.pk for step in steps
+        ).items()
+    }
     return {
         "performed": performed,
         "messages": messages,
         "notifications": notifications,
-        "images": images,
+        "deliveries": deliveries,
     }

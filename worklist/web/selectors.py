@@ -11,10 +11,11 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from django.db.models import Count, F, Q, QuerySet, Window
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from mpps.forwarding.selectors import with_images
 from worklist.models import (
     AuditEvent,
     Device,
@@ -284,9 +285,11 @@ def patient_orders(patient: Patient) -> list[Order]:
 
 
 def order_procedures(order: Order) -> list[RequestedProcedure]:
+    """The order's procedures and their steps, each with its station and images: two queries."""
+    steps = with_images(ScheduledProcedureStep.objects.select_related("station"))
     return list(
         RequestedProcedure.objects.filter(order=order)
-        .prefetch_related("steps__station")
+        .prefetch_related(Prefetch("steps", queryset=steps))
         .order_by("pk")
     )
 

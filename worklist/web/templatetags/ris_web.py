@@ -8,6 +8,7 @@ from django import template
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from mpps.forwarding import selectors as forwarding
 from ris.roles import Role, has_role
 from worklist.pn import PersonName
 
@@ -64,6 +65,12 @@ CHECKIN_LABELS = {"arrived": _("Arrived"), "ready": _("Ready"), "no_show": _("No
 @register.filter
 def checkin_label(action: str) -> str:
     return CHECKIN_LABELS.get(action, action)
+
+
+@register.filter
+def step_images(step):
+    """The step's received and "at PACS" counts, or None (no query for ``with_images`` steps)."""
+    return forwarding.images_of(step)
 
 
 @register.filter

@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from mpps.forwarding import selectors as forwarding
 from worklist import services
 from worklist.errors import DomainError
 from worklist.models import ScheduledProcedureStep, StepStatus
@@ -44,8 +45,8 @@ def day_list(request):
     day = day_param(request)
     modality = modality_param(request)
     start, end = selectors.day_bounds(day)
-    steps = selectors.steps_between(
-        start, end, modality=modality, statuses=selectors.BOARD_STATUSES
+    steps = forwarding.with_images(
+        selectors.steps_between(start, end, modality=modality, statuses=selectors.BOARD_STATUSES)
     )
     return render(
         request,
@@ -79,8 +80,10 @@ def checkin(request, pk: int):
         except DomainError as exc:
             error = exc.message
     if request.htmx:
-        step = ScheduledProcedureStep.objects.select_related(
-            "requested_procedure__order__patient", "station"
+        step = forwarding.with_images(
+            ScheduledProcedureStep.objects.select_related(
+                "requested_procedure__order__patient", "station"
+            )
         ).get(pk=step.pk)
         return render(
             request,
@@ -104,7 +107,11 @@ def board(request, modality: str = ""):
     modality = (modality or modality_param(request) or (modalities[0] if modalities else ""))
     start, end = selectors.day_bounds(timezone.localdate())
     steps = list(
-        selectors.steps_between(start, end, modality=modality, statuses=selectors.BOARD_STATUSES)
+        forwarding.with_images(
+            selectors.steps_between(
+                start, end, modality=modality, statuses=selectors.BOARD_STATUSES
+            )
+        )
     )
     context = {
         "modality": modality,

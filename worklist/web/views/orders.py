@@ -18,6 +18,8 @@ from worklist.web.views.common import actor, int_param
 #: Steps that can be moved to another slot from the UI.
 MOVABLE = {StepStatus.SCHEDULED, StepStatus.ARRIVED, StepStatus.READY}
 CLOSED_ORDER = {OrderStatus.CANCELED, OrderStatus.DISCONTINUED, OrderStatus.COMPLETED}
+#: Steps whose images are expected somewhere: "not yet at PACS" until the PACS has them.
+IMAGED = {StepStatus.STARTED, StepStatus.COMPLETED, StepStatus.DISCONTINUED}
 
 
 @role_required(*FRONT_DESK)
@@ -70,6 +72,7 @@ def order_detail(request, pk: int):
             "procedures": procedures,
             "steps": steps,
             "movable": MOVABLE,
+            "imaged": IMAGED,
             "closed": order.status in CLOSED_ORDER,
             "audit": selectors.order_audit_trail(order, procedures),
             "integration": integrations.order_panels(order, steps),
