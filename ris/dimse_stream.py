@@ -86,7 +86,7 @@ class PendingResponses:
             return None
         if event.context.transfer_syntax.is_deflated:
             return None
-        if not _drained(assoc):
+        if not wait_until_sent(assoc):
             return None
         command = command_set(
             message_id=event.request.MessageID,
@@ -117,8 +117,14 @@ class PendingResponses:
         self._buffer.clear()
 
 
-def _drained(assoc, limit: float = 5.0) -> bool:
-    """Wait until pynetdicom has nothing left to send, so that our bytes cannot overtake its."""
+def wait_until_sent(assoc, limit: float = 5.0) -> bool:
+    """Wait until pynetdicom has sent everything queued on ``assoc``; False if it could not.
+
+    pynetdicom's DUL thread either sends a queued PDU or reads the socket on each turn, and sends
+    first: a handler that queues responses faster than they go out starves the reader (a
+    C-CANCEL is then seen only once the whole stream is queued), and bytes written straight to
+    the socket could overtake queued ones.
+    """
     outgoing = assoc.dul.to_provider_queue
     deadline = time.monotonic() + limit
     while outgoing.qsize() or not assoc.dul.event_queue.empty():

@@ -9,7 +9,6 @@ right to query, its restriction to its own steps) and the RIS_MWL_MAX_MATCHES li
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from io import BytesIO
 
@@ -25,7 +24,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from ris import dbthreads
 from ris.dicom_server import TRANSFER_SYNTAXES
-from ris.dimse_stream import PendingResponses
+from ris.dimse_stream import PendingResponses, wait_until_sent
 from worklist import selectors
 from worklist.dicom import ITEM, SPS_SEQUENCE, ResponseBuilder
 from worklist.matching import MatchError, worklist_query
@@ -186,20 +185,6 @@ def _decode_identifier(event) -> Dataset:
     return decode(BytesIO(labelled), ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
 
 
-def _wait_until_sent(assoc, limit: float = 5.0) -> None:
-    """Hold the next Pending response until pynetdicom has sent the previous one.
-
-    pynetdicom's DUL thread either sends a queued PDU or reads the socket on each turn, and sends
-    first: a handler that queues responses faster than they go out starves the reader, and a
-    C-CANCEL is only seen once the whole stream has been queued. Keeping at most one response in
-    flight lets the reader in between, at the cost of one short wait per response.
-    """
-    outgoing = assoc.dul.to_provider_queue
-    deadline = time.monotonic() + limit
-    while outgoing.qsize() and assoc.is_established and time.monotonic() < deadline:
-        time.sleep(0.0001)
-
-
 def _rows(query, limit: int | None) -> list[dict]:
     return list(selectors.worklist_rows(query, limit=limit))
 
@@ -247,7 +232,7 @@ def handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
         yield from _send_directly(event, stream, builder, rows)
         return
     for row in rows:
-        _wait_until_sent(event.assoc)
+        wait_until_sent(event.assoc)  # one response in flight: C-CANCEL is read in between
         if event.is_cancelled:
             yield CANCEL, None
             return
