@@ -208,15 +208,12 @@ def _build_procedure(
 ) -> tuple[RequestedProcedure, ScheduledProcedureStep]:
     """The requested procedure and its step, placed but not saved (``_insert_procedures``)."""
     ptype = request.procedure_type
+    procedure_fields, step_fields = _from_catalogue(ptype, request.description)
     procedure = RequestedProcedure(
         order=order,
-        procedure_type=ptype,
         requested_procedure_id=ids.requested_procedure_ids[index],
-        description=(request.description or ptype.description or ptype.code_meaning)[:64],
-        code_value=ptype.code_value,
-        code_scheme=ptype.code_scheme,
-        code_meaning=ptype.code_meaning,
         study_instance_uid=ids.study_instance_uids[index],
+        **procedure_fields,
         priority=request.priority or order.priority,
         **{k: v for k, v in request.extra.items() if k == "transport_arrangements"},
     )
@@ -227,17 +224,34 @@ def _build_procedure(
         requested_procedure=procedure,
         sps_id=ids.sps_ids[index],
         station=station,
-        modality=ptype.modality,
-        expected_duration_minutes=ptype.default_duration_minutes,
         performing_physician=request.performing_physician,
-        description=(request.description or ptype.description or ptype.code_meaning)[:64],
-        protocol_codes=list(ptype.protocol_codes),
         location=(station.location if station else "")[:16],
         status=StepStatus.UNSCHEDULED,
+        **step_fields,
     )
     if request.scheduled_start is not None:
         _place(step, request.scheduled_start, station, planned=planned)
         step.status = StepStatus.SCHEDULED
+    return procedure, step
+
+
+def _from_catalogue(ptype: ProcedureType, description: str = "") -> tuple[dict, dict]:
+    """What a procedure type gives its requested procedure and its steps: the one mapping for
+    creating an exam and for changing one into another (``procedure_change``)."""
+    text = (description or ptype.description or ptype.code_meaning)[:64]
+    procedure = {
+        "procedure_type": ptype,
+        "description": text,
+        "code_value": ptype.code_value,
+        "code_scheme": ptype.code_scheme,
+        "code_meaning": ptype.code_meaning,
+    }
+    step = {
+        "modality": ptype.modality,
+        "expected_duration_minutes": ptype.default_duration_minutes,
+        "description": text,
+        "protocol_codes": list(ptype.protocol_codes),
+    }
     return procedure, step
 
 
@@ -361,7 +375,7 @@ def procedure_change(
             f"({procedure_type.code_meaning}): step(s) {', '.join(performed)} already started, "
             "completed or discontinued"
         )
-    description = (procedure_type.description or procedure_type.code_meaning)[:64]
+    procedure_fields, step_fields = _from_catalogue(procedure_type)
     events = []
     for step in steps:
         if step.status == StepStatus.CANCELED:
@@ -374,11 +388,9 @@ def procedure_change(
                 "move or cancel the step first"
             )
         before = audit.snapshot(step)
-        step.description = description
-        step.protocol_codes = list(procedure_type.protocol_codes)
-        step.modality = procedure_type.modality
         longer = procedure_type.default_duration_minutes > step.expected_duration_minutes
-        step.expected_duration_minutes = procedure_type.default_duration_minutes
+        for name, value in step_fields.items():
+            setattr(step, name, list(value) if isinstance(value, list) else value)  # own list
         if step.scheduled_start is not None:
             if longer:
                 # The longer exam must not run into the next one on the station (nor past closing).
@@ -392,11 +404,8 @@ def procedure_change(
             audit.event(actor, "step.update", step, before=before, after=audit.snapshot(step))
         )
     before = audit.snapshot(procedure)
-    procedure.procedure_type = procedure_type
-    procedure.code_value = procedure_type.code_value
-    procedure.code_scheme = procedure_type.code_scheme
-    procedure.code_meaning = procedure_type.code_meaning
-    procedure.description = description
+    for name, value in procedure_fields.items():
+        setattr(procedure, name, value)
     procedure.save()
     events.append(
         audit.event(
