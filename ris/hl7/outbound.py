@@ -103,6 +103,7 @@ def snapshot(order: Order, *, previous: str = "", reason: str = "", actor: str =
     status = OrderStatus(order.status)
     procedures = []
     for procedure in order.procedures.all().order_by("pk").prefetch_related("steps"):
+        steps = sorted(procedure.steps.all(), key=lambda step: step.pk)  # the prefetched ones
         procedures.append(
             {
                 "code": procedure.code_value,
@@ -110,9 +111,9 @@ def snapshot(order: Order, *, previous: str = "", reason: str = "", actor: str =
                 "scheme": procedure.code_scheme,
                 "requested_procedure_id": procedure.requested_procedure_id,
                 "study_instance_uid": procedure.study_instance_uid,
-                "sps_ids": [s.sps_id for s in procedure.steps.all().order_by("pk")],
-                "modality": next((s.modality for s in procedure.steps.all()), ""),
-                **_schedule(procedure.steps.all()),
+                "sps_ids": [s.sps_id for s in steps],
+                "modality": next((s.modality for s in steps), ""),
+                **_schedule(steps),
             }
         )
     return {
