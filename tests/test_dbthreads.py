@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from django.db import OperationalError, connection
@@ -62,5 +63,11 @@ def test_a_kept_connection_whose_server_process_died_is_replaced(kept):
     pid = kept.run(lambda: connection.cursor().connection.info.backend_pid)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        deadline = time.monotonic() + 10  # the signal is asynchronous: wait for the process to go
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+            if cursor.fetchone()[0] == 0:
+                break
+            time.sleep(0.05)
     assert kept.run(lambda: Device.objects.count()) == 0
     assert kept.run(lambda: connection.cursor().connection.info.backend_pid) != pid
