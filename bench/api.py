@@ -25,16 +25,15 @@ import datetime as dt
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench._harness import drop_database, free_port, fresh_database, start_serve  # noqa: E402
 
 STATIONS = [
     (f"{modality}{n}", modality)
@@ -43,35 +42,6 @@ STATIONS = [
 ]
 DAYS = 30
 BATCH = 5_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def setup_database(url: str) -> tuple[str, str]:
-    """(DATABASE_URL to use, data dir): a fresh database for this run."""
-    data_dir = tempfile.mkdtemp(prefix="ris-bench-api-")
-    if not url or url.startswith("sqlite"):
-        return f"sqlite:///{data_dir}/bench.sqlite3", data_dir
-    import psycopg
-
-    name = f"ris_bench_api_{os.getpid()}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    return url.rsplit("/", 1)[0] + f"/{name}", data_dir
-
-
-def drop_database(url: str, admin_url: str) -> None:
-    if url.startswith("postgresql"):
-        import psycopg
-
-        name = url.rsplit("/", 1)[1]
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def load_steps(total: int, first_day: dt.date) -> None:
@@ -169,26 +139,16 @@ def load_steps(total: int, first_day: dt.date) -> None:
             ScheduledProcedureStep.objects.bulk_create(steps)
 
 
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
-    log = open(Path(env["RIS_DATA_DIR"]) / "serve.log", "ab")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ris.cli", "serve", "--only", "web"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+def _answers_http(port: int):
+    def check() -> bool:
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             connection.request("GET", "/api/v1/auth/me/")
-            if connection.getresponse().status in (401, 200):
-                return process
+            return connection.getresponse().status in (401, 200)
         except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise SystemExit("ris serve did not answer HTTP")
+            return False
+
+    return check
 
 
 def time_query(port: int, token: str, path: str, requests: int) -> tuple[list[float], dict]:
@@ -265,7 +225,7 @@ def main() -> None:
     args = parser.parse_args()
 
     admin_url = args.database_url
-    url, data_dir = setup_database(args.database_url)
+    url, data_dir = fresh_database(args.database_url, "api")
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -305,7 +265,7 @@ def main() -> None:
         on_day = ScheduledProcedureStep.objects.filter(scheduled_start__date=day).count()
         vendor = connection.vendor
         connection.close()
-        process = start_server(env, port)
+        process = start_serve(env, "web", _answers_http(port), "answer HTTP")
 
         print(
             f"database: {vendor}; {args.steps} steps loaded in {loaded_in:.0f} s; "

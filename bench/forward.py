@@ -24,63 +24,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench._harness import drop_database, free_port, fresh_database, port_open, start_serve  # noqa: E402
 from tests.mwl.dcmtk import tool  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def setup_database(url: str, data_dir: str) -> str:
-    if not url or url.startswith("sqlite"):
-        return f"sqlite:///{data_dir}/bench.sqlite3"
-    import psycopg
-
-    name = f"ris_bench_forward_{os.getpid()}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    return url.rsplit("/", 1)[0] + f"/{name}"
-
-
-def drop_database(url: str, admin_url: str) -> None:
-    if url.startswith("postgresql"):
-        import psycopg
-
-        name = url.rsplit("/", 1)[1]
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def start_ris(env: dict[str, str], port: int) -> subprocess.Popen:
-    log = open(Path(env["RIS_DATA_DIR"]) / "serve.log", "ab")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ris.cli", "serve", "--only", "dicom,scheduler"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise SystemExit("ris serve did not open its DICOM port")
 
 
 def book_order() -> str:
@@ -136,8 +88,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="rows = columns of each image")
     args = parser.parse_args()
 
-    data_dir = tempfile.mkdtemp(prefix="ris-bench-forward-")
-    url = setup_database(args.database_url, data_dir)
+    url, data_dir = fresh_database(args.database_url, "forward")
     ris_port = free_port()
     env = dict(os.environ)
     env.update(
@@ -176,7 +127,8 @@ def main() -> None:
         megabytes = sum(f.stat().st_size for f in files) / 1e6
         vendor = connection.vendor
         connection.close()
-        ris = start_ris(env, ris_port)
+        ris = start_serve(env, "dicom,scheduler", port_open(ris_port), "open its DICOM port",
+                          timeout=120)
 
         direct = storescu(orthanc.ae_title, orthanc.dicom_port, files)
         assert orthanc.get("/statistics")["CountInstances"] == args.instances

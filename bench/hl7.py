@@ -20,21 +20,15 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench._harness import drop_database, free_port, fresh_database, port_open, start_serve  # noqa: E402
 
 VT, END = b"\x0b", b"\x1c\x0d"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def message(i: int, run: str) -> bytes:
@@ -81,46 +75,6 @@ def parse_ceilings(count: int) -> dict[str, tuple[float, float]]:
         build_ack(header, "AA")
     lean = (count / (time.perf_counter() - started), (time.process_time() - cpu) / count * 1e3)
     return {"hl7apy parse + hl7apy ACK": hl7apy, "lean er7 parse + ACK": lean}
-
-
-def setup_database(url: str) -> tuple[str, str]:
-    """(DATABASE_URL to use, data dir): a fresh database for this run."""
-    data_dir = tempfile.mkdtemp(prefix="ris-bench-hl7-")
-    if not url or url.startswith("sqlite"):
-        return f"sqlite:///{data_dir}/bench.sqlite3", data_dir
-    import psycopg
-
-    name = f"ris_bench_hl7_{os.getpid()}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    return url.rsplit("/", 1)[0] + f"/{name}", data_dir
-
-
-def drop_database(url: str, admin_url: str) -> None:
-    if url.startswith("postgresql"):
-        import psycopg
-
-        name = url.rsplit("/", 1)[1]
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def start_server(env: dict[str, str], mllp_port: int) -> subprocess.Popen:
-    log = open(Path(env["RIS_DATA_DIR"]) / "serve.log", "ab")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ris.cli", "serve", "--only", "web,mllp"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", mllp_port), timeout=1).close()
-            return process
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise SystemExit("ris serve did not open its MLLP port")
 
 
 def load_catalogue() -> None:
@@ -216,7 +170,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
 
-    url, data_dir = setup_database(args.database_url)
+    url, data_dir = fresh_database(args.database_url, "hl7")
     mllp_port = free_port()
     env = dict(os.environ)
     env.update(
@@ -235,7 +189,7 @@ def main() -> None:
     import django
 
     django.setup()
-    process = start_server(env, mllp_port)
+    process = start_serve(env, "web,mllp", port_open(mllp_port), "open its MLLP port")
     try:
         load_catalogue()
         from django.db import connection

@@ -26,67 +26,17 @@ import argparse
 import datetime as dt
 import multiprocessing
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench._harness import drop_database, free_port, fresh_database, port_open, start_serve  # noqa: E402
 
 STATIONS = ["CT1", "CT2", "CT3", "CT4"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def setup_database(url: str) -> tuple[str, str]:
-    """(DATABASE_URL to use, data dir): a fresh database for this run."""
-    data_dir = tempfile.mkdtemp(prefix="ris-bench-mpps-")
-    if not url or url.startswith("sqlite"):
-        return f"sqlite:///{data_dir}/bench.sqlite3", data_dir
-    import psycopg
-
-    name = f"ris_bench_mpps_{os.getpid()}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    return url.rsplit("/", 1)[0] + f"/{name}", data_dir
-
-
-def drop_database(url: str, admin_url: str) -> None:
-    if url.startswith("postgresql"):
-        import psycopg
-
-        name = url.rsplit("/", 1)[1]
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
-    log = open(Path(env["RIS_DATA_DIR"]) / "serve.log", "ab")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ris.cli", "serve", "--only", "dicom"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise SystemExit("ris serve did not open its DICOM port")
 
 
 def book_steps(per_station: int) -> dict[str, list[dict]]:
@@ -288,7 +238,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=20, help="referenced images per N-SET")
     args = parser.parse_args()
 
-    url, data_dir = setup_database(args.database_url)
+    url, data_dir = fresh_database(args.database_url, "mpps")
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -306,7 +256,7 @@ def main() -> None:
     import django
 
     django.setup()
-    process = start_server(env, port)
+    process = start_serve(env, "dicom", port_open(port), "open its DICOM port")
     try:
         from django.db import connection
 

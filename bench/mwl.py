@@ -31,20 +31,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
 from bench import rawscu  # noqa: E402
+from bench._harness import free_port  # noqa: E402
 from tests.mwl.dcmtk import tool  # noqa: E402
 from tests.mwl.wlfiles import STATIONS, Spread, worklist_item, write_worklist  # noqa: E402
 
 FIRST_DAY = dt.date(2030, 3, 1)
 TODAY = "20300320"
 WEEK = "20300320-20300326"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def spread(size: int) -> Spread:

@@ -27,12 +27,12 @@ import datetime as dt
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench._harness import drop_database, fresh_database  # noqa: E402
 
 STATIONS = [
     (f"{modality}{n}", modality)
@@ -45,31 +45,6 @@ FAMILY = [("Wang", "王"), ("Li", "李"), ("Zhang", "张"), ("Liu", "刘"), ("Ch
           ("Yang", "杨"), ("Zhao", "赵"), ("Huang", "黄"), ("Zhou", "周"), ("Wu", "吴")]
 GIVEN = [("XiaoDong", "小东"), ("Na", "娜"), ("Wei", "伟"), ("Jing", "静"), ("Min", "敏"),
          ("Lei", "磊"), ("Yan", "燕"), ("Jun", "军"), ("Fang", "芳"), ("Tao", "涛"), ("Hui", "慧")]
-
-
-def setup_database(url: str) -> tuple[str, str]:
-    """(DATABASE_URL to use, data dir): a fresh database for this run."""
-    data_dir = tempfile.mkdtemp(prefix="ris-bench-web-")
-    if not url or url.startswith("sqlite"):
-        return f"sqlite:///{data_dir}/bench.sqlite3", data_dir
-    import psycopg
-
-    name = f"ris_bench_web_{os.getpid()}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    return url.rsplit("/", 1)[0] + f"/{name}", data_dir
-
-
-def drop_database(url: str, admin_url: str) -> None:
-    if url.startswith("postgresql"):
-        import psycopg
-        from django.db import connections
-
-        connections.close_all()
-        name = url.rsplit("/", 1)[1]
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def load_steps(total: int, first_day: dt.date, days: int = DAYS) -> None:
@@ -186,7 +161,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile each page once")
     args = parser.parse_args()
 
-    url, data_dir = setup_database(args.database_url)
+    url, data_dir = fresh_database(args.database_url, "web")
     os.environ.update({"DATABASE_URL": url, "RIS_DATA_DIR": data_dir,
                        "DJANGO_SETTINGS_MODULE": "ris.settings"})
     import django
