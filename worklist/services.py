@@ -41,7 +41,9 @@ from worklist.states import (
 #: Steps that occupy their station's time slot.
 _OCCUPYING = (StepStatus.SCHEDULED, StepStatus.ARRIVED, StepStatus.READY, StepStatus.STARTED)
 
-PATIENT_FIELDS = {
+#: Patient demographics a caller may set or change, besides the name (PN groups); the REST API's
+#: patient serializers list the same, in this order.
+DEMOGRAPHICS = (
     "birth_date",
     "sex",
     "weight_kg",
@@ -54,7 +56,8 @@ PATIENT_FIELDS = {
     "confidentiality",
     "additional_history",
     "other_ids",
-}
+)
+PATIENT_FIELDS = frozenset(DEMOGRAPHICS)
 
 
 # --- patients ---------------------------------------------------------------------------------

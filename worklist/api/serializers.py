@@ -28,6 +28,7 @@ from worklist.models import (
     StepStatus,
 )
 from worklist.pn import PersonName
+from worklist.services import DEMOGRAPHICS
 from worklist.states import allowed_step_transitions
 
 #: PS3.5 Table 6.2-1: a PN component group holds at most 64 characters.
@@ -160,18 +161,7 @@ class PatientSerializer(PatientSummarySerializer):
             "name_alphabetic",
             "name_ideographic",
             "name_phonetic",
-            "birth_date",
-            "sex",
-            "weight_kg",
-            "size_m",
-            "medical_alerts",
-            "allergies",
-            "pregnancy_status",
-            "patient_state",
-            "special_needs",
-            "confidentiality",
-            "additional_history",
-            "other_ids",
+            *DEMOGRAPHICS,
             "merged_into",
             "created_at",
             "updated_at",
@@ -193,21 +183,7 @@ class PatientUpdateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Patient
-        fields = [
-            "name",
-            "birth_date",
-            "sex",
-            "weight_kg",
-            "size_m",
-            "medical_alerts",
-            "allergies",
-            "pregnancy_status",
-            "patient_state",
-            "special_needs",
-            "confidentiality",
-            "additional_history",
-            "other_ids",
-        ]
+        fields = ["name", *DEMOGRAPHICS]
 
     def validate_birth_date(self, value: dt.date | None) -> dt.date | None:
         if value is not None and value > timezone.localdate():
