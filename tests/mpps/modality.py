@@ -8,7 +8,6 @@ the worklist (IHE RAD-6: the Scheduled Step Attributes copied from the worklist 
 from __future__ import annotations
 
 import datetime as dt
-import time
 from dataclasses import dataclass, field
 from io import BytesIO
 
@@ -19,6 +18,7 @@ from pynetdicom.dimse_primitives import N_CREATE, N_SET
 from pynetdicom.dsutils import encode
 from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
+from tests.dimse import exchange
 from worklist.models import ScheduledProcedureStep
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -192,13 +192,7 @@ class Modality:
                 request.RequestedSOPInstanceUID = uid
                 request.ModificationList = BytesIO(payload)
             request.MessageID = 1
-            assoc._reactor_checkpoint.clear()
-            while not assoc._is_paused:
-                time.sleep(0.0001)
-            assoc.dimse.send_msg(request, context.context_id)
-            _, rsp = assoc.dimse.get_msg(block=True)
-            assoc._reactor_checkpoint.set()
-            assert rsp is not None, "no response from ris"
+            rsp = exchange(assoc, request, context.context_id)
             return Response(
                 status=int(rsp.Status),
                 comment=str(rsp.ErrorComment or ""),

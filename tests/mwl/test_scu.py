@@ -4,7 +4,6 @@ encoder against pydicom's writer."""
 from __future__ import annotations
 
 import threading
-import time
 from io import BytesIO
 
 import pytest
@@ -14,6 +13,7 @@ from pynetdicom.dimse_primitives import C_FIND
 from pynetdicom.dsutils import encode
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
+from tests.dimse import exchange
 from tests.mwl.conftest import ACTIVE, committed, standard_worklist
 from worklist.dicom import ResponseBuilder, row_for_step
 from worklist.models import ScheduledProcedureStep
@@ -172,13 +172,7 @@ def _find_raw(port: int, payload: bytes) -> Dataset:
         request.AffectedSOPClassUID = ModalityWorklistInformationFind
         request.Priority = 2
         request.Identifier = BytesIO(payload)
-        assoc._reactor_checkpoint.clear()
-        while not assoc._is_paused:
-            time.sleep(0.0001)
-        assoc.dimse.send_msg(request, context.context_id)
-        _, rsp = assoc.dimse.get_msg(block=True)
-        assoc._reactor_checkpoint.set()
-        assert rsp is not None, "no response from ris"
+        rsp = exchange(assoc, request, context.context_id)
         return rsp
     finally:
         assoc.release()
