@@ -194,9 +194,9 @@ def time_in_process(token: str, path: str, requests: int) -> tuple[list[float], 
 def print_plan(day: dt.date) -> None:
     from django.db import connection
 
-    from worklist.api.filters import StepFilter
-    from worklist.api.serializers import step_rows
-    from worklist.api.views import StepViewSet
+    from api.filters import StepFilter
+    from api.serializers import step_rows
+    from api.views import StepViewSet
 
     steps = StepFilter({"date": day.isoformat()}, queryset=StepViewSet.queryset.all()).qs
     sql, params = step_rows(steps.order_by("scheduled_start", "sps_id", "pk"))[

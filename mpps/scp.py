@@ -26,8 +26,8 @@ from mpps.validation import (
     is_valid_uid,
     tag_label,
 )
-from ris.dicom_server import TRANSFER_SYNTAXES
 from worklist.audit import Actor
+from worklist.dimse import TRANSFER_SYNTAXES
 from worklist.errors import DomainError
 
 logger = logging.getLogger("mpps.scp")

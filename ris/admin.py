@@ -42,7 +42,7 @@ class OutboundJobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry the selected failed jobs")
     def retry(self, request, queryset):
-        from ris import outbound
+        from ris import outbound_queue
 
-        count = outbound.retry(queryset.values_list("pk", flat=True))
+        count = outbound_queue.retry(queryset.values_list("pk", flat=True))
         self.message_user(request, f"{count} job(s) queued again")

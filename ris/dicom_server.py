@@ -21,6 +21,8 @@ from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
+from worklist.dimse import TRANSFER_SYNTAXES
+
 logger = logging.getLogger("ris.dicom")
 
 # pynetdicom pretty-prints every identifier unless told not to: 15% of a broad worklist query.
@@ -28,11 +30,6 @@ _config.LOG_HANDLER_LEVEL = "none"
 _config.LOG_RESPONSE_IDENTIFIERS = False
 _config.LOG_REQUEST_IDENTIFIERS = False
 
-TRANSFER_SYNTAXES = [
-    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
-    "1.2.840.10008.1.2",  # Implicit VR Little Endian
-    "1.2.840.10008.1.2.2",  # Explicit VR Big Endian (retired, still sent by old modalities)
-]
 
 
 class QuickAckSocket(socket.socket):

@@ -149,7 +149,7 @@ class HL7Destination(models.Model):
 
 
 class OutboundJob(models.Model):
-    """One message to deliver to a peer (HIS, PACS): the durable outbound queue (ris.outbound)."""
+    """One message to deliver to a peer (HIS, PACS): the durable queue of ris.outbound_queue."""
 
     class State(models.TextChoices):
         PENDING = "PENDING", "pending"

@@ -17,8 +17,8 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-#: Who may do what, shared by the web UI (worklist.web.access) and the API
-#: (worklist.api.permissions)
+#: Who may do what, shared by the web UI (web.access) and the API
+#: (api.permissions)
 #: so that a page and its endpoint never disagree.
 #: Anyone with a ris role: reading the schedule, orders, the board.
 ANY_ROLE: tuple[Role, ...] = tuple(Role)

@@ -59,7 +59,7 @@ INSTALLED_APPS = [
     "mpps",
     "mpps.forwarding",
     "django_htmx",
-    "worklist.web",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -165,8 +165,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "worklist.api.schema.RisAutoSchema",
-    "EXCEPTION_HANDLER": "worklist.api.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "api.schema.RisAutoSchema",
+    "EXCEPTION_HANDLER": "api.exceptions.exception_handler",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -233,9 +233,9 @@ RIS_ISSUER_OF_PATIENT_ID = env_str("RIS_ISSUER_OF_PATIENT_ID", "RIS")
 RIS_INSTITUTION_NAME = env_str("RIS_INSTITUTION_NAME", "")
 #: Modules that add DICOM services to the AE (see ris.dicom_server).
 RIS_DICOM_SERVICES = env_list(
-    "RIS_DICOM_SERVICES", ["worklist.mwl_scp", "mpps.scp", "mpps.forwarding.scp"]
+    "RIS_DICOM_SERVICES", ["worklist.mwl.scp", "mpps.scp", "mpps.forwarding.scp"]
 )
-# --- ris: Modality Worklist SCP (worklist.mwl_scp; docs/conformance.md) ----------------------
+# --- ris: Modality Worklist SCP (worklist.mwl.scp; docs/conformance.md) ----------------------
 #: A query with more matches than this is refused with 0xA700 (narrow it: station, date).
 RIS_MWL_MAX_MATCHES = env_int("RIS_MWL_MAX_MATCHES", 5000)
 #: PN keys (Patient's Name...) match case-insensitively: PS3.4 allows it, modalities expect it.
@@ -247,10 +247,10 @@ RIS_MWL_DEFAULT_CHARACTER_SET = env_str("RIS_MWL_DEFAULT_CHARACTER_SET", "ISO_IR
 #: Encode C-FIND responses straight to bytes (same bytes as pydicom, 5-8x faster on broad queries).
 RIS_MWL_FAST_ENCODING = env_bool("RIS_MWL_FAST_ENCODING", True)
 #: Write Pending C-FIND responses to the socket in batches instead of one by one through
-#: pynetdicom (ris/dimse_stream.py); needs RIS_MWL_FAST_ENCODING; never used on TLS.
+#: pynetdicom (worklist/mwl/dimse_stream.py); needs RIS_MWL_FAST_ENCODING; never used on TLS.
 RIS_MWL_DIRECT_SEND = env_bool("RIS_MWL_DIRECT_SEND", True)
 #: Threads that run the worklist's database reads on connections kept across associations
-#: (ris/dbthreads.py); 0 reads in each association's own thread, with its own connection.
+#: (worklist/mwl/dbthreads.py); 0 reads in each association's own thread, with its own connection.
 RIS_DICOM_DB_THREADS = env_int("RIS_DICOM_DB_THREADS", 4)
 RIS_MLLP_MAX_MESSAGE_BYTES = env_int("RIS_MLLP_MAX_MESSAGE_BYTES", 1024 * 1024)
 RIS_MLLP_IDLE_TIMEOUT_SECONDS = env_int("RIS_MLLP_IDLE_TIMEOUT_SECONDS", 300)
@@ -258,14 +258,14 @@ RIS_MLLP_TLS_CERT = env_str("RIS_MLLP_TLS_CERT", "")
 RIS_MLLP_TLS_KEY = env_str("RIS_MLLP_TLS_KEY", "")
 #: Extra periodic jobs: ("id", "module:function", seconds) triples (see ris.scheduler).
 RIS_SCHEDULER_JOBS: list[tuple[str, str, int]] = [
-    ("outbound", "ris.outbound:drain_due", env_int("RIS_OUTBOUND_POLL_SECONDS", 2)),
+    ("outbound", "ris.outbound_queue:drain_due", env_int("RIS_OUTBOUND_POLL_SECONDS", 2)),
     # PACS forwarding (mpps.forwarding): study availability C-FIND, spool and commitment upkeep.
     ("pacs_availability", "mpps.forwarding.availability:check_studies",
      env_int("RIS_PACS_AVAILABILITY_SECONDS", 60)),
     ("forwarding_upkeep", "mpps.forwarding.upkeep:run", env_int("RIS_FORWARD_UPKEEP_SECONDS", 30)),
 ]
 
-# --- ris: HL7 interface (ris.hl7) and the outbound queue (ris.outbound) -----------------------
+# --- ris: HL7 interface (ris.hl7) and the outbound queue (ris.outbound_queue) ---------------
 #: MSH-18 assumed when a message leaves it empty and its sender has no default (HL7Sender).
 RIS_HL7_DEFAULT_CHARSET = env_str("RIS_HL7_DEFAULT_CHARSET", "ASCII")
 #: Where an order's start time is read, first found wins: TQ1-7 (v2.5), ORC-7.4, OBR-27.4, OBR-36.
@@ -277,8 +277,8 @@ RIS_HL7_PATIENT_ID_AUTHORITIES = env_list("RIS_HL7_PATIENT_ID_AUTHORITIES", [])
 RIS_HL7_PATIENT_ID_TYPES = env_list("RIS_HL7_PATIENT_ID_TYPES", ["PI", "MR"])
 #: Issuer of Patient ID stored when PID-3's CX.4 is empty.
 RIS_HL7_DEFAULT_ISSUER = env_str("RIS_HL7_DEFAULT_ISSUER", "")
-#: Senders of outbound jobs by kind: {"kind": "module:function"} (see ris.outbound).
-RIS_OUTBOUND_SENDERS = {"hl7.order_status": "ris.hl7.outbound:send_order_status"}
+#: Senders of outbound jobs by kind: {"kind": "module:function"} (see ris.outbound_queue).
+RIS_OUTBOUND_SENDERS = {"hl7.order_status": "ris.hl7.notifications:send_order_status"}
 # The PACS forwarder's job kinds (mpps.forwarding.sender).
 RIS_OUTBOUND_SENDERS.update(
     {

@@ -7,6 +7,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("api/", include("worklist.api.urls")),
-    path("", include("worklist.web.urls")),
+    path("api/", include("api.urls")),
+    path("", include("web.urls")),
 ]

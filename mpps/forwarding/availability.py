@@ -24,7 +24,7 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from mpps.forwarding import services
 from mpps.forwarding.models import PacsDestination
-from ris.outbound import RetryLater
+from ris.outbound_queue import RetryLater
 from worklist.models import ScheduledProcedureStep, StepStatus
 
 logger = logging.getLogger("forwarding.availability")

@@ -1,4 +1,4 @@
-"""Queue senders of the PACS forwarder (``ris.outbound`` job kinds, see RIS_OUTBOUND_SENDERS).
+"""Queue senders of the PACS forwarder (``ris.outbound_queue`` job kinds, see RIS_OUTBOUND_SENDERS).
 
 - ``dicom.mpps``: relay one accepted MPPS N-CREATE / N-SET to a destination.
 - ``dicom.store``: C-STORE every pending instance of one study to a destination over one
@@ -39,7 +39,7 @@ from mpps.forwarding.models import (
     SpooledInstance,
 )
 from ris.models import OutboundJob
-from ris.outbound import Rejected, RetryLater
+from ris.outbound_queue import Rejected, RetryLater
 
 logger = logging.getLogger("forwarding.sender")
 

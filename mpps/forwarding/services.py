@@ -32,7 +32,7 @@ from mpps.forwarding.models import (
     SpooledInstance,
     StepImages,
 )
-from ris import outbound
+from ris import outbound_queue
 from ris.models import OutboundJob
 from worklist.models import Order, RequestedProcedure, ScheduledProcedureStep, StepStatus
 
@@ -75,7 +75,7 @@ def on_pps_received(sender, pps, operation: str, attributes: dict, **kwargs) -> 
         "attributes": attributes,
     }
     for destination in destinations:
-        outbound.enqueue(
+        outbound_queue.enqueue(
             kind=MPPS_JOB,
             destination=destination.name,
             payload={**payload, "destination_id": destination.pk},
@@ -332,7 +332,7 @@ def ensure_store_job(destination: PacsDestination, study_uid: str) -> None:
         kind=STORE_JOB, ordering_key=key, state=OutboundJob.State.PENDING
     ).exists()
     if not waiting:
-        outbound.enqueue(
+        outbound_queue.enqueue(
             kind=STORE_JOB,
             destination=destination.name,
             payload={"destination_id": destination.pk, "study_instance_uid": study_uid},
@@ -472,7 +472,7 @@ def adopt_uncommitted(older_than: dt.timedelta = dt.timedelta(minutes=1)) -> int
 
 def queue_commitment(request: CommitmentRequest) -> None:
     """Queue a new N-ACTION for the still uncommitted instances of ``request``."""
-    outbound.enqueue(
+    outbound_queue.enqueue(
         kind=COMMIT_JOB,
         destination=request.destination.name,
         payload={"destination_id": request.destination_id, "commitment_id": request.pk},

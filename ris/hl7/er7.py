@@ -5,7 +5,7 @@ every field of every segment and takes 7-10 ms for a 600-byte ORM (shared/refere
 performance.md), which caps one connection near 100 msg/s before any database work. ris reads a
 few dozen fields of a handful of segments; splitting strings on demand costs ~0.05 ms per message
 (see docs/BENCHMARKS.md, "HL7"). hl7apy stays where its typing pays: building the messages ris
-sends (``ris.hl7.outbound``).
+sends (``ris.hl7.notifications``).
 
 Text is decoded from bytes before splitting (``decode``): in GB 18030 the second byte of a
 character may equal ``|``, ``^``, ``~`` or ``\\``, so splitting bytes would cut characters in two.

@@ -8,10 +8,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from api.serializers import StepSerializer
 from tests.factories import DeviceFactory, PatientFactory, ProcedureTypeFactory, at, first_step
 from tests.factories import make_order as _make_order
 from worklist import services
-from worklist.api.serializers import StepSerializer
 from worklist.audit import Actor
 from worklist.models import AuditEvent, Modality, StepStatus
 

@@ -19,7 +19,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
-from ris import outbound
+from ris import outbound_queue
 from ris.models import HL7Destination, OutboundJob
 from tests.factories import at, first_step, make_order
 from tests.hl7.conftest import orm, read_ack, send
@@ -97,7 +97,7 @@ def perform(order: Order) -> None:
 def drain_worker(stop: threading.Event) -> None:
     try:
         while not stop.is_set():
-            outbound.drain(worker=f"test-{threading.get_ident()}")
+            outbound_queue.drain(worker=f"test-{threading.get_ident()}")
             time.sleep(0.1)
     finally:
         connection.close()
@@ -157,7 +157,7 @@ def test_an_ae_from_the_his_fails_the_job_until_retried(hl7_service, catalogue):
         assert "answered AE" in OutboundJob.objects.get(pk=job.pk).last_error
 
         his.ack_code = "AA"
-        outbound.retry([job.pk])
+        outbound_queue.retry([job.pk])
         wait_until(lambda: OutboundJob.objects.get(pk=job.pk).state == State.DONE)
     assert [str(m.segment("MSH")[10]) for m in his.received] == [f"RIS{job.pk}"] * 2
 
@@ -211,7 +211,7 @@ def front_desk() -> Actor:
 def deliver_until(his: HISReceiver, count: int) -> None:
     """Drain the queue in this process until the HIS holds ``count`` messages."""
     wait_until(
-        lambda: outbound.drain(time_budget=5) >= 0 and len(his.received) >= count,
+        lambda: outbound_queue.drain(time_budget=5) >= 0 and len(his.received) >= count,
         message=f"the HIS did not receive {count} message(s)",
     )
 
@@ -299,9 +299,9 @@ def test_a_move_and_the_start_that_follows_reach_the_his_in_that_order(catalogue
     services.step_transition(step=first_step(order), to=StepStatus.STARTED, actor=Actor.ae("CT1"))
     move, start = OutboundJob.objects.order_by("pk")
 
-    outbound.drain()  # the HIS is down: the move waits for its retry...
+    outbound_queue.drain()  # the HIS is down: the move waits for its retry...
     assert OutboundJob.objects.get(pk=move.pk).attempts >= 1
-    outbound.drain()  # ...and the start, already due, still waits behind it
+    outbound_queue.drain()  # ...and the start, already due, still waits behind it
     assert OutboundJob.objects.get(pk=start.pk).state == State.PENDING
     with HISReceiver(port) as his:
         deliver_until(his, 2)

@@ -1,4 +1,4 @@
-"""The durable outbound queue (ris.outbound): claiming, ordering, backoff, failure, retry.
+"""The durable outbound queue (ris.outbound_queue): claiming, ordering, backoff, failure, retry.
 
 The senders here are stand-ins registered for made-up job kinds: the queue's rules do not depend
 on what a job sends, and a fake peer lets each test decide success or failure. The real HL7
@@ -12,7 +12,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from ris import outbound
+from ris import outbound_queue
 from ris.models import OutboundJob
 
 State = OutboundJob.State
@@ -34,21 +34,21 @@ class FakePeer:
 @pytest.fixture
 def peer():
     fake = FakePeer()
-    outbound.register("test.fake", fake)
+    outbound_queue.register("test.fake", fake)
     yield fake
-    outbound._registry.pop("test.fake", None)
+    outbound_queue._registry.pop("test.fake", None)
 
 
 def job(n: int, key: str = "", destination: str = "PEER", **extra) -> OutboundJob:
-    return outbound.enqueue(
+    return outbound_queue.enqueue(
         kind="test.fake", destination=destination, payload={"n": n}, ordering_key=key, **extra
     )
 
 
 def test_a_due_job_is_delivered_once_and_marked_done(peer):
     queued = job(1)
-    assert outbound.drain() == 1
-    assert outbound.drain() == 0
+    assert outbound_queue.drain() == 1
+    assert outbound_queue.drain() == 0
 
     queued.refresh_from_db()
     assert queued.state == State.DONE
@@ -62,45 +62,45 @@ def test_a_transient_failure_is_retried_after_an_exponential_backoff(peer, setti
     peer.outcome = ConnectionRefusedError("peer down")
     queued = job(1)
     before = timezone.now()
-    outbound.drain()
+    outbound_queue.drain()
 
     queued.refresh_from_db()
     assert queued.state == State.PENDING
     assert queued.attempts == 1
     assert queued.last_error == "peer down"
     assert dt.timedelta(seconds=0.9) < queued.next_attempt_at - before < dt.timedelta(seconds=2)
-    assert outbound.drain() == 0  # not due yet
+    assert outbound_queue.drain() == 0  # not due yet
 
 
 def test_backoff_doubles_and_is_capped(settings):
     settings.RIS_OUTBOUND_BACKOFF_MS = 1000
     settings.RIS_OUTBOUND_BACKOFF_MAX_MS = 5000
-    delays = [outbound.backoff(n).total_seconds() for n in range(1, 6)]
+    delays = [outbound_queue.backoff(n).total_seconds() for n in range(1, 6)]
     assert delays == [1, 2, 4, 5, 5]
 
 
 def test_a_job_out_of_attempts_fails_and_can_be_retried(peer):
     peer.outcome = TimeoutError("no ACK")
     queued = job(1, max_attempts=2)
-    outbound.drain()
+    outbound_queue.drain()
     OutboundJob.objects.filter(pk=queued.pk).update(next_attempt_at=timezone.now())
-    outbound.drain()
+    outbound_queue.drain()
 
     queued.refresh_from_db()
     assert queued.state == State.FAILED
     assert "gave up after 2 attempts" in queued.last_error
 
     peer.outcome = None
-    assert outbound.retry([queued.pk]) == 1
-    outbound.drain()
+    assert outbound_queue.retry([queued.pk]) == 1
+    outbound_queue.drain()
     queued.refresh_from_db()
     assert queued.state == State.DONE
 
 
 def test_a_rejected_job_fails_at_once(peer):
-    peer.outcome = outbound.Rejected("AE: unknown order")
+    peer.outcome = outbound_queue.Rejected("AE: unknown order")
     queued = job(1)
-    outbound.drain()
+    outbound_queue.drain()
 
     queued.refresh_from_db()
     assert queued.state == State.FAILED
@@ -112,13 +112,13 @@ def test_jobs_with_one_ordering_key_wait_for_the_earlier_one(peer):
     peer.outcome = ConnectionResetError("down")
     first, second = job(1, "order:1", "PEER-A"), job(2, "order:1", "PEER-A")
     job(3, "order:2", "PEER-B")
-    outbound.drain()
+    outbound_queue.drain()
     assert peer.received == [1, 3]  # 2 waits behind 1; order:2 is not held back by order:1
 
     peer.outcome = None
     peer.received.clear()
     OutboundJob.objects.filter(pk=first.pk).update(next_attempt_at=timezone.now())
-    outbound.drain()
+    outbound_queue.drain()
     assert peer.received == [1, 2]
     second.refresh_from_db()
     assert second.state == State.DONE
@@ -128,25 +128,25 @@ def test_a_destination_that_failed_is_not_tried_again_in_the_same_pass(peer):
     peer.outcome = ConnectionRefusedError("down")
     job(1, "order:1")
     job(2, "order:2")
-    outbound.drain()
+    outbound_queue.drain()
     assert peer.received == [1]
 
 
 def test_a_claimed_job_is_not_claimed_by_another_worker(peer):
     queued = job(1)
-    claimed = outbound.claim_next("worker-a")
+    claimed = outbound_queue.claim_next("worker-a")
     assert claimed is not None and claimed.pk == queued.pk
-    assert outbound.claim_next("worker-b") is None
+    assert outbound_queue.claim_next("worker-b") is None
     assert OutboundJob.objects.get(pk=queued.pk).claimed_by == "worker-a"
 
 
 def test_a_job_of_a_dead_worker_is_taken_back_after_the_lease(peer):
     queued = job(1)
-    outbound.claim_next("worker-that-dies")
+    outbound_queue.claim_next("worker-that-dies")
     OutboundJob.objects.filter(pk=queued.pk).update(
         claimed_at=timezone.now() - dt.timedelta(hours=1)
     )
-    outbound.drain()
+    outbound_queue.drain()
 
     queued.refresh_from_db()
     assert queued.state == State.DONE
@@ -154,8 +154,8 @@ def test_a_job_of_a_dead_worker_is_taken_back_after_the_lease(peer):
 
 
 def test_a_job_of_an_unregistered_kind_fails_with_a_clear_error():
-    queued = outbound.enqueue(kind="nobody.sends.this", payload={})
-    outbound.drain()
+    queued = outbound_queue.enqueue(kind="nobody.sends.this", payload={})
+    outbound_queue.drain()
     queued.refresh_from_db()
     assert queued.state == State.FAILED
     assert "no sender is registered" in queued.last_error
@@ -175,9 +175,9 @@ def test_the_outbound_command_lists_and_retries_failed_jobs(peer):
 
     from django.core.management import call_command
 
-    peer.outcome = outbound.Rejected("AE: no such order")
+    peer.outcome = outbound_queue.Rejected("AE: no such order")
     queued = job(1)
-    outbound.drain()
+    outbound_queue.drain()
     listing = StringIO()
     call_command("outbound", "--list", stdout=listing)
     assert f"{queued.pk}" in listing.getvalue() and "AE: no such order" in listing.getvalue()

@@ -13,7 +13,7 @@ from pynetdicom.dsutils import encode
 
 from mpps import services as mpps_services
 from mpps.models import PerformedProcedureStep, PPSStatus, Reconciliation, StepLink
-from ris.hl7.outbound import KIND as HIS_STATUS_JOB
+from ris.hl7.notifications import KIND as HIS_STATUS_JOB
 from ris.models import HL7Destination, OutboundJob
 from tests.factories import PatientFactory, ProcedureTypeFactory, first_step, make_order
 from tests.mpps.modality import code, series_item

@@ -1,5 +1,5 @@
-"""Batched Pending responses (ris/dimse_stream.py): the same PDUs pynetdicom would send, read by
-real SCUs at any maximum PDU length, and a C-CANCEL honoured between two responses."""
+"""Batched Pending responses (worklist/mwl/dimse_stream.py): the same PDUs pynetdicom would
+send, read by real SCUs at any maximum PDU length, and a C-CANCEL honoured between two responses."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from pynetdicom.dimse_primitives import C_FIND
 from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
-from ris.dimse_stream import PendingResponses, command_set
 from tests.mwl.conftest import ACTIVE, committed, standard_worklist
-from worklist import mwl_scp
+from worklist.mwl import scp as mwl_scp
+from worklist.mwl.dimse_stream import PendingResponses, command_set
 
 pytestmark = [pytest.mark.dcmtk]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from ris import outbound
+from ris import outbound_queue
 from ris.listeners import StopFlag
 from ris.models import OutboundJob
 
@@ -23,7 +23,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if options["retry"] is not None:
-            count = outbound.retry(options["retry"] or None)
+            count = outbound_queue.retry(options["retry"] or None)
             self.stdout.write(f"{count} job(s) queued again")
         if options["list"]:
             jobs = OutboundJob.objects.exclude(state=OutboundJob.State.DONE).order_by("id")
@@ -35,9 +35,9 @@ class Command(BaseCommand):
                 )
         if options["drain"]:
             if options["once"]:
-                self.stdout.write(f"{outbound.drain()} job(s) handled")
+                self.stdout.write(f"{outbound_queue.drain()} job(s) handled")
                 return
             stop = StopFlag()
             while not stop.is_set:
-                outbound.drain(time_budget=30.0)
+                outbound_queue.drain(time_budget=30.0)
                 stop.wait(options["poll"])

@@ -7,10 +7,10 @@ import datetime as dt
 from django.shortcuts import render
 from django.utils import timezone
 
+from web import selectors
+from web.access import ANY_ROLE, role_required
+from web.views.common import day_param
 from worklist.models import StepStatus
-from worklist.web import selectors
-from worklist.web.access import ANY_ROLE, role_required
-from worklist.web.views.common import day_param
 
 DASHBOARD_STATUSES = [
     StepStatus.SCHEDULED,

@@ -2,7 +2,7 @@
 
 ``on_order_status_changed`` receives ``worklist.signals.order_status_changed`` inside the
 service's transaction and queues one ``hl7.order_status`` job per active HL7Destination
-(``ris.outbound``): the message commits or rolls back together with the change it reports. The
+(``ris.outbound_queue``): the message commits or rolls back together with the change it reports. The
 payload is a snapshot of the order at that moment, so a message delivered after a retry still
 says what was true when it was queued.
 
@@ -20,7 +20,7 @@ A cancel decided in ris is ORC-1 OC (ORC-5 CA); any other change is ORC-1 SC wit
 SC / IP / CM / DC.
 
 All messages of one order to one destination share an ordering key (``<destination>:order:<id>``),
-so the queue delivers them in the order they were queued (``ris.outbound``).
+so the queue delivers them in the order they were queued (``ris.outbound_queue``).
 
 Messages are built with hl7apy: they are few (one per status change), and its typed message
 structures per version (ORM_O01 for v2.3-2.4, OMG_O19 for v2.5) keep segment order and groups
@@ -38,7 +38,7 @@ from collections.abc import Callable
 from django.utils import timezone
 from hl7apy.core import Message as HL7ApyMessage
 
-from ris import outbound
+from ris import outbound_queue
 from ris.hl7 import charsets, er7
 from ris.hl7.mllp import END, frame
 from ris.models import HL7Destination, OutboundJob
@@ -92,7 +92,7 @@ def _queue(order_id: int, payload: Callable[[], dict]) -> None:
         return
     data = payload()
     for name in destinations:
-        outbound.enqueue(
+        outbound_queue.enqueue(
             kind=KIND, destination=name, payload=data, ordering_key=f"{name}:order:{order_id}"
         )
 
@@ -269,20 +269,21 @@ def send_order_status(job: OutboundJob) -> str:
     try:
         destination = HL7Destination.objects.get(name=job.destination)
     except HL7Destination.DoesNotExist:
-        raise outbound.Rejected(f"HL7 destination {job.destination!r} no longer exists") from None
+        message = f"HL7 destination {job.destination!r} no longer exists"
+        raise outbound_queue.Rejected(message) from None
     if not destination.active:
-        raise outbound.RetryLater(f"HL7 destination {destination.name} is not active")
+        raise outbound_queue.RetryLater(f"HL7 destination {destination.name} is not active")
     text, control_id = build_message(job, destination)
     codec = charsets.codec_for(destination.charset or "UNICODE UTF-8")
     reply = exchange(destination, text.encode(codec, errors="replace"))
     code, acked_id, error = read_ack(reply, codec)
     if acked_id and acked_id != control_id:
-        raise outbound.RetryLater(f"the ACK answers {acked_id!r}, not {control_id!r}")
+        raise outbound_queue.RetryLater(f"the ACK answers {acked_id!r}, not {control_id!r}")
     if code in ("AA", "CA"):
         return f"{code} {control_id}"
     if code in ("AE", "CE"):
-        raise outbound.Rejected(f"{destination.name} answered {code}: {error or 'no text'}")
-    raise outbound.RetryLater(f"{destination.name} answered {code or 'no MSA-1'}: {error}")
+        raise outbound_queue.Rejected(f"{destination.name} answered {code}: {error or 'no text'}")
+    raise outbound_queue.RetryLater(f"{destination.name} answered {code or 'no MSA-1'}: {error}")
 
 
 def exchange(destination: HL7Destination, payload: bytes) -> bytes:

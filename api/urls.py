@@ -10,8 +10,8 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from worklist.api import interfaces, performed, views
-from worklist.api.worklist_endpoint import WorklistView
+from api import interfaces, performed, views
+from api.worklist_endpoint import WorklistView
 
 router = DefaultRouter()
 router.include_root_view = False

@@ -1,7 +1,7 @@
 """API views: decode with a serializer, call one service (writes) or query (reads), encode.
 
 Status changes go through ``worklist.services`` only; a refused change raises a
-``DomainError`` that :mod:`worklist.api.exceptions` turns into a 409 with the domain's message.
+``DomainError`` that :mod:`api.exceptions` turns into a 409 with the domain's message.
 """
 
 from __future__ import annotations
@@ -22,17 +22,17 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from ris.roles import user_roles
-from worklist import audit, services
-from worklist.api import filters, serializers
-from worklist.api.pagination import RisPagination
-from worklist.api.permissions import (
+from api import filters, serializers
+from api.pagination import RisPagination
+from api.permissions import (
     ADMIN,
     ANY_ROLE,
     DESK_OR_TECHNOLOGIST,
     FRONT_DESK,
     HasRole,
 )
+from ris.roles import user_roles
+from worklist import audit, services
 from worklist.audit import Actor
 from worklist.errors import Duplicate
 from worklist.models import (

@@ -22,12 +22,12 @@ from pynetdicom.dsutils import decode
 from pynetdicom.dsutils import encode as _pydicom_encode
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
-from ris import dbthreads
-from ris.dicom_server import TRANSFER_SYNTAXES
-from ris.dimse_stream import PendingResponses, wait_until_sent
 from worklist import selectors
 from worklist.dicom import ITEM, SPS_SEQUENCE, ResponseBuilder
+from worklist.dimse import TRANSFER_SYNTAXES
 from worklist.matching import MatchError, worklist_query
+from worklist.mwl import dbthreads
+from worklist.mwl.dimse_stream import PendingResponses, wait_until_sent
 
 logger = logging.getLogger("ris.mwl")
 
@@ -240,8 +240,8 @@ def handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
 
 
 def _send_directly(event, stream: PendingResponses, builder: ResponseBuilder, rows: list[dict]):
-    """The Pending responses in batches on the socket (ris.dimse_stream), then the final status
-    through pynetdicom. The DUL thread keeps reading meanwhile, so a C-CANCEL is seen between
+    """The Pending responses in batches on the socket (worklist.mwl.dimse_stream), then the final
+    status through pynetdicom. The DUL thread keeps reading meanwhile, so a C-CANCEL is seen between
     two responses."""
     ts = event.context.transfer_syntax
     for row in rows:

@@ -1,4 +1,4 @@
-"""ris/dbthreads.py: DIMSE reads on database connections kept across associations."""
+"""worklist/mwl/dbthreads.py: DIMSE reads on database connections kept across associations."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 import pytest
 from django.db import OperationalError, connection
 
-from ris.dbthreads import KeptConnections
 from worklist.models import Device
+from worklist.mwl.dbthreads import KeptConnections
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

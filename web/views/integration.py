@@ -1,7 +1,7 @@
 """Integration monitors: MPPS exceptions, the HL7 message log, the outbound queue.
 
 Each action calls the owning module's service: ``mpps.services.pps_link_order`` /
-``pps_dismiss``, ``ris.hl7.handler.reprocess`` and ``ris.outbound.retry``.
+``pps_dismiss``, ``ris.hl7.handler.reprocess`` and ``ris.outbound_queue.retry``.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from django.views.decorators.http import require_POST
 from mpps import selectors as mpps_selectors
 from mpps import services as mpps_services
 from mpps.models import PerformedProcedureStep
-from ris import outbound
+from ris import outbound_queue as queue
 from ris.hl7 import handler as hl7_handler
 from ris.models import InboundMessage, OutboundJob
+from web.access import ADMIN, TECHNOLOGIST, role_required
+from web.views.common import actor
 from worklist.errors import DomainError
 from worklist.models import Order
-from worklist.web.access import ADMIN, TECHNOLOGIST, role_required
-from worklist.web.views.common import actor
 
 PAGE_SIZE = 50
 
@@ -118,7 +118,7 @@ def hl7_messages(request):
         if data["sender"]:
             query = query.filter(sender__icontains=data["sender"])
         if data["date"]:
-            from worklist.web.selectors import day_bounds
+            from web.selectors import day_bounds
 
             start, end = day_bounds(data["date"])
             query = query.filter(received_at__gte=start, received_at__lt=end)
@@ -189,6 +189,6 @@ def outbound_queue(request):
 @role_required(*ADMIN)
 def outbound_retry(request):
     ids = [int(v) for v in request.POST.getlist("job") if v.isdigit()]
-    count = outbound.retry(ids if ids else None)
+    count = queue.retry(ids if ids else None)
     messages.success(request, _("%(count)s job(s) queued again.") % {"count": count})
     return redirect("web:outbound_queue")

@@ -6,13 +6,13 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
+from web import selectors
+from web.access import ANY_ROLE, FRONT_DESK, role_required
+from web.forms import PatientForm, PatientSearchForm, add_domain_error
+from web.views.common import actor
 from worklist import services
 from worklist.errors import DomainError
 from worklist.models import Patient
-from worklist.web import selectors
-from worklist.web.access import ANY_ROLE, FRONT_DESK, role_required
-from worklist.web.forms import PatientForm, PatientSearchForm, add_domain_error
-from worklist.web.views.common import actor
 
 
 @role_required(*ANY_ROLE)

@@ -22,9 +22,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.permissions import ANY_ROLE, HasRole
+from api.views import AUTHENTICATION
 from worklist import selectors
-from worklist.api.permissions import ANY_ROLE, HasRole
-from worklist.api.views import AUTHENTICATION
 from worklist.dicom import ResponseBuilder
 from worklist.matching import MatchError, worklist_query
 

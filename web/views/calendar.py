@@ -18,21 +18,21 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ris.roles import has_role
-from worklist import services
-from worklist.errors import DomainError
-from worklist.models import ScheduledProcedureStep
-from worklist.web import selectors
-from worklist.web.access import ANY_ROLE, FRONT_DESK, role_required
-from worklist.web.calendar import (
+from web import selectors
+from web.access import ANY_ROLE, FRONT_DESK, role_required
+from web.calendar import (
     SLOT_CHOICES,
     build_grid,
     label_blocks,
     render_slots,
     week_of,
 )
-from worklist.web.forms import BookForm, MoveForm, add_domain_error
-from worklist.web.views.common import actor, day_param, int_param, modality_param
-from worklist.web.views.orders import MOVABLE
+from web.forms import BookForm, MoveForm, add_domain_error
+from web.views.common import actor, day_param, int_param, modality_param
+from web.views.orders import MOVABLE
+from worklist import services
+from worklist.errors import DomainError
+from worklist.models import ScheduledProcedureStep
 
 _PK = 987654321
 

@@ -15,8 +15,8 @@ from html import escape
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from web.selectors import DEFAULT_CLOSES, DEFAULT_OPENS, CalendarStep
 from worklist.models import Device, StepStatus
-from worklist.web.selectors import DEFAULT_CLOSES, DEFAULT_OPENS, CalendarStep
 
 SLOT_CHOICES = (5, 10, 15, 20, 30, 60)
 

@@ -17,6 +17,9 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.utils.translation import gettext as _
 
+from web.access import ADMIN, role_required
+from web.forms import CatalogImportForm
+from web.views.common import actor
 from worklist.catalog import (
     REQUIRED_COLUMNS,
     CatalogFormatError,
@@ -25,9 +28,6 @@ from worklist.catalog import (
     load_rows,
     read_catalog,
 )
-from worklist.web.access import ADMIN, role_required
-from worklist.web.forms import CatalogImportForm
-from worklist.web.views.common import actor
 
 log = logging.getLogger(__name__)
 

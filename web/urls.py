@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from worklist.web.views import (
+from web.views import (
     admin_pages,
     calendar,
     desk,

@@ -6,14 +6,14 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
+from web import integrations, selectors
+from web.access import ANY_ROLE, FRONT_DESK, role_required
+from web.forms import CancelOrderForm, EditOrderForm, NewOrderForm, add_domain_error
+from web.views.common import actor, int_param
 from worklist import services
 from worklist.errors import DomainError
 from worklist.models import Order, OrderStatus, Patient, StepStatus
 from worklist.services import ProcedureRequest
-from worklist.web import integrations, selectors
-from worklist.web.access import ANY_ROLE, FRONT_DESK, role_required
-from worklist.web.forms import CancelOrderForm, EditOrderForm, NewOrderForm, add_domain_error
-from worklist.web.views.common import actor, int_param
 
 #: Steps that can be moved to another slot from the UI.
 MOVABLE = {StepStatus.SCHEDULED, StepStatus.ARRIVED, StepStatus.READY}

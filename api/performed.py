@@ -15,6 +15,10 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from api.filters import InstantFilter
+from api.permissions import TECHNOLOGIST
+from api.serializers import CodeSerializer
+from api.views import RisApiMixin, actor_of, validated
 from mpps import services as mpps_services
 from mpps.models import (
     EXCEPTION_STATES,
@@ -24,10 +28,6 @@ from mpps.models import (
     Reconciliation,
     StepLink,
 )
-from worklist.api.filters import InstantFilter
-from worklist.api.permissions import TECHNOLOGIST
-from worklist.api.serializers import CodeSerializer
-from worklist.api.views import RisApiMixin, actor_of, validated
 from worklist.models import Order
 
 

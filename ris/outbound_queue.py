@@ -23,9 +23,9 @@ Adding a job kind (the PACS forwarder's ``dicom.store``, MPPS forwarding, ...):
    ``Rejected("why")`` when the peer refused it for good (FAILED at once). Any other exception
    counts as ``RetryLater``. Senders run outside any transaction; they should not write the job.
 2. Register it by kind in settings: ``RIS_OUTBOUND_SENDERS["dicom.store"] = "pacs.forward:send"``
-   (or call ``outbound.register("dicom.store", send)`` from an ``AppConfig.ready``).
+   (or call ``outbound_queue.register("dicom.store", send)`` from an ``AppConfig.ready``).
 3. Enqueue inside the transaction of the change:
-   ``outbound.enqueue(kind="dicom.store", destination="PACS1", payload={...},
+   ``outbound_queue.enqueue(kind="dicom.store", destination="PACS1", payload={...},
    ordering_key=f"study:{uid}")``. Payloads are JSON: put ids and the facts as they were at that
    moment, not model instances.
 
@@ -49,7 +49,7 @@ from django.utils import timezone
 
 from ris.models import OutboundJob
 
-logger = logging.getLogger("ris.outbound")
+logger = logging.getLogger("ris.outbound_queue")
 
 State = OutboundJob.State
 Sender = Callable[[OutboundJob], str | None]

@@ -10,14 +10,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from mpps.forwarding import selectors as forwarding
+from web import selectors
+from web.access import ANY_ROLE, CHECK_IN, role_required
+from web.forms import CheckInForm
+from web.views.common import actor, day_param, modality_param, safe_next
 from worklist import services
 from worklist.errors import DomainError
 from worklist.models import ScheduledProcedureStep, StepStatus
 from worklist.states import allowed_step_transitions
-from worklist.web import selectors
-from worklist.web.access import ANY_ROLE, CHECK_IN, role_required
-from worklist.web.forms import CheckInForm
-from worklist.web.views.common import actor, day_param, modality_param, safe_next
 
 #: Reason stored on a step cancelled because the patient did not come.
 NO_SHOW_REASON = "no-show"

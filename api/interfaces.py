@@ -1,7 +1,8 @@
 """The integration side, for admins: HL7 messages received, the outbound queue, destinations.
 
 Reprocessing goes through ``ris.hl7.handler.reprocess`` and retrying through
-``ris.outbound.retry``: the API only finds the object and reports the outcome. Destinations are
+``ris.outbound_queue.retry``: the API only finds the object and reports the outcome.
+Destinations are
 configuration, written like devices (admins only, every change audited).
 """
 
@@ -14,14 +15,14 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from api.filters import InstantFilter
+from api.permissions import ADMIN
+from api.serializers import validate_ae_title
+from api.views import AuditedModelViewSet, RisApiMixin
 from mpps.forwarding.models import PacsDestination
-from ris import outbound
+from ris import outbound_queue
 from ris.hl7 import handler
 from ris.models import HL7Destination, InboundMessage, OutboundJob
-from worklist.api.filters import InstantFilter
-from worklist.api.permissions import ADMIN
-from worklist.api.serializers import validate_ae_title
-from worklist.api.views import AuditedModelViewSet, RisApiMixin
 from worklist.errors import InvalidTransition
 
 # --- HL7 messages -----------------------------------------------------------------------------
@@ -178,7 +179,7 @@ class OutboundJobViewSet(RisApiMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str) -> Response:
         job = self.get_object()
-        if outbound.retry([job.pk]) != 1:
+        if outbound_queue.retry([job.pk]) != 1:
             raise InvalidTransition(f"job {job.pk} is {job.state}: only FAILED jobs are retried")
         job.refresh_from_db()
         return Response(OutboundJobSerializer(job).data)

@@ -1,0 +1,1 @@
+"""The Modality Worklist adapter: the C-FIND SCP, and the streaming and thread plumbing it uses."""
