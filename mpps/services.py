@@ -52,13 +52,15 @@ from worklist import services as worklist_services
 from worklist.audit import Actor
 from worklist.errors import DomainError, InvalidTransition
 from worklist.models import Order, ScheduledProcedureStep, StepStatus
-from worklist.states import INCORRECT_WORKLIST_ENTRY, allowed_step_transitions
+from worklist.states import (
+    INCORRECT_WORKLIST_ENTRY,
+    STARTABLE_STEP_STATUSES,
+    allowed_step_transitions,
+)
 
 logger = logging.getLogger("mpps")
 
 S = StepStatus
-#: Step statuses from which a PPS may start the step.
-_STARTABLE = frozenset({S.SCHEDULED, S.ARRIVED, S.READY})
 #: Fields of a PPS the audit trail shows (the dataset itself is in the PPS row).
 _AUDIT_FIELDS = (
     "sop_instance_uid",
@@ -431,7 +433,7 @@ def _path(current: str, target: str) -> list[str]:
     """The transitions that take a step from ``current`` to ``target`` ([] when none apply)."""
     if current == target:
         return []
-    if current in _STARTABLE:
+    if current in STARTABLE_STEP_STATUSES:
         if target == S.STARTED:
             return [S.STARTED]
         if target in (S.COMPLETED, S.DISCONTINUED):

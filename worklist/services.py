@@ -31,7 +31,9 @@ from worklist.models import (
 )
 from worklist.pn import PersonName
 from worklist.states import (
+    CLOSED_ORDER_STATUSES,
     PERFORMED_STEP_STATUSES,
+    SLOT_OCCUPYING_STEP_STATUSES,
     allowed_step_transitions,
     check_step_transition,
     derive_order_status,
@@ -39,7 +41,6 @@ from worklist.states import (
 )
 
 #: Steps that occupy their station's time slot.
-_OCCUPYING = (StepStatus.SCHEDULED, StepStatus.ARRIVED, StepStatus.READY, StepStatus.STARTED)
 
 #: Patient demographics a caller may set or change, besides the name (PN groups); the REST API's
 #: patient serializers list the same, in this order.
@@ -293,7 +294,7 @@ def order_update(*, order: Order, actor: Actor, **changes) -> Order:
     if unknown:
         raise TypeError(f"unknown order fields: {sorted(unknown)}")
     order = Order.objects.select_for_update().get(pk=order.pk)
-    if order.status in (OrderStatus.CANCELED, OrderStatus.DISCONTINUED, OrderStatus.COMPLETED):
+    if order.status in CLOSED_ORDER_STATUSES:
         raise InvalidTransition(
             f"order {order.accession_number} is {order.get_status_display().lower()}: "
             "it can no longer be changed"
@@ -360,7 +361,7 @@ def procedure_change(
     ):
         return procedure  # the same exam again (an XO repeats OBR-4): nothing to change
     order = Order.objects.select_for_update().get(pk=procedure.order_id)
-    if order.status in (OrderStatus.CANCELED, OrderStatus.DISCONTINUED, OrderStatus.COMPLETED):
+    if order.status in CLOSED_ORDER_STATUSES:
         raise InvalidTransition(
             f"order {order.accession_number} is {order.get_status_display().lower()}: "
             "its procedure can no longer be changed"
@@ -544,7 +545,7 @@ def _place(
             clash = (
                 ScheduledProcedureStep.objects.filter(
                     station=station,
-                    status__in=_OCCUPYING,
+                    status__in=SLOT_OCCUPYING_STEP_STATUSES,
                     scheduled_start__lt=end,
                     scheduled_end__gt=start,
                 )
@@ -557,7 +558,7 @@ def _place(
                 other
                 for other in planned
                 if other.station_id == station.pk
-                and other.status in _OCCUPYING
+                and other.status in SLOT_OCCUPYING_STEP_STATUSES
                 and other.scheduled_start < end
                 and other.scheduled_end > start
             ]

@@ -30,11 +30,29 @@ STEP_TRANSITIONS: dict[str, frozenset[str]] = {
     S.CANCELED: frozenset(),
 }
 
+# --- Groupings of statuses: the only place they are written (docs/architecture.md, rule 3) ----
+
 #: Steps a modality should see on its worklist by default.
 WORKLIST_STATUSES = frozenset({S.SCHEDULED, S.ARRIVED, S.READY})
 FINAL_STEP_STATUSES = frozenset({S.COMPLETED, S.DISCONTINUED, S.CANCELED})
 #: A step in one of these has been (or is being) performed: an order holding it cannot be cancelled.
 PERFORMED_STEP_STATUSES = frozenset({S.STARTED, S.COMPLETED})
+#: Steps that hold a slot and may be moved to another one (web "move", API reschedule). Checked-in
+#: steps are movable: the move undoes the check-in (``status_after_schedule``).
+MOVABLE_STEP_STATUSES = frozenset({S.SCHEDULED, S.ARRIVED, S.READY})
+#: Steps that may be given a (new) time: the movable ones and the ones still waiting for a slot.
+#: An HL7 order change (XO) with a new time applies to these; a started step is never moved by it.
+SCHEDULABLE_STEP_STATUSES = MOVABLE_STEP_STATUSES | {S.UNSCHEDULED}
+#: Steps a modality may start (MPPS N-CREATE IN PROGRESS links to these).
+STARTABLE_STEP_STATUSES = frozenset({S.SCHEDULED, S.ARRIVED, S.READY})
+#: Steps that occupy their station for their slot: two of these may not overlap on a station.
+SLOT_OCCUPYING_STEP_STATUSES = frozenset({S.SCHEDULED, S.ARRIVED, S.READY, S.STARTED})
+#: Steps whose images are expected somewhere: "not yet at the PACS" until the PACS has them.
+IMAGED_STEP_STATUSES = frozenset({S.STARTED, S.COMPLETED, S.DISCONTINUED})
+#: Orders that nothing may change any more (no new procedure, no reschedule, no cancel).
+CLOSED_ORDER_STATUSES = frozenset(
+    {OrderStatus.CANCELED, OrderStatus.DISCONTINUED, OrderStatus.COMPLETED}
+)
 
 
 def allowed_step_transitions(current: str) -> frozenset[str]:

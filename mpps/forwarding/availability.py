@@ -26,6 +26,7 @@ from mpps.forwarding import services
 from mpps.forwarding.models import PacsDestination
 from ris.outbound_queue import RetryLater
 from worklist.models import ScheduledProcedureStep, StepStatus
+from worklist.states import PERFORMED_STEP_STATUSES
 
 logger = logging.getLogger("forwarding.availability")
 
@@ -43,7 +44,7 @@ def steps_to_check() -> list[ScheduledProcedureStep]:
     )
     return list(
         ScheduledProcedureStep.objects.filter(
-            status__in=[StepStatus.STARTED, StepStatus.COMPLETED], updated_at__gte=since
+            status__in=PERFORMED_STEP_STATUSES, updated_at__gte=since
         )
         .filter(unconfirmed)
         .select_related("requested_procedure__order")

@@ -35,6 +35,7 @@ from mpps.forwarding.models import (
 from ris import outbound_queue
 from ris.models import OutboundJob
 from worklist.models import Order, RequestedProcedure, ScheduledProcedureStep, StepStatus
+from worklist.states import PERFORMED_STEP_STATUSES
 
 logger = logging.getLogger("forwarding")
 
@@ -110,7 +111,7 @@ def match_step(*, study_instance_uid: str, accession_number: str, modality: str)
         return Match(None, "no order with this Study Instance UID or Accession Number")
 
     def rank(step: ScheduledProcedureStep) -> tuple[int, int]:
-        performed = step.status in (StepStatus.STARTED, StepStatus.COMPLETED)
+        performed = step.status in PERFORMED_STEP_STATUSES
         return (0 if step.modality == modality else 1, 0 if performed else 1)
 
     step = sorted(steps, key=rank)[0]

@@ -34,9 +34,9 @@ from worklist.models import (
     ProcedureOrderCode,
     ProcedureType,
     ScheduledProcedureStep,
-    StepStatus,
 )
 from worklist.pn import PersonName
+from worklist.states import SCHEDULABLE_STEP_STATUSES
 
 SUPPORTED_VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1")
 ADT_EVENTS = {"A01", "A03", "A04", "A05", "A08", "A11", "A31", "A40"}
@@ -56,8 +56,6 @@ SEXES = {"M": "M", "F": "F", "O": "O", "A": "O", "U": "", "N": ""}
 #: OBX-3 codes (LOINC) of body weight and height
 WEIGHT_CODES = {"3141-9", "29463-7", "WEIGHT"}
 HEIGHT_CODES = {"8302-2", "3137-7", "HEIGHT"}
-#: Steps that an XO may move to a new time.
-_MOVABLE = (StepStatus.UNSCHEDULED, StepStatus.SCHEDULED, StepStatus.ARRIVED, StepStatus.READY)
 
 _TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?$")
 
@@ -710,7 +708,7 @@ def _change_order(group: _OrderGroup, actor: Actor, *, first_procedure: int = 0)
         steps = ScheduledProcedureStep.objects.filter(requested_procedure__order=order).order_by(
             "pk"
         )
-        movable = [s for s in steps if s.status in _MOVABLE]
+        movable = [s for s in steps if s.status in SCHEDULABLE_STEP_STATUSES]
         for step in movable:
             new_type = new_types.get(step.requested_procedure_id)
             if step.scheduled_start != start:
