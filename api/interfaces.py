@@ -21,7 +21,7 @@ from api.serializers import validate_ae_title
 from api.views import AuditedModelViewSet, RisApiMixin
 from mpps.forwarding.models import PacsDestination
 from ris import outbound_queue
-from ris.hl7 import handler
+from ris.hl7 import charsets, handler
 from ris.models import HL7Destination, InboundMessage, OutboundJob
 from worklist.errors import InvalidTransition
 
@@ -56,8 +56,8 @@ class InboundMessageSerializer(serializers.ModelSerializer):
 
 
 class InboundMessageDetailSerializer(InboundMessageSerializer):
-    text = serializers.CharField(
-        read_only=True, help_text="The message decoded in its own character set."
+    text = serializers.SerializerMethodField(
+        help_text="The message decoded in its own character set."
     )
     ack_text = serializers.SerializerMethodField(help_text="The ACK ris answered with.")
 
@@ -65,12 +65,11 @@ class InboundMessageDetailSerializer(InboundMessageSerializer):
         fields = [*InboundMessageSerializer.Meta.fields, "text", "ack_text"]
         read_only_fields = fields
 
+    def get_text(self, message: InboundMessage) -> str:
+        return charsets.stored_text(message.raw, message.charset)
+
     def get_ack_text(self, message: InboundMessage) -> str:
-        ack = bytes(message.ack or b"")
-        try:
-            return ack.decode("utf-8")
-        except UnicodeDecodeError:
-            return ack.decode("latin-1")
+        return charsets.ack_text(message.ack)
 
 
 class InboundMessageFilter(filters.FilterSet):

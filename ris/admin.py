@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from ris.hl7 import charsets
 from ris.models import Heartbeat, HL7Destination, HL7Sender, InboundMessage, OutboundJob
 
 admin.site.register(Heartbeat)
@@ -31,6 +32,10 @@ class InboundMessageAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="text")
+    def text(self, message: InboundMessage) -> str:
+        return charsets.stored_text(message.raw, message.charset)
 
 
 @admin.register(OutboundJob)

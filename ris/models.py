@@ -99,16 +99,6 @@ class InboundMessage(models.Model):
     def __str__(self) -> str:
         return f"{self.sender} {self.control_id} {self.message_type} {self.status}"
 
-    @property
-    def text(self) -> str:
-        """The message as text (in its own character set), for people reading the store."""
-        from ris.hl7 import charsets
-
-        try:
-            return bytes(self.raw).decode(charsets.codec_for(self.charset), errors="replace")
-        except charsets.UnknownCharset:
-            return bytes(self.raw).decode("latin-1")
-
 
 class HL7Destination(models.Model):
     """An HIS receiver ris sends order status messages to, in the HL7 version it speaks."""

@@ -18,6 +18,7 @@ from mpps import selectors as mpps_selectors
 from mpps import services as mpps_services
 from mpps.models import PerformedProcedureStep
 from ris import outbound_queue as queue
+from ris.hl7 import charsets
 from ris.hl7 import handler as hl7_handler
 from ris.models import InboundMessage, OutboundJob
 from web.access import ADMIN, TECHNOLOGIST, role_required
@@ -141,11 +142,12 @@ def _segments(text: str) -> list[tuple[str, list[str]]]:
 @role_required(*ADMIN)
 def hl7_message(request, pk: int):
     message = get_object_or_404(InboundMessage.objects.select_related("patient", "order"), pk=pk)
-    ack = bytes(message.ack).decode("utf-8", errors="replace") if message.ack else ""
+    text = charsets.stored_text(message.raw, message.charset)
+    ack = charsets.ack_text(message.ack)
     return render(
         request,
         "web/hl7_message.html",
-        {"message": message, "segments": _segments(message.text), "ack": _segments(ack),
+        {"message": message, "segments": _segments(text), "ack": _segments(ack),
          "can_reprocess": message.status == InboundMessage.Status.ERROR},
     )
 
