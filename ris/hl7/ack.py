@@ -13,18 +13,21 @@ import itertools
 
 from ris.hl7 import charsets
 from ris.hl7.er7 import Delimiters, escape, read_header
+from worklist.errors import ErrorCode
 
 _counter = itertools.count(1)
 
-#: worklist.errors.ErrorCode -> HL7 table 0357 error condition
-ERROR_CODES = {
-    "not_found": "204",  # unknown key identifier
-    "duplicate": "205",  # duplicate key identifier
-    "unknown_procedure": "103",  # table value not found
-    "invalid_value": "102",  # data type error
-    "invalid_transition": "207",
-    "schedule_conflict": "207",
-    "outside_opening_hours": "207",
+#: Each domain error code as an HL7 table 0357 error condition (ERR-3 in v2.5, ERR-1.4 before).
+#: Every ErrorCode has one: tests/test_error_mappings.py fails when a new code lacks it.
+ERROR_CODES: dict[ErrorCode, str] = {
+    ErrorCode.NOT_FOUND: "204",  # unknown key identifier
+    ErrorCode.DUPLICATE: "205",  # duplicate key identifier
+    ErrorCode.UNKNOWN_PROCEDURE: "103",  # table value not found
+    ErrorCode.INVALID_VALUE: "102",  # data type error
+    # The message was understood and refused by a business rule: table 0357 has no closer code.
+    ErrorCode.INVALID_TRANSITION: "207",
+    ErrorCode.SCHEDULE_CONFLICT: "207",
+    ErrorCode.OUTSIDE_OPENING_HOURS: "207",
 }
 ERROR_TEXT = {
     "100": "Segment sequence error",

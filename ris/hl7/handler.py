@@ -210,7 +210,7 @@ def _apply(message: er7.Message, header: dict) -> tuple[str, str, str, mapping.O
     except mapping.HL7Error as exc:
         return exc.ack, exc.code, exc.text, None
     except DomainError as exc:
-        return "AE", ERROR_CODES.get(str(exc.code), "207"), exc.message, None
+        return "AE", ERROR_CODES[exc.code], exc.message, None
     except IntegrityError as exc:
         raise exc  # a concurrent duplicate of this very message: handled by the caller
     except Exception as exc:  # noqa: BLE001 - a bug must not lose the message: keep it as ERROR
