@@ -19,7 +19,6 @@ import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 
 from ris.hl7.er7 import Message, Segment
@@ -486,8 +485,9 @@ def _priority(group: _OrderGroup, index: int) -> str:
 
 
 #: How long an OBR-4 lookup (procedure type and its first active station) is reused. Catalogue
-#: edits in this process clear it at once (signals below); edits made in another process (the
-#: web UI) reach the HL7 listener within this time, as if the message had come that much earlier.
+#: edits in this process clear it at once (``ris.apps`` connects ``forget_catalogue``); edits
+#: made in another process (the web UI) reach the HL7 listener within this time, as if the
+#: message had come that much earlier.
 #: Unknown codes are never cached: a code added to the catalogue is found by the next message.
 CATALOGUE_CACHE_SECONDS = 5.0
 _catalogue: dict[tuple[str, str], tuple[float, ProcedureType, Device | None]] = {}
@@ -497,14 +497,6 @@ def forget_catalogue(**_signal) -> None:
     """Drop every cached OBR-4 lookup (after a catalogue change, or a stale row broke a write)."""
     _catalogue.clear()
 
-
-for _model in (ProcedureType, ProcedureOrderCode, Device):
-    _uid = f"hl7-catalogue-{_model.__name__}"
-    post_save.connect(forget_catalogue, sender=_model, dispatch_uid=_uid)
-    post_delete.connect(forget_catalogue, sender=_model, dispatch_uid=_uid)
-m2m_changed.connect(
-    forget_catalogue, sender=ProcedureType.stations.through, dispatch_uid="hl7-catalogue-m2m"
-)
 
 
 def catalogue_entry(obr: Segment) -> tuple[ProcedureType, Device | None]:
