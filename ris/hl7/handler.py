@@ -132,20 +132,14 @@ def _original(header: dict[str, str]) -> InboundMessage | None:
 
 
 def _duplicate(original: InboundMessage, raw: bytes, header: dict, peer: str) -> bytes:
-    InboundMessage.objects.create(
-        sender=sender_key(header),
-        control_id=header["control_id"][:64],
-        message_type=header.get("message_type", "")[:32],
-        version=header.get("version", "")[:12],
-        charset=header.get("charset", "")[:32],
-        peer=peer[:100],
-        raw=raw,
-        size=len(raw),
+    _log_message(
+        raw,
+        header,
+        peer,
         status=Status.DUPLICATE,
         ack_code=original.ack_code,
         ack=bytes(original.ack),
         duplicate_of=original,
-        processed_at=timezone.now(),
     )
     logger.info("HL7 %s from %s is a resend of message %s", header["control_id"], peer, original.pk)
     return bytes(original.ack)
@@ -155,21 +149,15 @@ def _reject(raw: bytes, header: dict, peer: str, code: str, text: str) -> bytes:
     """AR: not processed (the sender may fix and resend). Stored for the record if possible."""
     ack = build_ack(header, "AR", text, code)
     try:
-        InboundMessage.objects.create(
-            sender=sender_key(header) if header else "",
-            control_id=header.get("control_id", "")[:64],
-            message_type=header.get("message_type", "")[:32],
-            version=header.get("version", "")[:12],
-            charset=header.get("charset", "")[:32],
-            peer=peer[:100],
-            raw=raw,
-            size=len(raw),
+        _log_message(
+            raw,
+            header,
+            peer,
             status=Status.REJECTED,
             ack_code="AR",
             ack=ack,
             error_code=code,
             error=text,
-            processed_at=timezone.now(),
         )
     except Exception:  # noqa: BLE001 - storing a rejected message is best effort
         logger.exception("could not store rejected HL7 message from %s", peer)
@@ -262,24 +250,59 @@ def _process(raw: bytes, header: dict, peer: str) -> bytes:
 def _store(raw, header, peer, charset, code, ack, error_code, text, outcome, message_type):
     patient = outcome.patient if outcome else None
     orders = outcome.orders if outcome else []
-    InboundMessage.objects.create(
-        sender=sender_key(header),
-        control_id=header["control_id"][:64],
+    _log_message(
+        raw,
+        header,
+        peer,
+        status=Status.PROCESSED if code == "AA" else Status.ERROR,
+        ack_code=code,
+        ack=ack,
+        charset=charset,
+        message_type=message_type,
+        error_code=error_code,
+        error=text if code != "AA" else "",
+        patient=patient,
+        order=orders[0] if orders else None,
+        links=outcome.links if outcome else [],
+    )
+
+
+def _log_message(
+    raw: bytes,
+    header: dict[str, str],
+    peer: str,
+    *,
+    status: str,
+    ack_code: str,
+    ack: bytes,
+    charset: str | None = None,
+    message_type: str | None = None,
+    **fields,
+) -> InboundMessage:
+    """Store one received message with its outcome: the message log is the HL7 adapter's own
+    record (processed, refused, resent), so it is written here and not by a domain service.
+
+    The header's values are cut to their columns here, in one place: a header ris could not
+    read still gets a row (sender and control ID empty).
+    """
+    if message_type is None:
+        message_type = header.get("message_type", "")
+    if charset is None:
+        charset = header.get("charset", "")
+    return InboundMessage.objects.create(
+        sender=sender_key(header) if header else "",
+        control_id=header.get("control_id", "")[:64],
         message_type=message_type[:32],
         version=header.get("version", "")[:12],
         charset=charset[:32],
         peer=peer[:100],
         raw=raw,
         size=len(raw),
-        status=Status.PROCESSED if code == "AA" else Status.ERROR,
-        ack_code=code,
+        status=status,
+        ack_code=ack_code,
         ack=ack,
-        error_code=error_code,
-        error=text if code != "AA" else "",
         processed_at=timezone.now(),
-        patient=patient,
-        order=orders[0] if orders else None,
-        links=outcome.links if outcome else [],
+        **fields,
     )
 
 
