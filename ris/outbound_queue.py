@@ -6,10 +6,12 @@ reports, so a rollback takes the message with it and a commit cannot lose it. Th
 of extra workers (``ris outbound --drain``) may run beside it: a job is claimed with a conditional
 UPDATE (``state=PENDING -> IN_PROGRESS`` must change exactly one row), so no two workers send it.
 
-Ordering: jobs with the same non-empty ``ordering_key`` (``"order:42"``, ``"study:<uid>"``) are
-delivered strictly in id order: a job is not claimable while an earlier job of its key is pending
-or in progress (also while that one waits for its retry). A job that FAILED (rejected, or out of
-attempts) no longer holds its key back; retrying it later delivers it after its successors.
+Ordering: jobs with the same non-empty ``ordering_key`` are delivered strictly in id order. A key
+names one destination and one thing the messages are about; it is built by ``ordering_key`` and
+read by ``parse_ordering_key`` only (``"HIS1:order:42"``, ``"pacs:3:study:1.2.840..."``). A job
+is not claimable while an earlier job of its key is pending or in progress (also while that one
+waits for its retry). A job that FAILED (rejected, or out of attempts) no longer holds its key
+back; retrying it later delivers it after its successors.
 
 Delivery is at least once: a worker killed after the peer accepted and before the DONE update
 sends again once the lease (``RIS_OUTBOUND_LEASE_SECONDS``) ran out; senders give each message a
@@ -26,8 +28,8 @@ Adding a job kind (the PACS forwarder's ``dicom.store``, MPPS forwarding, ...):
    (or call ``outbound_queue.register("dicom.store", send)`` from an ``AppConfig.ready``).
 3. Enqueue inside the transaction of the change:
    ``outbound_queue.enqueue(kind="dicom.store", destination="PACS1", payload={...},
-   ordering_key=f"study:{uid}")``. Payloads are JSON: put ids and the facts as they were at that
-   moment, not model instances.
+   ordering_key=ordering_key("pacs:3", "study", uid))``. Payloads are JSON: put ids and the
+   facts as they were at that moment, not model instances.
 
 Operators see FAILED jobs (admin, ``ris outbound --list``) and retry them (``--retry``).
 """
@@ -41,6 +43,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
@@ -78,6 +81,38 @@ def sender_for(kind: str) -> Sender:
         module_name, func_name = path.split(":")
         _registry[kind] = getattr(importlib.import_module(module_name), func_name)
     return _registry[kind]
+
+
+class OrderingKey(NamedTuple):
+    destination: str
+    subject: str
+    ident: str
+
+
+def ordering_key(destination: str, subject: str, ident: object) -> str:
+    """The key that keeps one destination's messages about one thing in order.
+
+    ``destination`` may itself contain ``:`` (``"pacs:3"``); ``subject`` and ``ident`` may not,
+    so the key parses from the right.
+    """
+    ident = str(ident)
+    if ":" in subject or ":" in ident:
+        raise ValueError(f"ordering key parts may not contain ':' ({subject!r}, {ident!r})")
+    return f"{destination}:{subject}:{ident}"
+
+
+def parse_ordering_key(key: str) -> OrderingKey:
+    """The parts of a key built by ``ordering_key``; raise ValueError for any other string."""
+    destination, subject, ident = key.rsplit(":", 2) if key.count(":") >= 2 else ("", "", "")
+    if not (destination and subject and ident):
+        raise ValueError(f"not an ordering key: {key!r}")
+    return OrderingKey(destination, subject, ident)
+
+
+def jobs_about(subject: str, ident: object):
+    """Every job, for any destination, whose key is about ``subject`` ``ident`` (an order's
+    HIS messages for its page)."""
+    return OutboundJob.objects.filter(ordering_key__endswith=f":{subject}:{ident}")
 
 
 def enqueue(

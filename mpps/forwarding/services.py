@@ -80,7 +80,9 @@ def on_pps_received(sender, pps, operation: str, attributes: dict, **kwargs) -> 
             kind=MPPS_JOB,
             destination=destination.name,
             payload={**payload, "destination_id": destination.pk},
-            ordering_key=f"pacs:{destination.pk}:pps:{pps.sop_instance_uid}",
+            ordering_key=outbound_queue.ordering_key(
+                _pacs(destination.pk), "pps", pps.sop_instance_uid
+            ),
         )
 
 
@@ -318,7 +320,12 @@ def _count_received(step_id: int, at: dt.datetime | None = None) -> None:
 
 
 def store_job_key(destination: PacsDestination, study_uid: str) -> str:
-    return f"pacs:{destination.pk}:study:{study_uid}"
+    return outbound_queue.ordering_key(_pacs(destination.pk), "study", study_uid)
+
+
+def _pacs(destination_id: int) -> str:
+    """A PACS destination in ordering keys: by id, since staff may rename it."""
+    return f"pacs:{destination_id}"
 
 
 def ensure_store_job(destination: PacsDestination, study_uid: str) -> None:
@@ -477,7 +484,9 @@ def queue_commitment(request: CommitmentRequest) -> None:
         kind=COMMIT_JOB,
         destination=request.destination.name,
         payload={"destination_id": request.destination_id, "commitment_id": request.pk},
-        ordering_key=f"pacs:{request.destination_id}:commit:{request.pk}",
+        ordering_key=outbound_queue.ordering_key(
+            _pacs(request.destination_id), "commit", request.pk
+        ),
     )
 
 

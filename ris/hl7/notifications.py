@@ -93,7 +93,10 @@ def _queue(order_id: int, payload: Callable[[], dict]) -> None:
     data = payload()
     for name in destinations:
         outbound_queue.enqueue(
-            kind=KIND, destination=name, payload=data, ordering_key=f"{name}:order:{order_id}"
+            kind=KIND,
+            destination=name,
+            payload=data,
+            ordering_key=outbound_queue.ordering_key(name, "order", order_id),
         )
 
 

@@ -187,3 +187,36 @@ def test_the_outbound_command_lists_and_retries_failed_jobs(peer):
     call_command("outbound", "--drain", "--once", stdout=StringIO())
     queued.refresh_from_db()
     assert queued.state == State.DONE
+
+
+# --- ordering keys: one builder, one parser ----------------------------------------------------
+
+
+def test_an_ordering_key_parses_back_into_its_parts_even_when_the_destination_has_colons():
+    key = outbound_queue.ordering_key("pacs:3", "study", "1.2.840.113619.2.1")
+    assert key == "pacs:3:study:1.2.840.113619.2.1"
+    assert outbound_queue.parse_ordering_key(key) == ("pacs:3", "study", "1.2.840.113619.2.1")
+
+
+def test_an_ordering_key_part_with_a_colon_is_refused():
+    with pytest.raises(ValueError):
+        outbound_queue.ordering_key("HIS", "order", "4:2")
+
+
+@pytest.mark.parametrize("text", ["", "order:42", "::", "HIS::42"])
+def test_a_string_that_is_no_ordering_key_does_not_parse(text):
+    with pytest.raises(ValueError):
+        outbound_queue.parse_ordering_key(text)
+
+
+@pytest.mark.django_db
+def test_jobs_about_an_order_are_found_for_every_destination_and_no_other_order():
+    for destination, order_id in (("HIS1", 42), ("HIS2", 42), ("HIS1", 142), ("HIS1", 4)):
+        outbound_queue.enqueue(
+            kind="test.fake",
+            destination=destination,
+            payload={},
+            ordering_key=outbound_queue.ordering_key(destination, "order", order_id),
+        )
+    found = outbound_queue.jobs_about("order", 42)
+    assert sorted(job.destination for job in found) == ["HIS1", "HIS2"]
