@@ -6,7 +6,7 @@ coercion of images sent to the PACS) goes through this module, so a key is mappe
 - ``ROW_FIELDS`` names the columns one worklist item needs (a flat ``values()`` row: one SQL
   query with joins, no model instances, no N+1);
 - ``ITEM`` is the tree of supported attributes (PS3.4 Table K.6-1 plus the IHE SWF return keys of
-  shared/reference/mwl-keys.md), each with a getter on such a row;
+  IHE RAD-TF-2 Table 4.5-3, listed in docs/conformance.md), each with a getter on such a row;
 - ``ResponseBuilder`` projects a row onto the keys a C-FIND identifier asked for (requested keys
   only, nested sequence keys included, Type 2 keys empty rather than missing) in a chosen
   Specific Character Set, as a pydicom ``Dataset`` or directly as encoded bytes;
@@ -108,13 +108,14 @@ _CODECS = {
 
 
 @cache
-def _zone() -> dt.tzinfo:
+def department_zone() -> dt.tzinfo:
+    """The department's time zone (TIME_ZONE): DICOM DA/TM values are local times (PS3.5 6.2)."""
     return zoneinfo.ZoneInfo(settings.TIME_ZONE)
 
 
 def local(value: dt.datetime | None) -> dt.datetime | None:
     """A stored (UTC) datetime on the department's clock."""
-    return value.astimezone(_zone()) if value is not None else None
+    return value.astimezone(department_zone()) if value is not None else None
 
 
 def _da(value: dt.date | dt.datetime | None) -> str:

@@ -10,7 +10,7 @@ predicate that refines its rows exactly where SQL can only give a superset:
 - items of the JSON lists (Scheduled Protocol Code Sequence, Other Patient IDs Sequence).
 
 The predicate only ever removes rows that SQL let through, never adds any, so the queryset stays
-the one indexed query. Matching rules (shared/reference/mwl-keys.md):
+the one indexed query. Matching rules (PS3.4 C.2.2.2, as docs/conformance.md states them):
 
 - empty value, or only ``*``: universal; an empty stored attribute matches nothing else;
 - single value: exact and case-sensitive (PN: case-insensitive when RIS_MWL_PN_CASE_INSENSITIVE);
@@ -40,7 +40,7 @@ from django.utils import timezone
 from pydicom import Dataset
 from pydicom.dataelem import DataElement
 
-from worklist.dicom import ROW_FIELDS, _zone
+from worklist.dicom import ROW_FIELDS, department_zone
 from worklist.models import ScheduledProcedureStep, StepStatus
 
 Predicate = Callable[[dict], bool]
@@ -203,7 +203,7 @@ def time_range(text: str, tag: int) -> tuple[dt.time | None, dt.time | None]:
 
 
 def _aware(day: dt.date, time: dt.time) -> dt.datetime:
-    return timezone.make_aware(dt.datetime.combine(day, time), _zone())
+    return timezone.make_aware(dt.datetime.combine(day, time), department_zone())
 
 
 # --- the query being built --------------------------------------------------------------------

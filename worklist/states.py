@@ -1,4 +1,4 @@
-"""The one state machine of scheduled steps and orders (``shared/reference/status-model.md``).
+"""The one state machine of scheduled steps and orders (docs/architecture.md, "Status model").
 
 Every interface (HL7, DICOM MPPS, web, API) moves a step through ``check_step_transition`` by way of
 ``worklist.services.step_transition``; nothing else writes a status. The order's status is never
@@ -78,7 +78,7 @@ def check_step_transition(
 def status_after_schedule(current: str) -> StepStatus:
     """The status of a step once it is booked into a slot or moved to another one: SCHEDULED.
 
-    A reschedule undoes a check-in (shared/reference/status-model.md: SCHEDULED, ARRIVED, READY
+    A reschedule undoes a check-in (docs/architecture.md, "Status model": SCHEDULED, ARRIVED, READY
     -> SCHEDULED at the new time): the patient is checked in again for the new slot. Raises
     ``InvalidTransition`` for a step that cannot be (re)scheduled: started or finished.
     """

@@ -23,7 +23,7 @@ from pydicom.errors import InvalidDicomError
 
 from worklist import audit, services
 from worklist.audit import Actor
-from worklist.dicom import _zone
+from worklist.dicom import department_zone
 from worklist.errors import DomainError
 from worklist.models import Device, Patient, Priority, ProcedureType, StepStatus
 
@@ -161,13 +161,13 @@ def import_dataset(ds: Dataset, *, name: str, actor: Actor, report: ImportReport
         raise WorklistFileError("no Scheduled Procedure Step Start Date")
     start = timezone.make_aware(
         dt.datetime.combine(day, _time(sps, "ScheduledProcedureStepStartTime") or dt.time(0)),
-        _zone(),
+        department_zone(),
     )
     end_day = _date(sps, "ScheduledProcedureStepEndDate")
     end = None
     if end_day is not None:
         end_time = _time(sps, "ScheduledProcedureStepEndTime") or dt.time(0)
-        end = timezone.make_aware(dt.datetime.combine(end_day, end_time), _zone())
+        end = timezone.make_aware(dt.datetime.combine(end_day, end_time), department_zone())
         if end <= start:
             end = None
     other_ids = [

@@ -88,7 +88,7 @@ def _find(assoc, identifier: Dataset) -> tuple[int, int, int] | None:
 
 def check_destination(destination: PacsDestination, steps: list[ScheduledProcedureStep]) -> int:
     """Query one PACS about ``steps``; returns how many were found there."""
-    from mpps.forwarding.sender import _associate
+    from mpps.forwarding.sender import associate
 
     ae = AE(ae_title=destination.calling_ae_title or settings.RIS_AE_TITLE)
     ae.add_requested_context(
@@ -96,7 +96,7 @@ def check_destination(destination: PacsDestination, steps: list[ScheduledProcedu
         [ExplicitVRLittleEndian, ImplicitVRLittleEndian],
     )
     try:
-        assoc = _associate(destination, ae)
+        assoc = associate(destination, ae)
     except RetryLater as exc:
         logger.info("study availability: %s", exc)
         return 0

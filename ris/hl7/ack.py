@@ -1,7 +1,7 @@
 """Original-mode acknowledgements (MSH, MSA, ERR), built from the header fields alone.
 
 Built by hand rather than with hl7apy: an ACK is written for every message on the hot path, and
-hl7apy takes ~2.6 ms to build and serialise one (shared/reference/performance.md). The header is
+hl7apy takes ~2.6 ms to build and serialise one (docs/BENCHMARKS.md, "HL7 inbound"). The header is
 read with ``er7.read_header`` so that even a message ris cannot parse gets an AR that echoes its
 control ID (MSA-2) and swaps sender and receiver.
 """

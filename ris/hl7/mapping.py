@@ -1,7 +1,7 @@
 """HL7 v2 message -> worklist service calls: the one place where HL7 fields gain a meaning.
 
 IHE RAD-TF-2 RAD-1/RAD-12 (ADT) and RAD-2/RAD-13 (ORM^O01 v2.3.x, OMG^O19 v2.5.x), as tabled in
-shared/reference/hl7-mapping.md. Every write goes through ``worklist.services`` (and so through
+docs/hl7-interface.md (section 4). Every write goes through ``worklist.services`` (and so through
 the state machine and the audit trail); this module only reads fields and decides which service
 to call. Where hospitals differ (which PID-3 repetition is the patient ID, where the start time
 is) a setting decides, not code.
