@@ -253,6 +253,19 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def listener_pids(pids: list[int], name: str) -> list[int]:
+    """The processes of ``pids`` whose command line is ``... ris.cli <name>``."""
+    found = []
+    for pid in pids:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"ris.cli" in argv and name.encode() in argv:
+            found.append(pid)
+    return found
+
+
 def throughput(port: int, connections: int, messages: list[bytes]) -> tuple[float, float]:
     """(messages/s, median latency ms) of ``messages`` shared over ``connections`` streams."""
     share = [messages[i::connections] for i in range(connections)]
@@ -317,6 +330,32 @@ def statement_counts(handle, messages: list[bytes]) -> dict[str, float]:
     return {word: n / len(messages) for word, n in sorted(counts.items())}
 
 
+def slot_check_cost(station: str = EXAMS[4].station, repeat: int = 50) -> None:
+    """The slot check of a booking, as ``worklist.services`` runs it, before and after a station's
+    existing steps: whether its cost grows with the station's schedule."""
+    from worklist.models import ScheduledProcedureStep
+    from worklist.states import SLOT_OCCUPYING_STEP_STATUSES
+
+    steps = ScheduledProcedureStep.objects.filter(station__ae_title=station)
+    count = steps.count()
+    if not count:
+        return
+    first = steps.order_by("scheduled_start").values_list("scheduled_start", flat=True)[0]
+    last = steps.order_by("-scheduled_start").values_list("scheduled_end", flat=True)[0]
+    station_id = steps.values_list("station_id", flat=True)[0]
+    print(f"\n  slot check (one SELECT per booked step) on {station}, {count} steps booked there:")
+    for label, start in (("before its first step", first - dt.timedelta(hours=1)),
+                         ("after its last step", last + dt.timedelta(hours=1))):
+        end = start + dt.timedelta(minutes=10)
+        started = time.perf_counter()
+        for _ in range(repeat):
+            ScheduledProcedureStep.objects.filter(
+                station_id=station_id, status__in=SLOT_OCCUPYING_STEP_STATUSES,
+                scheduled_start__lt=end, scheduled_end__gt=start,
+            ).exclude(pk=None).order_by("scheduled_start").first()
+        print(f"    a new step {label:<22} {(time.perf_counter() - started) / repeat * 1e3:.2f} ms")
+
+
 def profile_kinds(kinds: list[str], count: int, first_day: int, top: int) -> None:
     """Apply ``count`` messages of each kind in this process and print where the time goes."""
     import cProfile
@@ -368,6 +407,8 @@ def profile_kinds(kinds: list[str], count: int, first_day: int, top: int) -> Non
             gap = whole[1] - whole[0]
             line += f"   {values[1] - values[0]:+10.2f}{(values[1] - values[0]) / gap:7.0%}"
         print(line)
+    if "realistic" in kinds:
+        slot_check_cost()
     for kind in kinds:
         for order in ("tottime", "cumulative"):
             out = io.StringIO()
@@ -428,6 +469,7 @@ def main() -> None:
             throughput(mllp_port, 1, messages_of(kind, 100, f"W{kind[0].upper()}", day))
             day += days_needed(100)
         server = process_tree(process.pid)
+        mllp = listener_pids(server, "mllp")  # its own CPU, without the other listeners'
         rows = []
         for connections in [int(c) for c in args.connections.split(",")]:
             for round_ in range(args.rounds):
@@ -436,11 +478,12 @@ def main() -> None:
                     messages = messages_of(kind, args.messages, run, day)
                     day += days_needed(args.messages)
                     load_before = os.getloadavg()[0]
-                    before = cpu_seconds(server)
+                    before, before_mllp = cpu_seconds(server), cpu_seconds(mllp)
                     rate, median_ms = throughput(mllp_port, connections, messages)
                     cpu_ms = (cpu_seconds(server) - before) / args.messages * 1000
-                    rows.append((connections, kind, rate, median_ms, cpu_ms, load_before,
-                                 os.getloadavg()[0]))
+                    mllp_ms = (cpu_seconds(mllp) - before_mllp) / args.messages * 1000
+                    rows.append((connections, kind, rate, median_ms, cpu_ms, mllp_ms,
+                                 load_before, os.getloadavg()[0]))
         print(
             f"database: {vendor}; ris serve --only {args.only}; {args.messages} ORM^O01 NW per "
             f"kind and run, kinds alternated {args.rounds}x; ACK after COMMIT; "
@@ -451,19 +494,20 @@ def main() -> None:
                 f"  parse-only ceiling, {name:<26} {rate:8.0f} msg/s   CPU {cpu_ms:.2f} ms/msg "
                 "(one core, no database)"
             )
-        for connections, kind, rate, median_ms, cpu_ms, load0, load1 in rows:
+        print("  (server CPU: every process of ris serve; mllp: the HL7 listener alone)")
+        for connections, kind, rate, median_ms, cpu_ms, mllp_ms, load0, load1 in rows:
             print(
                 f"  {connections} connection(s), {kind:<10} {rate:6.0f} msg/s   median round trip "
-                f"{median_ms:5.2f} ms   server CPU {cpu_ms:5.2f} ms/msg   load average "
-                f"{load0:.1f} -> {load1:.1f}"
+                f"{median_ms:6.2f} ms   server CPU {cpu_ms:5.2f} ms/msg (mllp {mllp_ms:5.2f})   "
+                f"load average {load0:.1f} -> {load1:.1f}"
             )
         for connections in sorted({row[0] for row in rows}):
             summary = []
             for kind in kinds:
                 rates = [row[2] for row in rows if row[0] == connections and row[1] == kind]
-                cpus = [row[4] for row in rows if row[0] == connections and row[1] == kind]
+                cpus = [row[5] for row in rows if row[0] == connections and row[1] == kind]
                 summary.append(f"{kind} {statistics.median(rates):.0f} msg/s "
-                               f"({statistics.median(cpus):.2f} ms CPU)")
+                               f"(mllp CPU {statistics.median(cpus):.2f} ms/msg)")
             print(f"  median over rounds, {connections} connection(s): " + ", ".join(summary))
         if args.profile:
             profile_kinds(kinds, args.profile_messages, day, 20)
