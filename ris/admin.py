@@ -7,7 +7,9 @@ admin.site.register(Heartbeat)
 
 @admin.register(HL7Sender)
 class HL7SenderAdmin(admin.ModelAdmin):
-    list_display = ("application", "facility", "default_charset", "description")
+    list_display = (
+        "application", "facility", "default_charset", "derive_control_id", "description"
+    )
 
 
 @admin.register(HL7Destination)

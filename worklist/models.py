@@ -128,6 +128,12 @@ class ProcedureOrderCode(models.Model):
         return f"{self.code}^{self.coding_system}" if self.coding_system else self.code
 
 
+class BirthDatePrecision(models.TextChoices):
+    DAY = "", _("Exact date")
+    MONTH = "M", _("Year and month only")
+    YEAR = "Y", _("Year only")
+
+
 class Patient(models.Model):
     class Sex(models.TextChoices):
         MALE = "M", _("Male")
@@ -154,6 +160,12 @@ class Patient(models.Model):
     family_name = models.CharField(max_length=100, blank=True)
     given_name = models.CharField(max_length=100, blank=True)
     birth_date = models.DateField(null=True, blank=True)  # (0010,0030)
+    #: How much of ``birth_date`` is known: HL7 DTM may be a year (``1950``) or a year and month
+    #: (``195003``), and such a birth date is stored as its first day with the precision here,
+    #: so that it is never shown or sent as an exact day (a birth year is a birth year).
+    birth_date_precision = models.CharField(
+        max_length=1, choices=BirthDatePrecision.choices, blank=True, default=""
+    )
     sex = models.CharField(max_length=1, choices=Sex.choices, blank=True)  # (0010,0040)
     weight_kg = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
     size_m = models.DecimalField(max_digits=4, decimal_places=2, null=True, blank=True)

@@ -45,6 +45,7 @@ _OCCUPYING = (StepStatus.SCHEDULED, StepStatus.ARRIVED, StepStatus.READY, StepSt
 #: patient serializers list the same, in this order.
 DEMOGRAPHICS = (
     "birth_date",
+    "birth_date_precision",
     "sex",
     "weight_kg",
     "size_m",
@@ -95,6 +96,9 @@ def patient_update(
     before = audit.snapshot(patient)
     if name is not None:
         patient.set_person_name(name)
+    if "birth_date" in changes and "birth_date_precision" not in changes:
+        # A birth date given without a precision is a whole date (a correction in the web UI).
+        changes["birth_date_precision"] = ""
     for key, value in changes.items():
         setattr(patient, key, value)
     after = audit.snapshot(patient)

@@ -12,6 +12,7 @@ quotes) clears it (v2.5 2.5.3).
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import decimal
 import re
@@ -27,6 +28,7 @@ from worklist import services
 from worklist.audit import Actor
 from worklist.errors import DomainError, NotFound, UnknownProcedure
 from worklist.models import (
+    BirthDatePrecision,
     Device,
     Order,
     Patient,
@@ -53,6 +55,8 @@ PRIORITIES = {
 }
 #: PID-8 administrative sex -> Patient's Sex (0010,0040)
 SEXES = {"M": "M", "F": "F", "O": "O", "A": "O", "U": "", "N": ""}
+#: PV1-2 patient class, HL7 table 0004 (v2.5.1): another value is kept as sent, with a warning.
+PATIENT_CLASSES = {"E", "I", "O", "P", "R", "B", "C", "N", "U"}
 #: OBX-3 codes (LOINC) of body weight and height
 WEIGHT_CODES = {"3141-9", "29463-7", "WEIGHT"}
 HEIGHT_CODES = {"8302-2", "3137-7", "HEIGHT"}
@@ -60,6 +64,25 @@ HEIGHT_CODES = {"8302-2", "3137-7", "HEIGHT"}
 _MOVABLE = (StepStatus.UNSCHEDULED, StepStatus.SCHEDULED, StepStatus.ARRIVED, StepStatus.READY)
 
 _TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?$")
+
+
+#: Warnings of the message being applied: (table 0357 code, text), each an ERR of severity W in
+#: the AA. Collected here rather than threaded through every helper: apply() opens the list.
+_warnings: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar(
+    "hl7_warnings", default=None
+)
+
+
+def warn(code: str, text: str) -> None:
+    """Note a value ris did not use (the message is still applied: AA with an ERR of severity W).
+
+    For fields ris does not need to schedule the exam: HL7 tables such as 0001 (sex) are
+    user-defined up to v2.5.1, so a site value (``1``/``2`` for male/female) is no reason to
+    lose a registration, its visit and its orders.
+    """
+    collected = _warnings.get()
+    if collected is not None:
+        collected.append((code, text))
 
 
 class HL7Error(Exception):
@@ -82,6 +105,8 @@ class Outcome:
     patient: Patient | None = None
     orders: list[Order] = field(default_factory=list)
     note: str = ""
+    #: (table 0357 code, text) of values ris ignored: ERR segments of severity W in the AA.
+    warnings: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def links(self) -> list[dict]:
@@ -127,6 +152,18 @@ def apply(message: Message, *, actor: Actor) -> Outcome:
 
     The caller holds the transaction: on an exception nothing of the message is kept.
     """
+    collected: list[tuple[str, str]] = []
+    token = _warnings.set(collected)
+    try:
+        outcome = _dispatch(message, actor)
+    finally:
+        _warnings.reset(token)
+    # One ERR per distinct warning: a field read for every OBR must not repeat its warning.
+    outcome.warnings = list(dict.fromkeys(collected + outcome.warnings))
+    return outcome
+
+
+def _dispatch(message: Message, actor: Actor) -> Outcome:
     kind, event, _ = message.message_type
     if kind == "ADT":
         if event in ("A01", "A04", "A05", "A08", "A31"):
@@ -152,41 +189,68 @@ def _value(segment: Segment | None, n: int, component: int = 1, sub: int = 1) ->
     return value
 
 
-def parse_ts(value: str, where: str) -> dt.datetime | None:
-    """An HL7 TS/DTM (``YYYYMMDD[HHMM[SS[.S]]][+ZZZZ]``) as an aware datetime.
+#: DTM precision: how many of year, month, day, hour, minute, second were sent.
+YEAR, MONTH, DAY, HOUR, MINUTE, SECOND = range(1, 7)
 
-    Without an offset the time is in the department's zone (TIME_ZONE): that is what HIS feeds
-    send. Precision below minutes is kept; a date alone means midnight.
+
+def parse_dtm(value: str, where: str) -> tuple[dt.datetime, int] | None:
+    """An HL7 DTM/TS (``YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]``): (first instant, precision).
+
+    Reduced precision is valid DTM (HL7 v2.5.1 2A.3.22): ``2013`` is the year 2013, returned as
+    its first instant with precision YEAR so the caller can keep what was meant. Without an
+    offset the time is in the department's zone (TIME_ZONE): that is what HIS feeds send. An
+    offset must be a real one (hours below 24, minutes below 60): ``+9999`` is a data type
+    error (AE 102), not an internal error.
     """
     value = value.strip()
     if not value or value == '""':
         return None
     match = _TS.match(value)
-    if not match or match.group(2) is None or match.group(3) is None:
-        raise HL7Error(f"{where} {value!r} is not an HL7 date/time (YYYYMMDDHHMM[SS])", "102")
-    year, month, day, hour, minute, second, offset = match.groups()
+    if not match:
+        raise HL7Error(f"{where} {value!r} is not an HL7 date/time (YYYY[MM[DD[HHMM[SS]]]])", "102")
+    parts = match.groups()[:6]
+    offset = match.group(7)
+    precision = sum(1 for part in parts if part is not None)
+    year, month, day, hour, minute, second = (int(p) if p is not None else None for p in parts)
     try:
-        naive = dt.datetime(
-            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0)
-        )
+        naive = dt.datetime(year, month or 1, day or 1, hour or 0, minute or 0, second or 0)
     except ValueError as exc:
         raise HL7Error(f"{where} {value!r} is not a valid date/time: {exc}", "102") from None
     if offset:
+        hours, minutes = int(offset[1:3]), int(offset[3:5])
+        if hours >= 24 or minutes >= 60:
+            raise HL7Error(
+                f"{where} {value!r}: time zone offset {offset} is not +/-HHMM below 24 hours",
+                "102",
+            )
         sign = 1 if offset[0] == "+" else -1
-        delta = dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5]))
-        return naive.replace(tzinfo=dt.timezone(sign * delta))
-    return timezone.make_aware(naive)
+        delta = dt.timedelta(hours=hours, minutes=minutes)
+        return naive.replace(tzinfo=dt.timezone(sign * delta)), precision
+    return timezone.make_aware(naive), precision
 
 
-def _date(value: str | None, where: str) -> dt.date | None | str:
+def parse_ts(value: str, where: str) -> dt.datetime | None:
+    """An HL7 TS/DTM as an aware datetime (its first instant when the precision is reduced)."""
+    parsed = parse_dtm(value, where)
+    return parsed[0] if parsed else None
+
+
+#: Patient.birth_date_precision of a DTM precision
+_BIRTH_PRECISION = {YEAR: BirthDatePrecision.YEAR, MONTH: BirthDatePrecision.MONTH}
+
+
+def _birth_date(value: str | None) -> tuple[dt.date | None, str] | None:
+    """PID-7 -> (date, precision) to store; None: no change. A year is kept as a year."""
     if value is None:
         return None
     if value == "":
-        return ""
-    if len(value) < 8:  # a year or year-month only: not a date the worklist can carry
+        return None, BirthDatePrecision.DAY
+    # Only the date matters; a time (and its offset) would move it across midnight.
+    parsed = parse_dtm(value[:8], "PID-7")
+    if parsed is None:
         return None
-    stamp = parse_ts(value[:8], where)
-    return stamp.date() if stamp else None
+    stamp, precision = parsed
+    return stamp.date(), _BIRTH_PRECISION.get(precision, BirthDatePrecision.DAY)
 
 
 def _xcn_name(segment: Segment | None, n: int) -> str:
@@ -258,14 +322,19 @@ def _person_name(pid: Segment) -> PersonName | None:
 
 def _demographics(message: Message, pid: Segment, others: list[dict]) -> dict:
     data: dict = {}
-    birth = _date(_value(pid, 7), "PID-7")
+    birth = _birth_date(_value(pid, 7))
     if birth is not None:
-        data["birth_date"] = birth or None
+        data["birth_date"], data["birth_date_precision"] = birth
     sex = _value(pid, 8)
     if sex is not None:
-        if sex.upper() not in SEXES:
-            raise HL7Error(f"PID-8 sex {sex!r} is not in HL7 table 0001 (M F O U A N)", "103")
-        data["sex"] = SEXES[sex.upper()]
+        if sex.upper() in SEXES:
+            data["sex"] = SEXES[sex.upper()]
+        else:
+            # Table 0001 is user-defined up to v2.5.1 (NHS-style feeds send 1/2): stored as
+            # unknown, the rest of the message is applied.
+            warn("103", f"PID-8 sex {sex!r} is not in HL7 table 0001 (M F O U A N): stored as "
+                 "unknown")
+            data["sex"] = ""
     if others:
         data["other_ids"] = others
     for obx in message.all("OBX"):
@@ -332,8 +401,11 @@ def _visit(message: Message, patient: Patient, actor: Actor, **extra):
     if pv1 is None:
         return None
     fields: dict = {}
+    patient_class = _value(pv1, 2)
+    if patient_class and patient_class.upper() not in PATIENT_CLASSES:
+        warn("103", f"PV1-2 patient class {patient_class!r} is not in HL7 table 0004: kept as sent")
     for key, value in (
-        ("patient_class", _value(pv1, 2)),
+        ("patient_class", patient_class),
         ("assigned_location", _location(pv1)),
         ("referring_physician", _xcn_name(pv1, 8) or None),
     ):
@@ -463,16 +535,29 @@ def _start_time(group: _OrderGroup, index: int) -> dt.datetime | None:
     for name in settings.RIS_HL7_START_TIME_FIELDS:
         name = name.strip().upper()
         if name == "TQ1-7" and tq1 is not None and tq1.get(7):
-            return parse_ts(tq1.get(7), "TQ1-7")
+            return _schedulable(tq1.get(7), "TQ1-7")
         if name == "ORC-7" and group.orc.get(7, 4):
-            return parse_ts(group.orc.get(7, 4), "ORC-7.4")
+            return _schedulable(group.orc.get(7, 4), "ORC-7.4")
         if name == "OBR-27" and obr.get(27, 4):
-            return parse_ts(obr.get(27, 4), "OBR-27.4")
+            return _schedulable(obr.get(27, 4), "OBR-27.4")
         if name == "OBR-36" and obr.get(36):
-            return parse_ts(obr.get(36), "OBR-36")
+            return _schedulable(obr.get(36), "OBR-36")
         if name == "OBR-6" and obr.get(6):
-            return parse_ts(obr.get(6), "OBR-6")
+            return _schedulable(obr.get(6), "OBR-6")
     return None
+
+
+def _schedulable(value: str, where: str) -> dt.datetime | None:
+    """A start time; a date alone is midnight, a year or a month is no time to book at: the
+    step then waits UNSCHEDULED for the front desk (with a warning), as without a start time."""
+    parsed = parse_dtm(value, where)
+    if parsed is None:
+        return None
+    stamp, precision = parsed
+    if precision < DAY:
+        warn("102", f"{where} {value!r} is only a year or a month: the exam is left unscheduled")
+        return None
+    return stamp
 
 
 def _priority(group: _OrderGroup, index: int) -> str:
@@ -484,7 +569,11 @@ def _priority(group: _OrderGroup, index: int) -> str:
         or (obr.get(27, 6) if obr is not None else "")
         or (obr.get(5) if obr is not None else "")
     )
-    return PRIORITIES.get(code.upper()[:1], Priority.ROUTINE) if code else ""
+    if not code:
+        return ""
+    if code.upper()[:1] not in PRIORITIES:
+        warn("103", f"priority {code!r} is not in HL7 table 0027 (S A R P C T): taken as routine")
+    return PRIORITIES.get(code.upper()[:1], Priority.ROUTINE)
 
 
 #: How long an OBR-4 lookup (procedure type and its first active station) is reused. Catalogue
