@@ -116,6 +116,20 @@ def patient_update(
 
 
 @dataclass
+class StepRequest:
+    """One scheduled step of a requested procedure as an upstream Order Filler already planned
+    it (HL7 IPC, IHE RAD-TF-2 4.4 / 4.13): what is given is kept, what is empty is ris's (a new
+    SPS ID, the catalogue's modality and protocol, the procedure's station)."""
+
+    sps_id: str = ""
+    modality: str = ""
+    station: Device | None = None
+    location: str = ""
+    #: Scheduled Protocol Code Sequence items [{"value", "scheme", "meaning"}]; None: catalogue's
+    protocol_codes: list[dict] | None = None
+
+
+@dataclass
 class ProcedureRequest:
     """One requested procedure of a new order, with its (optional) first schedule."""
 
@@ -129,6 +143,11 @@ class ProcedureRequest:
     #: Without ``station``, a timed step goes to the procedure type's first active station.
     #: False when the caller already looked that up (the HL7 catalogue cache) and found none.
     pick_station: bool = True
+    #: Identifiers an upstream Order Filler assigned (empty: ris assigns them)
+    requested_procedure_id: str = ""
+    study_instance_uid: str = ""
+    #: The procedure's steps when they were planned upstream (empty: one step, ris's)
+    steps: Sequence[StepRequest] = ()
 
 
 @transaction.atomic
@@ -148,15 +167,20 @@ def order_create(
     requesting_service: str = "",
     reason: str = "",
     comments: str = "",
+    accession_number: str = "",
 ) -> Order:
     """Create an order with one requested procedure and one scheduled step per procedure.
 
-    ris assigns the accession number, requested procedure IDs, SPS IDs and Study Instance UIDs.
+    ris assigns the accession number, requested procedure IDs, SPS IDs and Study Instance UIDs,
+    unless an upstream Order Filler already did (``accession_number``, the identifiers of a
+    ``ProcedureRequest`` and its ``steps``): those are kept as given, and refused (Duplicate)
+    when another order already has them, since a modality would then mix two patients' images.
     A procedure with a start time becomes SCHEDULED; without one it waits UNSCHEDULED for the
     front desk and stays off the worklist.
     """
     if not procedures:
         raise DomainError("an order needs at least one requested procedure")
+    _check_given_identifiers(accession_number, procedures)
     ids = identifiers.for_order(len(procedures))
     # A step with a start time is SCHEDULED, one without UNSCHEDULED (or placing it fails and
     # nothing is kept): the order's status is known before its steps are written.
@@ -171,8 +195,10 @@ def order_create(
                 visit=visit,
                 placer_order_number=placer_order_number,
                 placer_issuer=placer_issuer,
-                filler_order_number=filler_order_number or ids.accession_number,
-                accession_number=ids.accession_number,
+                filler_order_number=filler_order_number
+                or accession_number
+                or ids.accession_number,
+                accession_number=accession_number or ids.accession_number,
                 requesting_physician=requesting_physician,
                 referring_physician=referring_physician,
                 requesting_service=requesting_service,
@@ -192,17 +218,48 @@ def order_create(
                 f"{placer_issuer or 'no issuer'!r} already exists"
             ) from exc
         raise Duplicate(f"the order could not be stored: {exc}") from exc
-    built: list[tuple[RequestedProcedure, ScheduledProcedureStep]] = []
+    built: list[tuple[RequestedProcedure, list[ScheduledProcedureStep]]] = []
     for index, request in enumerate(procedures):
         built.append(
-            _build_procedure(order, request, ids, index, planned=[step for _, step in built])
+            _build_procedure(
+                order, request, ids, index, planned=[s for _, steps in built for s in steps]
+            )
         )
     _insert_procedures(built)
     audit.record_all(
-        [audit.event(actor, "step.create", step, after=audit.snapshot(step)) for _, step in built]
+        [
+            audit.event(actor, "step.create", step, after=audit.snapshot(step))
+            for _, steps in built
+            for step in steps
+        ]
         + [audit.event(actor, "order.create", order, after=audit.snapshot(order))]
     )
     return order
+
+
+def _check_given_identifiers(accession_number: str, procedures: Sequence[ProcedureRequest]) -> None:
+    """Identifiers assigned upstream must be new: one query per kind, and only when given."""
+    checks = [
+        ("accession number", Order, "accession_number", [accession_number]),
+        ("requested procedure ID", RequestedProcedure, "requested_procedure_id",
+         [r.requested_procedure_id for r in procedures]),
+        ("Study Instance UID", RequestedProcedure, "study_instance_uid",
+         [r.study_instance_uid for r in procedures]),
+        ("SPS ID", ScheduledProcedureStep, "sps_id",
+         [s.sps_id for r in procedures for s in r.steps]),
+    ]
+    for label, model, column, values in checks:
+        given = [v for v in values if v]
+        if not given:
+            continue
+        repeated = sorted({v for v in given if given.count(v) > 1})
+        if repeated:
+            raise Duplicate(f"{label} {repeated[0]!r} is given twice in the same order")
+        taken = sorted(
+            model.objects.filter(**{f"{column}__in": given}).values_list(column, flat=True)
+        )
+        if taken:
+            raise Duplicate(f"{label} {taken[0]!r} already belongs to another order")
 
 
 def _build_procedure(
@@ -212,34 +269,43 @@ def _build_procedure(
     index: int,
     *,
     planned: Sequence[ScheduledProcedureStep],
-) -> tuple[RequestedProcedure, ScheduledProcedureStep]:
-    """The requested procedure and its step, placed but not saved (``_insert_procedures``)."""
+) -> tuple[RequestedProcedure, list[ScheduledProcedureStep]]:
+    """The requested procedure and its steps, placed but not saved (``_insert_procedures``)."""
     ptype = request.procedure_type
     procedure_fields, step_fields = _from_catalogue(ptype, request.description)
     procedure = RequestedProcedure(
         order=order,
-        requested_procedure_id=ids.requested_procedure_ids[index],
-        study_instance_uid=ids.study_instance_uids[index],
+        requested_procedure_id=request.requested_procedure_id or ids.requested_procedure_ids[index],
+        study_instance_uid=request.study_instance_uid or ids.study_instance_uids[index],
         **procedure_fields,
         priority=request.priority or order.priority,
         **{k: v for k, v in request.extra.items() if k == "transport_arrangements"},
     )
-    station = request.station
-    if station is None and request.scheduled_start is not None and request.pick_station:
-        station = ptype.stations.filter(active=True).first()
-    step = ScheduledProcedureStep(
-        requested_procedure=procedure,
-        sps_id=ids.sps_ids[index],
-        station=station,
-        performing_physician=request.performing_physician,
-        location=(station.location if station else "")[:16],
-        status=StepStatus.UNSCHEDULED,
-        **step_fields,
-    )
-    if request.scheduled_start is not None:
-        _place(step, request.scheduled_start, station, planned=planned)
-        step.status = StepStatus.SCHEDULED
-    return procedure, step
+    steps: list[ScheduledProcedureStep] = []
+    for number, planned_step in enumerate(request.steps or [StepRequest()]):
+        station = planned_step.station or request.station
+        if station is None and request.scheduled_start is not None and request.pick_station:
+            station = ptype.stations.filter(active=True).first()
+        fields = dict(step_fields)
+        if planned_step.modality:
+            fields["modality"] = planned_step.modality
+        if planned_step.protocol_codes is not None:
+            fields["protocol_codes"] = planned_step.protocol_codes
+        step = ScheduledProcedureStep(
+            requested_procedure=procedure,
+            sps_id=planned_step.sps_id
+            or (ids.sps_ids[index] if number == 0 else identifiers.new_sps_id()),
+            station=station,
+            performing_physician=request.performing_physician,
+            location=(planned_step.location or (station.location if station else ""))[:16],
+            status=StepStatus.UNSCHEDULED,
+            **fields,
+        )
+        if request.scheduled_start is not None:
+            _place(step, request.scheduled_start, station, planned=[*planned, *steps])
+            step.status = StepStatus.SCHEDULED
+        steps.append(step)
+    return procedure, steps
 
 
 def _from_catalogue(ptype: ProcedureType, description: str = "") -> tuple[dict, dict]:
@@ -262,19 +328,23 @@ def _from_catalogue(ptype: ProcedureType, description: str = "") -> tuple[dict, 
     return procedure, step
 
 
-def _insert_procedures(built: list[tuple[RequestedProcedure, ScheduledProcedureStep]]) -> None:
+def _insert_procedures(
+    built: list[tuple[RequestedProcedure, list[ScheduledProcedureStep]]],
+) -> None:
     """Two INSERTs for all procedures and steps of an order, however many OBRs it had."""
     procedures = [procedure for procedure, _ in built]
-    steps = [step for _, step in built]
-    if len(built) == 1 or not connection.features.can_return_rows_from_bulk_insert:
-        for procedure, step in built:
+    steps = [step for _, group in built for step in group]
+    if len(steps) == 1 or not connection.features.can_return_rows_from_bulk_insert:
+        for procedure, group in built:
             procedure.save(force_insert=True)
-            step.requested_procedure = procedure
-            step.save(force_insert=True)
+            for step in group:
+                step.requested_procedure = procedure
+                step.save(force_insert=True)
         return
     RequestedProcedure.objects.bulk_create(procedures)
-    for procedure, step in built:
-        step.requested_procedure = procedure  # now with its primary key
+    for procedure, group in built:
+        for step in group:
+            step.requested_procedure = procedure  # now with its primary key
     ScheduledProcedureStep.objects.bulk_create(steps)
 
 

@@ -17,6 +17,11 @@ from ris.hl7.er7 import Delimiters, escape, read_header
 
 _counter = itertools.count(1)
 
+#: Messages whose acknowledgement HL7 defines as another structure than ACK: OMI^O23 is
+#: answered by ORI^O24 (HL7 v2.5.1 4.4.10-4.4.11, "imaging order response"), also in
+#: original mode; its RESPONSE group (PID, ORC, OBR, IPC) is optional and left out here.
+RESPONSE_TYPES = {("OMI", "O23"): ("ORI", "O24", "ORI_O24")}
+
 #: worklist.errors.ErrorCode -> HL7 table 0357 error condition
 ERROR_CODES = {
     "not_found": "204",  # unknown key identifier
@@ -89,10 +94,12 @@ def build_ack(
     version = msh.get("version") or "2.5.1"
     trigger = (msh.get("message_type") or "").split(comp)
     event = trigger[1] if len(trigger) > 1 else ""
+    response = RESPONSE_TYPES.get((trigger[0], event))
     safe_text = escape(text.replace("\r", " ").replace("\n", " ")[:250], delims)
     msh_fields = [
         "MSH", enc, msh.get("receiving_app", ""), msh.get("receiving_facility", ""),
         msh.get("sending_app", ""), msh.get("sending_facility", ""), now, "",
+        comp.join(response) if response else
         f"ACK{comp}{event}{comp}ACK" if event and version >= "2.4" else
         (f"ACK{comp}{event}" if event else "ACK"),
         _control_id(), msh.get("processing_id") or "P", version,

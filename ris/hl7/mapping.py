@@ -30,6 +30,7 @@ from worklist.errors import DomainError, NotFound, UnknownProcedure
 from worklist.models import (
     BirthDatePrecision,
     Device,
+    Modality,
     Order,
     Patient,
     Priority,
@@ -42,7 +43,9 @@ from worklist.pn import PersonName
 
 SUPPORTED_VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1")
 ADT_EVENTS = {"A01", "A03", "A04", "A05", "A08", "A11", "A31", "A40"}
-ORDER_TYPES = {("ORM", "O01"), ("OMG", "O19")}
+#: ORM^O01 (v2.3.x/2.4), OMG^O19 (v2.5.x) and OMI^O23 (imaging order with IPC segments, IHE
+#: Scheduled Workflow.b RAD-4/RAD-13, what dcm4chee-arc and many HIS send)
+ORDER_TYPES = {("ORM", "O01"), ("OMG", "O19"), ("OMI", "O23")}
 
 #: TQ .6 / TQ1-9 priority -> Requested Procedure Priority (IHE RAD-TF-2 Appendix B)
 PRIORITIES = {
@@ -140,8 +143,8 @@ def check_supported(message: Message) -> None:
         return
     if (kind, event) not in ORDER_TYPES:
         raise HL7Error(
-            f"message type {kind}^{event} (MSH-9) is not supported: ris takes ADT, ORM^O01 and "
-            "OMG^O19",
+            f"message type {kind}^{event} (MSH-9) is not supported: ris takes ADT, ORM^O01, "
+            "OMG^O19 and OMI^O23",
             "200",
             "AR",
         )
@@ -492,6 +495,8 @@ class _OrderGroup:
     tq1: Segment | None = None
     obrs: list[Segment] = field(default_factory=list)
     obr_tq1: dict[int, Segment] = field(default_factory=dict)
+    #: IPC segments (OMI^O23) of each OBR, by its index in ``obrs``
+    obr_ipcs: dict[int, list[Segment]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -510,6 +515,8 @@ def _order_groups(message: Message) -> list[_OrderGroup]:
                 group.tq1 = segment
         elif segment.name == "OBR":
             groups[-1].obrs.append(segment)
+        elif segment.name == "IPC" and groups[-1].obrs:
+            groups[-1].obr_ipcs.setdefault(len(groups[-1].obrs) - 1, []).append(segment)
         elif segment.name == "NTE" and segment.get(3):
             groups[-1].notes.append(segment.get(3))
     if not groups:
@@ -598,13 +605,22 @@ m2m_changed.connect(
 )
 
 
+def service_code(obr: Segment) -> tuple[str, str, str]:
+    """(code, text, coding system) of what is ordered: OBR-4, else OBR-44 (procedure code,
+    v2.3.1 and later), which some HIS fill instead of the universal service ID."""
+    if obr.get(4, 1):
+        return obr.get(4, 1), obr.get(4, 2), obr.get(4, 3)
+    return obr.get(44, 1), obr.get(44, 2), obr.get(44, 3)
+
+
 def catalogue_entry(obr: Segment) -> tuple[ProcedureType, Device | None]:
     """(procedure type of OBR-4, the station a timed step of it goes to), cached briefly.
 
     Every NW reads the catalogue, and in a burst the same few codes come again and again: two
     queries fewer per procedure (docs/BENCHMARKS.md, HL7 inbound).
     """
-    key = (obr.get(4, 1), obr.get(4, 3))
+    code, _text, system = service_code(obr)
+    key = (code, system)
     now = time.monotonic()
     cached = _catalogue.get(key)
     if cached is not None and now - cached[0] < CATALOGUE_CACHE_SECONDS:
@@ -616,10 +632,11 @@ def catalogue_entry(obr: Segment) -> tuple[ProcedureType, Device | None]:
 
 
 def procedure_for(obr: Segment) -> ProcedureType:
-    """OBR-4 -> the catalogue: order code with its coding system, order code alone, code value."""
-    code, text, system = obr.get(4, 1), obr.get(4, 2), obr.get(4, 3)
+    """OBR-4 (else OBR-44) -> the catalogue: order code with its coding system, order code
+    alone, code value."""
+    code, text, system = service_code(obr)
     if not code:
-        raise HL7Error("OBR-4 (universal service identifier) is empty", "101")
+        raise HL7Error("OBR-4 (universal service identifier) and OBR-44 are empty", "101")
     mapped = (
         ProcedureOrderCode.objects.select_related("procedure_type")
         .filter(code=code, coding_system__in=[system, ""], procedure_type__active=True)
@@ -646,6 +663,12 @@ def _find_order(group: _OrderGroup) -> Order:
         order = orders.filter(placer_issuer=issuer).first()
         if order is None and orders.count() == 1:
             order = orders.get()
+        if order is not None:
+            return order
+    ipcs = [ipc for segments in group.obr_ipcs.values() for ipc in segments]
+    accession = next((ipc.get(1) for ipc in ipcs if ipc.get(1)), "")
+    if accession:
+        order = Order.objects.filter(accession_number=accession).first()
         if order is not None:
             return order
     filler = _filler(group)
@@ -719,6 +742,7 @@ def _order_message(message: Message, actor: Actor) -> Outcome:
 def _create_order(message, groups: list[_OrderGroup], patient, visit, actor) -> Order:
     first = groups[0]
     requests = []
+    accessions: set[str] = set()
     for group in groups:
         for index, obr in enumerate(group.obrs):
             extra = {}
@@ -726,16 +750,25 @@ def _create_order(message, groups: list[_OrderGroup], patient, visit, actor) -> 
                 extra["transport_arrangements"] = obr.get(30)[:64]
             ptype, station = catalogue_entry(obr)
             start = _start_time(group, index)
-            requests.append(
-                services.ProcedureRequest(
-                    procedure_type=ptype,
-                    scheduled_start=start,
-                    station=station if start is not None else None,
-                    pick_station=False,
-                    priority=_priority(group, index),
-                    extra=extra,
-                )
+            request = services.ProcedureRequest(
+                procedure_type=ptype,
+                scheduled_start=start,
+                station=station if start is not None else None,
+                pick_station=False,
+                priority=_priority(group, index),
+                extra=extra,
             )
+            ipcs = group.obr_ipcs.get(index, [])
+            if ipcs:
+                accessions.update(ipc.get(1) for ipc in ipcs if ipc.get(1))
+                _planned_upstream(request, ipcs)
+            requests.append(request)
+    if len(accessions) > 1:
+        raise HL7Error(
+            f"IPC-1 accession numbers {', '.join(sorted(accessions))} in one placer order: ris "
+            "keeps one accession number per order; send one OMI per accession number",
+            "207",
+        )
     obr = first.obrs[0]
     number, issuer = _placer(first)
     pv1 = message.first("PV1")
@@ -755,7 +788,88 @@ def _create_order(message, groups: list[_OrderGroup], patient, visit, actor) -> 
         requesting_service=_ce_text(first.orc, 17)[:64],
         reason=(_ce_text(obr, 31) or obr.get(13))[:64],
         comments="\n".join(notes),
+        accession_number=next(iter(accessions), ""),
     )
+
+
+_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+$")
+
+
+def _given(ipc: Segment, n: int, label: str, size: int) -> str:
+    value = ipc.get(n)
+    if len(value) > size:
+        raise HL7Error(f"IPC-{n} {label} {value!r} is longer than {size} characters", "102")
+    return value
+
+
+def _planned_upstream(request: services.ProcedureRequest, ipcs: list[Segment]) -> None:
+    """IPC segments (OMI^O23, IHE RAD-TF-2 4.4.4.1.2.x): what an upstream Order Filler already
+    assigned is used as given (RAD-4/RAD-13: the receiver must not replace it). One OBR is one
+    requested procedure; each of its IPC segments is one scheduled procedure step."""
+    first = ipcs[0]
+    for ipc in ipcs[1:]:
+        for n, label in ((1, "accession number"), (2, "requested procedure ID"),
+                         (3, "Study Instance UID")):
+            if ipc.get(n) and first.get(n) and ipc.get(n) != first.get(n):
+                raise HL7Error(
+                    f"IPC-{n} {label} differs between the IPC segments of one OBR "
+                    f"({first.get(n)!r}, {ipc.get(n)!r}): one OBR is one requested procedure",
+                    "207",
+                )
+    _given(first, 1, "accession number", 16)
+    request.requested_procedure_id = _given(first, 2, "requested procedure ID", 16)
+    uid = _given(first, 3, "Study Instance UID", 64)
+    if uid and not _UID.match(uid):
+        raise HL7Error(f"IPC-3 Study Instance UID {uid!r} is not a DICOM UID", "102")
+    request.study_instance_uid = uid
+    steps = []
+    for ipc in ipcs:
+        modality = ipc.get(5)
+        if modality and modality.upper() not in Modality.values:
+            raise HL7Error(
+                f"IPC-5 modality {modality!r} is not one ris schedules "
+                f"({' '.join(Modality.values)})",
+                "103",
+            )
+        station = _ipc_station(ipc)
+        protocols = [
+            {"value": ipc.get(6, 1, rep=rep), "scheme": ipc.get(6, 3, rep=rep),
+             "meaning": ipc.get(6, 2, rep=rep)}
+            for rep in range(len(ipc.repetitions(6)))
+            if ipc.get(6, 1, rep=rep)
+        ]
+        steps.append(
+            services.StepRequest(
+                sps_id=_given(ipc, 4, "SPS ID", 16),
+                modality=modality.upper(),
+                station=station,
+                location=_given(ipc, 8, "scheduled procedure step location", 16),
+                protocol_codes=protocols or None,
+            )
+        )
+    request.steps = steps
+
+
+def _ipc_station(ipc: Segment) -> Device | None:
+    """IPC-9 scheduled station AE title, else IPC-7 station name: a ris station (Device)."""
+    ae_title, name = ipc.get(9), ipc.get(7)
+    if ae_title:
+        station = Device.objects.filter(ae_title=ae_title).first()
+        if station is None:
+            raise NotFound(
+                f"IPC-9 scheduled station AE title {ae_title!r} is not a ris station: add the "
+                "device, then reprocess this message"
+            )
+        return station
+    if name:
+        station = Device.objects.filter(station_name=name).first()
+        if station is None:
+            raise NotFound(
+                f"IPC-7 scheduled station name {name!r} is not a ris station: add the device, "
+                "then reprocess this message"
+            )
+        return station
+    return None
 
 
 def _change_order(group: _OrderGroup, actor: Actor, *, first_procedure: int = 0) -> Order:
@@ -778,7 +892,8 @@ def _change_order(group: _OrderGroup, actor: Actor, *, first_procedure: int = 0)
     new_types = {
         procedure.pk: ptype
         for procedure, obr in zip(procedures, group.obrs, strict=False)
-        if obr.get(4, 1) and (ptype := catalogue_entry(obr)[0]).pk != procedure.procedure_type_id
+        if service_code(obr)[0]
+        and (ptype := catalogue_entry(obr)[0]).pk != procedure.procedure_type_id
     }
     changes = {}
     priority = _priority(group, 0) if group.obrs else ""
