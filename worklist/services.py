@@ -765,6 +765,57 @@ def patient_merge(*, source: Patient, target: Patient, actor: Actor) -> Patient:
     return target
 
 
+@transaction.atomic
+def patient_change_identifier(
+    *, patient: Patient, patient_id: str, issuer: str, actor: Actor
+) -> Patient:
+    """Give a patient another ID (HL7 A47): the same person, orders and visits, under the new ID.
+
+    The worklist reads the patient through each step's order, so every open item shows the new
+    Patient ID at once. An ID that already belongs to another patient is refused: that is a
+    merge (A40), not a correction.
+    """
+    if not patient_id:
+        raise DomainError("a patient needs a patient ID", code=ErrorCode.INVALID_VALUE)
+    patient = Patient.objects.select_for_update().get(pk=patient.pk)
+    if (patient.patient_id, patient.issuer) == (patient_id, issuer):
+        return patient
+    clash = (
+        Patient.objects.filter(patient_id=patient_id, issuer=issuer).exclude(pk=patient.pk).first()
+    )
+    if clash is not None:
+        raise Duplicate(
+            f"patient ID {patient_id!r} ({issuer or 'no issuer'}) already belongs to another "
+            "patient: merge the two (A40) instead of changing the identifier"
+        )
+    before = audit.snapshot(patient)
+    old = f"{patient.patient_id} ({patient.issuer})"
+    patient.patient_id, patient.issuer = patient_id, issuer
+    patient.save(update_fields=["patient_id", "issuer", "updated_at"])
+    audit.record(
+        actor, "patient.identifier_change", patient, before=before, after=audit.snapshot(patient),
+        detail=f"was {old}",
+    )
+    signals.patient_updated.send(Patient, patient=patient, actor=actor)
+    return patient
+
+
+@transaction.atomic
+def patient_link(*, patient: Patient, other: Patient, linked: bool, actor: Actor) -> None:
+    """Link (HL7 A24) or unlink (A37) two patient records of the same person: each lists the
+    other's ID among its Other Patient IDs (0010,1002), or no longer does."""
+    if patient.pk == other.pk:
+        raise DomainError("a patient cannot be linked to itself")
+    for one, two in ((patient, other), (other, patient)):
+        one = Patient.objects.select_for_update().get(pk=one.pk)
+        entry = {"id": two.patient_id, "issuer": two.issuer, "type": "linked"}
+        kept = [
+            i for i in one.other_ids
+            if (i.get("id"), i.get("issuer", "")) != (two.patient_id, two.issuer)
+        ]
+        patient_update(patient=one, actor=actor, other_ids=[*kept, entry] if linked else kept)
+
+
 # --- worklist files (ris import-worklist) -----------------------------------------------------
 
 

@@ -42,7 +42,7 @@ from worklist.models import (
 from worklist.pn import PersonName
 
 SUPPORTED_VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1")
-ADT_EVENTS = {"A01", "A03", "A04", "A05", "A08", "A11", "A31", "A40"}
+ADT_EVENTS = {"A01", "A03", "A04", "A05", "A08", "A11", "A24", "A31", "A37", "A40", "A47"}
 #: ORM^O01 (v2.3.x/2.4), OMG^O19 (v2.5.x) and OMI^O23 (imaging order with IPC segments, IHE
 #: Scheduled Workflow.b RAD-4/RAD-13, what dcm4chee-arc and many HIS send)
 ORDER_TYPES = {("ORM", "O01"), ("OMG", "O19"), ("OMI", "O23")}
@@ -173,6 +173,10 @@ def _dispatch(message: Message, actor: Actor) -> Outcome:
             return _adt_register(message, actor)
         if event == "A40":
             return _adt_merge(message, actor)
+        if event == "A47":
+            return _adt_change_identifier(message, actor)
+        if event in ("A24", "A37"):
+            return _adt_link(message, actor, linked=event == "A24")
         return _adt_visit_event(message, event, actor)
     return _order_message(message, actor)
 
@@ -377,8 +381,8 @@ def _resolve_merged(patient: Patient) -> Patient:
     return patient
 
 
-def _upsert_patient(message: Message, actor: Actor) -> Patient:
-    pid = message.first("PID")
+def _upsert_patient(message: Message, actor: Actor, pid: Segment | None = None) -> Patient:
+    pid = pid or message.first("PID")
     if pid is None:
         raise HL7Error("the message has no PID segment", "100")
     patient_id, issuer, others = _patient_identifier(pid)
@@ -484,6 +488,53 @@ def _adt_merge(message: Message, actor: Actor) -> Outcome:
             continue
         services.patient_merge(source=prior, target=survivor, actor=actor)
     return Outcome(patient=survivor, note="; ".join(note))
+
+
+def _prior_patient(mrg: Segment) -> Patient | None:
+    """The patient MRG-1 names (by ID and issuer; by ID alone when MRG-1 has no issuer)."""
+    prior_id = mrg.get(1)
+    if not prior_id:
+        raise HL7Error("MRG-1 (prior patient identifier) is empty", "101")
+    issuer = mrg.get(1, 4) or settings.RIS_HL7_DEFAULT_ISSUER
+    prior = Patient.objects.filter(patient_id=prior_id, issuer=issuer).first()
+    if prior is None and not mrg.get(1, 4):
+        prior = Patient.objects.filter(patient_id=prior_id).first()
+    return _resolve_merged(prior) if prior is not None else None
+
+
+def _adt_change_identifier(message: Message, actor: Actor) -> Outcome:
+    """A47 (change patient identifier list): the patient of MRG-1 is now known by PID-3, keeping
+    its orders and visits; the worklist shows the new ID at once. PID-3 already another
+    patient's: AE 205 (that is an A40 merge)."""
+    pid = message.first("PID")
+    if pid is None:
+        raise HL7Error("the message has no PID segment", "100")
+    mrg = message.first("MRG")
+    if mrg is None:
+        raise HL7Error("A47 without an MRG segment: which identifier should change?", "100")
+    new_id, issuer, _others = _patient_identifier(pid)
+    prior = _prior_patient(mrg)
+    note = ""
+    if prior is None:
+        note = f"prior patient {mrg.get(1)!r} is not known to ris: registered under the new ID"
+    else:
+        services.patient_change_identifier(
+            patient=prior, patient_id=new_id, issuer=issuer, actor=actor
+        )
+    return Outcome(patient=_upsert_patient(message, actor), note=note)
+
+
+def _adt_link(message: Message, actor: Actor, *, linked: bool) -> Outcome:
+    """A24 link / A37 unlink: the two PID segments are records of one person (or no longer)."""
+    pids = message.all("PID")
+    if len(pids) < 2:
+        raise HL7Error(
+            f"A{'24' if linked else '37'} needs two PID segments (the two patients)", "100"
+        )
+    first = _upsert_patient(message, actor, pids[0])
+    second = _upsert_patient(message, actor, pids[1])
+    services.patient_link(patient=first, other=second, linked=linked, actor=actor)
+    return Outcome(patient=first)
 
 
 # --- orders -----------------------------------------------------------------------------------
