@@ -93,3 +93,22 @@ class AuditEventAdmin(admin.ModelAdmin):
 
 admin.site.register(models.ProcedureOrderCode)
 admin.site.register(models.Counter)
+
+
+@admin.register(models.StationRule)
+class StationRuleAdmin(admin.ModelAdmin):
+    """Ordered: the first active rule whose filled-in criteria all match chooses the station."""
+
+    list_display = (
+        "position", "active", "procedure_code", "modality", "patient_class", "department",
+        "location", "priority", "station",
+    )
+    list_editable = ("active", "station")
+    list_display_links = ("position",)
+    list_filter = ("active", "modality")
+    ordering = ("position", "id")
+
+
+@admin.register(models.ModalityDefaultStation)
+class ModalityDefaultStationAdmin(admin.ModelAdmin):
+    list_display = ("modality", "station")

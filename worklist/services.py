@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from worklist import audit, identifiers, signals
+from worklist import audit, identifiers, routing, signals
 from worklist.audit import Actor
 from worklist.errors import DomainError, Duplicate, ErrorCode, InvalidTransition, ScheduleConflict
 from worklist.models import (
@@ -148,6 +148,8 @@ class ProcedureRequest:
     study_instance_uid: str = ""
     #: The procedure's steps when they were planned upstream (empty: one step, ris's)
     steps: Sequence[StepRequest] = ()
+    #: The modality the order names (HL7 OBR-24), for the station routing rules
+    modality_hint: str = ""
 
 
 @transaction.atomic
@@ -225,6 +227,10 @@ def order_create(
                 order, request, ids, index, planned=[s for _, steps in built for s in steps]
             )
         )
+    placed = derive_order_status(step.status for _, steps in built for step in steps)
+    if placed != order.status:  # a timed step found no station: it waits UNSCHEDULED
+        order.status = placed
+        order.save(update_fields=["status"])
     _insert_procedures(built)
     audit.record_all(
         [
@@ -289,6 +295,17 @@ def _build_procedure(
         fields = dict(step_fields)
         if planned_step.modality:
             fields["modality"] = planned_step.modality
+        if station is None and request.scheduled_start is not None:
+            station = routing.choose_station(
+                routing.RoutingFacts(
+                    procedure_code=ptype.code_value,
+                    modality=planned_step.modality or request.modality_hint or ptype.modality,
+                    patient_class=order.visit.patient_class if order.visit else "",
+                    department=order.requesting_service,
+                    location=order.visit.assigned_location if order.visit else "",
+                    priority=procedure.priority,
+                )
+            )
         if planned_step.protocol_codes is not None:
             fields["protocol_codes"] = planned_step.protocol_codes
         step = ScheduledProcedureStep(
@@ -301,7 +318,9 @@ def _build_procedure(
             status=StepStatus.UNSCHEDULED,
             **fields,
         )
-        if request.scheduled_start is not None:
+        # Without a station the step waits UNSCHEDULED for the front desk, time or not: it is
+        # never served with an empty Scheduled Station AE Title (Type 1, PS3.4 K.6.1.2.2).
+        if request.scheduled_start is not None and station is not None:
             _place(step, request.scheduled_start, station, planned=[*planned, *steps])
             step.status = StepStatus.SCHEDULED
         steps.append(step)

@@ -808,6 +808,7 @@ def _create_order(message, groups: list[_OrderGroup], patient, visit, actor) -> 
                 pick_station=False,
                 priority=_priority(group, index),
                 extra=extra,
+                modality_hint=obr.get(24).upper() if obr.get(24).upper() in Modality.values else "",
             )
             ipcs = group.obr_ipcs.get(index, [])
             if ipcs:
