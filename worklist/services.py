@@ -843,7 +843,9 @@ class ImportedStep:
     """One scheduled step read from a worklist file, with the identifiers it already carries.
 
     Empty identifiers are assigned by ris. ``order``, ``procedure`` and ``step`` hold model field
-    values of Order, RequestedProcedure and ScheduledProcedureStep.
+    values of Order, RequestedProcedure and ScheduledProcedureStep. ``more_stations``: further
+    values of a multi-valued Scheduled Station AE Title (``CT1\\CT2``), each of which gets a
+    step of its own (ris's step has one station).
     """
 
     accession_number: str
@@ -857,18 +859,30 @@ class ImportedStep:
     order: dict = field(default_factory=dict)
     procedure: dict = field(default_factory=dict)
     step: dict = field(default_factory=dict)
+    more_stations: list[Device] = field(default_factory=list)
+
+
+#: order_import outcomes
+IMPORT_CREATED, IMPORT_UPDATED, IMPORT_UNCHANGED = "created", "updated", "unchanged"
+#: Steps whose station and time a re-import may still change (not yet performed).
+_REIMPORT_MOVABLE = (StepStatus.SCHEDULED, StepStatus.ARRIVED, StepStatus.READY)
 
 
 @transaction.atomic
 def order_import(
     *, patient: Patient, entry: ImportedStep, actor: Actor, visit: Visit | None = None
-) -> tuple[ScheduledProcedureStep, bool]:
+) -> tuple[ScheduledProcedureStep, str]:
     """Take over a step of an existing worklist (a DCMTK/Orthanc ``.wl`` file) as it is.
 
     Unlike ``order_create`` it keeps the file's accession number, IDs, UID, station and time
     (no overlap or opening-hours check: the schedule already happened elsewhere), so modalities
     see the same entries after the migration. Idempotent: a step whose SPS ID (or, without one,
-    requested procedure) is already there is returned unchanged with ``created=False``.
+    requested procedure) is already there is found again; if the file now names another station
+    or time and the step is not performed yet, the step follows the file (``"updated"``),
+    otherwise nothing changes (``"unchanged"``). A file with the accession number of an imported
+    order but another Requested Procedure Code is another requested procedure of that order,
+    even when it repeats the first file's Requested Procedure ID or Study Instance UID (then ris
+    assigns new ones: they are unique in ris).
     """
     if entry.status == StepStatus.UNSCHEDULED or entry.status not in StepStatus.values:
         raise DomainError(f"{entry.status!r} is not a scheduled procedure step status")
@@ -890,20 +904,37 @@ def order_import(
         procedure = RequestedProcedure.objects.filter(
             study_instance_uid=entry.study_instance_uid
         ).first()
+    code = entry.procedure.get("code_value", "")
+    identifiers_taken = False
+    if (
+        procedure is not None
+        and order is not None
+        and procedure.order_id == order.pk
+        and code
+        and procedure.code_value
+        and procedure.code_value != code
+    ):
+        # The same accession for another exam (generators that reuse the RP ID or the UID):
+        # that exam's procedure if it was imported before, else a new one.
+        identifiers_taken = True
+        procedure = order.procedures.filter(code_value=code).order_by("pk").first()
     if procedure is not None and order is not None and procedure.order_id != order.pk:
         raise Duplicate(
             f"requested procedure {procedure.requested_procedure_id} belongs to another order"
         )
+    existing = None
     if entry.sps_id:
         existing = ScheduledProcedureStep.objects.filter(sps_id=entry.sps_id).first()
-        if existing is not None:
-            if procedure is not None and existing.requested_procedure_id != procedure.pk:
-                raise Duplicate(f"SPS ID {entry.sps_id} belongs to another requested procedure")
-            return existing, False
+        if existing is not None and procedure is not None and (
+            existing.requested_procedure_id != procedure.pk
+        ):
+            raise Duplicate(f"SPS ID {entry.sps_id} belongs to another requested procedure")
     elif procedure is not None:
         existing = procedure.steps.order_by("pk").first()
-        if existing is not None:
-            return existing, False
+    if existing is not None:
+        changed = _reimport_step(existing, entry.station, entry, actor)
+        changed |= _import_more_stations(existing, entry, actor)
+        return existing, IMPORT_UPDATED if changed else IMPORT_UNCHANGED
     if order is None:
         order = Order.objects.create(
             patient=patient,
@@ -917,14 +948,21 @@ def order_import(
             order.save(update_fields=["filler_order_number"])
         audit.record(actor, "order.create", order, after=audit.snapshot(order))
     if procedure is None:
+        rp_id = entry.requested_procedure_id
+        uid = entry.study_instance_uid
+        if identifiers_taken:
+            if RequestedProcedure.objects.filter(requested_procedure_id=rp_id).exists():
+                rp_id = ""
+            if RequestedProcedure.objects.filter(study_instance_uid=uid).exists():
+                uid = ""
         procedure = RequestedProcedure.objects.create(
             order=order,
-            requested_procedure_id=entry.requested_procedure_id
-            or identifiers.new_requested_procedure_id(),
-            study_instance_uid=entry.study_instance_uid or identifiers.new_study_instance_uid(),
+            requested_procedure_id=rp_id or identifiers.new_requested_procedure_id(),
+            study_instance_uid=uid or identifiers.new_study_instance_uid(),
             **entry.procedure,
         )
-    duration = entry.step.pop("expected_duration_minutes", None) or 15
+    step_fields = dict(entry.step)
+    duration = step_fields.pop("expected_duration_minutes", None) or 15
     end = entry.scheduled_end or entry.scheduled_start + dt.timedelta(minutes=duration)
     step = ScheduledProcedureStep.objects.create(
         requested_procedure=procedure,
@@ -934,9 +972,10 @@ def order_import(
         scheduled_end=end,
         expected_duration_minutes=max(1, int((end - entry.scheduled_start).total_seconds() // 60)),
         status=entry.status,
-        **entry.step,
+        **step_fields,
     )
     audit.record(actor, "step.import", step, after=audit.snapshot(step))
+    _import_more_stations(step, entry, actor)
     new_status = derive_order_status(
         ScheduledProcedureStep.objects.filter(requested_procedure__order=order).values_list(
             "status", flat=True
@@ -945,4 +984,51 @@ def order_import(
     if new_status != order.status:
         order.status = new_status
         order.save(update_fields=["status", "updated_at"])
-    return step, True
+    return step, IMPORT_CREATED
+
+
+def _reimport_step(
+    step: ScheduledProcedureStep, station: Device | None, entry: ImportedStep, actor: Actor
+) -> bool:
+    """The file's station and time, for a step found again; True if it changed."""
+    if step.status not in _REIMPORT_MOVABLE:
+        return False
+    duration = entry.step.get("expected_duration_minutes") or step.expected_duration_minutes
+    end = entry.scheduled_end or entry.scheduled_start + dt.timedelta(minutes=duration)
+    wanted = {"station_id": station.pk if station else None,
+              "scheduled_start": entry.scheduled_start, "scheduled_end": end}
+    if all(getattr(step, key) == value for key, value in wanted.items()):
+        return False
+    before = audit.snapshot(step)
+    step.station = station
+    step.scheduled_start, step.scheduled_end = entry.scheduled_start, end
+    step.expected_duration_minutes = max(
+        1, int((end - entry.scheduled_start).total_seconds() // 60)
+    )
+    step.save(update_fields=["station", "scheduled_start", "scheduled_end",
+                             "expected_duration_minutes", "updated_at"])
+    audit.record(actor, "step.reimport", step, before=before, after=audit.snapshot(step))
+    return True
+
+
+def _import_more_stations(
+    step: ScheduledProcedureStep, entry: ImportedStep, actor: Actor
+) -> bool:
+    """One further step (a copy of ``step`` with its own SPS ID) per further station; found
+    again on a re-import by its procedure and station. True if one was created or moved."""
+    changed = False
+    for station in entry.more_stations:
+        sibling = (
+            step.requested_procedure.steps.filter(station=station).exclude(pk=step.pk).first()
+        )
+        if sibling is not None:
+            changed |= _reimport_step(sibling, station, entry, actor)
+            continue
+        copy = ScheduledProcedureStep.objects.get(pk=step.pk)
+        copy.pk = None
+        copy.sps_id = identifiers.new_sps_id()
+        copy.station = station
+        copy.save(force_insert=True)
+        audit.record(actor, "step.import", copy, after=audit.snapshot(copy))
+        changed = True
+    return changed
