@@ -76,6 +76,7 @@ ROW_FIELDS: dict[str, str] = {
     "name_ideographic": "requested_procedure__order__patient__name_ideographic",
     "name_phonetic": "requested_procedure__order__patient__name_phonetic",
     "birth_date": "requested_procedure__order__patient__birth_date",
+    "birth_date_precision": "requested_procedure__order__patient__birth_date_precision",
     "sex": "requested_procedure__order__patient__sex",
     "weight_kg": "requested_procedure__order__patient__weight_kg",
     "size_m": "requested_procedure__order__patient__size_m",
@@ -282,7 +283,9 @@ ITEM: dict[int, Attr] = _tree(
         Attr(0x00100020, _col("patient_id")),
         Attr(0x00100021, _col("issuer")),
         Attr(0x00101002, _other_ids, _OTHER_ID_ITEM),
-        Attr(0x00100030, lambda r: _da(r["birth_date"])),
+        # DA is a whole date (PS3.5 6.2): a birth year or month only is left empty (Type 2),
+        # never sent as the 1st of January.
+        Attr(0x00100030, lambda r: "" if r["birth_date_precision"] else _da(r["birth_date"])),
         Attr(0x00100040, _col("sex")),
         Attr(0x00101030, lambda r: _ds(r["weight_kg"])),
         Attr(0x00101020, lambda r: _ds(r["size_m"])),
