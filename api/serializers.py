@@ -161,6 +161,7 @@ class PatientSerializer(PatientSummarySerializer):
             "name_alphabetic",
             "name_ideographic",
             "name_phonetic",
+            "name_alphabetic_derived",
             *DEMOGRAPHICS,
             "merged_into",
             "created_at",

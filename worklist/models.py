@@ -151,6 +151,9 @@ class Patient(models.Model):
     name_alphabetic = models.CharField(max_length=200, blank=True)
     name_ideographic = models.CharField(max_length=200, blank=True)
     name_phonetic = models.CharField(max_length=200, blank=True)
+    #: The alphabetic group is the Pinyin ris derived from the ideographic one (worklist.pn), not a
+    #: romanisation somebody typed or the HIS sent: only a derived one is re-derived on updates.
+    name_alphabetic_derived = models.BooleanField(default=False)
     family_name = models.CharField(max_length=100, blank=True)
     given_name = models.CharField(max_length=100, blank=True)
     birth_date = models.DateField(null=True, blank=True)  # (0010,0030)

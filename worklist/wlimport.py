@@ -21,7 +21,7 @@ from django.utils import timezone
 from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 
-from worklist import audit, services
+from worklist import audit, pn, services
 from worklist.audit import Actor
 from worklist.dicom import _zone
 from worklist.errors import DomainError
@@ -196,7 +196,8 @@ def import_dataset(ds: Dataset, *, name: str, actor: Actor, report: ImportReport
     patient, _ = services.patient_upsert(
         patient_id=patient_id,
         issuer=_text(ds, "IssuerOfPatientID", 64),
-        name=str(name_value) if name_value is not None else "",
+        # worklist.pn places a Hanzi-only single group and derives its Pinyin (flagged derived).
+        name=pn.PersonName.parse(str(name_value) if name_value is not None else ""),
         actor=actor,
         **demographics,
     )

@@ -70,3 +70,25 @@ def test_a_bad_file_is_reported_by_name_and_skipped(tmp_path):
 def test_a_missing_path_is_an_error(tmp_path):
     with pytest.raises(Exception, match="no such file"):
         call_command("import_worklist", str(tmp_path / "nowhere"))
+
+
+def _one_file(tmp_path, *, name: str, charset="ISO_IR 192"):
+    """One worklist file of the generated spread with its Patient's Name replaced."""
+    paths = write_worklist(tmp_path / "ONE", Spread(1, dt.date(2030, 3, 1), days=1, seed=9))
+    ds = dcmread(paths[0])
+    ds.SpecificCharacterSet = charset
+    ds.PatientName = name
+    ds.save_as(paths[0], enforce_file_format=True)
+    return paths[0], ds
+
+
+def test_a_hanzi_only_name_in_a_file_is_imported_as_ideographic_with_derived_pinyin(
+    tmp_path, settings
+):
+    settings.RIS_PINYIN_STYLE = "syllable"
+    path, ds = _one_file(tmp_path, name="王^小东")
+    code, out, _ = run(path)
+    assert code == 0, out
+    patient = Patient.objects.get(patient_id=ds.PatientID)
+    assert str(patient.person_name) == "Wang^XiaoDong=王^小东"
+    assert patient.name_alphabetic_derived

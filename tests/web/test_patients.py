@@ -129,3 +129,51 @@ def test_patient_page_lists_the_patients_orders(desk, ct_head):
 
 def test_unknown_patient_is_404(desk):
     assert desk.get(reverse("web:patient_detail", kwargs={"pk": 999999})).status_code == 404
+
+
+HANZI_ONLY = {"patient_id": "P300", "ideographic_family": "王", "ideographic_given": "小东"}
+
+
+def test_a_hanzi_only_registration_gets_the_pinyin_suggestion(desk, settings):
+    settings.RIS_PINYIN_STYLE = "syllable"
+    desk.post(reverse("web:patient_create"), HANZI_ONLY)
+    patient = Patient.objects.get(patient_id="P300")
+    assert str(patient.person_name) == "Wang^XiaoDong=王^小东"
+    assert patient.name_alphabetic_derived
+
+
+def test_the_form_suggests_pinyin_while_the_clerk_types_the_hanzi(desk, settings):
+    settings.RIS_PINYIN_STYLE = "syllable"
+    response = desk.get(
+        reverse("web:pinyin_suggestion"),
+        {"ideographic_family": "欧阳", "ideographic_given": "修", "alphabetic_family": ""},
+    )
+    html = response.content.decode()
+    assert 'value="Ouyang"' in html and 'value="Xiu"' in html
+
+
+def test_the_suggestion_never_replaces_what_the_clerk_typed(desk, settings):
+    settings.RIS_PINYIN_STYLE = "syllable"
+    response = desk.get(
+        reverse("web:pinyin_suggestion"),
+        {
+            "ideographic_family": "王", "ideographic_given": "小东",
+            "alphabetic_family": "Wong", "alphabetic_given": "",
+            "pinyin_suggested": "",
+        },
+    )
+    html = response.content.decode()
+    assert 'value="Wong"' in html and 'value="XiaoDong"' in html
+
+
+def test_an_accepted_suggestion_stays_derived_and_a_correction_does_not(desk, settings):
+    settings.RIS_PINYIN_STYLE = "syllable"
+    accepted = {**HANZI_ONLY, "alphabetic_family": "Wang", "alphabetic_given": "XiaoDong"}
+    desk.post(reverse("web:patient_create"), accepted)
+    patient = Patient.objects.get(patient_id="P300")
+    assert patient.name_alphabetic_derived
+    corrected = {**accepted, "alphabetic_given": "Xiaotung"}
+    desk.post(reverse("web:patient_edit", kwargs={"pk": patient.pk}), corrected)
+    patient.refresh_from_db()
+    assert str(patient.person_name) == "Wang^Xiaotung=王^小东"
+    assert not patient.name_alphabetic_derived
