@@ -622,6 +622,7 @@ class DeviceSerializer(serializers.ModelSerializer):
             "may_query_worklist",
             "restrict_to_own_steps",
             "character_set",
+            "incoming_character_set",
             "allow_overbooking",
             "opens_at",
             "closes_at",

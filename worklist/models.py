@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
+from worklist.charsets import IncomingCharacterSet
 from worklist.pn import PersonName
 
 
@@ -71,6 +72,15 @@ class Device(models.Model):
     restrict_to_own_steps = models.BooleanField(default=False)
     character_set = models.CharField(
         max_length=20, choices=CharacterSet.choices, default=CharacterSet.UTF8
+    )
+    #: What the device's own text (queries, MPPS, images) is really in when it sends it
+    #: unlabelled or mislabelled (worklist.charsets).
+    incoming_character_set = models.CharField(
+        _("incoming character set"),
+        max_length=20,
+        choices=IncomingCharacterSet.choices,
+        default=IncomingCharacterSet.AS_LABELLED,
+        blank=True,
     )
     allow_overbooking = models.BooleanField(default=False)
     opens_at = models.TimeField(null=True, blank=True)

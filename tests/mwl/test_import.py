@@ -92,3 +92,19 @@ def test_a_hanzi_only_name_in_a_file_is_imported_as_ideographic_with_derived_pin
     patient = Patient.objects.get(patient_id=ds.PatientID)
     assert str(patient.person_name) == "Wang^XiaoDong=王^小东"
     assert patient.name_alphabetic_derived
+
+
+def test_an_ir58_file_with_annex_k_escapes_is_stored_as_clean_unicode(tmp_path, settings):
+    from worklist.dicom import iso2022_ir58
+
+    settings.RIS_PINYIN_STYLE = "syllable"
+    value = iso2022_ir58("Wang^XiaoDong=王^小东", "PN")
+    placeholder = b"Z" * len(value)
+    path, ds = _one_file(tmp_path, name=placeholder.decode(), charset=["", "ISO 2022 IR 58"])
+    path.write_bytes(path.read_bytes().replace(placeholder, value))
+    assert b"\x1b$)A" in path.read_bytes()
+    code, out, _ = run(path)
+    assert code == 0, out
+    patient = Patient.objects.get(patient_id=ds.PatientID)
+    assert str(patient.person_name) == "Wang^XiaoDong=王^小东"
+    assert "\x1b" not in patient.name_ideographic
