@@ -623,6 +623,7 @@ class DeviceSerializer(serializers.ModelSerializer):
             "restrict_to_own_steps",
             "character_set",
             "incoming_character_set",
+            "name_profile",
             "allow_overbooking",
             "opens_at",
             "closes_at",

@@ -292,3 +292,40 @@ def test_an_emptied_alphabetic_group_in_the_form_asks_for_the_suggestion_again(s
     patient.refresh_from_db()
     assert str(patient.person_name) == "Wang^XiaoDong=王^小东"
     assert patient.name_alphabetic_derived
+
+
+# --- name profiles --------------------------------------------------------------------------
+
+from worklist.pn import NameProfile, for_profile  # noqa: E402
+
+WANG = PersonName("Wang^XiaoDong", "王^小东", "wang^xiao dong")
+
+
+def test_all_groups_profile_sends_the_name_as_stored():
+    assert for_profile(WANG, NameProfile.ALL) == WANG
+
+
+def test_alphabetic_profile_sends_the_pinyin_alone():
+    assert str(for_profile(WANG, NameProfile.ALPHABETIC)) == "Wang^XiaoDong"
+
+
+def test_alphabetic_profile_never_sends_a_blank_name():
+    assert str(for_profile(PersonName("", "王^小东"), NameProfile.ALPHABETIC)) == "王^小东"
+
+
+def test_ideographic_first_profile_moves_the_hanzi_first():
+    assert str(for_profile(WANG, NameProfile.IDEOGRAPHIC_FIRST)) == (
+        "王^小东=Wang^XiaoDong=wang^xiao dong"
+    )
+    assert for_profile(PersonName("Doe^John"), NameProfile.IDEOGRAPHIC_FIRST) == PersonName(
+        "Doe^John"
+    )
+
+
+@given(st.sampled_from(list(NameProfile)), surname, given_name)
+def test_every_profile_keeps_a_parseable_name(profile, family, given_name_):
+    ideographic = f"{family}^{given_name_}"
+    name = PersonName(romanise(ideographic, style=SYLLABLE), ideographic)
+    sent = for_profile(name, profile)
+    assert PersonName.parse(str(sent)) == sent
+    assert sent.alphabetic

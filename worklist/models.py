@@ -27,6 +27,14 @@ class CharacterSet(models.TextChoices):
     ASCII = "ISO_IR 6", "ASCII (default repertoire)"
 
 
+class NameProfile(models.TextChoices):
+    """Which Patient's Name groups a Device is sent (worklist.pn.NameProfile)."""
+
+    ALL = "all", _("All name groups")
+    ALPHABETIC = "alphabetic", _("Alphabetic group only (Pinyin)")
+    IDEOGRAPHIC_FIRST = "ideographic_first", _("Ideographic group first")
+
+
 class Modality(models.TextChoices):
     CT = "CT", "CT"
     MR = "MR", "MR"
@@ -72,6 +80,9 @@ class Device(models.Model):
     restrict_to_own_steps = models.BooleanField(default=False)
     character_set = models.CharField(
         max_length=20, choices=CharacterSet.choices, default=CharacterSet.UTF8
+    )
+    name_profile = models.CharField(
+        _("name profile"), max_length=20, choices=NameProfile.choices, default=NameProfile.ALL
     )
     #: What the device's own text (queries, MPPS, images) is really in when it sends it
     #: unlabelled or mislabelled (worklist.charsets).

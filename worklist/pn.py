@@ -292,6 +292,33 @@ def romanise(ideographic: str, *, style: PinyinStyle | None = None) -> str:
     return _trim_components("^".join(out))
 
 
+# --- what a device is sent -----------------------------------------------------------------
+
+
+class NameProfile(StrEnum):
+    """Which PN groups a Device is sent (``Device.name_profile``)."""
+
+    #: All three groups, as stored (PS3.5 6.2.1): ``Wang^XiaoDong=王^小东=``.
+    ALL = "all"
+    #: The alphabetic group alone (Latin-only modalities): ``Wang^XiaoDong``, which keeps the
+    #: answer in ISO_IR 100 or ISO_IR 6. A name without one is sent as its first stored group.
+    ALPHABETIC = "alphabetic"
+    #: The ideographic group moved first, for devices that show only the first group and do
+    #: display Chinese: ``王^小东=Wang^XiaoDong``. Not what PS3.5 means by the first group, but
+    #: what such a device needs to show the name its staff reads.
+    IDEOGRAPHIC_FIRST = "ideographic_first"
+
+
+def for_profile(name: PersonName, profile: str) -> PersonName:
+    """``name`` as a device with this name profile is sent it."""
+    if profile == NameProfile.ALPHABETIC:
+        first = name.alphabetic or name.ideographic or name.phonetic
+        return PersonName(first)
+    if profile == NameProfile.IDEOGRAPHIC_FIRST and name.ideographic:
+        return PersonName(name.ideographic, name.alphabetic, name.phonetic)
+    return name
+
+
 # --- the name a patient row keeps ----------------------------------------------------------
 
 

@@ -176,7 +176,9 @@ def handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
         return
     charset = device.character_set if device is not None else None
     builder = ResponseBuilder(
-        identifier, character_set=charset or settings.RIS_MWL_DEFAULT_CHARACTER_SET
+        identifier,
+        character_set=charset or settings.RIS_MWL_DEFAULT_CHARACTER_SET,
+        name_profile=device.name_profile if device is not None else "",
     )
     pending = PENDING_WARNING if _has_unsupported_keys(identifier) else PENDING
     fast = settings.RIS_MWL_FAST_ENCODING
