@@ -184,7 +184,8 @@ def test_search_key_folds_case_spaces_separators_and_tones():
     assert search_key("WANG^XIAODONG") == "wangxiaodong"
     assert search_key("wang xiaodong") == "wangxiaodong"
     assert search_key("Wáng Xiǎodōng") == "wangxiaodong"
-    assert search_key("Lü") == "lv"
+    assert search_key("Lü") == "lu"
+    assert search_key("Müller") == "muller"
 
 
 # hypothesis ------------------------------------------------------------------------------------
@@ -329,3 +330,69 @@ def test_every_profile_keeps_a_parseable_name(profile, family, given_name_):
     sent = for_profile(name, profile)
     assert PersonName.parse(str(sent)) == sent
     assert sent.alphabetic
+
+
+# --- search keys ------------------------------------------------------------------------------
+
+from worklist.pn import query_key, search_keys  # noqa: E402
+
+
+def test_search_keys_of_a_chinese_name():
+    keys = search_keys(PersonName("Wang^XiaoDong", "王^小东"))
+    assert {"wangxiaodong", "xiaodong", "xiaodongwang", "wxd", "王小东", "小东"} <= keys
+
+
+def test_search_keys_use_the_surname_readings_and_compound_surnames():
+    assert {"shantianfang", "stf"} <= search_keys(PersonName("", "单^田芳"))
+    assert {"ouyangxiu", "oyx"} <= search_keys(PersonName("", "欧阳修"))
+    assert {"yuchigong", "ycg"} <= search_keys(PersonName("", "尉迟^恭"))
+
+
+def test_u_umlaut_is_found_as_v_and_u():
+    assert {"lvbu", "lubu"} <= search_keys(PersonName("", "吕^布"))
+    assert query_key("Lü Bu") == "lubu"
+
+
+@given(surname, given_name)
+def test_every_typed_form_of_the_pinyin_is_a_prefix_of_a_key(family, given_name_):
+    ideographic = f"{family}^{given_name_}"
+    name = PersonName(romanise(ideographic, style=SYLLABLE), ideographic)
+    keys = search_keys(name)
+    typed = [
+        name.alphabetic, name.alphabetic.replace("^", " "), name.alphabetic.upper(),
+        name.alphabetic.lower().replace("^", ""), f"{family}{given_name_}", given_name_,
+    ]
+    for text in typed:
+        assert any(key.startswith(query_key(text)) for key in keys), text
+
+
+@pytest.mark.django_db
+def test_the_name_search_is_an_index_look_up(django_assert_max_num_queries):
+    from django.db import connection
+
+    from worklist.models import PatientNameKey
+    from worklist.selectors import patients_matching
+
+    services.patient_upsert(patient_id="P1", name="=王^小东", actor=ACTOR)
+    with connection.cursor() as cursor:
+        key_sql, key_params = (
+            PatientNameKey.objects.filter(key__gte="wxd", key__lt="wxe")
+            if connection.vendor == "sqlite"
+            else PatientNameKey.objects.filter(key__startswith="wxd")
+        ).values_list("patient_id").query.sql_with_params()
+        patient_sql, patient_params = patients_matching("wxd").query.sql_with_params()
+        if connection.vendor == "sqlite":
+            cursor.execute(f"EXPLAIN QUERY PLAN {key_sql}", key_params)
+            plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+            assert "USING" in plan and "INDEX worklist_patientnamekey_key" in plan, plan
+            cursor.execute(f"EXPLAIN QUERY PLAN {patient_sql}", patient_params)
+            plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+            assert "SCAN worklist_patient " not in plan + " ", plan
+            assert "merged_into" not in plan, plan
+        else:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute(f"EXPLAIN {key_sql}", key_params)
+            plan = " ".join(row[0] for row in cursor.fetchall())
+            assert "worklist_patientnamekey_key" in plan, plan
+    with django_assert_max_num_queries(2):
+        assert [p.patient_id for p in patients_matching("wxd")] == ["P1"]

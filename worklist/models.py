@@ -228,6 +228,26 @@ class Patient(models.Model):
         self.given_name = (components[1] if len(components) > 1 else "")[:100]
 
 
+class PatientNameKey(models.Model):
+    """One key a patient is found by (worklist.pn.search_keys: Pinyin with and without spaces,
+    initials, the Hanzi, the given name alone), matched by prefix through its index on SQLite and
+    PostgreSQL alike. Kept in step with the patient's name by a post_save receiver
+    (worklist.receivers), so every way a Patient row is written keeps its keys."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="name_keys")
+    #: db_index: on PostgreSQL Django adds a varchar_pattern_ops index too, which LIKE 'prefix%'
+    #: uses whatever the database collation; SQLite uses the plain index for a range.
+    key = models.CharField(max_length=64, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "key"], name="uniq_patient_name_key")
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class Visit(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="visits")
     admission_id = models.CharField(max_length=64, blank=True)  # (0038,0010)

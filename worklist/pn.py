@@ -362,8 +362,101 @@ def canonical(value: str) -> str:
 def search_key(text: str) -> str:
     """Lower-case ASCII letters and digits of a name or query (``WANG^Xiao Dong`` -> wangxiaodong).
 
-    ``unicodedata`` strips tone marks (``Wáng`` -> wang) and ü becomes v, as in the derived Pinyin.
+    ``unicodedata`` strips tone marks and diaeresis (``Wáng`` -> wang, ``Müller``, ``Lü`` -> u);
+    the keys of a Chinese name hold both its ``v`` and ``u`` spelling of ü (``search_keys``).
     """
-    text = text.replace("ü", "v").replace("Ü", "V")
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed.lower() if ch.isascii() and ch.isalnum())
+
+
+# --- search keys --------------------------------------------------------------------------------
+
+#: A search key is at most this long (the column's length).
+SEARCH_KEY_MAX = 64
+
+
+def _han_syllables(ideographic: str) -> list[str]:
+    """One toneless syllable per character of a Chinese group (surname readings for the
+    surname), [] when a character has no reading."""
+    components = ideographic.split("^")
+    if len(components) == 1:
+        components = list(split_chinese_name(components[0]))
+    family = components[0].strip()
+    syllables: list[str] = []
+    if family in COMPOUND_SURNAMES:
+        syllables += _compound_syllables(family)
+    else:
+        read = _read_surname(family) if family else []
+        if read is None:
+            return []
+        syllables += read
+    for component in components[1:]:
+        read = _read(component)
+        if read is None:
+            return []
+        syllables += read
+    return syllables
+
+
+def _compound_syllables(family: str) -> list[str]:
+    out: list[str] = []
+    for ch in family:
+        read = _read(ch)
+        out += read or []
+    # the compound's own reading wins for the first letters (尉迟 is yu chi, not wei chi)
+    reading = COMPOUND_SURNAMES[family]
+    if len(out) == 2 and not reading.startswith(out[0]):
+        for cut in range(1, len(reading)):
+            if reading[cut:].startswith(out[1]) or reading[cut:][:1] == out[1][:1]:
+                return [reading[:cut], reading[cut:]]
+    return out if "".join(out) == reading else [reading]
+
+
+def search_keys(name: PersonName) -> set[str]:
+    """Every key a patient with this name is found by, each matched by prefix.
+
+    The whole name and the given name alone, from each group: lower-case ASCII for the
+    alphabetic and phonetic groups (``wangxiaodong``, ``xiaodong``, and ``xiaodongwang`` for
+    who types the given name first), the characters for the ideographic group (``王小东``,
+    ``小东``), and for a Chinese ideographic group its Pinyin and initials (``wangxiaodong``,
+    ``wxd``) whatever romanisation is stored (``Wong^SiuTung`` is still found by ``wang``).
+    """
+    keys: set[str] = set()
+    for group in (name.alphabetic, name.phonetic):
+        if not group:
+            continue
+        components = group.split("^")
+        keys.add(search_key(group))
+        if len(components) > 1:
+            keys.add(search_key(components[1]))
+            keys.add(search_key(components[1] + components[0]))
+    ideographic = name.ideographic
+    if ideographic:
+        components = ideographic.split("^")
+        keys.add(_compact(ideographic))
+        if len(components) > 1:
+            keys.add(_compact(components[1]))
+        elif len(ideographic) >= 2:
+            keys.add(_compact(split_chinese_name(ideographic)[1]))
+        syllables = _han_syllables(ideographic) if any(_is_han(c) for c in ideographic) else []
+        if syllables:
+            full = "".join(syllables).lower()
+            keys.update({full, full.replace("v", "u")})
+            keys.add("".join(s[:1] for s in syllables).lower())
+            pinyin = romanise(ideographic, style=PinyinStyle.UPPER)
+            if "^" in pinyin:
+                keys.add(search_key(pinyin.split("^", 1)[1]))
+    return {key[:SEARCH_KEY_MAX] for key in keys if key}
+
+
+def _compact(text: str) -> str:
+    return "".join(ch for ch in text if ch not in "^= \u3000")
+
+
+def query_key(text: str) -> str:
+    """What a typed search is compared with: the characters of a Chinese query without spaces
+    or separators (``王 小东`` -> 王小东), else ``search_key`` (``WANG^XIAODONG`` and
+    ``wang xiaodong`` -> wangxiaodong)."""
+    if has_ideographic(text):
+        return _compact(text.strip())[:SEARCH_KEY_MAX]
+    return search_key(text)[:SEARCH_KEY_MAX]

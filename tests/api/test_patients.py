@@ -129,3 +129,11 @@ def test_a_romanisation_the_client_sends_is_kept_as_sent(desk, settings):
     body = response.json()
     assert body["name_alphabetic"] == "WONG^SIU TUNG"
     assert body["name_alphabetic_derived"] is False
+
+
+@pytest.mark.parametrize("typed", ["wxd", "wang xiaodong", "WANG^XIAODONG", "王小东", "小东"])
+def test_the_api_finds_a_patient_by_pinyin_initials_or_hanzi(desk, typed):
+    desk.post(URL, {"patient_id": "P210", "name": "=王^小东"}, format="json")
+    desk.post(URL, {"patient_id": "P211", "name": "Li^Na=李^娜"}, format="json")
+    response = desk.get(URL, {"name": typed})
+    assert [p["patient_id"] for p in response.json()["results"]] == ["P210"]

@@ -177,3 +177,33 @@ def test_an_accepted_suggestion_stays_derived_and_a_correction_does_not(desk, se
     patient.refresh_from_db()
     assert str(patient.person_name) == "Wang^Xiaotung=王^小东"
     assert not patient.name_alphabetic_derived
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["王小东", "王 小东", "小东", "wang", "wang xiaodong", "wangxiaodong", "WANG^XIAODONG",
+     "Wáng Xiǎodōng", "wxd", "xiaodong wang", "P301"],
+)
+def test_a_hanzi_only_patient_is_found_by_any_spelling(desk, typed, settings):
+    settings.RIS_PINYIN_STYLE = "syllable"
+    desk.post(reverse("web:patient_create"), {**HANZI_ONLY, "patient_id": "P301"})
+    desk.post(reverse("web:patient_create"), {"patient_id": "P302", "alphabetic_family": "Li",
+                                             "alphabetic_given": "Na"})
+    response = desk.get(reverse("web:patient_list"), {"q": typed})
+    assert [p.patient_id for p in response.context["patients"]] == ["P301"]
+
+
+def test_a_corrected_romanisation_still_finds_the_patient_by_the_standard_pinyin(desk):
+    desk.post(reverse("web:patient_create"), {**HANZI_ONLY, "alphabetic_family": "Wong",
+                                             "alphabetic_given": "SiuTung"})
+    for typed in ("wong siutung", "wang xiaodong", "wxd"):
+        response = desk.get(reverse("web:patient_list"), {"q": typed})
+        assert [p.patient_id for p in response.context["patients"]] == ["P300"], typed
+
+
+def test_search_by_name_and_birth_date_together(desk):
+    desk.post(reverse("web:patient_create"), {**HANZI_ONLY, "birth_date": "1980-03-12"})
+    desk.post(reverse("web:patient_create"), {**HANZI_ONLY, "patient_id": "P399",
+                                             "birth_date": "1990-01-01"})
+    response = desk.get(reverse("web:patient_list"), {"q": "wxd", "birth_date": "1980-03-12"})
+    assert [p.patient_id for p in response.context["patients"]] == ["P300"]
