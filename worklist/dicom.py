@@ -34,6 +34,8 @@ from pydicom.datadict import dictionary_VR
 from pydicom.sequence import Sequence
 from pydicom.valuerep import PersonName as DicomPersonName
 
+from worklist import pn
+
 #: Flat row of one worklist item: name -> ORM path from ScheduledProcedureStep.
 ROW_FIELDS: dict[str, str] = {
     "pk": "pk",
@@ -399,6 +401,11 @@ def response_character_set(values: Iterable[str], wanted: str) -> str | None:
     return wanted
 
 
+#: Row columns that hold a whole PN value (physicians); the patient's name is kept per group.
+_PN_COLUMNS = ("performing_physician", "requesting_physician", "referring_physician",
+               "visit_referring")
+
+
 def _charset_value(charset: str) -> str | list[str]:
     # ISO 2022 sets with code extensions name the default repertoire first (PS3.3 C.12.1.1.2).
     return ["", charset] if charset.startswith("ISO 2022") else charset
@@ -411,10 +418,36 @@ class ResponseBuilder:
     the caller wants answers in; a response whose names it cannot encode goes out in UTF-8.
     """
 
-    def __init__(self, query: Dataset | None, *, character_set: str = DEFAULT_CHARACTER_SET):
+    def __init__(
+        self,
+        query: Dataset | None,
+        *,
+        character_set: str = DEFAULT_CHARACTER_SET,
+        name_profile: str = pn.NameProfile.ALL,
+    ):
         self.keys = _requested(query, ITEM) if query is not None else _requested_all(ITEM)
         self.character_set = character_set
         self.charset_requested = query is None or SPECIFIC_CHARACTER_SET in query
+        self.name_profile = name_profile or pn.NameProfile.ALL
+
+    def _profiled(self, row: dict) -> dict:
+        """The row with its person names as the Device's name profile wants them."""
+        if self.name_profile == pn.NameProfile.ALL:
+            return row
+        row = dict(row)
+        patient = pn.for_profile(
+            pn.PersonName(row["name_alphabetic"], row["name_ideographic"], row["name_phonetic"]),
+            self.name_profile,
+        )
+        row["name_alphabetic"], row["name_ideographic"], row["name_phonetic"] = patient.groups
+        for column in _PN_COLUMNS:
+            if row.get(column):
+                try:
+                    name = pn.PersonName.parse(row[column])
+                except ValueError:
+                    continue
+                row[column] = str(pn.for_profile(name, self.name_profile))
+        return row
 
     def _charset(self, row: dict) -> str | None:
         strings: list[str] = []
@@ -430,6 +463,7 @@ class ResponseBuilder:
     # -- as a pydicom Dataset (API, PACS coercion, and the reference for the fast encoder) --
 
     def dataset(self, row: dict) -> Dataset:
+        row = self._profiled(row)
         ds = Dataset()
         charset = self._charset(row)
         if charset is not None:
@@ -440,6 +474,7 @@ class ResponseBuilder:
     # -- straight to bytes: the C-FIND fast path, byte-identical to pydicom's writer --
 
     def encode(self, row: dict, *, implicit_vr: bool, little_endian: bool) -> bytes:
+        row = self._profiled(row)
         charset = self._charset(row)
         encodings = convert_encodings(_charset_value(charset) if charset else None)
         out = bytearray()

@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
+from worklist.charsets import IncomingCharacterSet
 from worklist.pn import PersonName
 
 
@@ -24,6 +25,14 @@ class CharacterSet(models.TextChoices):
     GB18030 = "GB18030", "GB18030"
     GB2312 = "ISO 2022 IR 58", "GB2312 (ISO 2022 IR 58)"
     ASCII = "ISO_IR 6", "ASCII (default repertoire)"
+
+
+class NameProfile(models.TextChoices):
+    """Which Patient's Name groups a Device is sent (worklist.pn.NameProfile)."""
+
+    ALL = "all", _("All name groups")
+    ALPHABETIC = "alphabetic", _("Alphabetic group only (Pinyin)")
+    IDEOGRAPHIC_FIRST = "ideographic_first", _("Ideographic group first")
 
 
 class Modality(models.TextChoices):
@@ -71,6 +80,18 @@ class Device(models.Model):
     restrict_to_own_steps = models.BooleanField(default=False)
     character_set = models.CharField(
         max_length=20, choices=CharacterSet.choices, default=CharacterSet.UTF8
+    )
+    name_profile = models.CharField(
+        _("name profile"), max_length=20, choices=NameProfile.choices, default=NameProfile.ALL
+    )
+    #: What the device's own text (queries, MPPS, images) is really in when it sends it
+    #: unlabelled or mislabelled (worklist.charsets).
+    incoming_character_set = models.CharField(
+        _("incoming character set"),
+        max_length=20,
+        choices=IncomingCharacterSet.choices,
+        default=IncomingCharacterSet.AS_LABELLED,
+        blank=True,
     )
     allow_overbooking = models.BooleanField(default=False)
     opens_at = models.TimeField(null=True, blank=True)
@@ -218,6 +239,9 @@ class Patient(models.Model):
     name_alphabetic = models.CharField(max_length=200, blank=True)
     name_ideographic = models.CharField(max_length=200, blank=True)
     name_phonetic = models.CharField(max_length=200, blank=True)
+    #: The alphabetic group is the Pinyin ris derived from the ideographic one (worklist.pn), not a
+    #: romanisation somebody typed or the HIS sent: only a derived one is re-derived on updates.
+    name_alphabetic_derived = models.BooleanField(default=False)
     family_name = models.CharField(max_length=100, blank=True)
     given_name = models.CharField(max_length=100, blank=True)
     birth_date = models.DateField(null=True, blank=True)  # (0010,0030)
@@ -275,6 +299,26 @@ class Patient(models.Model):
         components = first.split("^")
         self.family_name = components[0][:100]
         self.given_name = (components[1] if len(components) > 1 else "")[:100]
+
+
+class PatientNameKey(models.Model):
+    """One key a patient is found by (worklist.pn.search_keys: Pinyin with and without spaces,
+    initials, the Hanzi, the given name alone), matched by prefix through its index on SQLite and
+    PostgreSQL alike. Kept in step with the patient's name by a post_save receiver
+    (worklist.receivers), so every way a Patient row is written keeps its keys."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="name_keys")
+    #: db_index: on PostgreSQL Django adds a varchar_pattern_ops index too, which LIKE 'prefix%'
+    #: uses whatever the database collation; SQLite uses the plain index for a range.
+    key = models.CharField(max_length=64, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "key"], name="uniq_patient_name_key")
+        ]
+
+    def __str__(self) -> str:
+        return self.key
 
 
 class Visit(models.Model):

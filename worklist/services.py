@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from worklist import audit, identifiers, routing, signals
+from worklist import audit, identifiers, pn, routing, signals
 from worklist.audit import Actor
 from worklist.errors import DomainError, Duplicate, ErrorCode, InvalidTransition, ScheduleConflict
 from worklist.models import (
@@ -67,9 +67,19 @@ PATIENT_FIELDS = frozenset(DEMOGRAPHICS)
 
 @transaction.atomic
 def patient_upsert(
-    *, patient_id: str, issuer: str = "", name: PersonName | str, actor: Actor, **demographics
+    *,
+    patient_id: str,
+    issuer: str = "",
+    name: PersonName | str,
+    actor: Actor,
+    replace_romanisation: bool = False,
+    **demographics,
 ) -> tuple[Patient, bool]:
-    """Register a patient, or update the demographics of the one with this ID and issuer."""
+    """Register a patient, or update the demographics of the one with this ID and issuer.
+
+    The name goes through ``worklist.pn.resolve``: a Hanzi-only name gets its Pinyin alphabetic
+    group (flagged as derived); see ``patient_update`` for ``replace_romanisation``.
+    """
     unknown = set(demographics) - PATIENT_FIELDS
     if unknown:
         raise TypeError(f"unknown patient fields: {sorted(unknown)}")
@@ -81,22 +91,54 @@ def patient_upsert(
         existing = None
     if existing is None:
         new = Patient(patient_id=patient_id, issuer=issuer, **demographics)
-        new.set_person_name(name)
+        _set_name(new, pn.resolve(name))
         new.save()
         audit.record(actor, "patient.create", new, after=audit.snapshot(new))
         return new, True
-    return patient_update(patient=existing, actor=actor, name=name, **demographics), False
+    return patient_update(
+        patient=existing,
+        actor=actor,
+        name=name,
+        replace_romanisation=replace_romanisation,
+        **demographics,
+    ), False
+
+
+def _set_name(patient: Patient, resolved: pn.ResolvedName) -> None:
+    patient.set_person_name(resolved.name)
+    patient.name_alphabetic_derived = resolved.alphabetic_derived
 
 
 def patient_update(
-    *, patient: Patient, actor: Actor, name: PersonName | str | None = None, **changes
+    *,
+    patient: Patient,
+    actor: Actor,
+    name: PersonName | str | None = None,
+    replace_romanisation: bool = False,
+    **changes,
 ) -> Patient:
+    """Change a patient's name or demographics; audited, and only saved when something changed.
+
+    A name without an alphabetic group keeps the romanisation a person typed or the HIS sent
+    (an HL7 A08 with Hanzi only never undoes the front desk's correction), unless
+    ``replace_romanisation``: the web form sends the whole name as the clerk left it, and an
+    alphabetic group the clerk emptied means "suggest the Pinyin again".
+    """
     unknown = set(changes) - PATIENT_FIELDS
     if unknown:
         raise TypeError(f"unknown patient fields: {sorted(unknown)}")
     before = audit.snapshot(patient)
     if name is not None:
-        patient.set_person_name(name)
+        _set_name(
+            patient,
+            pn.resolve(name)
+            if replace_romanisation
+            else pn.resolve(
+                name,
+                current=patient.person_name,
+                current_derived=patient.name_alphabetic_derived,
+            ),
+        )
     if "birth_date" in changes and "birth_date_precision" not in changes:
         # A birth date given without a precision is a whole date (a correction in the web UI).
         changes["birth_date_precision"] = ""

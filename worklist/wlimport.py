@@ -22,7 +22,7 @@ from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 
-from worklist import audit, services
+from worklist import audit, pn, services
 from worklist.audit import Actor
 from worklist.dicom import department_zone
 from worklist.errors import DomainError
@@ -213,7 +213,8 @@ def import_dataset(ds: Dataset, *, name: str, actor: Actor, report: ImportReport
     patient, _ = services.patient_upsert(
         patient_id=patient_id,
         issuer=_text(ds, "IssuerOfPatientID", 64),
-        name=str(name_value) if name_value is not None else "",
+        # worklist.pn places a Hanzi-only single group and derives its Pinyin (flagged derived).
+        name=pn.PersonName.parse(str(name_value) if name_value is not None else ""),
         actor=actor,
         **demographics,
     )

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from ris.hl7.er7 import Message, Segment
-from worklist import services
+from worklist import pn, services
 from worklist.audit import Actor
 from worklist.errors import DomainError, NotFound, UnknownProcedure
 from worklist.models import (
@@ -318,7 +318,12 @@ def _person_name(pid: Segment) -> PersonName | None:
     for rep in range(len(reps)):
         c = [_pn_part(x) for x in pid.components(5, rep)] + [""] * 8
         text = "^".join([c[0], c[1], c[2], c[4], c[3]]).rstrip("^")
-        representation = c[7].upper() if c[7].upper() in groups else "A"
+        # Without XPN-8 a repetition in Chinese characters is the ideographic group (PS3.5 Annex
+        # J/K; HIS in China send 王^小东 alone), its Pinyin is derived by worklist.pn.
+        if c[7].upper() in groups:
+            representation = c[7].upper()
+        else:
+            representation = "I" if pn.has_ideographic(text) else "A"
         if text and not groups[representation]:
             groups[representation] = text
     return PersonName(groups["A"], groups["I"], groups["P"])

@@ -159,3 +159,41 @@ def test_progress_shows_files_done_of_total_rate_and_time_left(tmp_path):
 
     shown = err.getvalue()
     assert "6/6" in shown and "100%" in shown and "files/s" in shown and "left" in shown
+
+
+def _one_file(tmp_path, *, name: str, charset="ISO_IR 192"):
+    """One worklist file of the generated spread with its Patient's Name replaced."""
+    paths = write_worklist(tmp_path / "ONE", Spread(1, dt.date(2030, 3, 1), days=1, seed=9))
+    ds = dcmread(paths[0])
+    ds.SpecificCharacterSet = charset
+    ds.PatientName = name
+    ds.save_as(paths[0], enforce_file_format=True)
+    return paths[0], ds
+
+
+def test_a_hanzi_only_name_in_a_file_is_imported_as_ideographic_with_derived_pinyin(
+    tmp_path, settings
+):
+    settings.RIS_PINYIN_STYLE = "syllable"
+    path, ds = _one_file(tmp_path, name="王^小东")
+    code, out, _ = run(path)
+    assert code == 0, out
+    patient = Patient.objects.get(patient_id=ds.PatientID)
+    assert str(patient.person_name) == "Wang^XiaoDong=王^小东"
+    assert patient.name_alphabetic_derived
+
+
+def test_an_ir58_file_with_annex_k_escapes_is_stored_as_clean_unicode(tmp_path, settings):
+    from worklist.dicom import iso2022_ir58
+
+    settings.RIS_PINYIN_STYLE = "syllable"
+    value = iso2022_ir58("Wang^XiaoDong=王^小东", "PN")
+    placeholder = b"Z" * len(value)
+    path, ds = _one_file(tmp_path, name=placeholder.decode(), charset=["", "ISO 2022 IR 58"])
+    path.write_bytes(path.read_bytes().replace(placeholder, value))
+    assert b"\x1b$)A" in path.read_bytes()
+    code, out, _ = run(path)
+    assert code == 0, out
+    patient = Patient.objects.get(patient_id=ds.PatientID)
+    assert str(patient.person_name) == "Wang^XiaoDong=王^小东"
+    assert "\x1b" not in patient.name_ideographic
