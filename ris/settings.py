@@ -292,6 +292,9 @@ RIS_OUTBOUND_BACKOFF_MAX_MS = env_int("RIS_OUTBOUND_BACKOFF_MAX_MS", 600_000)
 RIS_OUTBOUND_MAX_ATTEMPTS = env_int("RIS_OUTBOUND_MAX_ATTEMPTS", 20)
 #: A job claimed longer ago than this is taken back (its worker died mid-delivery).
 RIS_OUTBOUND_LEASE_SECONDS = env_int("RIS_OUTBOUND_LEASE_SECONDS", 300)
+#: A destination failing this long (or with a FAILED job, at once) is shown to admins as a banner
+#: and logged at ERROR once (ris.outbound_queue.check_alerts).
+RIS_OUTBOUND_ALERT_AFTER_SECONDS = env_int("RIS_OUTBOUND_ALERT_AFTER_SECONDS", 600)
 
 # --- ris: PACS forwarding (mpps.forwarding; docs/conformance.md) ------------------------------
 #: Where the storage gateway keeps received instances until the PACS committed them.

@@ -40,5 +40,6 @@ urlpatterns = [
     path("hl7/messages/<int:pk>/reprocess/", integration.hl7_reprocess, name="hl7_reprocess"),
     path("outbound/", integration.outbound_queue, name="outbound_queue"),
     path("outbound/retry/", integration.outbound_retry, name="outbound_retry"),
+    path("outbound/supersede/", integration.outbound_supersede, name="outbound_supersede"),
     path("i18n/", include("django.conf.urls.i18n")),
 ]

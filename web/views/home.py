@@ -7,6 +7,8 @@ import datetime as dt
 from django.shortcuts import render
 from django.utils import timezone
 
+from ris import outbound_queue as queue
+from ris.roles import ADMIN, has_role
 from web import selectors
 from web.access import ANY_ROLE, role_required
 from web.views.common import day_param
@@ -27,6 +29,9 @@ DASHBOARD_STATUSES = [
 def dashboard(request):
     day = day_param(request)
     board = selectors.dashboard(day)
+    # The outbound queue per destination (depth, oldest waiting, failed): for admins, who can
+    # retry or supersede; other roles see nothing they could act on.
+    outbound = queue.destination_status() if has_role(request.user, *ADMIN) else None
     template = "web/_dashboard_body.html" if request.htmx else "web/dashboard.html"
     return render(
         request,
@@ -38,5 +43,6 @@ def dashboard(request):
             "statuses": DASHBOARD_STATUSES,
             "previous_day": day - dt.timedelta(days=1),
             "next_day": day + dt.timedelta(days=1),
+            "outbound": outbound,
         },
     )
