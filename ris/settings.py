@@ -263,6 +263,9 @@ RIS_SCHEDULER_JOBS: list[tuple[str, str, int]] = [
     ("pacs_availability", "mpps.forwarding.availability:check_studies",
      env_int("RIS_PACS_AVAILABILITY_SECONDS", 60)),
     ("forwarding_upkeep", "mpps.forwarding.upkeep:run", env_int("RIS_FORWARD_UPKEEP_SECONDS", 30)),
+    # Steps that follow the images: a stable study completes its step.
+    ("study_stable", "mpps.forwarding.progress:complete_stable_studies",
+     env_int("RIS_STUDY_STABLE_CHECK_SECONDS", 30)),
 ]
 
 # --- ris: HL7 interface (ris.hl7) and the outbound queue (ris.outbound_queue) ---------------
@@ -305,8 +308,15 @@ RIS_FORWARD_SPOOL_RETENTION_HOURS = env_int("RIS_FORWARD_SPOOL_RETENTION_HOURS",
 RIS_FORWARD_COMMIT_TIMEOUT_SECONDS = env_int("RIS_FORWARD_COMMIT_TIMEOUT_SECONDS", 900)
 #: Instances sent per association (and per storage commitment request).
 RIS_FORWARD_BATCH_SIZE = env_int("RIS_FORWARD_BATCH_SIZE", 500)
-#: Steps started or completed within this many days are looked for at the PACS.
+#: Steps started or completed within this many days, and steps still waiting that were
+#: scheduled today or this many days back, are looked for at the PACS.
 RIS_PACS_AVAILABILITY_DAYS = env_int("RIS_PACS_AVAILABILITY_DAYS", 7)
+#: What moves a step of a device that has no choice of its own: MPPS, IMAGES or BOTH
+#: (worklist.models.StepProgress; per device in the admin).
+RIS_STEP_PROGRESS_DEFAULT = env_str("RIS_STEP_PROGRESS_DEFAULT", "MPPS").upper()
+#: A study with no new instance (at the gateway or at the PACS) for this long is stable: its
+#: step, when images move it, becomes COMPLETED (mpps.forwarding.progress).
+RIS_STUDY_STABLE_SECONDS = env_int("RIS_STUDY_STABLE_SECONDS", 600)
 #: DICOM TLS towards destinations with TLS on: CA bundle, and our client certificate and key.
 RIS_PACS_TLS_CA = env_str("RIS_PACS_TLS_CA", "")
 RIS_PACS_TLS_CERT = env_str("RIS_PACS_TLS_CERT", "")

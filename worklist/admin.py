@@ -5,8 +5,10 @@ from worklist import models
 
 @admin.register(models.Device)
 class DeviceAdmin(admin.ModelAdmin):
-    list_display = ("ae_title", "kind", "modality", "station_name", "host", "port", "active")
-    list_filter = ("kind", "modality", "active")
+    list_display = (
+        "ae_title", "kind", "modality", "station_name", "host", "port", "step_progress", "active"
+    )
+    list_filter = ("kind", "modality", "step_progress", "active")
     search_fields = ("ae_title", "station_name", "location")
 
 

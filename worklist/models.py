@@ -50,6 +50,19 @@ class Priority(models.TextChoices):
     LOW = "LOW", _("Low")
 
 
+class StepProgress(models.TextChoices):
+    """What moves a modality's steps to STARTED and COMPLETED (``worklist.states.progress_mode``).
+
+    Many CR, DX, US and older CT/MR send no MPPS: their steps follow the images instead (the
+    first instance starts the step, a study stable for ``RIS_STUDY_STABLE_SECONDS`` completes it).
+    """
+
+    DEFAULT = "", _("Department default")
+    MPPS = "MPPS", _("MPPS only")
+    IMAGES = "IMAGES", _("Images only")
+    BOTH = "BOTH", _("MPPS and images (MPPS wins)")
+
+
 class Device(models.Model):
     """A DICOM application entity ris talks to: a modality (station) or a peer such as a PACS."""
 
@@ -75,6 +88,10 @@ class Device(models.Model):
     allow_overbooking = models.BooleanField(default=False)
     opens_at = models.TimeField(null=True, blank=True)
     closes_at = models.TimeField(null=True, blank=True)
+    #: What moves its steps: MPPS, images, or both (empty: RIS_STEP_PROGRESS_DEFAULT).
+    step_progress = models.CharField(
+        _("step status from"), max_length=8, choices=StepProgress.choices, blank=True, default=""
+    )
     active = models.BooleanField(default=True)
 
     class Meta:

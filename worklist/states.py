@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.conf import settings
+
 from worklist.errors import InvalidTransition
-from worklist.models import OrderStatus, StepStatus
+from worklist.models import OrderStatus, StepProgress, StepStatus
 
 S = StepStatus
 
@@ -35,6 +37,29 @@ WORKLIST_STATUSES = frozenset({S.SCHEDULED, S.ARRIVED, S.READY})
 FINAL_STEP_STATUSES = frozenset({S.COMPLETED, S.DISCONTINUED, S.CANCELED})
 #: A step in one of these has been (or is being) performed: an order holding it cannot be cancelled.
 PERFORMED_STEP_STATUSES = frozenset({S.STARTED, S.COMPLETED})
+#: Steps the first image of their study starts (devices whose steps follow the images).
+IMAGE_STARTABLE_STATUSES = WORKLIST_STATUSES
+#: Steps the study availability query asks the PACS about although nothing says they were
+#: performed: a modality that sends straight to the PACS and no MPPS leaves them waiting.
+AVAILABILITY_WAITING_STATUSES = WORKLIST_STATUSES
+
+
+def progress_mode(device) -> StepProgress:
+    """What moves the steps of ``device`` (a ``Device`` or None): its own choice, else the
+    department's (``RIS_STEP_PROGRESS_DEFAULT``, MPPS unless set)."""
+    chosen = getattr(device, "step_progress", "") or ""
+    if not chosen:
+        chosen = getattr(settings, "RIS_STEP_PROGRESS_DEFAULT", "") or StepProgress.MPPS
+    return StepProgress(chosen)
+
+
+def images_move_steps(mode: str) -> bool:
+    """Images start and complete the steps (with BOTH only while no MPPS has come)."""
+    return mode in (StepProgress.IMAGES, StepProgress.BOTH)
+
+
+def mpps_moves_steps(mode: str) -> bool:
+    return mode in (StepProgress.MPPS, StepProgress.BOTH)
 
 
 def allowed_step_transitions(current: str) -> frozenset[str]:

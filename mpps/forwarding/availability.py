@@ -1,4 +1,4 @@
-"""Study availability: ask the PACS which studies of started or completed steps it holds.
+"""Study availability: ask the PACS which studies of ris's steps it holds.
 
 The scheduler's ``pacs_availability`` job (``RIS_SCHEDULER_JOBS``) sends a Study Root C-FIND
 (PS3.4 C.6.2) per study, by Study Instance UID and, failing that, by Accession Number (a modality
@@ -7,6 +7,12 @@ that did not use the worklist made its own Study Instance UID). A found study ma
 when modalities send straight to the PACS. A step is asked about until it is completed and
 confirmed; a started step, or one whose gateway received more than the PACS counted, is asked
 again on every run.
+
+Steps still waiting (SCHEDULED, ARRIVED, READY) that were scheduled today or in the last
+``RIS_PACS_AVAILABILITY_DAYS`` are asked about too, until found: a modality that bypasses the
+gateway and sends no MPPS leaves them waiting although the images are at the PACS. For devices
+whose steps follow the images (``mpps.forwarding.progress``), a study found there starts its
+step, and the counts the PACS reports feed the "stable study" rule that completes it.
 """
 
 from __future__ import annotations
@@ -22,10 +28,11 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
-from mpps.forwarding import services
+from mpps.forwarding import progress, services
 from mpps.forwarding.models import PacsDestination
 from ris.outbound_queue import RetryLater
 from worklist.models import ScheduledProcedureStep, StepStatus
+from worklist.states import AVAILABILITY_WAITING_STATUSES
 
 logger = logging.getLogger("forwarding.availability")
 
@@ -34,19 +41,30 @@ MAX_STEPS_PER_RUN = 200
 
 
 def steps_to_check() -> list[ScheduledProcedureStep]:
-    since = timezone.now() - dt.timedelta(days=settings.RIS_PACS_AVAILABILITY_DAYS)
+    now = timezone.now()
+    since = now - dt.timedelta(days=settings.RIS_PACS_AVAILABILITY_DAYS)
+    today = timezone.localdate(now)
+    first_day = timezone.make_aware(
+        dt.datetime.combine(today - dt.timedelta(days=settings.RIS_PACS_AVAILABILITY_DAYS),
+                            dt.time(0))
+    )
+    end_of_today = timezone.make_aware(dt.datetime.combine(today + dt.timedelta(days=1),
+                                                           dt.time(0)))
     unconfirmed = (
         Q(images__isnull=True)
         | Q(images__pacs_confirmed_at__isnull=True)
         | Q(status=StepStatus.STARTED)
         | Q(images__received_instances__gt=F("images__pacs_instances"))
     )
+    performed = Q(status__in=[StepStatus.STARTED, StepStatus.COMPLETED], updated_at__gte=since)
+    waiting = Q(
+        status__in=AVAILABILITY_WAITING_STATUSES,
+        scheduled_start__gte=first_day,
+        scheduled_start__lt=end_of_today,
+    ) & (Q(images__isnull=True) | Q(images__pacs_confirmed_at__isnull=True))
     return list(
-        ScheduledProcedureStep.objects.filter(
-            status__in=[StepStatus.STARTED, StepStatus.COMPLETED], updated_at__gte=since
-        )
-        .filter(unconfirmed)
-        .select_related("requested_procedure__order")
+        ScheduledProcedureStep.objects.filter(performed & unconfirmed | waiting)
+        .select_related("requested_procedure__order", "station")
         .order_by(F("images__pacs_checked_at").asc(nulls_first=True), "pk")[:MAX_STEPS_PER_RUN]
     )
 
@@ -113,6 +131,7 @@ def check_destination(destination: PacsDestination, steps: list[ScheduledProcedu
                 services.record_availability(
                     step=step, destination=destination.name, series=series, instances=instances
                 )
+                progress.start_from_images(step, source=f"found at {destination.name}")
                 found += 1
             else:
                 services.record_not_found(step=step)

@@ -172,6 +172,9 @@ class StepImages(models.Model):
     pacs_instances = models.PositiveIntegerField(null=True, blank=True)
     pacs_confirmed_at = models.DateTimeField(null=True, blank=True)
     pacs_checked_at = models.DateTimeField(null=True, blank=True)
+    #: When the PACS's instance count last changed (first found, or grew): with
+    #: ``last_received_at``, the last sign of a new instance, from which a study is "stable".
+    pacs_changed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = _("step images")
@@ -182,3 +185,9 @@ class StepImages(models.Model):
     @property
     def at_pacs(self) -> bool:
         return self.pacs_confirmed_at is not None
+
+    @property
+    def last_new_instance_at(self):
+        """The latest arrival of a new instance, at the gateway or at the PACS (or None)."""
+        moments = [m for m in (self.last_received_at, self.pacs_changed_at) if m is not None]
+        return max(moments) if moments else None
