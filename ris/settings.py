@@ -241,6 +241,15 @@ RIS_MWL_MAX_MATCHES = env_int("RIS_MWL_MAX_MATCHES", 5000)
 #: PN keys (Patient's Name...) match case-insensitively: PS3.4 allows it, modalities expect it.
 RIS_MWL_PN_CASE_INSENSITIVE = env_bool("RIS_MWL_PN_CASE_INSENSITIVE", True)
 #: Step statuses on the worklist when the query does not ask for a status itself.
+#: Started, completed and discontinued steps stay on the worklist this long after their last
+#: change (0: they leave at once).
+RIS_MWL_KEEP_FINISHED_MINUTES = env_int("RIS_MWL_KEEP_FINISHED_MINUTES", 0)
+#: Worklist housekeeping (worklist.housekeeping): a waiting step is overdue this many hours after
+#: its scheduled end (dashboard; 0: off); after RIS_STEP_OVERDUE_ACTION_HOURS it is left (""),
+#: taken off the worklist ("REMOVE") or moved to a status ("CANCELED"), never deleted.
+RIS_STEP_OVERDUE_HOURS = env_int("RIS_STEP_OVERDUE_HOURS", 2)
+RIS_STEP_OVERDUE_ACTION = env_str("RIS_STEP_OVERDUE_ACTION", "").upper()
+RIS_STEP_OVERDUE_ACTION_HOURS = env_int("RIS_STEP_OVERDUE_ACTION_HOURS", 24)
 RIS_MWL_DEFAULT_STATUSES = env_list("RIS_MWL_DEFAULT_STATUSES", ["SCHEDULED", "ARRIVED", "READY"])
 #: Specific Character Set of answers to AEs that are not a Device (a Device has its own).
 RIS_MWL_DEFAULT_CHARACTER_SET = env_str("RIS_MWL_DEFAULT_CHARACTER_SET", "ISO_IR 192")
@@ -263,6 +272,9 @@ RIS_SCHEDULER_JOBS: list[tuple[str, str, int]] = [
     ("pacs_availability", "mpps.forwarding.availability:check_studies",
      env_int("RIS_PACS_AVAILABILITY_SECONDS", 60)),
     ("forwarding_upkeep", "mpps.forwarding.upkeep:run", env_int("RIS_FORWARD_UPKEEP_SECONDS", 30)),
+    # Overdue steps: RIS_STEP_OVERDUE_ACTION (worklist.housekeeping).
+    ("worklist_housekeeping", "worklist.housekeeping:run",
+     env_int("RIS_HOUSEKEEPING_SECONDS", 300)),
     # Steps that follow the images: a stable study completes its step.
     ("study_stable", "mpps.forwarding.progress:complete_stable_studies",
      env_int("RIS_STUDY_STABLE_CHECK_SECONDS", 30)),

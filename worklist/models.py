@@ -350,6 +350,9 @@ class ScheduledProcedureStep(models.Model):
         max_length=12, choices=StepStatus.choices, default=StepStatus.UNSCHEDULED
     )
     status_reason = models.CharField(max_length=200, blank=True)
+    #: Taken off the Modality Worklist by housekeeping (overdue, RIS_STEP_OVERDUE_ACTION=REMOVE)
+    #: without a status change: the order keeps the step; booking it again puts it back.
+    off_worklist_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

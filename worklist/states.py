@@ -37,6 +37,12 @@ WORKLIST_STATUSES = frozenset({S.SCHEDULED, S.ARRIVED, S.READY})
 FINAL_STEP_STATUSES = frozenset({S.COMPLETED, S.DISCONTINUED, S.CANCELED})
 #: A step in one of these has been (or is being) performed: an order holding it cannot be cancelled.
 PERFORMED_STEP_STATUSES = frozenset({S.STARTED, S.COMPLETED})
+#: Steps that stay on the Modality Worklist for RIS_MWL_KEEP_FINISHED_MINUTES after their last
+#: change (a modality that queries again after the exam still finds its entry); 0: they leave at
+#: once, as the MWL default statuses (RIS_MWL_DEFAULT_STATUSES) say.
+MWL_LINGERING_STATUSES = frozenset({S.STARTED, S.COMPLETED, S.DISCONTINUED})
+#: Steps that can be overdue: still waiting hours after their scheduled end.
+OVERDUE_STATUSES = WORKLIST_STATUSES
 #: Steps the first image of their study starts (devices whose steps follow the images).
 IMAGE_STARTABLE_STATUSES = WORKLIST_STATUSES
 #: Steps the study availability query asks the PACS about although nothing says they were
