@@ -272,6 +272,9 @@ RIS_SCHEDULER_JOBS: list[tuple[str, str, int]] = [
     ("pacs_availability", "mpps.forwarding.availability:check_studies",
      env_int("RIS_PACS_AVAILABILITY_SECONDS", 60)),
     ("forwarding_upkeep", "mpps.forwarding.upkeep:run", env_int("RIS_FORWARD_UPKEEP_SECONDS", 30)),
+    # Studies at the PACS that match no order (the exceptions list).
+    ("pacs_orphans", "mpps.forwarding.availability:check_orphan_studies",
+     env_int("RIS_PACS_ORPHAN_SECONDS", 600)),
     # Overdue steps: RIS_STEP_OVERDUE_ACTION (worklist.housekeeping).
     ("worklist_housekeeping", "worklist.housekeeping:run",
      env_int("RIS_HOUSEKEEPING_SECONDS", 300)),
@@ -329,6 +332,9 @@ RIS_STEP_PROGRESS_DEFAULT = env_str("RIS_STEP_PROGRESS_DEFAULT", "MPPS").upper()
 #: A study with no new instance (at the gateway or at the PACS) for this long is stable: its
 #: step, when images move it, becomes COMPLETED (mpps.forwarding.progress).
 RIS_STUDY_STABLE_SECONDS = env_int("RIS_STUDY_STABLE_SECONDS", 600)
+#: A step COMPLETED by MPPS with no image received or found at a PACS this many hours later is
+#: listed on the exceptions screen.
+RIS_EXCEPTION_NO_IMAGES_HOURS = env_int("RIS_EXCEPTION_NO_IMAGES_HOURS", 4)
 #: DICOM TLS towards destinations with TLS on: CA bundle, and our client certificate and key.
 RIS_PACS_TLS_CA = env_str("RIS_PACS_TLS_CA", "")
 RIS_PACS_TLS_CERT = env_str("RIS_PACS_TLS_CERT", "")

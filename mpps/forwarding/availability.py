@@ -151,3 +151,92 @@ def check_studies() -> None:
         if not steps:
             return
         check_destination(destination, steps)
+
+
+# --- studies at the PACS that match no order --------------------------------------------------
+
+
+def _orphan_identifier(first_day: dt.date, last_day: dt.date) -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    ds.StudyDate = f"{first_day:%Y%m%d}-{last_day:%Y%m%d}"  # range matching, PS3.4 C.2.2.2.5
+    for keyword in ("StudyInstanceUID", "AccessionNumber", "PatientID", "PatientName",
+                    "ModalitiesInStudy", "StudyDescription", "NumberOfStudyRelatedInstances"):
+        setattr(ds, keyword, None)
+    return ds
+
+
+def _multi(value) -> str:
+    """A multi-valued CS (Modalities in Study) as ``CT\\SR``."""
+    if value is None or isinstance(value, str):
+        return value or ""
+    return "\\".join(str(v) for v in value if v)
+
+
+def _study_date(text: str) -> dt.date | None:
+    try:
+        return dt.datetime.strptime(text[:8], "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def find_orphan_studies(destination: PacsDestination) -> int | None:
+    """Ask one PACS for the studies of the last RIS_PACS_AVAILABILITY_DAYS and record those whose
+    Study Instance UID and Accession Number belong to no order (and that the gateway did not
+    forward: its unmatched studies are listed already). Returns how many are open, None when
+    the PACS could not be asked."""
+    from mpps.forwarding.sender import _associate
+
+    ae = AE(ae_title=destination.calling_ae_title or settings.RIS_AE_TITLE)
+    ae.add_requested_context(
+        StudyRootQueryRetrieveInformationModelFind,
+        [ExplicitVRLittleEndian, ImplicitVRLittleEndian],
+    )
+    today = timezone.localdate()
+    identifier = _orphan_identifier(
+        today - dt.timedelta(days=settings.RIS_PACS_AVAILABILITY_DAYS), today
+    )
+    try:
+        assoc = _associate(destination, ae)
+    except RetryLater as exc:
+        logger.info("studies at the PACS: %s", exc)
+        return None
+    studies = []
+    try:
+        for status, answer in assoc.send_c_find(
+            identifier, StudyRootQueryRetrieveInformationModelFind
+        ):
+            if "Status" not in status:
+                return None
+            code = int(status.Status)
+            if code in (0xFF00, 0xFF01) and answer is not None:
+                studies.append(answer)
+            elif code != 0x0000:
+                logger.warning("C-FIND for the studies at %s failed: 0x%04X",
+                               destination.name, code)
+                return None
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return services.record_pacs_studies(
+        destination=destination.name,
+        studies=[
+            {
+                "study_instance_uid": str(a.get("StudyInstanceUID", "") or ""),
+                "accession_number": str(a.get("AccessionNumber", "") or ""),
+                "patient_id": str(a.get("PatientID", "") or ""),
+                "patient_name": str(a.get("PatientName", "") or ""),
+                "study_date": _study_date(str(a.get("StudyDate", "") or "")),
+                "modalities": _multi(a.get("ModalitiesInStudy")),
+                "description": str(a.get("StudyDescription", "") or ""),
+                "instances": _count(a.get("NumberOfStudyRelatedInstances")) or None,
+            }
+            for a in studies
+        ],
+    )
+
+
+def check_orphan_studies() -> None:
+    """The scheduler's ``pacs_orphans`` job."""
+    for destination in PacsDestination.objects.filter(active=True, query_availability=True):
+        find_orphan_studies(destination)

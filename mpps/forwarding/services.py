@@ -31,6 +31,7 @@ from mpps.forwarding.models import (
     CommitmentRequest,
     InstanceDelivery,
     PacsDestination,
+    PacsOrphanStudy,
     SpooledInstance,
     StepImages,
 )
@@ -241,6 +242,12 @@ def receive_instance(
         coercion.charset_of(dataset),
         str(dataset.get("PatientID", "") or ""),
     )
+    sent = {
+        "patient_id": str(dataset.get("PatientID", "") or "")[:64],
+        "patient_name": str(dataset.get("PatientName", "") or "")[:200],
+        "accession_number": str(dataset.get("AccessionNumber", "") or "")[:16],
+        "modality": str(dataset.get("Modality", "") or "")[:16],
+    }
     changes: dict[str, list[str]] = {}
     if match.step is not None:
         changes = coercion.coerce(
@@ -270,6 +277,7 @@ def receive_instance(
         calling_ae_title=calling_ae_title,
         match=match,
         changes=changes,
+        sent=sent,
     )
     return Received(instance, changes)
 
@@ -287,9 +295,11 @@ def _record(
     calling_ae_title: str,
     match: Match,
     changes: dict,
+    sent: dict[str, str] | None = None,
 ) -> SpooledInstance:
     now = timezone.now()
     fields = {
+        **(sent or {}),
         "sop_class_uid": sop_class,
         "transfer_syntax_uid": transfer_syntax,
         "study_instance_uid": study_uid,
@@ -646,3 +656,57 @@ def record_not_found(*, step: ScheduledProcedureStep) -> None:
     images, _ = StepImages.objects.get_or_create(step=step)
     images.pacs_checked_at = timezone.now()
     images.save(update_fields=["pacs_checked_at"])
+
+
+def record_pacs_studies(*, destination: str, studies: list[dict]) -> int:
+    """Keep the studies at ``destination`` that belong to no order (``PacsOrphanStudy``).
+
+    A study is ris's when its Study Instance UID is a requested procedure's, its Accession
+    Number an order's, or the gateway forwarded it (its unmatched instances are listed as such).
+    An orphan that now matches is resolved. Returns the number of open orphans of ``destination``.
+    """
+    now = timezone.now()
+    uids = {s["study_instance_uid"] for s in studies if s["study_instance_uid"]}
+    accessions = {s["accession_number"] for s in studies if s["accession_number"]}
+    known_uids = set(
+        RequestedProcedure.objects.filter(study_instance_uid__in=uids).values_list(
+            "study_instance_uid", flat=True
+        )
+    ) | set(
+        SpooledInstance.objects.filter(study_instance_uid__in=uids)
+        .values_list("study_instance_uid", flat=True)
+        .distinct()
+    )
+    known_accessions = set(
+        Order.objects.filter(accession_number__in=accessions).values_list(
+            "accession_number", flat=True
+        )
+    )
+    with transaction.atomic():
+        for study in studies:
+            uid = study["study_instance_uid"]
+            if not _valid_uid(uid):
+                continue
+            ours = uid in known_uids or study["accession_number"] in known_accessions
+            if ours:
+                PacsOrphanStudy.objects.filter(
+                    destination=destination, study_instance_uid=uid, resolved_at__isnull=True
+                ).update(resolved_at=now)
+                continue
+            values = {k: v for k, v in study.items() if k != "study_instance_uid"}
+            values["accession_number"] = values["accession_number"][:16]
+            values["patient_id"] = values["patient_id"][:64]
+            values["patient_name"] = values["patient_name"][:200]
+            values["modalities"] = values["modalities"][:64]
+            values["description"] = values["description"][:64]
+            orphan, created = PacsOrphanStudy.objects.get_or_create(
+                destination=destination, study_instance_uid=uid,
+                defaults={**values, "first_seen_at": now, "last_seen_at": now},
+            )
+            if not created:
+                for name, value in values.items():
+                    setattr(orphan, name, value)
+                orphan.last_seen_at = now
+                orphan.resolved_at = None
+                orphan.save()
+    return PacsOrphanStudy.objects.filter(destination=destination, resolved_at__isnull=True).count()
