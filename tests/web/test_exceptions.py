@@ -153,3 +153,100 @@ def test_the_exceptions_screen_is_translated(client_as, step):
     client.post(reverse("web:set_language"), {"language": "zh-hans"})
     page = client.get(reverse("web:exceptions")).content.decode()
     assert "异常" in page and "网关未匹配的检查" in page and "PACS 中无医嘱的检查" in page
+
+
+# --- linking an unmatched gateway study to its order -------------------------------------------
+
+
+def spooled_file(instance):
+    from pydicom import dcmread
+
+    from mpps.forwarding import spool
+
+    return dcmread(spool.absolute(instance.path))
+
+
+def test_linking_an_unmatched_study_re_coerces_it_with_reason_correct_and_forwards_it_again(
+    step, settings
+):
+    from mpps.forwarding.models import InstanceDelivery, PacsDestination, SpooledInstance
+    from ris.models import OutboundJob
+    from worklist.models import AuditEvent
+
+    pacs = PacsDestination.objects.create(
+        name="pacs", ae_title="PACS", host="127.0.0.1", port=1, storage_commitment=False
+    )
+    unmatched_study(2)
+    study_uid = SpooledInstance.objects.first().study_instance_uid
+    InstanceDelivery.objects.update(state=InstanceDelivery.State.STORED)  # delivered already
+    OutboundJob.objects.update(state=OutboundJob.State.DONE)
+
+    result = forwarding.study_link(
+        study_instance_uid=study_uid, step=step, actor=Actor.system("tech"), note="typo"
+    )
+
+    assert (result.relinked, result.not_in_spool) == (2, 0)
+    for instance in SpooledInstance.objects.all():
+        assert instance.matched and instance.step_id == step.pk
+        ds = spooled_file(instance)
+        assert ds.PatientID == "P-5"
+        assert ds.AccessionNumber == step.requested_procedure.order.accession_number
+        [record] = ds.OriginalAttributesSequence
+        assert record.ReasonForTheAttributeModification == "CORRECT"
+        assert record.SourceOfPreviousValues == "tech"
+        assert record.ModifiedAttributesSequence[0].PatientID == "WALK-IN-1"
+        assert instance.patient_id == "WALK-IN-1"  # what the modality sent stays on record
+    assert set(InstanceDelivery.objects.values_list("state", flat=True)) == {"PENDING"}
+    assert OutboundJob.objects.filter(
+        kind="dicom.store", state="PENDING", destination=pacs.name
+    ).count() == 1
+    assert StepImages.objects.get(step=step).received_instances == 2
+    event = AuditEvent.objects.get(action="step.images_linked")
+    assert event.after["relinked"] == 2 and event.detail == "typo"
+    assert exception_counts()["gateway"] == 0
+
+
+def test_a_purged_instance_is_reported_not_relinked(step):
+    from mpps.forwarding.models import SpooledInstance
+
+    unmatched_study(1)
+    SpooledInstance.objects.update(path="", purged_at=timezone.now())
+    result = forwarding.study_link(
+        study_instance_uid=SpooledInstance.objects.get().study_instance_uid, step=step,
+        actor=Actor.system("tech"),
+    )
+    assert (result.relinked, result.not_in_spool) == (0, 1)
+
+
+def test_an_unmatched_instance_stays_in_the_spool_for_linking_after_delivery(settings):
+    from mpps.forwarding.models import InstanceDelivery, PacsDestination, SpooledInstance
+
+    settings.RIS_FORWARD_SPOOL_RETENTION_HOURS = 0
+    settings.RIS_FORWARD_UNMATCHED_RETENTION_HOURS = 72
+    PacsDestination.objects.create(name="pacs", ae_title="PACS", host="127.0.0.1", port=1)
+    unmatched_study(1)
+    InstanceDelivery.objects.update(
+        state=InstanceDelivery.State.COMMITTED, committed_at=timezone.now()
+    )
+    assert forwarding.purge_spool() == 0
+    assert SpooledInstance.objects.get().path != ""
+    InstanceDelivery.objects.update(committed_at=timezone.now() - dt.timedelta(hours=73))
+    assert forwarding.purge_spool() == 1
+
+
+def test_a_technologist_links_a_study_from_the_exceptions_screen(client_as, step):
+    from mpps.forwarding.models import SpooledInstance
+
+    unmatched_study(1)
+    uid = SpooledInstance.objects.get().study_instance_uid
+    client = client_as(Role.TECHNOLOGIST)
+    page = client.get(reverse("web:exceptions")).content.decode()
+    assert 'name="study_instance_uid"' in page
+
+    response = client.post(reverse("web:exception_study_link"), {
+        "study_instance_uid": uid, "modality": "CT",
+        "accession_number": step.requested_procedure.order.accession_number,
+    }, follow=True)
+
+    assert SpooledInstance.objects.get().step_id == step.pk
+    assert "check that the PACS replaced its old copy" in response.content.decode()
