@@ -34,7 +34,6 @@ urlpatterns = [
     path("board/<str:modality>/", desk.board, name="board_modality"),
     path("catalog/import/", admin_pages.catalog_import, name="catalog_import"),
     path("exceptions/", exceptions.exception_list, name="exceptions"),
-    path("exceptions/link-study/", exceptions.study_link, name="exception_study_link"),
     path("mpps/exceptions/", integration.mpps_exceptions, name="mpps_exceptions"),
     path("mpps/<int:pk>/link/", integration.mpps_link, name="mpps_link"),
     path("mpps/<int:pk>/dismiss/", integration.mpps_dismiss, name="mpps_dismiss"),

@@ -112,14 +112,11 @@ def coerce(
     source: str,
     now: dt.datetime | None = None,
     order: Dataset | None = None,
-    reason: str = "COERCE",
 ) -> dict[str, list[str]]:
     """Set ``ds``'s patient and request attributes to ``step``'s order; returns what changed
     as ``{keyword: [old, new]}`` (empty: the instance already agreed with the order).
 
     ``order`` is ``order_values(step, <ds's character set>)`` when the caller has it already.
-    ``reason`` is the Reason for the Attribute Modification (0400,0565): ``COERCE`` at reception,
-    ``CORRECT`` when staff link a study to the right order afterwards.
     """
     if order is None:
         order = order_values(step, charset_of(ds))
@@ -173,7 +170,7 @@ def coerce(
     )
     record.ModifyingSystem = modifying_system[:64]
     record.SourceOfPreviousValues = source[:64]
-    record.ReasonForTheAttributeModification = reason
+    record.ReasonForTheAttributeModification = "COERCE"
     record.ModifiedAttributesSequence = Sequence([originals])
     history = list(ds.get("OriginalAttributesSequence", []))
     ds.OriginalAttributesSequence = Sequence([*history, record])

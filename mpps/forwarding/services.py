@@ -205,7 +205,6 @@ class Received:
 
 
 def _encode(ds: Dataset, file_meta: FileMetaDataset) -> bytes:
-    """The instance as a Part 10 file (the spool's format)."""
     ds.file_meta = file_meta
     buffer = io.BytesIO()
     dcmwrite(buffer, ds, enforce_file_format=True)
@@ -570,21 +569,12 @@ def purge_spool() -> int:
         )
         .filter(total__gt=0)
     )
-    # Unmatched instances stay longer: staff may still link them to their order, which
-    # re-coerces the spooled file and forwards it again (``study_link``).
-    unmatched_retention = max(
-        retention, dt.timedelta(hours=settings.RIS_FORWARD_UNMATCHED_RETENTION_HOURS)
-    )
-    unmatched_limit = timezone.now() - unmatched_retention
     purged = 0
     for instance in candidates.iterator():
         if instance.final != instance.total:
             continue
         finished = instance.last or instance.last_sent
-        keep, until = (
-            (retention, limit) if instance.matched else (unmatched_retention, unmatched_limit)
-        )
-        if keep and finished and finished > until:
+        if retention and finished and finished > limit:
             continue
         with transaction.atomic():
             # Received again since the query (new path, deliveries pending): not purgeable.
@@ -720,87 +710,3 @@ def record_pacs_studies(*, destination: str, studies: list[dict]) -> int:
                 orphan.resolved_at = None
                 orphan.save()
     return PacsOrphanStudy.objects.filter(destination=destination, resolved_at__isnull=True).count()
-
-
-# --- reconciliation: link an unmatched study to its order ---------------------------------
-
-
-@dataclass
-class LinkResult:
-    relinked: int = 0
-    #: Instances whose spool file was already purged: the PACS copy must be corrected there.
-    not_in_spool: int = 0
-
-
-def study_link(
-    *, study_instance_uid: str, step: ScheduledProcedureStep, actor, note: str = ""
-) -> LinkResult:
-    """Tie an unmatched gateway study to ``step``: re-coerce, re-spool and forward it again.
-
-    Each spooled instance gets the order's patient and request attributes, with a new Original
-    Attributes Sequence item whose reason is ``CORRECT`` (PS3.3 C.12.1.1.9.2: a correction of
-    values that were wrong), and is delivered again to every image destination under the same
-    SOP Instance UID, so the corrected copy replaces the one the PACS stored (PACS that keep the
-    first copy must be checked by hand; IOCM rejection notes are not sent). Instances already
-    purged from the spool are counted in ``not_in_spool``. The step follows the images when its
-    device says so (``progress``). Audited on the step.
-    """
-    from pydicom import dcmread
-
-    from worklist import audit
-
-    step = ScheduledProcedureStep.objects.select_related(
-        "requested_procedure__order__patient", "station"
-    ).get(pk=step.pk)
-    result = LinkResult()
-    instances = list(
-        SpooledInstance.objects.filter(study_instance_uid=study_instance_uid, matched=False)
-    )
-    order_cache: dict[str, Dataset] = {}
-    match = Match(step, f"linked by {actor.name}" + (f": {note}" if note else ""))
-    for instance in instances:
-        if not instance.path:
-            result.not_in_spool += 1
-            continue
-        try:
-            ds = dcmread(spool.absolute(instance.path))
-        except (OSError, ValueError) as exc:
-            logger.warning("link: spool file of %s unreadable: %s", instance.sop_instance_uid, exc)
-            result.not_in_spool += 1
-            continue
-        charset = coercion.charset_of(ds)
-        if charset not in order_cache:
-            order_cache[charset] = coercion.order_values(step, charset)
-        changes = coercion.coerce(
-            ds, step, modifying_system=settings.RIS_AE_TITLE, source=actor.name,
-            order=deepcopy(order_cache[charset]), reason="CORRECT",
-        )
-        relative = spool.relative_path(instance.sop_instance_uid)
-        size = spool.write(relative, _encode(ds, ds.file_meta))
-        _record(
-            sop_uid=instance.sop_instance_uid,
-            sop_class=instance.sop_class_uid,
-            transfer_syntax=instance.transfer_syntax_uid,
-            study_uid=instance.study_instance_uid,
-            series_uid=instance.series_instance_uid,
-            relative=relative,
-            size=size,
-            calling_ae_title=instance.calling_ae_title,
-            match=match,
-            changes=changes,
-            sent={
-                "patient_id": instance.patient_id,
-                "patient_name": instance.patient_name,
-                "accession_number": instance.accession_number,
-                "modality": instance.modality,
-            },
-        )
-        result.relinked += 1
-    if result.relinked or result.not_in_spool:
-        audit.record(
-            actor, "step.images_linked", step,
-            after={"study_instance_uid": study_instance_uid, "relinked": result.relinked,
-                   "not_in_spool": result.not_in_spool},
-            detail=note,
-        )
-    return result
