@@ -2,6 +2,7 @@
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class Heartbeat(models.Model):
@@ -149,10 +150,14 @@ class OutboundJob(models.Model):
     """One message to deliver to a peer (HIS, PACS): the durable queue of ris.outbound_queue."""
 
     class State(models.TextChoices):
-        PENDING = "PENDING", "pending"
-        IN_PROGRESS = "IN_PROGRESS", "in progress"
-        DONE = "DONE", "delivered"
-        FAILED = "FAILED", "failed (retryable)"
+        PENDING = "PENDING", _("pending")
+        IN_PROGRESS = "IN_PROGRESS", _("in progress")
+        DONE = "DONE", _("delivered")
+        #: Out of attempts or refused: it still holds its ordering key (the later jobs of the
+        #: same order wait) until it is retried or superseded.
+        FAILED = "FAILED", _("failed (holds its order: retry or supersede)")
+        #: Marked by staff as replaced by a later message: never sent, releases its key.
+        SUPERSEDED = "SUPERSEDED", _("superseded (not sent)")
 
     kind = models.CharField(max_length=64)
     destination = models.CharField(max_length=100, blank=True)
@@ -179,3 +184,23 @@ class OutboundJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} -> {self.destination} #{self.pk} {self.state}"
+
+
+class OutboundPeer(models.Model):
+    """The delivery health of one outbound destination (an HIS, a PACS), across all workers.
+
+    ``failing_since`` is set by the first failed attempt after a success and cleared by the next
+    success; ``alerted_at`` is set when the alert (``ris.outbound_queue.check_alerts``) was logged,
+    so a destination that stays down is logged at ERROR once, not once per attempt.
+    """
+
+    destination = models.CharField(max_length=100, primary_key=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    alerted_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.destination} failing since {self.failing_since}" if self.failing_since else (
+            self.destination
+        )

@@ -70,8 +70,10 @@ class AuditedConfigurationAdmin(admin.ModelAdmin):
 
 @admin.register(models.Device)
 class DeviceAdmin(AuditedConfigurationAdmin):
-    list_display = ("ae_title", "kind", "modality", "station_name", "host", "port", "active")
-    list_filter = ("kind", "modality", "active")
+    list_display = (
+        "ae_title", "kind", "modality", "station_name", "host", "port", "step_progress", "active"
+    )
+    list_filter = ("kind", "modality", "step_progress", "active")
     search_fields = ("ae_title", "station_name", "location")
 
 

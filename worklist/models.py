@@ -59,6 +59,19 @@ class Priority(models.TextChoices):
     LOW = "LOW", _("Low")
 
 
+class StepProgress(models.TextChoices):
+    """What moves a modality's steps to STARTED and COMPLETED (``worklist.states.progress_mode``).
+
+    Many CR, DX, US and older CT/MR send no MPPS: their steps follow the images instead (the
+    first instance starts the step, a study stable for ``RIS_STUDY_STABLE_SECONDS`` completes it).
+    """
+
+    DEFAULT = "", _("Department default")
+    MPPS = "MPPS", _("MPPS only")
+    IMAGES = "IMAGES", _("Images only")
+    BOTH = "BOTH", _("MPPS and images (MPPS wins)")
+
+
 class Device(models.Model):
     """A DICOM application entity ris talks to: a modality (station) or a peer such as a PACS."""
 
@@ -96,6 +109,10 @@ class Device(models.Model):
     allow_overbooking = models.BooleanField(default=False)
     opens_at = models.TimeField(null=True, blank=True)
     closes_at = models.TimeField(null=True, blank=True)
+    #: What moves its steps: MPPS, images, or both (empty: RIS_STEP_PROGRESS_DEFAULT).
+    step_progress = models.CharField(
+        _("step status from"), max_length=8, choices=StepProgress.choices, blank=True, default=""
+    )
     active = models.BooleanField(default=True)
 
     class Meta:
@@ -450,6 +467,9 @@ class ScheduledProcedureStep(models.Model):
         max_length=12, choices=StepStatus.choices, default=StepStatus.UNSCHEDULED
     )
     status_reason = models.CharField(max_length=200, blank=True)
+    #: Taken off the Modality Worklist by housekeeping (overdue, RIS_STEP_OVERDUE_ACTION=REMOVE)
+    #: without a status change: the order keeps the step; booking it again puts it back.
+    off_worklist_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -606,6 +606,7 @@ def step_schedule(
         step.expected_duration_minutes = duration_minutes
     _place(step, start, station or step.station)
     step.status = status
+    step.off_worklist_at = None  # a step booked again is back on the worklist
     step.save()
     action = "step.book" if previous == StepStatus.UNSCHEDULED else "step.reschedule"
     audit.record(actor, action, step, before=before, after=audit.snapshot(step))
@@ -631,6 +632,28 @@ def step_transition(
     step = ScheduledProcedureStep.objects.select_for_update().get(pk=step.pk)
     _apply_transition(step, to, actor=actor, reason=reason, reason_code=reason_code)
     _refresh_order_status(step.requested_procedure.order, actor=actor, reason=reason)
+    return step
+
+
+@transaction.atomic
+def step_remove_from_worklist(
+    *, step: ScheduledProcedureStep, actor: Actor, reason: str
+) -> ScheduledProcedureStep:
+    """Take a waiting step off the Modality Worklist without changing its status.
+
+    The step stays with its order (never deleted) and the HIS is not told: nothing about the
+    order changed. Booking it again (``step_schedule``) puts it back.
+    """
+    step = ScheduledProcedureStep.objects.select_for_update().get(pk=step.pk)
+    if step.off_worklist_at is not None:
+        return step
+    before = audit.snapshot(step, ["status", "off_worklist_at"])
+    step.off_worklist_at = timezone.now()
+    step.save(update_fields=["off_worklist_at", "updated_at"])
+    audit.record(
+        actor, "step.off_worklist", step, before=before,
+        after=audit.snapshot(step, ["status", "off_worklist_at"]), detail=reason,
+    )
     return step
 
 

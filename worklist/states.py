@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.conf import settings
+
 from worklist.errors import InvalidTransition
-from worklist.models import OrderStatus, StepStatus
+from worklist.models import OrderStatus, StepProgress, StepStatus
 
 S = StepStatus
 
@@ -53,6 +55,35 @@ IMAGED_STEP_STATUSES = frozenset({S.STARTED, S.COMPLETED, S.DISCONTINUED})
 CLOSED_ORDER_STATUSES = frozenset(
     {OrderStatus.CANCELED, OrderStatus.DISCONTINUED, OrderStatus.COMPLETED}
 )
+#: Steps that stay on the Modality Worklist for RIS_MWL_KEEP_FINISHED_MINUTES after their last
+#: change (a modality that queries again after the exam still finds its entry); 0: they leave at
+#: once, as the MWL default statuses (RIS_MWL_DEFAULT_STATUSES) say.
+MWL_LINGERING_STATUSES = frozenset({S.STARTED, S.COMPLETED, S.DISCONTINUED})
+#: Steps that can be overdue: still waiting hours after their scheduled end.
+OVERDUE_STATUSES = WORKLIST_STATUSES
+#: Steps the first image of their study starts (devices whose steps follow the images).
+IMAGE_STARTABLE_STATUSES = WORKLIST_STATUSES
+#: Steps the study availability query asks the PACS about although nothing says they were
+#: performed: a modality that sends straight to the PACS and no MPPS leaves them waiting.
+AVAILABILITY_WAITING_STATUSES = WORKLIST_STATUSES
+
+
+def progress_mode(device) -> StepProgress:
+    """What moves the steps of ``device`` (a ``Device`` or None): its own choice, else the
+    department's (``RIS_STEP_PROGRESS_DEFAULT``, MPPS unless set)."""
+    chosen = getattr(device, "step_progress", "") or ""
+    if not chosen:
+        chosen = getattr(settings, "RIS_STEP_PROGRESS_DEFAULT", "") or StepProgress.MPPS
+    return StepProgress(chosen)
+
+
+def images_move_steps(mode: str) -> bool:
+    """Images start and complete the steps (with BOTH only while no MPPS has come)."""
+    return mode in (StepProgress.IMAGES, StepProgress.BOTH)
+
+
+def mpps_moves_steps(mode: str) -> bool:
+    return mode in (StepProgress.MPPS, StepProgress.BOTH)
 
 
 def allowed_step_transitions(current: str) -> frozenset[str]:
