@@ -220,6 +220,14 @@ RIS_DICOM_PORT = env_int("RIS_DICOM_PORT", 11112)
 RIS_AE_TITLE = env_str("RIS_AE_TITLE", "RIS")
 RIS_DICOM_MAX_ASSOCIATIONS = env_int("RIS_DICOM_MAX_ASSOCIATIONS", 50)
 RIS_DICOM_REQUIRE_KNOWN_AE = env_bool("RIS_DICOM_REQUIRE_KNOWN_AE", False)
+#: Largest PDU accepted (and announced as Maximum Length Received, PS3.8 D.1); a PDU header
+#: announcing more is answered with A-ABORT at once.
+RIS_DICOM_MAX_PDU_BYTES = env_int("RIS_DICOM_MAX_PDU_BYTES", 1024 * 1024)
+#: A connection must have sent its whole A-ASSOCIATE-RQ within this; until then it holds no
+#: association slot.
+RIS_DICOM_FIRST_PDU_TIMEOUT_SECONDS = env_int("RIS_DICOM_FIRST_PDU_TIMEOUT_SECONDS", 5)
+#: Open DICOM connections (associated or not) one source address may hold; 0: no limit.
+RIS_DICOM_MAX_CONNECTIONS_PER_ADDRESS = env_int("RIS_DICOM_MAX_CONNECTIONS_PER_ADDRESS", 32)
 RIS_MLLP_HOST = env_str("RIS_MLLP_HOST", "0.0.0.0")
 RIS_MLLP_PORT = env_int("RIS_MLLP_PORT", 2575)
 RIS_SCHEDULER_HEARTBEAT_SECONDS = env_int("RIS_SCHEDULER_HEARTBEAT_SECONDS", 10)
@@ -254,6 +262,8 @@ RIS_MWL_DIRECT_SEND = env_bool("RIS_MWL_DIRECT_SEND", True)
 RIS_DICOM_DB_THREADS = env_int("RIS_DICOM_DB_THREADS", 4)
 RIS_MLLP_MAX_MESSAGE_BYTES = env_int("RIS_MLLP_MAX_MESSAGE_BYTES", 1024 * 1024)
 RIS_MLLP_IDLE_TIMEOUT_SECONDS = env_int("RIS_MLLP_IDLE_TIMEOUT_SECONDS", 300)
+#: Open MLLP connections one source address may hold; 0: no limit.
+RIS_MLLP_MAX_CONNECTIONS_PER_ADDRESS = env_int("RIS_MLLP_MAX_CONNECTIONS_PER_ADDRESS", 16)
 RIS_MLLP_TLS_CERT = env_str("RIS_MLLP_TLS_CERT", "")
 RIS_MLLP_TLS_KEY = env_str("RIS_MLLP_TLS_KEY", "")
 #: Extra periodic jobs: ("id", "module:function", seconds) triples (see ris.scheduler).
