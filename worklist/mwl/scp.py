@@ -14,6 +14,7 @@ from io import BytesIO
 
 import pynetdicom.service_class as _service_class
 from django.conf import settings
+from django.db import DatabaseError
 from pydicom import Dataset
 from pydicom import config as pydicom_config
 from pydicom.datadict import dictionary_VR
@@ -28,6 +29,7 @@ from worklist.dimse import TRANSFER_SYNTAXES
 from worklist.matching import MatchError, worklist_query
 from worklist.mwl import dbthreads
 from worklist.mwl.dimse_stream import PendingResponses, wait_until_sent
+from worklist.mwl.outage import DATABASE_UNAVAILABLE, DatabaseOutage
 
 logger = logging.getLogger("ris.mwl")
 
@@ -38,6 +40,11 @@ NOT_AUTHORISED = 0x0124
 OUT_OF_RESOURCES = 0xA700
 IDENTIFIER_DOES_NOT_MATCH = 0xA900
 UNABLE_TO_PROCESS = 0xC000
+#: PS3.4 C.4.1.1.4: Cxxx is "Failed: unable to process"; this one is ris's for an unreachable
+#: database, so that a modality's log tells it apart from a query ris could not handle.
+DATABASE_FAILURE = 0xC001
+
+_outage = DatabaseOutage(logger, "worklist C-FIND")
 
 
 class KnownAETitles(list):
@@ -45,14 +52,29 @@ class KnownAETitles(list):
 
     pynetdicom rejects a calling AE title that is not in this list with A-ASSOCIATE-RJ
     (rejected-permanent, service-user, calling AE title not recognised); reading it live means a
-    Device added in the web UI may connect without restarting the listener.
+    Device added in the web UI may connect without restarting the listener. During a database
+    outage the last list read is used (an unknown-AE rejection is permanent: a modality might
+    stop trying). ``also_allow`` adds titles that need no Device (ris's own health check).
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._always: list[str] = []
+        self._last: list[str] = []
+
+    def also_allow(self, ae_title: str) -> None:
+        self._always.append(ae_title)
 
     def __bool__(self) -> bool:
         return True
 
     def __iter__(self):
-        return iter(selectors.known_ae_titles())
+        try:
+            self._last = selectors.known_ae_titles()
+            _outage.succeeded()
+        except DatabaseError as exc:
+            _outage.failed(exc)
+        return iter([*self._always, *self._last])
 
 
 class EncodedIdentifier(Dataset):
@@ -193,7 +215,12 @@ def handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
     """EVT_C_FIND: yield one Pending response per matching step, then pynetdicom ends with
     Success (or the failure/cancel status yielded here)."""
     calling_ae = str(event.assoc.requestor.ae_title).strip()
-    device = dbthreads.run(selectors.device_for_ae, calling_ae)
+    try:
+        device = dbthreads.run(selectors.device_for_ae, calling_ae)
+    except DatabaseError as exc:
+        _outage.failed(exc)
+        yield _failure(DATABASE_FAILURE, DATABASE_UNAVAILABLE), None
+        return
     if device is not None and not device.may_query_worklist:
         yield _failure(NOT_AUTHORISED, f"{calling_ae} may not query the worklist"), None
         return
@@ -213,10 +240,15 @@ def handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
         logger.info("refused C-FIND from %s: %s", calling_ae, exc)
         yield _failure(IDENTIFIER_DOES_NOT_MATCH, str(exc), exc.tag), None
         return
+    except DatabaseError as exc:
+        _outage.failed(exc)
+        yield _failure(DATABASE_FAILURE, DATABASE_UNAVAILABLE), None
+        return
     except Exception:  # noqa: BLE001 - reported to the modality, logged for the operator
         logger.exception("worklist query from %s failed", calling_ae)
         yield _failure(UNABLE_TO_PROCESS, "the worklist could not be read"), None
         return
+    _outage.succeeded()
     if limit and len(rows) > limit:
         yield _failure(OUT_OF_RESOURCES, f"more than {limit} matches: narrow the query"), None
         return
