@@ -24,7 +24,9 @@ from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
+from ris.health import health_ae_title
 from worklist.dimse import TRANSFER_SYNTAXES
+from worklist.mwl.scp import KnownAETitles
 
 logger = logging.getLogger("ris.dicom")
 
@@ -297,6 +299,9 @@ def build_ae() -> tuple[AE, list]:
     for module_name in settings.RIS_DICOM_SERVICES:
         module = importlib.import_module(module_name)
         handlers.extend(module.register(ae))
+    allowed = ae._require_calling_aet
+    if isinstance(allowed, KnownAETitles):  # RIS_DICOM_REQUIRE_KNOWN_AE: admit our own check
+        allowed.also_allow(health_ae_title())
     return ae, handlers
 
 

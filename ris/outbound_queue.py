@@ -12,8 +12,11 @@ or in progress (also while that one waits for its retry). A job that FAILED (rej
 attempts) no longer holds its key back; retrying it later delivers it after its successors.
 
 Delivery is at least once: a worker killed after the peer accepted and before the DONE update
-sends again once the lease (``RIS_OUTBOUND_LEASE_SECONDS``) ran out; senders give each message a
-stable ID derived from the job (HL7: MSH-10 ``RIS<job id>``) so peers can drop the repeat.
+sends again once the lease (``RIS_OUTBOUND_LEASE_SECONDS``) ran out, or at once when a worker of
+the same host finds that the process that claimed it is gone (``release_orphaned``: a restarted
+ris takes back what its previous run held; the lease is for workers on other hosts); senders
+give each message a stable ID derived from the job (HL7: MSH-10 ``RIS<job id>``) so peers can
+drop the repeat.
 
 Adding a job kind (the PACS forwarder's ``dicom.store``, MPPS forwarding, ...):
 
@@ -106,8 +109,54 @@ def backoff(attempts: int) -> dt.timedelta:
     return dt.timedelta(milliseconds=delay_ms)
 
 
+#: When this process started: a claim under our own name from before then is a previous run's
+#: (a container restarted with the same PID).
+_STARTED = timezone.now()
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, someone else's
+        return True
+    return True
+
+
+def release_orphaned() -> int:
+    """Give back at once the jobs claimed on this host by a process that no longer runs.
+
+    The claim names its worker ``host:pid``; on the claiming host the question "is that worker
+    alive" has an exact answer, so the lease (meant for workers that may be alive elsewhere) need
+    not be waited out after a crash or restart.
+    """
+    host = socket.gethostname()
+    me = os.getpid()
+    orphaned = []
+    claims = OutboundJob.objects.filter(
+        state=State.IN_PROGRESS, claimed_by__startswith=f"{host}:"
+    ).values_list("id", "claimed_by", "claimed_at")
+    for job_id, claimed_by, claimed_at in claims:
+        pid_text = claimed_by[len(host) + 1:]
+        if not pid_text.isdigit():
+            continue
+        pid = int(pid_text)
+        previous_run = pid == me and claimed_at is not None and claimed_at < _STARTED
+        if previous_run or (pid != me and not _process_alive(pid)):
+            orphaned.append((job_id, claimed_by))
+    released = 0
+    for job_id, claimed_by in orphaned:
+        released += OutboundJob.objects.filter(
+            id=job_id, state=State.IN_PROGRESS, claimed_by=claimed_by
+        ).update(state=State.PENDING, claimed_by="", next_attempt_at=timezone.now())
+    if released:
+        logger.info("took back %d outbound jobs held by a previous run on %s", released, host)
+    return released
 
 
 def _claimable(now: dt.datetime, skip_destinations: Iterable[tuple[str, str]] = ()):
@@ -196,6 +245,7 @@ def drain(
     started = time.monotonic()
     down: set[tuple[str, str]] = set()
     handled = 0
+    release_orphaned()
     release_stale()
     while max_jobs is None or handled < max_jobs:
         if time_budget is not None and time.monotonic() - started > time_budget:
