@@ -6,6 +6,7 @@ The defaults run a single-node department on an embedded SQLite database under `
 
 from __future__ import annotations
 
+import datetime as _dt
 import secrets
 from pathlib import Path
 
@@ -54,6 +55,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "ris",
     "worklist",
     "mpps",
@@ -73,7 +75,34 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # last: answers a locked-out login attempt (django-axes)
+    "axes.middleware.AxesMiddleware",
 ]
+
+# --- password guessing (django-axes; ris/security.py) ----------------------------------------
+# Failures are counted in the database (AxesDatabaseHandler), so one limit holds across every
+# gunicorn worker and every ris process sharing the database: the web login, the admin and the
+# API token endpoint alike.
+AUTHENTICATION_BACKENDS = [
+    "ris.security.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+#: Failed logins per (username, client address) before that pair is locked out.
+AXES_FAILURE_LIMIT = env_int("RIS_LOGIN_FAILURE_LIMIT", 10)
+#: Minutes a lockout lasts; 0: until an administrator resets it (``ris axes_reset_username``).
+_LOCKOUT_MINUTES = env_int("RIS_LOGIN_LOCKOUT_MINUTES", 15)
+AXES_COOLOFF_TIME = _dt.timedelta(minutes=_LOCKOUT_MINUTES) if _LOCKOUT_MINUTES else None
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # ris.security logs one line per failure and lockout
+
+#: "shared": a cache in the database, for limits that must hold across processes (the API token
+#: endpoint's throttle); "default" stays per process. ``ris serve`` creates its table.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "ris_cache"},
+}
 
 ROOT_URLCONF = "ris.urls"
 WSGI_APPLICATION = "ris.wsgi.application"
@@ -209,6 +238,8 @@ LOGGING = {
         # pynetdicom logs every PDU at INFO; a busy worklist would drown the log.
         "pynetdicom": {"level": "WARNING"},
         "apscheduler": {"level": "WARNING"},
+        # django-axes logs each failure itself; ris.security writes one line (and the audit row)
+        "axes": {"level": "ERROR"},
     },
 }
 
