@@ -99,6 +99,11 @@ class PatientViewSet(
     ordering = ["family_name", "given_name", "patient_id"]
     write_roles = FRONT_DESK
 
+    def retrieve(self, request: Request, *args, **kwargs) -> Response:
+        response = super().retrieve(request, *args, **kwargs)
+        services.patient_viewed(patient=self.get_object(), actor=actor_of(request), channel="api")
+        return response
+
     def create(self, request: Request) -> Response:
         data = validated(serializers.PatientCreateSerializer, request.data)
         patient_id, issuer = data.pop("patient_id"), data.pop("issuer")

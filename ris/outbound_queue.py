@@ -51,6 +51,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from ris.models import OutboundJob
+from worklist.audit import Actor, access_event, record_all
 
 logger = logging.getLogger("ris.outbound_queue")
 
@@ -265,11 +266,20 @@ def drain_due() -> None:
 
 
 @transaction.atomic
-def retry(job_ids: Iterable[int] | None = None) -> int:
-    """Put FAILED jobs (all, or these) back in the queue with fresh attempts."""
-    jobs = OutboundJob.objects.filter(state=State.FAILED)
+def retry(job_ids: Iterable[int] | None = None, *, actor: Actor | None = None) -> int:
+    """Put FAILED jobs (all, or these) back in the queue with fresh attempts; one
+    ``outbound.retry`` audit row per job, by ``actor`` (the operator; the system when omitted)."""
+    jobs = OutboundJob.objects.select_for_update().filter(state=State.FAILED)
     if job_ids is not None:
         jobs = jobs.filter(id__in=list(job_ids))
-    return jobs.update(
-        state=State.PENDING, attempts=0, next_attempt_at=timezone.now(), finished_at=None
-    )
+    retried = list(jobs.values_list("id", "kind", "destination"))
+    count = OutboundJob.objects.filter(
+        id__in=[job_id for job_id, _, _ in retried], state=State.FAILED
+    ).update(state=State.PENDING, attempts=0, next_attempt_at=timezone.now(), finished_at=None)
+    who = actor or Actor.system("outbound.retry")
+    record_all([
+        access_event(who, "outbound.retry", object_type=OutboundJob._meta.label,
+                     object_id=job_id, detail=f"{kind} to {destination or '(default)'}")
+        for job_id, kind, destination in retried
+    ])
+    return count

@@ -83,7 +83,23 @@ def record_access(
     ``detail`` and ``after`` may name the patient (the trail is the place for that), but never
     the log: callers log ids only.
     """
-    return AuditEvent.objects.create(
+    audit_event = access_event(actor, action, object_type=object_type, object_id=object_id,
+                               detail=detail, after=after)
+    audit_event.save(force_insert=True)
+    return audit_event
+
+
+def access_event(
+    actor: Actor,
+    action: str,
+    *,
+    object_type: str,
+    object_id: str = "",
+    detail: str = "",
+    after: dict | None = None,
+) -> AuditEvent:
+    """``record_access``'s row, not yet stored (for ``record_all``)."""
+    return AuditEvent(
         actor_type=actor.type,
         actor=actor.name[:200],
         user=actor.user if getattr(actor.user, "pk", None) else None,

@@ -23,7 +23,8 @@ from pynetdicom.dsutils import decode
 from pynetdicom.dsutils import encode as _pydicom_encode
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
-from worklist import selectors
+from worklist import selectors, services
+from worklist.audit import Actor
 from worklist.dicom import ITEM, SPS_SEQUENCE, ResponseBuilder
 from worklist.dimse import TRANSFER_SYNTAXES
 from worklist.matching import MatchError, worklist_query
@@ -249,6 +250,7 @@ def handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
         yield _failure(UNABLE_TO_PROCESS, "the worklist could not be read"), None
         return
     _outage.succeeded()
+    _audit_query(event, calling_ae, device, identifier, len(rows))
     if limit and len(rows) > limit:
         yield _failure(OUT_OF_RESOURCES, f"more than {limit} matches: narrow the query"), None
         return
@@ -269,6 +271,34 @@ def handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
             yield CANCEL, None
             return
         yield pending, EncodedIdentifier(builder, row) if fast else builder.dataset(row)
+
+
+def _query_keys(identifier: Dataset) -> dict[str, str]:
+    """The keys a query matched on (those with a value), as text, sequence items flattened."""
+    keys: dict[str, str] = {}
+    for elem in identifier:
+        if elem.VR == "SQ":
+            for item in elem.value or []:
+                keys.update(_query_keys(item))
+        elif elem.value not in (None, "") and elem.keyword != "SpecificCharacterSet":
+            keys[elem.keyword or str(elem.tag)] = str(elem.value)[:200]
+    return keys
+
+
+def _audit_query(event, calling_ae: str, device, identifier: Dataset, matches: int) -> None:
+    peer = event.assoc.requestor.address_info
+    try:
+        keys = _query_keys(identifier)
+    except Exception:  # noqa: BLE001 - the audit row must not fail the query
+        keys = {}
+    dbthreads.submit(
+        services.worklist_queried,
+        actor=Actor.ae(calling_ae),
+        device=device.ae_title if device is not None else f"{calling_ae} (no device)",
+        keys=keys,
+        matches=matches,
+        peer=f"{peer.address}:{peer.port}",
+    )
 
 
 def _send_directly(event, stream: PendingResponses, builder: ResponseBuilder, rows: list[dict]):

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand
 from ris import outbound_queue
 from ris.listeners import StopFlag
 from ris.models import OutboundJob
+from worklist.audit import Actor
 
 
 class Command(BaseCommand):
@@ -23,7 +24,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if options["retry"] is not None:
-            count = outbound_queue.retry(options["retry"] or None)
+            count = outbound_queue.retry(options["retry"] or None,
+                                         actor=Actor.system("ris outbound --retry"))
             self.stdout.write(f"{count} job(s) queued again")
         if options["list"]:
             jobs = OutboundJob.objects.exclude(state=OutboundJob.State.DONE).order_by("id")
