@@ -264,6 +264,8 @@ RIS_MLLP_PORT = env_int("RIS_MLLP_PORT", 2575)
 #: Bearer token that shows /healthz's details (addresses, errors); anonymous: status only.
 RIS_HEALTH_TOKEN = env_str("RIS_HEALTH_TOKEN", "")
 RIS_SCHEDULER_HEARTBEAT_SECONDS = env_int("RIS_SCHEDULER_HEARTBEAT_SECONDS", 10)
+#: How often the scheduler leader checks that it still holds its lock (ris.scheduler).
+RIS_SCHEDULER_LOCK_CHECK_SECONDS = env_int("RIS_SCHEDULER_LOCK_CHECK_SECONDS", 2)
 
 # --- ris: identifiers -------------------------------------------------------------------------
 # UIDs are generated under this root. Empty: every UID is a UUID-derived 2.25.<uuid> (PS3.5 B.2),
