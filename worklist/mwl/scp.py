@@ -9,12 +9,14 @@ right to query, its restriction to its own steps) and the RIS_MWL_MAX_MATCHES li
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from io import BytesIO
 
 import pynetdicom.service_class as _service_class
 from django.conf import settings
 from django.db import DatabaseError
+from prometheus_client import Histogram
 from pydicom import Dataset
 from pydicom import config as pydicom_config
 from pydicom.datadict import dictionary_VR
@@ -46,6 +48,12 @@ UNABLE_TO_PROCESS = 0xC000
 DATABASE_FAILURE = 0xC001
 
 _outage = DatabaseOutage(logger, "worklist C-FIND")
+
+#: From the C-FIND request to the last response handed to pynetdicom (GET /metrics).
+CFIND_SECONDS = Histogram(
+    "ris_mwl_cfind_seconds", "Worklist C-FIND handling time, request to final response",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
 
 
 class KnownAETitles(list):
@@ -214,7 +222,15 @@ def _rows(query, limit: int | None) -> list[dict]:
 
 def handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
     """EVT_C_FIND: yield one Pending response per matching step, then pynetdicom ends with
-    Success (or the failure/cancel status yielded here)."""
+    Success (or the failure/cancel status yielded here). Timed into ``CFIND_SECONDS``."""
+    started = time.perf_counter()
+    try:
+        yield from _handle_find(event)
+    finally:
+        CFIND_SECONDS.observe(time.perf_counter() - started)
+
+
+def _handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
     calling_ae = str(event.assoc.requestor.ae_title).strip()
     try:
         device = dbthreads.run(selectors.device_for_ae, calling_ae)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -61,7 +62,9 @@ class Command(BaseCommand):
         if options["demo"]:
             call_command("demo")
         connection.close()
-        Supervisor(listeners, self._child_environment(listeners), self.stdout).run()
+        env = self._child_environment(listeners)
+        _fresh_metrics_directory(Path(env["PROMETHEUS_MULTIPROC_DIR"]))
+        Supervisor(listeners, env, self.stdout).run()
 
     def _child_environment(self, listeners: list[str]) -> dict[str, str]:
         env = dict(os.environ)
@@ -76,6 +79,11 @@ class Command(BaseCommand):
                 "RIS_SECRET_KEY": settings.SECRET_KEY,
                 "RIS_LISTENERS": ",".join(name for name in listeners if name != "web"),
                 "PYTHONUNBUFFERED": "1",
+                # prometheus-client's multiprocess mode: every child writes its measurements
+                # here, the web workers' GET /metrics merges them (ris.metrics)
+                "PROMETHEUS_MULTIPROC_DIR": os.environ.get(
+                    "PROMETHEUS_MULTIPROC_DIR", str(settings.DATA_DIR / "prometheus")
+                ),
             }
         )
         return env
@@ -153,3 +161,11 @@ class Supervisor:
                 child.kill()
                 child.wait()
         self.out.write("ris stopped")
+
+
+def _fresh_metrics_directory(path: Path) -> None:
+    """Empty at each start, as prometheus-client's multiprocess mode requires (the files of a
+    previous run's processes would be counted again)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for leftover in path.glob("*.db"):
+        leftover.unlink()
