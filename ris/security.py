@@ -77,6 +77,26 @@ def on_locked_out(sender, request, username, ip_address, **kwargs) -> None:
     logger.warning("login of %r from %s locked out after repeated failures", username, ip_address)
 
 
+def lockout_response(request, original_response=None, credentials=None):
+    """django-axes' answer to a locked-out login (AXES_LOCKOUT_CALLABLE): the API's error body
+    for the API, the login page with a translated notice for people."""
+    from django.conf import settings
+    from django.http import JsonResponse
+    from django.shortcuts import render
+    from django.utils.translation import gettext as _
+
+    minutes = settings.AXES_COOLOFF_TIME.total_seconds() // 60 if settings.AXES_COOLOFF_TIME else 0
+    if minutes:
+        detail = _("Too many failed logins: this account is locked for %(minutes)d minutes "
+                   "from this address.") % {"minutes": minutes}
+    else:
+        detail = _("Too many failed logins: this account is locked until an administrator "
+                   "unlocks it.")
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": detail, "code": "locked_out"}, status=429)
+    return render(request, "registration/login.html", {"locked_out": detail}, status=429)
+
+
 def record_token_issued(request, user) -> None:
     """The API token endpoint does not call ``login()``: its success is audited here."""
     address = client_address(request)

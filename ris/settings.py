@@ -95,6 +95,7 @@ _LOCKOUT_MINUTES = env_int("RIS_LOGIN_LOCKOUT_MINUTES", 15)
 AXES_COOLOFF_TIME = _dt.timedelta(minutes=_LOCKOUT_MINUTES) if _LOCKOUT_MINUTES else None
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "ris.security.lockout_response"
 AXES_VERBOSE = False  # ris.security logs one line per failure and lockout
 
 #: "shared": a cache in the database, for limits that must hold across processes (the API token

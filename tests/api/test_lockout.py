@@ -114,3 +114,23 @@ def test_the_limit_holds_across_the_gunicorn_workers_of_a_real_ris(ris_service, 
     # have seen about half of the failures.
     assert [token("guess") for _ in range(10)] == [400] * 9 + [429]  # the 10th locks
     assert token(PASSWORD) == 429
+
+
+def test_a_locked_out_api_client_gets_the_api_error_body(make_user):
+    make_user("desk")
+    for _ in range(5):
+        _token("guess")
+    response = _token(PASSWORD)
+    assert response.status_code == 429
+    assert response.json()["code"] == "locked_out"
+    assert "15 minutes" in response.json()["detail"]
+
+
+def test_the_locked_out_login_page_is_in_the_users_language(make_user):
+    make_user("desk")
+    client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    for _ in range(5):
+        _web_login("guess", client)
+    response = _web_login(PASSWORD, client)
+    assert response.status_code == 429
+    assert "登录失败次数过多" in response.content.decode()
