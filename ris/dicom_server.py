@@ -12,6 +12,7 @@ import importlib
 import logging
 import select
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -236,6 +237,8 @@ class RisAssociationServer(ThreadedAssociationServer):
         """The complete first PDU if it is an A-ASSOCIATE-RQ of an acceptable length received
         within ``first_pdu_timeout``; else None (the caller closes the connection)."""
         deadline = time.monotonic() + self.first_pdu_timeout
+        if isinstance(sock, ssl.SSLSocket) and not _handshake(sock, client_address, deadline):
+            return None
         data = bytearray()
         needed = 6
         while len(data) < needed:
@@ -270,15 +273,58 @@ class RisAssociationServer(ThreadedAssociationServer):
         return data
 
     def get_request(self):
-        client, address = super().get_request()
+        # Not pynetdicom's: it runs the TLS handshake here, in the one acceptor thread, where a
+        # peer that connects and never speaks would stop every other connection.
+        client, address = self.socket.accept()
         try:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        if type(client) is socket.socket and hasattr(socket, "TCP_QUICKACK"):  # Linux; not TLS
+        if self.ssl_context is not None:
+            client = self.ssl_context.wrap_socket(client, server_side=True,
+                                                  do_handshake_on_connect=False)
+        elif hasattr(socket, "TCP_QUICKACK"):  # Linux
             client = QuickAckSocket(client.family, client.type, client.proto,
                                     fileno=client.detach())
         return client, address
+
+
+def _handshake(sock: ssl.SSLSocket, client_address, deadline: float) -> bool:
+    """The TLS handshake, within the first-PDU timeout (PS3.15 B.1: TLS before any PDU)."""
+    try:
+        sock.settimeout(max(deadline - time.monotonic(), 0.01))
+        sock.do_handshake()
+    except (OSError, ssl.SSLError) as exc:
+        logger.info("TLS handshake with %s:%s failed: %s", client_address[0], client_address[1],
+                    exc)
+        return False
+    finally:
+        try:
+            sock.settimeout(None)
+        except OSError:
+            pass
+    return True
+
+
+def tls_context() -> ssl.SSLContext | None:
+    """The server context of the DICOM TLS port, or None when no certificate is configured.
+
+    BCP 195 (RFC 9325) as the DICOM profiles of PS3.15 B.9 ask: TLS 1.2 or newer, AEAD
+    ciphers with forward secrecy only. With ``RIS_DICOM_TLS_CA`` a client certificate signed by
+    that CA is required (mutual TLS); without it any client may connect over TLS.
+    """
+    if not settings.RIS_DICOM_TLS_CERT:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20")
+    context.load_cert_chain(settings.RIS_DICOM_TLS_CERT, settings.RIS_DICOM_TLS_KEY or None)
+    if settings.RIS_DICOM_TLS_CA:
+        context.load_verify_locations(settings.RIS_DICOM_TLS_CA)
+        context.verify_mode = ssl.CERT_REQUIRED
+    else:
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _close_db_connection(event: evt.Event) -> None:
@@ -305,12 +351,17 @@ def build_ae() -> tuple[AE, list]:
     return ae, handlers
 
 
-def start(host: str, port: int) -> RisAssociationServer:
-    ae, handlers = build_ae()
+def start(host: str, port: int, ssl_context: ssl.SSLContext | None = None,
+          ae: AE | None = None, handlers: list | None = None) -> RisAssociationServer:
+    """Listen on ``host:port`` (with TLS when ``ssl_context`` is given); a second port of the same
+    AE shares its contexts and handlers (pass the ``ae`` and ``handlers`` of the first)."""
+    if ae is None or handlers is None:
+        ae, handlers = build_ae()
     server = ae.make_server(
         (host, port),
         ae_title=settings.RIS_AE_TITLE,
         evt_handlers=handlers,
+        ssl_context=ssl_context,
         server_class=RisAssociationServer,
         first_pdu_timeout=settings.RIS_DICOM_FIRST_PDU_TIMEOUT_SECONDS,
         max_connections_per_address=settings.RIS_DICOM_MAX_CONNECTIONS_PER_ADDRESS,

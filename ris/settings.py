@@ -252,6 +252,12 @@ RIS_DICOM_PORT = env_int("RIS_DICOM_PORT", 11112)
 RIS_AE_TITLE = env_str("RIS_AE_TITLE", "RIS")
 RIS_DICOM_MAX_ASSOCIATIONS = env_int("RIS_DICOM_MAX_ASSOCIATIONS", 50)
 RIS_DICOM_REQUIRE_KNOWN_AE = env_bool("RIS_DICOM_REQUIRE_KNOWN_AE", False)
+#: DICOM TLS (PS3.15 B.9, BCP 195) on a second port; off unless a certificate is given.
+#: With a CA, clients must present a certificate it signed.
+RIS_DICOM_TLS_PORT = env_int("RIS_DICOM_TLS_PORT", 2762)
+RIS_DICOM_TLS_CERT = env_str("RIS_DICOM_TLS_CERT", "")
+RIS_DICOM_TLS_KEY = env_str("RIS_DICOM_TLS_KEY", "")
+RIS_DICOM_TLS_CA = env_str("RIS_DICOM_TLS_CA", "")
 #: Largest PDU accepted (and announced as Maximum Length Received, PS3.8 D.1); a PDU header
 #: announcing more is answered with A-ABORT at once.
 RIS_DICOM_MAX_PDU_BYTES = env_int("RIS_DICOM_MAX_PDU_BYTES", 1024 * 1024)
