@@ -118,7 +118,7 @@ class InboundMessageViewSet(RisApiMixin, viewsets.ReadOnlyModelViewSet):
             raise InvalidTransition(
                 f"message {message.pk} is {message.status}: only messages in ERROR are reprocessed"
             )
-        result = handler.reprocess(message)
+        result = handler.reprocess(message, actor=actor_of(request))
         return Response(InboundMessageDetailSerializer(result).data)
 
 
@@ -182,7 +182,7 @@ class OutboundJobViewSet(RisApiMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str) -> Response:
         job = self.get_object()
-        if outbound_queue.retry([job.pk]) != 1:
+        if outbound_queue.retry([job.pk], actor=actor_of(request)) != 1:
             raise InvalidTransition(f"job {job.pk} is {job.state}: only FAILED jobs are retried")
         job.refresh_from_db()
         return Response(OutboundJobSerializer(job).data)

@@ -6,6 +6,7 @@ Status changes go through ``worklist.services`` only; a refused change raises a
 
 from __future__ import annotations
 
+from django.core.cache import caches
 from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
@@ -31,6 +32,7 @@ from api.permissions import (
     FRONT_DESK,
     HasRole,
 )
+from ris import security
 from ris.roles import user_roles
 from worklist import configuration, services
 from worklist.audit import Actor
@@ -96,6 +98,11 @@ class PatientViewSet(
     ordering_fields = ["patient_id", "family_name", "birth_date", "created_at", "updated_at"]
     ordering = ["family_name", "given_name", "patient_id"]
     write_roles = FRONT_DESK
+
+    def retrieve(self, request: Request, *args, **kwargs) -> Response:
+        response = super().retrieve(request, *args, **kwargs)
+        services.patient_viewed(patient=self.get_object(), actor=actor_of(request), channel="api")
+        return response
 
     def create(self, request: Request) -> Response:
         data = validated(serializers.PatientCreateSerializer, request.data)
@@ -345,10 +352,13 @@ class AuditEventViewSet(RisApiMixin, viewsets.ReadOnlyModelViewSet):
 
 
 class TokenThrottle(AnonRateThrottle):
-    """Password guessing against the token endpoint is slowed per client address."""
+    """Password guessing against the token endpoint is slowed per client address, counted in the
+    database cache so that the rate holds across gunicorn workers and ris processes (the lockout
+    itself is django-axes', ris/security.py)."""
 
     scope = "token"
     rate = "30/minute"
+    cache = caches["shared"]
 
 
 @extend_schema(
@@ -360,6 +370,20 @@ class TokenThrottle(AnonRateThrottle):
 )
 class TokenView(ObtainAuthToken):
     throttle_classes = [TokenThrottle]
+
+    def get_serializer_context(self) -> dict:
+        # django-axes marks a locked-out attempt on the request it is given; give it Django's
+        # own request, which its middleware then answers (429), not DRF's wrapper.
+        return {**super().get_serializer_context(), "request": self.request._request}
+
+    def post(self, request: Request, *args, **kwargs) -> Response:
+        response = super().post(request, *args, **kwargs)
+        if response.status_code == 200:
+            from rest_framework.authtoken.models import Token
+
+            user = Token.objects.get(key=response.data["token"]).user
+            security.record_token_issued(request._request, user)
+        return response
 
 
 @extend_schema(responses=serializers.WhoAmISerializer)

@@ -7,7 +7,8 @@ the attribute by tag and keyword, so the engineer at the modality can find it in
 
 Where the standard is stricter than the modalities in the field, ris takes the lenient reading
 and says so in ``docs/conformance.md``: Type 2 attributes may be absent (they are stored when sent),
-UIDs are checked for characters and length but not for leading zeros, an N-SET that repeats
+UIDs inside the attribute list are checked for characters and length but not for leading zeros
+(the SOP Instance UID of the PPS itself must be a valid UID, PS3.5 9.1), an N-SET that repeats
 attributes only the N-CREATE may set is answered with the Warning 0x0107 (values kept).
 """
 
@@ -83,6 +84,15 @@ CREATE_ONLY = frozenset(
 )
 
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+#: PS3.5 9.1: components of digits without leading zeros (a lone 0 is a component of its own).
+_STRICT_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+
+#: Maximum value length per VR in characters (PS3.5 6.2, Table 6.2-1), for each value of a
+#: multi-valued element; PN per component group. DA, TM and DT are checked by their parsers.
+VR_MAX_LENGTH = {
+    "AE": 16, "AS": 4, "CS": 16, "DS": 16, "IS": 12, "LO": 64, "LT": 10240, "PN": 64,
+    "SH": 16, "ST": 1024, "UI": 64,
+}
 _DA = re.compile(r"^(\d{4})\.?(\d{2})\.?(\d{2})$")  # YYYYMMDD, or ACR-NEMA YYYY.MM.DD
 _TM = re.compile(r"^(\d{2})(?::?(\d{2})(?::?(\d{2})(?:\.(\d{1,6}))?)?)?$")
 _TZ_OFFSET = re.compile(r"^([+-])(\d{2})(\d{2})$")
@@ -190,7 +200,8 @@ class SetRequest:
 def validate_create(ds: Dataset) -> CreateRequest:
     """Check an N-CREATE attribute list (Table F.7.2-1, column C) and parse it."""
     _check_character_set(ds)
-    dataset_json = dataset_to_json(ds)
+    dataset_json = dataset_to_json(ds)  # first: it names an element that cannot be read at all
+    check_value_lengths(ds)
     status = _required(ds, 0x00400252)
     if status != PPSStatus.IN_PROGRESS:
         # F.7.2.1.3: a PPS is created IN PROGRESS; any other value is an invalid value.
@@ -215,12 +226,12 @@ def validate_create(ds: Dataset) -> CreateRequest:
         "modality": _fit(modality, 16, 0x00080060),
         "started_at": _datetime(start_date, start_time, tz, 0x00400244, 0x00400245),
         "ended_at": _optional_end(ds, tz),
-        "description": _text(ds, 0x00400254)[:64],
-        "type_description": _text(ds, 0x00400255)[:64],
+        "description": _fit(_text(ds, 0x00400254), 64, 0x00400254),
+        "type_description": _fit(_text(ds, 0x00400255), 64, 0x00400255),
         "comments": _text(ds, 0x00400280),
-        "study_id": _text(ds, 0x00200010)[:16],
-        "patient_name": _patient_name(ds),
-        "patient_id": _text(ds, 0x00100020)[:64],
+        "study_id": _fit(_text(ds, 0x00200010), 16, 0x00200010),
+        "patient_name": _fit(_patient_name(ds), 200, 0x00100010),
+        "patient_id": _fit(_text(ds, 0x00100020), 64, 0x00100020),
         "procedure_codes": _codes(ds, 0x00081032),
         "protocol_codes": _codes(ds, 0x00400260),
         "discontinuation_reason": _first_code(ds, 0x00400281),
@@ -276,6 +287,7 @@ def validate_set(
     """
     _check_character_set(ds)
     dataset_json = dataset_to_json(ds)
+    check_value_lengths(ds)
     ignored = tuple(
         sorted(
             int(Tag(key))
@@ -302,7 +314,7 @@ def validate_set(
         (0x00400280, "comments", None),
     ):
         if tag in ds:
-            fields[name] = _text(ds, tag)[:limit] if limit else _text(ds, tag)
+            fields[name] = _fit(_text(ds, tag), limit, tag) if limit else _text(ds, tag)
     for tag, name in ((0x00081032, "procedure_codes"), (0x00400260, "protocol_codes")):
         if tag in ds:
             fields[name] = _codes(ds, tag)
@@ -386,7 +398,7 @@ def _check_character_set(ds: Dataset) -> None:
 
 
 def _character_set(ds: Dataset) -> str:
-    return "\\".join(_values(ds, 0x00080005))[:64]
+    return _fit("\\".join(_values(ds, 0x00080005)), 64, 0x00080005)
 
 
 def _values(ds: Dataset, tag: int) -> list[str]:
@@ -405,9 +417,9 @@ def _patient_name(ds: Dataset) -> str:
     name (a Hanzi-only single group is the ideographic group); never romanised: it is a report."""
     text = _text(ds, 0x00100010)
     try:
-        return pn.canonical(text)[:200]
+        return pn.canonical(text)
     except ValueError:  # more groups or components than PN has: keep what was sent
-        return text[:200]
+        return text
 
 
 def _text(ds: Dataset, tag: int) -> str:
@@ -446,7 +458,36 @@ def _check_uid(value: str, tag: int, where: str = "") -> None:
 
 
 def is_valid_uid(value: str) -> bool:
-    return bool(value) and len(value) <= 64 and bool(_UID.match(value))
+    """A UID as PS3.5 9.1 defines it: at most 64 characters, digit components without leading
+    zeros (``1.2.3.04`` is not one)."""
+    return bool(value) and len(value) <= 64 and bool(_STRICT_UID.match(value))
+
+
+def check_value_lengths(ds: Dataset, where: str = "") -> None:
+    """Refuse (0x0106, naming the attribute) any value longer than its VR allows.
+
+    ris stores what the modality sent or refuses it: a value cut to fit would reach the PACS and
+    the HIS as something the modality never said.
+    """
+    for elem in ds:
+        vr = elem.VR
+        if vr == "SQ":
+            for number, item in enumerate(elem.value or [], start=1):
+                check_value_lengths(item, f" in ({elem.tag.group:04X},{elem.tag.element:04X}) "
+                                          f"item {number}")
+            continue
+        limit = VR_MAX_LENGTH.get(vr)
+        if limit is None or elem.value is None or elem.value == "":
+            continue
+        values = elem.value if isinstance(elem.value, list | tuple | MultiValue) else [elem.value]
+        for value in values:
+            parts = str(value).split("=") if vr == "PN" else [str(value)]
+            if any(len(part) > limit for part in parts):
+                raise MppsError(
+                    INVALID_ATTRIBUTE_VALUE,
+                    f"{tag_label(elem.tag)} is longer than {vr} allows ({limit}){where}",
+                    attributes=(int(elem.tag),),
+                )
 
 
 def _timezone(ds: Dataset) -> dt.tzinfo:
@@ -575,11 +616,11 @@ def _series(ds: Dataset) -> list[SeriesInfo] | None:
         series.append(
             SeriesInfo(
                 series_instance_uid=uid,
-                protocol_name=_required(item, 0x00181030, where=where)[:64],
-                description=_text(item, 0x0008103E)[:64],
-                performing_physician=_text(item, 0x00081050)[:200],
-                operators=_text(item, 0x00081070)[:400],
-                retrieve_ae_title=_text(item, 0x00080054)[:200],
+                protocol_name=_fit(_required(item, 0x00181030, where=where), 64, 0x00181030),
+                description=_fit(_text(item, 0x0008103E), 64, 0x0008103E),
+                performing_physician=_fit(_text(item, 0x00081050), 200, 0x00081050),
+                operators=_fit(_text(item, 0x00081070), 400, 0x00081070),
+                retrieve_ae_title=_fit(_text(item, 0x00080054), 200, 0x00080054),
                 referenced_images=_references(item, 0x00081140, f" in series {number} image"),
                 referenced_non_images=_references(
                     item, 0x00400220, f" in series {number} non-image"

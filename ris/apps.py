@@ -10,6 +10,11 @@ class RisConfig(AppConfig):
         from ris.roles import ensure_groups
 
         post_migrate.connect(ensure_groups, sender=self)
+        post_migrate.connect(_create_cache_table, sender=self)
+
+        from ris import security
+
+        security.connect()  # audit of logins, failures, logouts and lockouts
 
         from ris.hl7.notifications import on_order_status_changed, on_step_rescheduled
         from worklist.signals import order_status_changed, step_rescheduled
@@ -31,3 +36,10 @@ class RisConfig(AppConfig):
             sender=ProcedureType.stations.through,
             dispatch_uid="ris.hl7.catalogue-stations",
         )
+
+def _create_cache_table(sender, using: str = "default", **kwargs) -> None:
+    """The database cache of the limits shared across processes (settings.CACHES["shared"]):
+    created by every ``migrate``, so no deployment step can forget it."""
+    from django.core.management import call_command
+
+    call_command("createcachetable", database=using, verbosity=0)

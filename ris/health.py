@@ -10,6 +10,8 @@ a DICOM C-ECHO to the AE, a TCP connect to the MLLP port, the scheduler's heartb
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import socket
 import time
 from typing import Any
@@ -40,12 +42,25 @@ def check_database() -> dict[str, Any]:
     }
 
 
+def health_ae_title() -> str:
+    """The calling AE title of ris's own health check: 16 characters derived from the secret key.
+
+    The DICOM listener always admits it, also with RIS_DICOM_REQUIRE_KNOWN_AE on (a health check
+    that depends on a setting a site is told to turn on fails there for ever). Derived from the
+    secret, not a fixed name, so that turning the allow-list on does not open a door that any
+    peer could walk through by calling itself "RIS-HEALTH"; every child of one ris (and every ris
+    sharing the secret key) computes the same title.
+    """
+    digest = hmac.new(settings.SECRET_KEY.encode(), b"ris health check AE", hashlib.sha256)
+    return "HC" + digest.hexdigest()[:14].upper()
+
+
 def check_dicom() -> dict[str, Any]:
     from pynetdicom import AE
     from pynetdicom.sop_class import Verification
 
     host, port = _local_host(settings.RIS_DICOM_HOST), settings.RIS_DICOM_PORT
-    ae = AE(ae_title="RIS-HEALTH")
+    ae = AE(ae_title=health_ae_title())
     ae.add_requested_context(Verification)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 3
     assoc = ae.associate(host, port, ae_title=settings.RIS_AE_TITLE)
@@ -110,10 +125,37 @@ def check_outbound() -> dict[str, Any]:
         return {"ok": True, "degraded": True, "error": str(exc)}
 
 
+def public(report: dict[str, Any]) -> dict[str, Any]:
+    """What an anonymous caller (a load balancer) sees: up or down, per check, nothing else.
+
+    The full report names listener addresses, the scheduler's PID and, during an outage, the
+    database driver's error text: details for operators (``RIS_HEALTH_TOKEN``), not the world.
+    """
+    reduced: dict[str, Any] = {"ok": report["ok"]}
+    if "status" in report:
+        reduced["status"] = report["status"]  # ok / degraded / down: no detail in it
+    for name, value in report.items():
+        if isinstance(value, dict):
+            reduced[name] = {"ok": bool(value.get("ok"))}
+    return reduced
+
+
+def may_see_details(request) -> bool:
+    """A staff user's session, or ``Authorization: Bearer <RIS_HEALTH_TOKEN>``."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and user.is_staff:
+        return True
+    token = settings.RIS_HEALTH_TOKEN
+    header = request.headers.get("Authorization", "")
+    if not token or not header.startswith("Bearer "):
+        return False
+    return hmac.compare_digest(header[len("Bearer "):].strip().encode(), token.encode())
+
+
 def heartbeat(name: str, detail: str = "") -> None:
     Heartbeat.objects.update_or_create(
         name=name, defaults={"beat_at": timezone.now(), "detail": detail[:200]}
     )
 
 
-__all__ = ["health", "heartbeat"]
+__all__ = ["health", "health_ae_title", "heartbeat", "may_see_details", "public"]

@@ -24,8 +24,11 @@ alert: the web pages show admins a banner, and ``check_alerts`` (run after each 
 logs it at ERROR once per incident, with one INFO line when it is over.
 
 Delivery is at least once: a worker killed after the peer accepted and before the DONE update
-sends again once the lease (``RIS_OUTBOUND_LEASE_SECONDS``) ran out; senders give each message a
-stable ID derived from the job (HL7: MSH-10 ``RIS<job id>``) so peers can drop the repeat.
+sends again once the lease (``RIS_OUTBOUND_LEASE_SECONDS``) ran out, or at once when a worker of
+the same host finds that the process that claimed it is gone (``release_orphaned``: a restarted
+ris takes back what its previous run held; the lease is for workers on other hosts); senders
+give each message a stable ID derived from the job (HL7: MSH-10 ``RIS<job id>``) so peers can
+drop the repeat.
 
 Adding a job kind (the PACS forwarder's ``dicom.store``, MPPS forwarding, ...):
 
@@ -64,6 +67,7 @@ from django.utils import timezone
 
 from ris.models import OutboundJob, OutboundPeer
 from worklist import audit
+from worklist.audit import Actor, access_event, record_all
 
 logger = logging.getLogger("ris.outbound_queue")
 
@@ -158,8 +162,54 @@ def backoff(attempts: int) -> dt.timedelta:
     return dt.timedelta(milliseconds=delay_ms)
 
 
+#: When this process started: a claim under our own name from before then is a previous run's
+#: (a container restarted with the same PID).
+_STARTED = timezone.now()
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, someone else's
+        return True
+    return True
+
+
+def release_orphaned() -> int:
+    """Give back at once the jobs claimed on this host by a process that no longer runs.
+
+    The claim names its worker ``host:pid``; on the claiming host the question "is that worker
+    alive" has an exact answer, so the lease (meant for workers that may be alive elsewhere) need
+    not be waited out after a crash or restart.
+    """
+    host = socket.gethostname()
+    me = os.getpid()
+    orphaned = []
+    claims = OutboundJob.objects.filter(
+        state=State.IN_PROGRESS, claimed_by__startswith=f"{host}:"
+    ).values_list("id", "claimed_by", "claimed_at")
+    for job_id, claimed_by, claimed_at in claims:
+        pid_text = claimed_by[len(host) + 1:]
+        if not pid_text.isdigit():
+            continue
+        pid = int(pid_text)
+        previous_run = pid == me and claimed_at is not None and claimed_at < _STARTED
+        if previous_run or (pid != me and not _process_alive(pid)):
+            orphaned.append((job_id, claimed_by))
+    released = 0
+    for job_id, claimed_by in orphaned:
+        released += OutboundJob.objects.filter(
+            id=job_id, state=State.IN_PROGRESS, claimed_by=claimed_by
+        ).update(state=State.PENDING, claimed_by="", next_attempt_at=timezone.now())
+    if released:
+        logger.info("took back %d outbound jobs held by a previous run on %s", released, host)
+    return released
 
 
 def _claimable(now: dt.datetime, skip_destinations: Iterable[tuple[str, str]] = ()):
@@ -438,6 +488,7 @@ def drain(
     started = time.monotonic()
     down: set[tuple[str, str]] = set()
     handled = 0
+    release_orphaned()
     release_stale()
     _refresh_failing()
     while max_jobs is None or handled < max_jobs:
@@ -459,17 +510,26 @@ def drain_due() -> None:
 
 
 @transaction.atomic
-def retry(job_ids: Iterable[int] | None = None) -> int:
-    """Put FAILED jobs (all, or these) back in the queue with fresh attempts.
+def retry(job_ids: Iterable[int] | None = None, *, actor: Actor | None = None) -> int:
+    """Put FAILED jobs (all, or these) back in the queue with fresh attempts; one
+    ``outbound.retry`` audit row per job, by ``actor`` (the operator; the system when omitted).
 
     A retried job still comes before the later jobs of its key (they waited behind it).
     """
-    jobs = OutboundJob.objects.filter(state=State.FAILED)
+    jobs = OutboundJob.objects.select_for_update().filter(state=State.FAILED)
     if job_ids is not None:
         jobs = jobs.filter(id__in=list(job_ids))
-    return jobs.update(
-        state=State.PENDING, attempts=0, next_attempt_at=timezone.now(), finished_at=None
-    )
+    retried = list(jobs.values_list("id", "kind", "destination"))
+    count = OutboundJob.objects.filter(
+        id__in=[job_id for job_id, _, _ in retried], state=State.FAILED
+    ).update(state=State.PENDING, attempts=0, next_attempt_at=timezone.now(), finished_at=None)
+    who = actor or Actor.system("outbound.retry")
+    record_all([
+        access_event(who, "outbound.retry", object_type=OutboundJob._meta.label,
+                     object_id=job_id, detail=f"{kind} to {destination or '(default)'}")
+        for job_id, kind, destination in retried
+    ])
+    return count
 
 
 #: States a job can be superseded from: not yet delivered, and not being delivered right now.

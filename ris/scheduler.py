@@ -4,6 +4,11 @@ Exactly one scheduler may run per database, whatever number of ris processes sha
 holds a PostgreSQL advisory lock on a connection of its own (or, on SQLite, an exclusive lock on a
 file beside the database). Others wait as standbys and take over when the leader dies, because
 the database releases the lock with the leader's connection.
+
+The leader checks every ``RIS_SCHEDULER_LOCK_CHECK_SECONDS`` that it still holds the lock: a
+PostgreSQL restart, a network cut or an idle-session timeout ends the lock's session, the lock is
+released and a standby takes it. The old leader then stops its jobs and stands by itself instead
+of running on as a second leader.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import fcntl
 import importlib
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,9 +79,46 @@ class LeaderLock:
             params = connection.get_connection_params()
             params.pop("cursor_factory", None)
             params.pop("context", None)
+            # A cut network must not leave the check blocked for the kernel's 2-hour default:
+            # keepalives and a TCP user timeout end the session within seconds (libpq settings).
+            params.setdefault("keepalives", 1)
+            params.setdefault("keepalives_idle", 5)
+            params.setdefault("keepalives_interval", 2)
+            params.setdefault("keepalives_count", 2)
+            params.setdefault("tcp_user_timeout", 10_000)
+            params.setdefault("connect_timeout", 5)
             self._pg = psycopg.connect(**params, autocommit=True)
-        row = self._pg.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY]).fetchone()
+        try:
+            row = self._pg.execute(
+                "SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY]
+            ).fetchone()
+        except Exception:  # noqa: BLE001 - a dead lock connection: a fresh one next time
+            self.release()
+            raise
         return bool(row[0])
+
+    def still_held(self, timeout: float = 5.0) -> bool:
+        """Whether this process still holds the lock; False when the check fails or hangs."""
+        if self._file is not None:
+            return True  # a file lock lives as long as our open file
+        if self._pg is None:
+            return False
+        result: list[bool] = []
+
+        def check() -> None:
+            try:
+                row = self._pg.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                    " AND pid = pg_backend_pid()"
+                ).fetchone()
+                result.append(bool(row and row[0]))
+            except Exception:  # noqa: BLE001 - any failure: the session (and lock) may be gone
+                result.append(False)
+
+        worker = threading.Thread(target=check, name="scheduler-lock-check", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        return bool(result and result[0])
 
     def _try_file(self) -> bool:
         path = Path(settings.DATABASES["default"]["NAME"]).with_suffix(".scheduler.lock")

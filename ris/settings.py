@@ -6,6 +6,7 @@ The defaults run a single-node department on an embedded SQLite database under `
 
 from __future__ import annotations
 
+import datetime as _dt
 import secrets
 from pathlib import Path
 
@@ -54,6 +55,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "ris",
     "worklist",
     "mpps",
@@ -73,7 +75,35 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # last: answers a locked-out login attempt (django-axes)
+    "axes.middleware.AxesMiddleware",
 ]
+
+# --- password guessing (django-axes; ris/security.py) ----------------------------------------
+# Failures are counted in the database (AxesDatabaseHandler), so one limit holds across every
+# gunicorn worker and every ris process sharing the database: the web login, the admin and the
+# API token endpoint alike.
+AUTHENTICATION_BACKENDS = [
+    "ris.security.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+#: Failed logins per (username, client address) before that pair is locked out.
+AXES_FAILURE_LIMIT = env_int("RIS_LOGIN_FAILURE_LIMIT", 10)
+#: Minutes a lockout lasts; 0: until an administrator resets it (``ris axes_reset_username``).
+_LOCKOUT_MINUTES = env_int("RIS_LOGIN_LOCKOUT_MINUTES", 15)
+AXES_COOLOFF_TIME = _dt.timedelta(minutes=_LOCKOUT_MINUTES) if _LOCKOUT_MINUTES else None
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "ris.security.lockout_response"
+AXES_VERBOSE = False  # ris.security logs one line per failure and lockout
+
+#: "shared": a cache in the database, for limits that must hold across processes (the API token
+#: endpoint's throttle); "default" stays per process. ``ris serve`` creates its table.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "ris_cache"},
+}
 
 ROOT_URLCONF = "ris.urls"
 WSGI_APPLICATION = "ris.wsgi.application"
@@ -209,6 +239,8 @@ LOGGING = {
         # pynetdicom logs every PDU at INFO; a busy worklist would drown the log.
         "pynetdicom": {"level": "WARNING"},
         "apscheduler": {"level": "WARNING"},
+        # django-axes logs each failure itself; ris.security writes one line (and the audit row)
+        "axes": {"level": "ERROR"},
     },
 }
 
@@ -220,9 +252,27 @@ RIS_DICOM_PORT = env_int("RIS_DICOM_PORT", 11112)
 RIS_AE_TITLE = env_str("RIS_AE_TITLE", "RIS")
 RIS_DICOM_MAX_ASSOCIATIONS = env_int("RIS_DICOM_MAX_ASSOCIATIONS", 50)
 RIS_DICOM_REQUIRE_KNOWN_AE = env_bool("RIS_DICOM_REQUIRE_KNOWN_AE", False)
+#: DICOM TLS (PS3.15 B.9, BCP 195) on a second port; off unless a certificate is given.
+#: With a CA, clients must present a certificate it signed.
+RIS_DICOM_TLS_PORT = env_int("RIS_DICOM_TLS_PORT", 2762)
+RIS_DICOM_TLS_CERT = env_str("RIS_DICOM_TLS_CERT", "")
+RIS_DICOM_TLS_KEY = env_str("RIS_DICOM_TLS_KEY", "")
+RIS_DICOM_TLS_CA = env_str("RIS_DICOM_TLS_CA", "")
+#: Largest PDU accepted (and announced as Maximum Length Received, PS3.8 D.1); a PDU header
+#: announcing more is answered with A-ABORT at once.
+RIS_DICOM_MAX_PDU_BYTES = env_int("RIS_DICOM_MAX_PDU_BYTES", 1024 * 1024)
+#: A connection must have sent its whole A-ASSOCIATE-RQ within this; until then it holds no
+#: association slot.
+RIS_DICOM_FIRST_PDU_TIMEOUT_SECONDS = env_int("RIS_DICOM_FIRST_PDU_TIMEOUT_SECONDS", 5)
+#: Open DICOM connections (associated or not) one source address may hold; 0: no limit.
+RIS_DICOM_MAX_CONNECTIONS_PER_ADDRESS = env_int("RIS_DICOM_MAX_CONNECTIONS_PER_ADDRESS", 32)
 RIS_MLLP_HOST = env_str("RIS_MLLP_HOST", "0.0.0.0")
 RIS_MLLP_PORT = env_int("RIS_MLLP_PORT", 2575)
+#: Bearer token that shows /healthz's details (addresses, errors); anonymous: status only.
+RIS_HEALTH_TOKEN = env_str("RIS_HEALTH_TOKEN", "")
 RIS_SCHEDULER_HEARTBEAT_SECONDS = env_int("RIS_SCHEDULER_HEARTBEAT_SECONDS", 10)
+#: How often the scheduler leader checks that it still holds its lock (ris.scheduler).
+RIS_SCHEDULER_LOCK_CHECK_SECONDS = env_int("RIS_SCHEDULER_LOCK_CHECK_SECONDS", 2)
 
 # --- ris: identifiers -------------------------------------------------------------------------
 # UIDs are generated under this root. Empty: every UID is a UUID-derived 2.25.<uuid> (PS3.5 B.2),
@@ -266,6 +316,8 @@ RIS_MWL_DIRECT_SEND = env_bool("RIS_MWL_DIRECT_SEND", True)
 RIS_DICOM_DB_THREADS = env_int("RIS_DICOM_DB_THREADS", 4)
 RIS_MLLP_MAX_MESSAGE_BYTES = env_int("RIS_MLLP_MAX_MESSAGE_BYTES", 1024 * 1024)
 RIS_MLLP_IDLE_TIMEOUT_SECONDS = env_int("RIS_MLLP_IDLE_TIMEOUT_SECONDS", 300)
+#: Open MLLP connections one source address may hold; 0: no limit.
+RIS_MLLP_MAX_CONNECTIONS_PER_ADDRESS = env_int("RIS_MLLP_MAX_CONNECTIONS_PER_ADDRESS", 16)
 RIS_MLLP_TLS_CERT = env_str("RIS_MLLP_TLS_CERT", "")
 RIS_MLLP_TLS_KEY = env_str("RIS_MLLP_TLS_KEY", "")
 #: Extra periodic jobs: ("id", "module:function", seconds) triples (see ris.scheduler).

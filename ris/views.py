@@ -3,12 +3,13 @@ import os
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
-from ris.health import health
+from ris.health import health, may_see_details, public
 
 
 @require_GET
 def healthz(request):
-    """Load balancers and ``ris serve`` itself poll this; 503 when anything is down.
+    """Load balancers and ``ris serve`` itself poll this; 503 when anything is down. Anonymous
+    callers get the status of each check only; operators (token or staff session) the details.
 
     A failing outbound destination (an HIS or PACS down, a FAILED job) is ``"status":
     "degraded"`` with 200: ris itself works and must stay in the load balancer, while the queue
@@ -18,4 +19,5 @@ def healthz(request):
         name for name in os.environ.get("RIS_LISTENERS", "dicom,mllp,scheduler").split(",") if name
     ]
     report = health(listeners)
-    return JsonResponse(report, status=200 if report["ok"] else 503)
+    status = 200 if report["ok"] else 503
+    return JsonResponse(report if may_see_details(request) else public(report), status=status)

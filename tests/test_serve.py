@@ -94,3 +94,39 @@ def test_first_run_without_password_prints_a_one_time_password(new_ris_service):
     line = next(line for line in service.log().splitlines() if "one-time password" in line)
     password = line.split("one-time password: ")[1].split()[0]
     assert authenticate(username="admin", password=password) is not None
+
+
+def _healthz(service, token: str | None = None) -> tuple[int, dict]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{service.base_url}/healthz")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def test_anonymous_healthz_shows_status_only_and_the_token_shows_details(new_ris_service):
+    service = new_ris_service(RIS_HEALTH_TOKEN="s3cret-health", RIS_DICOM_REQUIRE_KNOWN_AE="1")
+    # With the AE allow-list on (and no Device at all) the health check's own echo is admitted.
+    service.wait_healthy(timeout=60)
+    status, anonymous = _healthz(service)
+    assert status == 200
+    assert set(anonymous) == {
+        "ok", "status", "database", "dicom", "mllp", "scheduler", "web", "outbound"
+    }
+    assert anonymous["status"] == "ok"  # ok / degraded / down: a word, no detail
+    assert all(
+        value == {"ok": True} for key, value in anonymous.items() if key not in ("ok", "status")
+    )
+    assert str(service.dicom_port) not in str(anonymous)
+    assert _healthz(service, token="wrong")[1] == anonymous
+    status, detailed = _healthz(service, token="s3cret-health")
+    assert status == 200
+    assert detailed["dicom"]["address"].endswith(f":{service.dicom_port}")
+    assert "detail" in detailed["scheduler"]  # the leader's PID and host

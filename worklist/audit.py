@@ -68,6 +68,49 @@ def record(
     return audit_event
 
 
+def record_access(
+    actor: Actor,
+    action: str,
+    *,
+    object_type: str,
+    object_id: str = "",
+    detail: str = "",
+    after: dict | None = None,
+) -> AuditEvent:
+    """An audit row for an access rather than a change (a login, a read of a patient record, a
+    worklist query): what the security officer asks "who looked at this, who tried to get in".
+
+    ``detail`` and ``after`` may name the patient (the trail is the place for that), but never
+    the log: callers log ids only.
+    """
+    audit_event = access_event(actor, action, object_type=object_type, object_id=object_id,
+                               detail=detail, after=after)
+    audit_event.save(force_insert=True)
+    return audit_event
+
+
+def access_event(
+    actor: Actor,
+    action: str,
+    *,
+    object_type: str,
+    object_id: str = "",
+    detail: str = "",
+    after: dict | None = None,
+) -> AuditEvent:
+    """``record_access``'s row, not yet stored (for ``record_all``)."""
+    return AuditEvent(
+        actor_type=actor.type,
+        actor=actor.name[:200],
+        user=actor.user if getattr(actor.user, "pk", None) else None,
+        action=action,
+        object_type=object_type[:64],
+        object_id=str(object_id)[:64],
+        after=after,
+        detail=detail,
+    )
+
+
 def record_all(events: Iterable[AuditEvent]) -> list[AuditEvent]:
     """Store several ``event()``s with one INSERT: a service that changes many rows at once
     (a new order and its steps) still writes one AuditEvent per change."""

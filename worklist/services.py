@@ -1098,3 +1098,25 @@ def _import_more_stations(
         audit.record(actor, "step.import", copy, after=audit.snapshot(copy))
         changed = True
     return changed
+
+
+# --- access (audited reads) ---------------------------------------------------------------------
+
+
+def patient_viewed(*, patient: Patient, actor: Actor, channel: str) -> None:
+    """A person looked at a patient's record (web page, API): the security officer's question
+    "who saw this patient" is answered by the audit trail."""
+    audit.record_access(actor, "patient.read", object_type=Patient._meta.label,
+                        object_id=patient.pk, detail=channel)
+
+
+def worklist_queried(
+    *, actor: Actor, device: str, keys: dict[str, str], matches: int, peer: str
+) -> None:
+    """A modality's worklist query: which device, which keys (they may name a patient: the
+    trail, not the log, is where that goes), how many steps it was shown."""
+    audit.record_access(
+        actor, "mwl.query", object_type="worklist.query", object_id=device,
+        detail=f"{matches} matches for {device} from {peer}",
+        after={"keys": keys, "matches": matches, "peer": peer},
+    )

@@ -28,7 +28,7 @@ from django.utils import timezone
 from ris.hl7 import charsets, er7, mapping
 from ris.hl7.ack import ERROR_CODES, build_ack
 from ris.models import HL7Sender, InboundMessage
-from worklist.audit import Actor
+from worklist.audit import Actor, record_access
 from worklist.errors import DomainError
 
 logger = logging.getLogger("ris.hl7")
@@ -350,11 +350,12 @@ def too_large(head: bytes) -> bytes:
     )
 
 
-def reprocess(message: InboundMessage) -> InboundMessage:
+def reprocess(message: InboundMessage, *, actor: Actor | None = None) -> InboundMessage:
     """Apply a stored ERROR message again (after the catalogue or the data was fixed).
 
     Nothing is sent to the HIS: it already had its AE. The stored ACK becomes the new outcome so
-    that a later resend of the same MSH-10 gets the answer that now holds.
+    that a later resend of the same MSH-10 gets the answer that now holds. Audited as
+    ``hl7.reprocess`` with the outcome, by ``actor`` (the operator; the system when omitted).
     """
     if message.status != Status.ERROR:
         raise ValueError(f"message {message.pk} is {message.status}: only ERROR is reprocessed")
@@ -385,4 +386,7 @@ def reprocess(message: InboundMessage) -> InboundMessage:
         else:
             locked.error = text
         locked.save()
+        record_access(actor or Actor.system("hl7.reprocess"), "hl7.reprocess",
+                      object_type=InboundMessage._meta.label, object_id=locked.pk,
+                      detail=f"control id {locked.control_id}: {code}")
     return locked

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 
 logger = logging.getLogger("ris.mllp")
@@ -33,6 +34,7 @@ class MLLPServer:
         max_message_bytes: int = 1024 * 1024,
         idle_timeout: float = 300.0,
         too_large: Callable[[bytes], bytes] | None = None,
+        max_connections_per_address: int = 0,
     ) -> None:
         self.handler = handler
         self.max_message_bytes = max_message_bytes
@@ -42,6 +44,11 @@ class MLLPServer:
         self._connections: set[asyncio.Task] = set()
         #: connections between messages (waiting for the next start block): stopped at once
         self._idle: set[asyncio.Task] = set()
+        #: open connections per source address; more than ``max_connections_per_address`` are
+        #: closed on accept (0: no limit), so one host cannot take every handler thread
+        self.max_connections_per_address = max_connections_per_address
+        self._per_address: Counter[str] = Counter()
+        self._refused_addresses: set[str] = set()
 
     async def start(self, host: str, port: int, ssl=None) -> None:
         self._server = await asyncio.start_server(
@@ -67,6 +74,18 @@ class MLLPServer:
             self._connections.add(task)
         host, port = writer.get_extra_info("peername")[:2]
         peer = f"{host}:{port}"
+        limit = self.max_connections_per_address
+        if limit and self._per_address[host] >= limit:
+            if host not in self._refused_addresses:
+                self._refused_addresses.add(host)
+                logger.warning("%s holds %d MLLP connections (the limit): refusing more",
+                               host, limit)
+            if task is not None:
+                self._connections.discard(task)
+            writer.close()
+            return
+        self._per_address[host] += 1
+        self._refused_addresses.discard(host)
         try:
             await self._read_messages(reader, writer, peer)
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -76,6 +95,9 @@ class MLLPServer:
         finally:
             if task is not None:
                 self._connections.discard(task)
+            self._per_address[host] -= 1
+            if self._per_address[host] <= 0:
+                del self._per_address[host]
             writer.close()
 
     async def _read_messages(self, reader, writer, peer: str) -> None:

@@ -109,11 +109,13 @@ def test_concurrent_connections_are_all_answered(hl7_service, catalogue):
 class InProcessListener:
     """Our MLLPServer with the real handler, on an event loop in a thread of the test process."""
 
-    def __init__(self, *, idle_timeout: float = 30, ssl_context=None) -> None:
+    def __init__(self, *, idle_timeout: float = 30, ssl_context=None,
+                 max_connections_per_address: int = 0) -> None:
         self.port = free_port()
         self.loop = asyncio.new_event_loop()
         self.server = MLLPServer(
-            handler.handle, idle_timeout=idle_timeout, too_large=handler.too_large
+            handler.handle, idle_timeout=idle_timeout, too_large=handler.too_large,
+            max_connections_per_address=max_connections_per_address,
         )
         self.ready = threading.Event()
         self.ssl_context = ssl_context
@@ -143,6 +145,32 @@ def test_idle_connection_is_closed_after_the_timeout(catalogue):
         started = time.monotonic()
         assert read_reply(sock, timeout=5) == b""
         assert time.monotonic() - started < 3
+
+
+def _connect_from(source: str, port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.settimeout(30)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def test_one_address_cannot_hold_more_connections_than_its_limit(catalogue):
+    with InProcessListener(max_connections_per_address=3) as listener:
+        held = [_connect_from("127.0.0.2", listener.port) for _ in range(3)]
+        try:
+            time.sleep(0.3)  # the listener has accepted and counted them
+            with _connect_from("127.0.0.2", listener.port) as extra:
+                assert read_reply(extra, timeout=5) == b""  # closed at once, unanswered
+            # Another address is not affected, and speaks real MLLP (python-hl7's client).
+            assert read_ack(send(listener.port, orm("LIMIT-1", "PL-LIMIT"))).code == "AA"
+        finally:
+            for sock in held:
+                sock.close()
+        time.sleep(0.3)
+        with _connect_from("127.0.0.2", listener.port) as again:  # slots freed on close
+            again.sendall(VT + orm("LIMIT-2", "PL-LIMIT2") + END)
+            assert read_ack(unframe(read_reply(again))).code == "AA"
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ sender against a real MLLP receiver is tested in test_order_status.py.
 from __future__ import annotations
 
 import datetime as dt
+import socket
+import subprocess
 
 import pytest
 from django.utils import timezone
@@ -151,6 +153,47 @@ def test_a_job_of_a_dead_worker_is_taken_back_after_the_lease(peer):
     queued.refresh_from_db()
     assert queued.state == State.DONE
     assert queued.attempts == 2
+
+
+def _claimed_by(worker: str, at: dt.datetime | None = None) -> OutboundJob:
+    queued = job(1)
+    outbound_queue.claim_next(worker)
+    OutboundJob.objects.filter(pk=queued.pk).update(claimed_at=at or timezone.now())
+    return queued
+
+
+def test_a_job_held_by_a_dead_process_of_this_host_is_taken_back_at_once(peer):
+    exited = subprocess.Popen(["true"])  # noqa: S607 - a process that has exited and been reaped
+    exited.wait()
+    dead_pid = exited.pid
+    queued = _claimed_by(f"{socket.gethostname()}:{dead_pid}")
+    assert outbound_queue.drain() == 1  # well inside the 300 s lease
+    queued.refresh_from_db()
+    assert queued.state == State.DONE
+
+
+def test_a_job_held_under_this_process_name_by_a_previous_run_is_taken_back(peer):
+    before_start = outbound_queue._STARTED - dt.timedelta(seconds=1)
+    queued = _claimed_by(outbound_queue.worker_name(), at=before_start)
+    assert outbound_queue.drain() == 1
+    queued.refresh_from_db()
+    assert queued.state == State.DONE
+
+
+def test_a_job_held_by_a_live_process_of_this_host_waits_for_its_lease(peer):
+    with subprocess.Popen(["sleep", "30"]) as alive:  # noqa: S607
+        try:
+            queued = _claimed_by(f"{socket.gethostname()}:{alive.pid}")
+            assert outbound_queue.drain() == 0
+            assert OutboundJob.objects.get(pk=queued.pk).state == State.IN_PROGRESS
+        finally:
+            alive.kill()
+
+
+def test_a_job_held_on_another_host_waits_for_its_lease(peer):
+    queued = _claimed_by("some-other-host:1")
+    assert outbound_queue.drain() == 0
+    assert OutboundJob.objects.get(pk=queued.pk).state == State.IN_PROGRESS
 
 
 def test_a_job_of_an_unregistered_kind_fails_with_a_clear_error():
@@ -391,14 +434,19 @@ def test_a_failed_job_raises_the_alert_at_once(peer, caplog):
     assert [s.destination for s in outbound_queue.alerts()] == ["HIS"]
 
 
-def test_healthz_is_degraded_with_200_while_a_destination_fails(peer, client, monkeypatch):
+def test_healthz_is_degraded_with_200_while_a_destination_fails(
+    peer, client, monkeypatch, settings
+):
     monkeypatch.setenv("RIS_LISTENERS", "")  # only the database and the queue are checked
+    settings.RIS_HEALTH_TOKEN = "health-token"
+    operator = {"HTTP_AUTHORIZATION": "Bearer health-token"}  # the details need the token
     assert client.get("/healthz").json()["status"] == "ok"
     peer.outcome = ConnectionRefusedError("down")
     job(1, destination="HIS")
     outbound_queue.drain()
 
-    response = client.get("/healthz")
+    assert client.get("/healthz").json()["status"] == "degraded"  # anonymous: the word only
+    response = client.get("/healthz", **operator)
 
     assert response.status_code == 200
     report = response.json()

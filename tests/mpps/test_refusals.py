@@ -157,7 +157,28 @@ def _bad_timezone(ds):
     ds.TimezoneOffsetFromUTC = "0800"
 
 
+def _patient_id_over_lo(ds):
+    ds.PatientID = "P" * 65
+
+
+def _station_name_over_sh(ds):
+    ds.PerformedStationName = "STATION-NAME-17CH"
+
+
+def _name_group_over_pn(ds):
+    ds.PatientName = "A" * 65 + "^B"
+
+
+def _series_description_over_lo(ds):
+    ds.PerformedSeriesSequence = [series_item()]
+    ds.PerformedSeriesSequence[0].SeriesDescription = "d" * 65
+
+
 MALFORMED_CREATES = [
+    (_patient_id_over_lo, 0x0106, "(0010,0020) PatientID is longer than LO allows (64)"),
+    (_station_name_over_sh, 0x0106, "(0040,0242) PerformedStationName is longer than SH allow"),
+    (_name_group_over_pn, 0x0106, "(0010,0010) PatientName is longer than PN allows (64)"),
+    (_series_description_over_lo, 0x0106, "(0008,103E) is longer than LO allows (64) in (0040"),
     (_empty_ssas, 0x0121, "(0040,0270) ScheduledStepAttributesSequence has no item"),
     (_no_study_uid, 0x0120, "Missing (0020,000D) StudyInstanceUID in (0040,0270) item 1"),
     (_bad_study_uid, 0x0106, "(0020,000D) StudyInstanceUID is not a UID in (0040,0270) item 1"),
@@ -271,8 +292,11 @@ def test_undecodable_attribute_list_is_refused_and_the_ae_keeps_serving(
     assert ok.status == 0x0000
 
 
-def test_invalid_affected_sop_instance_uid_is_refused_with_0x0117(modality, scheduled_step):
-    rsp, _ = modality.n_create(modality.pps_for(scheduled_step), uid="1.2.3.x")
+@pytest.mark.parametrize("uid", ["1.2.3.x", "1.2.3.04", "1..2", "01.2"])
+def test_invalid_affected_sop_instance_uid_is_refused_with_0x0117(
+    modality, scheduled_step, uid
+):
+    rsp, _ = modality.n_create(modality.pps_for(scheduled_step), uid=uid)
     assert rsp.status == 0x0117
     assert "is not a valid SOP Instance UID" in rsp.comment
     assert not PerformedProcedureStep.objects.exists()

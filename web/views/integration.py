@@ -159,7 +159,7 @@ def hl7_message(request, pk: int):
 def hl7_reprocess(request, pk: int):
     message = get_object_or_404(InboundMessage, pk=pk)
     try:
-        message = hl7_handler.reprocess(message)
+        message = hl7_handler.reprocess(message, actor=actor(request))
     except ValueError as exc:
         messages.error(request, str(exc))
     else:
@@ -219,7 +219,7 @@ def outbound_queue(request):
 @role_required(*ADMIN)
 def outbound_retry(request):
     ids = [int(v) for v in request.POST.getlist("job") if v.isdigit()]
-    count = queue.retry(ids if ids else None)
+    count = queue.retry(ids if ids else None, actor=actor(request))
     messages.success(request, _("%(count)s job(s) queued again.") % {"count": count})
     return redirect("web:outbound_queue")
 

@@ -35,6 +35,7 @@ def patient_list(request):
 @role_required(*ANY_ROLE)
 def patient_detail(request, pk: int):
     patient = get_object_or_404(Patient, pk=pk)
+    services.patient_viewed(patient=patient, actor=actor(request), channel="web")
     return render(
         request,
         "web/patient_detail.html",

@@ -10,6 +10,7 @@ connection outlives the association. Writes stay in the association's thread and
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -19,6 +20,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
 T = TypeVar("T")
+logger = logging.getLogger("ris.dicom")
 
 
 class KeptConnections:
@@ -32,6 +34,11 @@ class KeptConnections:
         """``read(*args, **kwargs)`` on one of the threads; it must finish its queries before it
         returns (lists, not querysets)."""
         return self._executor.submit(_on_kept_connection, read, args, kwargs).result()
+
+    def submit(self, work: Callable[..., object], /, *args, **kwargs) -> None:
+        """``work`` on one of the threads, without waiting for it (an audit row: the modality
+        need not wait for it, and a failure is logged, not answered)."""
+        self._executor.submit(_logged, work, args, kwargs)
 
     def close(self) -> None:
         """Close every thread's connection (in that thread) and stop the threads."""
@@ -55,17 +62,36 @@ def _on_kept_connection(read: Callable[..., T], args: tuple, kwargs: dict) -> T:
         return read(*args, **kwargs)
 
 
+def _logged(work: Callable[..., object], args: tuple, kwargs: dict) -> None:
+    try:
+        _on_kept_connection(work, args, kwargs)
+    except Exception:  # noqa: BLE001 - nobody waits for this result
+        logger.exception("background database write failed")
+
+
 _default: KeptConnections | None = None
 _lock = threading.Lock()
 
 
-def run(read: Callable[..., T], /, *args, **kwargs) -> T:
-    """``read`` on the process's kept connections, or inline when RIS_DICOM_DB_THREADS is 0."""
+def _pool() -> KeptConnections:
     global _default
-    if settings.RIS_DICOM_DB_THREADS <= 0:
-        return read(*args, **kwargs)
     if _default is None:
         with _lock:
             if _default is None:
                 _default = KeptConnections(settings.RIS_DICOM_DB_THREADS)
-    return _default.run(read, *args, **kwargs)
+    return _default
+
+
+def run(read: Callable[..., T], /, *args, **kwargs) -> T:
+    """``read`` on the process's kept connections, or inline when RIS_DICOM_DB_THREADS is 0."""
+    if settings.RIS_DICOM_DB_THREADS <= 0:
+        return read(*args, **kwargs)
+    return _pool().run(read, *args, **kwargs)
+
+
+def submit(work: Callable[..., object], /, *args, **kwargs) -> None:
+    """``work`` in the background on the kept connections (inline when there are none)."""
+    if settings.RIS_DICOM_DB_THREADS <= 0:
+        _logged(work, args, kwargs)
+        return
+    _pool().submit(work, *args, **kwargs)

@@ -9,23 +9,28 @@ right to query, its restriction to its own steps) and the RIS_MWL_MAX_MATCHES li
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 
 import pynetdicom.service_class as _service_class
 from django.conf import settings
+from django.db import DatabaseError
+from prometheus_client import Histogram
 from pydicom import Dataset
 from pydicom import config as pydicom_config
 from pynetdicom import evt
 from pynetdicom.dsutils import encode as _pydicom_encode
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
-from worklist import selectors
+from worklist import selectors, services
+from worklist.audit import Actor
 from worklist.dicom import ITEM, SPS_SEQUENCE, ResponseBuilder
 from worklist.dimse import TRANSFER_SYNTAXES, decode_incoming
 from worklist.matching import MatchError, worklist_query
 from worklist.models import Device
 from worklist.mwl import dbthreads
 from worklist.mwl.dimse_stream import PendingResponses, wait_until_sent
+from worklist.mwl.outage import DATABASE_UNAVAILABLE, DatabaseOutage
 
 logger = logging.getLogger("ris.mwl")
 
@@ -36,6 +41,17 @@ NOT_AUTHORISED = 0x0124
 OUT_OF_RESOURCES = 0xA700
 IDENTIFIER_DOES_NOT_MATCH = 0xA900
 UNABLE_TO_PROCESS = 0xC000
+#: PS3.4 C.4.1.1.4: Cxxx is "Failed: unable to process"; this one is ris's for an unreachable
+#: database, so that a modality's log tells it apart from a query ris could not handle.
+DATABASE_FAILURE = 0xC001
+
+_outage = DatabaseOutage(logger, "worklist C-FIND")
+
+#: From the C-FIND request to the last response handed to pynetdicom (GET /metrics).
+CFIND_SECONDS = Histogram(
+    "ris_mwl_cfind_seconds", "Worklist C-FIND handling time, request to final response",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
 
 
 class KnownAETitles(list):
@@ -43,14 +59,29 @@ class KnownAETitles(list):
 
     pynetdicom rejects a calling AE title that is not in this list with A-ASSOCIATE-RJ
     (rejected-permanent, service-user, calling AE title not recognised); reading it live means a
-    Device added in the web UI may connect without restarting the listener.
+    Device added in the web UI may connect without restarting the listener. During a database
+    outage the last list read is used (an unknown-AE rejection is permanent: a modality might
+    stop trying). ``also_allow`` adds titles that need no Device (ris's own health check).
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._always: list[str] = []
+        self._last: list[str] = []
+
+    def also_allow(self, ae_title: str) -> None:
+        self._always.append(ae_title)
 
     def __bool__(self) -> bool:
         return True
 
     def __iter__(self):
-        return iter(selectors.known_ae_titles())
+        try:
+            self._last = selectors.known_ae_titles()
+            _outage.succeeded()
+        except DatabaseError as exc:
+            _outage.failed(exc)
+        return iter([*self._always, *self._last])
 
 
 class EncodedIdentifier(Dataset):
@@ -145,9 +176,22 @@ def _rows(query, limit: int | None) -> list[dict]:
 
 def handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
     """EVT_C_FIND: yield one Pending response per matching step, then pynetdicom ends with
-    Success (or the failure/cancel status yielded here)."""
+    Success (or the failure/cancel status yielded here). Timed into ``CFIND_SECONDS``."""
+    started = time.perf_counter()
+    try:
+        yield from _handle_find(event)
+    finally:
+        CFIND_SECONDS.observe(time.perf_counter() - started)
+
+
+def _handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
     calling_ae = str(event.assoc.requestor.ae_title).strip()
-    device = dbthreads.run(selectors.device_for_ae, calling_ae)
+    try:
+        device = dbthreads.run(selectors.device_for_ae, calling_ae)
+    except DatabaseError as exc:
+        _outage.failed(exc)
+        yield _failure(DATABASE_FAILURE, DATABASE_UNAVAILABLE), None
+        return
     if device is not None and not device.may_query_worklist:
         yield _failure(NOT_AUTHORISED, f"{calling_ae} may not query the worklist"), None
         return
@@ -167,10 +211,16 @@ def handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
         logger.info("refused C-FIND from %s: %s", calling_ae, exc)
         yield _failure(IDENTIFIER_DOES_NOT_MATCH, str(exc), exc.tag), None
         return
+    except DatabaseError as exc:
+        _outage.failed(exc)
+        yield _failure(DATABASE_FAILURE, DATABASE_UNAVAILABLE), None
+        return
     except Exception:  # noqa: BLE001 - reported to the modality, logged for the operator
         logger.exception("worklist query from %s failed", calling_ae)
         yield _failure(UNABLE_TO_PROCESS, "the worklist could not be read"), None
         return
+    _outage.succeeded()
+    _audit_query(event, calling_ae, device, identifier, len(rows))
     if limit and len(rows) > limit:
         yield _failure(OUT_OF_RESOURCES, f"more than {limit} matches: narrow the query"), None
         return
@@ -193,6 +243,34 @@ def handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
             yield CANCEL, None
             return
         yield pending, EncodedIdentifier(builder, row) if fast else builder.dataset(row)
+
+
+def _query_keys(identifier: Dataset) -> dict[str, str]:
+    """The keys a query matched on (those with a value), as text, sequence items flattened."""
+    keys: dict[str, str] = {}
+    for elem in identifier:
+        if elem.VR == "SQ":
+            for item in elem.value or []:
+                keys.update(_query_keys(item))
+        elif elem.value not in (None, "") and elem.keyword != "SpecificCharacterSet":
+            keys[elem.keyword or str(elem.tag)] = str(elem.value)[:200]
+    return keys
+
+
+def _audit_query(event, calling_ae: str, device, identifier: Dataset, matches: int) -> None:
+    peer = event.assoc.requestor.address_info
+    try:
+        keys = _query_keys(identifier)
+    except Exception:  # noqa: BLE001 - the audit row must not fail the query
+        keys = {}
+    dbthreads.submit(
+        services.worklist_queried,
+        actor=Actor.ae(calling_ae),
+        device=device.ae_title if device is not None else f"{calling_ae} (no device)",
+        keys=keys,
+        matches=matches,
+        peer=f"{peer.address}:{peer.port}",
+    )
 
 
 def _send_directly(event, stream: PendingResponses, builder: ResponseBuilder, rows: list[dict]):

@@ -27,6 +27,7 @@ class Command(BaseCommand):
             max_message_bytes=settings.RIS_MLLP_MAX_MESSAGE_BYTES,
             idle_timeout=settings.RIS_MLLP_IDLE_TIMEOUT_SECONDS,
             too_large=handler.too_large,
+            max_connections_per_address=settings.RIS_MLLP_MAX_CONNECTIONS_PER_ADDRESS,
         )
         context = None
         if settings.RIS_MLLP_TLS_CERT:

@@ -55,7 +55,8 @@ class Command(BaseCommand):
                     f"{data['last_error'][:80]}"
                 )
         if options["retry"] is not None:
-            count = outbound_queue.retry(options["retry"] or None)
+            count = outbound_queue.retry(options["retry"] or None,
+                                         actor=Actor.system("ris outbound --retry"))
             self.stdout.write(f"{count} job(s) queued again")
         if options["list"]:
             jobs = OutboundJob.objects.exclude(state=OutboundJob.State.DONE).order_by("id")

@@ -2,6 +2,7 @@ import datetime as dt
 import logging
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connection
 
@@ -19,16 +20,45 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         stop = StopFlag()
-        lock = LeaderLock()
+        while not stop.is_set:
+            lock = LeaderLock()
+            if not self._wait_for_leadership(lock, stop, options["standby_poll"]):
+                break
+            scheduler = self._start_jobs()
+            self.stdout.write(f"scheduler leader, {len(configured_jobs())} job(s)")
+            self.stdout.flush()
+            while not stop.wait(settings.RIS_SCHEDULER_LOCK_CHECK_SECONDS):
+                if not lock.still_held():
+                    logger.error("scheduler lost its leader lock (database session ended): "
+                                 "stopping its jobs and standing by")
+                    self.stdout.write("scheduler lost its lock: standing down")
+                    self.stdout.flush()
+                    break
+            # Jobs are idempotent and claim work with a lease: one cut short here is taken up
+            # again by the next leader, so the scheduler does not wait for a slow peer.
+            scheduler.shutdown(wait=False)
+            lock.release()
+        exit_now()
+
+    def _wait_for_leadership(self, lock: LeaderLock, stop: StopFlag, poll: float) -> bool:
         announced = False
-        while not lock.try_acquire():
+        while True:
+            try:
+                acquired = lock.try_acquire()
+            except Exception as exc:  # noqa: BLE001 - database down: stay standby, try again
+                logger.warning("scheduler cannot reach the database for its lock: %s", exc)
+                acquired = False
+            if acquired:
+                connection.close()
+                return True
             if not announced:
                 self.stdout.write("scheduler standby: another scheduler leads this database")
                 self.stdout.flush()
                 announced = True
-            if stop.wait(options["standby_poll"]):
-                return
-        connection.close()
+            if stop.wait(poll):
+                return False
+
+    def _start_jobs(self) -> BackgroundScheduler:
         scheduler = BackgroundScheduler(timezone="UTC")
         for job in configured_jobs():
             scheduler.add_job(
@@ -42,11 +72,4 @@ class Command(BaseCommand):
                 next_run_time=dt.datetime.now(dt.UTC),
             )
         scheduler.start()
-        self.stdout.write(f"scheduler leader, {len(configured_jobs())} job(s)")
-        self.stdout.flush()
-        stop.wait()
-        # Jobs are idempotent and claim work with a lease: one cut short here is taken up again by
-        # the next leader, so the scheduler does not wait for a slow peer before exiting.
-        scheduler.shutdown(wait=False)
-        lock.release()
-        exit_now()
+        return scheduler

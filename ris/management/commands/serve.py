@@ -92,7 +92,9 @@ class Command(BaseCommand):
             if options["demo"]:
                 call_command("demo")
         connection.close()
-        Supervisor(listeners, self._child_environment(listeners), self.stdout).run()
+        env = self._child_environment(listeners)
+        _fresh_metrics_directory(Path(env["PROMETHEUS_MULTIPROC_DIR"]))
+        Supervisor(listeners, env, self.stdout).run()
 
     def _child_environment(self, listeners: list[str]) -> dict[str, str]:
         env = dict(os.environ)
@@ -107,6 +109,11 @@ class Command(BaseCommand):
                 "RIS_SECRET_KEY": settings.SECRET_KEY,
                 "RIS_LISTENERS": ",".join(name for name in listeners if name != "web"),
                 "PYTHONUNBUFFERED": "1",
+                # prometheus-client's multiprocess mode: every child writes its measurements
+                # here, the web workers' GET /metrics merges them (ris.metrics)
+                "PROMETHEUS_MULTIPROC_DIR": os.environ.get(
+                    "PROMETHEUS_MULTIPROC_DIR", str(settings.DATA_DIR / "prometheus")
+                ),
             }
         )
         return env
@@ -184,3 +191,11 @@ class Supervisor:
                 child.kill()
                 child.wait()
         self.out.write("ris stopped")
+
+
+def _fresh_metrics_directory(path: Path) -> None:
+    """Empty at each start, as prometheus-client's multiprocess mode requires (the files of a
+    previous run's processes would be counted again)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for leftover in path.glob("*.db"):
+        leftover.unlink()
