@@ -14,7 +14,9 @@ class HL7SenderAdmin(admin.ModelAdmin):
 
 @admin.register(HL7Destination)
 class HL7DestinationAdmin(admin.ModelAdmin):
-    list_display = ("name", "host", "port", "version", "charset", "send_order_status", "active")
+    list_display = (
+        "name", "host", "port", "version", "charset", "send_order_status", "swf_b_omi", "active"
+    )
 
 
 @admin.register(InboundMessage)

@@ -11,9 +11,15 @@ class RisConfig(AppConfig):
 
         post_migrate.connect(ensure_groups, sender=self)
 
-        from ris.hl7.notifications import on_order_status_changed, on_step_rescheduled
-        from worklist.signals import order_status_changed, step_rescheduled
+        from ris.hl7.notifications import (
+            on_order_created,
+            on_order_status_changed,
+            on_step_rescheduled,
+        )
+        from worklist.signals import order_created, order_status_changed, step_rescheduled
 
         # Queue the HIS status message in the transaction of the change (ris.hl7.notifications).
         order_status_changed.connect(on_order_status_changed, dispatch_uid="ris.hl7.order_status")
         step_rescheduled.connect(on_step_rescheduled, dispatch_uid="ris.hl7.step_rescheduled")
+        # IHE SWF.b receivers get OMI^O23 NW for every new order (RAD-4).
+        order_created.connect(on_order_created, dispatch_uid="ris.hl7.order_created")
