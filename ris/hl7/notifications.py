@@ -52,13 +52,18 @@ KIND = "hl7.order_status"
 def on_order_created(sender, order: Order, actor, **kwargs):
     """IHE SWF.b RAD-4: the Image Manager (and other SWF.b receivers) learn every new order with
     the identifiers ris assigned, whoever placed it (the HIS's own orders most of all)."""
-    _queue_swf_b(order.pk, lambda: {**snapshot(order), "order_control": "NW"})
+    _queue_swf_b(order.pk, lambda: swf_b_payload(order, "NW"))
+
+
+def swf_b_payload(order: Order, order_control: str, *, reason: str = "") -> dict:
+    """The snapshot of an OMI^O23 to an SWF.b receiver: ORC-1 NW (RAD-4), XO or CA (RAD-13)."""
+    return {**snapshot(order, reason=reason), "order_control": order_control}
 
 
 def on_order_status_changed(sender, order: Order, previous, actor, reason: str = "", **kwargs):
     if order.status in (OrderStatus.CANCELED, OrderStatus.DISCONTINUED):
         # RAD-13 to SWF.b receivers, also when the HIS cancelled: they did not hear it.
-        _queue_swf_b(order.pk, lambda: {**snapshot(order, reason=reason), "order_control": "CA"})
+        _queue_swf_b(order.pk, lambda: swf_b_payload(order, "CA", reason=reason))
     if _caused_by_the_his(actor):
         return
 
@@ -75,7 +80,7 @@ def on_step_rescheduled(sender, step: ScheduledProcedureStep, actor, **kwargs):
 
     def swf_b_payload() -> dict:
         order = Order.objects.select_related("patient").get(pk=order_id)
-        return {**snapshot(order), "order_control": "XO"}
+        return swf_b_payload(order, "XO")
 
     _queue_swf_b(order_id, swf_b_payload)  # RAD-13 procedure update
     if _caused_by_the_his(actor):

@@ -9,7 +9,8 @@ identifiers ris draws from counters). So an example that drifts from the code fa
 
 Markers, each on the line before a ```` ```hl7 ```` block:
 ``<!-- example in NAME ACK -->``, ``<!-- example ack NAME -->``,
-``<!-- example status PLACER-NUMBER VERSION -->``.
+``<!-- example status PLACER-NUMBER VERSION -->`` (VERSION ``swf-b``: the OMI^O23 of an IHE SWF.b
+receiver).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import hl7
 import pytest
 
-from ris.hl7.notifications import build_message, snapshot
+from ris.hl7.notifications import build_message, snapshot, swf_b_payload
 from ris.models import HL7Destination, OutboundJob
 from tests.hl7.conftest import read_ack, send
 from worklist.models import Order
@@ -65,10 +66,13 @@ def normalised(text: str) -> list[list[str]]:
 
 
 def destination(version: str) -> HL7Destination:
+    """The HIS in the given version, or (``swf-b``) an IHE SWF.b receiver of OMI^O23."""
+    swf_b = version == "swf-b"
     return HL7Destination(
-        name="HIS", host="his.example", port=2575, version=version, charset="UNICODE UTF-8",
-        sending_application="RIS", sending_facility="RAD", receiving_application="HIS",
-        receiving_facility="HOSP",
+        name="HIS", host="his.example", port=2575, version="2.5.1" if swf_b else version,
+        charset="UNICODE UTF-8", sending_application="RIS", sending_facility="RAD",
+        receiving_application="ARCHIVE" if swf_b else "HIS", receiving_facility="HOSP",
+        swf_b_omi=swf_b,
     )
 
 
@@ -85,7 +89,7 @@ def test_the_document_has_an_example_of_every_message_type_in_and_out():
     kinds = {kind for kind, *_ in found}
     assert kinds == {"in", "ack", "status"}
     versions = {extra for kind, _, extra, _ in found if kind == "status"}
-    assert versions == {"2.3.1", "2.5.1"}
+    assert versions == {"2.3.1", "2.5.1", "swf-b"}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -103,7 +107,8 @@ def test_every_example_is_what_ris_takes_and_sends(hl7_service, catalogue):
             actual = acks[name].decode()
         else:
             order = Order.objects.get(placer_order_number=name)
-            job = OutboundJob(pk=1, kind="hl7.order_status", payload=snapshot(order))
+            payload = swf_b_payload(order, "NW") if extra == "swf-b" else snapshot(order)
+            job = OutboundJob(pk=1, kind="hl7.order_status", payload=payload)
             actual, _ = build_message(job, destination(extra))
         written[f"{kind} {name} {extra}".strip()] = actual.replace("\r", "\n").strip()
         if os.environ.get("RIS_WRITE_DOC_EXAMPLES"):
