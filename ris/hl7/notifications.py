@@ -36,7 +36,6 @@ import ssl
 import time
 from collections.abc import Callable
 
-from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 from hl7apy.core import Message as HL7ApyMessage
 
@@ -125,12 +124,9 @@ _SWF_B_CACHE_SECONDS = 5.0
 _swf_b_cache: list = []
 
 
-def _forget_swf_b(**_signal) -> None:
+def forget_swf_b(**_signal) -> None:
+    """Drop the cached SWF.b receivers (connected to HL7Destination saves in ``RisConfig``)."""
     _swf_b_cache.clear()
-
-
-post_save.connect(_forget_swf_b, sender=HL7Destination, dispatch_uid="hl7-swf-b-destinations")
-post_delete.connect(_forget_swf_b, sender=HL7Destination, dispatch_uid="hl7-swf-b-destinations")
 
 
 def _swf_b_destinations() -> list[str]:

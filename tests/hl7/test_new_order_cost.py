@@ -29,7 +29,7 @@ NEW_ORDER_STATEMENTS = 19
 def _fresh_swf_b_cache():
     """The SWF.b receivers are cached for a few seconds: loaded by the first message of a test,
     not left over from the previous one to expire in the middle of a count."""
-    notifications._forget_swf_b()
+    notifications.forget_swf_b()
 
 
 def with_procedures(message: bytes, *codes: str) -> bytes:
