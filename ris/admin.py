@@ -16,7 +16,9 @@ class HL7SenderAdmin(AuditedConfigurationAdmin):
 
 @admin.register(HL7Destination)
 class HL7DestinationAdmin(AuditedConfigurationAdmin):
-    list_display = ("name", "host", "port", "version", "charset", "send_order_status", "active")
+    list_display = (
+        "name", "host", "port", "version", "charset", "send_order_status", "swf_b_omi", "active"
+    )
 
 
 @admin.register(InboundMessage)

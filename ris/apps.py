@@ -16,12 +16,25 @@ class RisConfig(AppConfig):
 
         security.connect()  # audit of logins, failures, logouts and lockouts
 
-        from ris.hl7.notifications import on_order_status_changed, on_step_rescheduled
-        from worklist.signals import order_status_changed, step_rescheduled
+        from ris.hl7.notifications import (
+            on_order_created,
+            on_order_status_changed,
+            on_step_rescheduled,
+        )
+        from worklist.signals import order_created, order_status_changed, step_rescheduled
 
         # Queue the HIS status message in the transaction of the change (ris.hl7.notifications).
         order_status_changed.connect(on_order_status_changed, dispatch_uid="ris.hl7.order_status")
         step_rescheduled.connect(on_step_rescheduled, dispatch_uid="ris.hl7.step_rescheduled")
+        # IHE SWF.b receivers get OMI^O23 NW for every new order (RAD-4); the short-lived cache
+        # of which destinations those are forgets a destination edited in this process.
+        order_created.connect(on_order_created, dispatch_uid="ris.hl7.order_created")
+
+        from ris.hl7.notifications import forget_swf_b
+        from ris.models import HL7Destination
+
+        post_save.connect(forget_swf_b, sender=HL7Destination, dispatch_uid="ris.hl7.swf-b")
+        post_delete.connect(forget_swf_b, sender=HL7Destination, dispatch_uid="ris.hl7.swf-b")
 
         from ris.hl7.mapping import forget_catalogue
         from worklist.models import Device, ProcedureOrderCode, ProcedureType
@@ -36,6 +49,7 @@ class RisConfig(AppConfig):
             sender=ProcedureType.stations.through,
             dispatch_uid="ris.hl7.catalogue-stations",
         )
+
 
 def _create_cache_table(sender, using: str = "default", **kwargs) -> None:
     """The database cache of the limits shared across processes (settings.CACHES["shared"]):

@@ -132,6 +132,15 @@ class HL7Destination(models.Model):
     use_tls = models.BooleanField(default=False)
     ack_timeout_seconds = models.PositiveIntegerField(default=30)
     send_order_status = models.BooleanField(default=True)
+    #: IHE Scheduled Workflow.b (RAD-4 Procedure Scheduled / RAD-13 Procedure Update): this
+    #: receiver (an Image Manager, a reporting system) gets OMI^O23 with the IPC identifiers ris
+    #: assigned, for every new, changed and cancelled order, instead of ORM/OMG status messages.
+    swf_b_omi = models.BooleanField(
+        "SWF.b OMI^O23",
+        default=False,
+        help_text="IHE Scheduled Workflow.b: send OMI^O23 (v2.5.1, with IPC) for new, changed and "
+        "cancelled orders instead of order status messages",
+    )
     active = models.BooleanField(default=True)
 
     class Meta:
@@ -142,7 +151,10 @@ class HL7Destination(models.Model):
 
     @property
     def message_type(self) -> str:
-        """ORM^O01 up to v2.4; OMG^O19 from v2.5, where ORM was withdrawn for imaging orders."""
+        """ORM^O01 up to v2.4; OMG^O19 from v2.5, where ORM was withdrawn for imaging orders;
+        OMI^O23 for an IHE SWF.b receiver."""
+        if self.swf_b_omi:
+            return "OMI^O23^OMI_O23"
         return "OMG^O19^OMG_O19" if self.version >= "2.5" else "ORM^O01"
 
 

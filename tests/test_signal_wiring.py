@@ -54,3 +54,15 @@ def test_catalogue_edits_clear_the_hl7_listeners_procedure_cache():
     assert "ris.hl7.mapping.forget_catalogue" in _receivers(
         m2m_changed, ProcedureType.stations.through
     )
+
+
+def test_new_orders_queue_the_swf_b_order_message():
+    assert _receivers(worklist_signals.order_created) == {"ris.hl7.notifications.on_order_created"}
+
+
+def test_routing_rule_and_station_edits_clear_the_routing_cache():
+    from worklist.models import ModalityDefaultStation, StationRule
+
+    for model in (StationRule, ModalityDefaultStation, Device):
+        for signal in (post_save, post_delete):
+            assert "worklist.routing.forget" in _receivers(signal, model)

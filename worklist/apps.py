@@ -7,12 +7,17 @@ class WorklistConfig(AppConfig):
 
     def ready(self) -> None:
         # pydicom leaves ISO 2022 IR 58's escape in decoded text (see worklist.charsets).
-        from django.db.models.signals import post_save
+        from django.db.models.signals import post_delete, post_save
 
-        from worklist import charsets, receivers
-        from worklist.models import Patient
+        from worklist import charsets, receivers, routing
+        from worklist.models import Device, ModalityDefaultStation, Patient, StationRule
 
         charsets.install()
         post_save.connect(
             receivers.keep_name_keys, sender=Patient, dispatch_uid="worklist.name_keys"
         )
+        # The station routing rules' cache forgets a rule or station edited in this process.
+        for model in (StationRule, ModalityDefaultStation, Device):
+            uid = f"worklist.routing-{model.__name__}"
+            post_save.connect(routing.forget, sender=model, dispatch_uid=uid)
+            post_delete.connect(routing.forget, sender=model, dispatch_uid=uid)

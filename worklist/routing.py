@@ -12,8 +12,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from django.db.models.signals import post_delete, post_save
-
 from worklist.models import Device, ModalityDefaultStation, StationRule
 
 CACHE_SECONDS = 5.0
@@ -33,12 +31,8 @@ class RoutingFacts:
 
 
 def forget(**_signal) -> None:
+    """Drop the cached rules (connected to their models' saves in ``worklist.apps``)."""
     _cache.clear()
-
-
-for _model in (StationRule, ModalityDefaultStation, Device):
-    post_save.connect(forget, sender=_model, dispatch_uid=f"routing-{_model.__name__}")
-    post_delete.connect(forget, sender=_model, dispatch_uid=f"routing-{_model.__name__}")
 
 
 def _rules() -> tuple[list[StationRule], dict[str, Device]]:

@@ -283,6 +283,7 @@ def order_create(
         ]
         + [audit.event(actor, "order.create", order, after=audit.snapshot(order))]
     )
+    signals.order_created.send(Order, order=order, actor=actor)
     return order
 
 

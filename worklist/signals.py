@@ -18,3 +18,6 @@ step_rescheduled = Signal()
 patient_updated = Signal()
 #: sender=Order, kwargs: order, actor: request details (priority, physicians...) corrected
 order_updated = Signal()
+#: sender=Order, kwargs: order, actor: a new order with its procedures and steps (IHE SWF.b
+#: RAD-4 receivers are told: ris.hl7.notifications.on_order_created)
+order_created = Signal()

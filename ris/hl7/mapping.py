@@ -550,6 +550,8 @@ class _OrderGroup:
     obr_tq1: dict[int, Segment] = field(default_factory=dict)
     #: IPC segments (OMI^O23) of each OBR, by its index in ``obrs``
     obr_ipcs: dict[int, list[Segment]] = field(default_factory=dict)
+    #: ZDS (IHE RAD-4 v2.3.1 custom segment: ZDS-1 Study Instance UID) of each OBR
+    obr_zds: dict[int, Segment] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -570,6 +572,8 @@ def _order_groups(message: Message) -> list[_OrderGroup]:
             groups[-1].obrs.append(segment)
         elif segment.name == "IPC" and groups[-1].obrs:
             groups[-1].obr_ipcs.setdefault(len(groups[-1].obrs) - 1, []).append(segment)
+        elif segment.name == "ZDS" and groups[-1].obrs:
+            groups[-1].obr_zds.setdefault(len(groups[-1].obrs) - 1, segment)
         elif segment.name == "NTE" and segment.get(3):
             groups[-1].notes.append(segment.get(3))
     if not groups:
@@ -809,6 +813,14 @@ def _create_order(message, groups: list[_OrderGroup], patient, visit, actor) -> 
             if ipcs:
                 accessions.update(ipc.get(1) for ipc in ipcs if ipc.get(1))
                 _planned_upstream(request, ipcs)
+            zds = group.obr_zds.get(index)
+            if zds is not None and not request.study_instance_uid and zds.get(1):
+                # RAD-4 (v2.3.1): an upstream Order Filler's Study Instance UID, used as given
+                # like IPC-3 (other Z segments are ignored).
+                uid = zds.get(1)
+                if len(uid) > 64 or not _UID.match(uid):
+                    raise HL7Error(f"ZDS-1 Study Instance UID {uid!r} is not a DICOM UID", "102")
+                request.study_instance_uid = uid
             requests.append(request)
     if len(accessions) > 1:
         raise HL7Error(

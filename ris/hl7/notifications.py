@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import ssl
+import time
 from collections.abc import Callable
 
 from django.utils import timezone
@@ -47,7 +48,21 @@ from worklist.models import AuditEvent, Order, OrderStatus, ScheduledProcedureSt
 KIND = "hl7.order_status"
 
 
+def on_order_created(sender, order: Order, actor, **kwargs):
+    """IHE SWF.b RAD-4: the Image Manager (and other SWF.b receivers) learn every new order with
+    the identifiers ris assigned, whoever placed it (the HIS's own orders most of all)."""
+    _queue_swf_b(order.pk, lambda: swf_b_payload(order, "NW"))
+
+
+def swf_b_payload(order: Order, order_control: str, *, reason: str = "") -> dict:
+    """The snapshot of an OMI^O23 to an SWF.b receiver: ORC-1 NW (RAD-4), XO or CA (RAD-13)."""
+    return {**snapshot(order, reason=reason), "order_control": order_control}
+
+
 def on_order_status_changed(sender, order: Order, previous, actor, reason: str = "", **kwargs):
+    if order.status in (OrderStatus.CANCELED, OrderStatus.DISCONTINUED):
+        # RAD-13 to SWF.b receivers, also when the HIS cancelled: they did not hear it.
+        _queue_swf_b(order.pk, lambda: swf_b_payload(order, "CA", reason=reason))
     if _caused_by_the_his(actor):
         return
 
@@ -60,9 +75,15 @@ def on_order_status_changed(sender, order: Order, previous, actor, reason: str =
 
 def on_step_rescheduled(sender, step: ScheduledProcedureStep, actor, **kwargs):
     """A step was booked or moved: tell the HIS its new time, with the order status unchanged."""
+    order_id = step.requested_procedure.order_id
+
+    def swf_b_payload() -> dict:
+        order = Order.objects.select_related("patient").get(pk=order_id)
+        return swf_b_payload(order, "XO")
+
+    _queue_swf_b(order_id, swf_b_payload)  # RAD-13 procedure update
     if _caused_by_the_his(actor):
         return
-    order_id = step.requested_procedure.order_id
 
     def payload() -> dict:
         order = Order.objects.select_related("patient").get(pk=order_id)
@@ -84,9 +105,9 @@ def _queue(order_id: int, payload: Callable[[], dict]) -> None:
     ``payload`` is only called when there is a destination: without one a change costs a query.
     """
     destinations = list(
-        HL7Destination.objects.filter(active=True, send_order_status=True).values_list(
-            "name", flat=True
-        )
+        HL7Destination.objects.filter(
+            active=True, send_order_status=True, swf_b_omi=False
+        ).values_list("name", flat=True)
     )
     if not destinations:
         return
@@ -100,12 +121,47 @@ def _queue(order_id: int, payload: Callable[[], dict]) -> None:
         )
 
 
+#: SWF.b destination names, read once per few seconds: ``on_order_created`` runs for every new
+#: order and most departments have none (the HL7 NW path counts its statements).
+_SWF_B_CACHE_SECONDS = 5.0
+_swf_b_cache: list = []
+
+
+def forget_swf_b(**_signal) -> None:
+    """Drop the cached SWF.b receivers (connected to HL7Destination saves in ``RisConfig``)."""
+    _swf_b_cache.clear()
+
+
+def _swf_b_destinations() -> list[str]:
+    now = time.monotonic()
+    if not _swf_b_cache or now - _swf_b_cache[0] >= _SWF_B_CACHE_SECONDS:
+        names = list(
+            HL7Destination.objects.filter(active=True, swf_b_omi=True).values_list(
+                "name", flat=True
+            )
+        )
+        _swf_b_cache[:] = [now, names]
+    return _swf_b_cache[1]
+
+
+def _queue_swf_b(order_id: int, payload: Callable[[], dict]) -> None:
+    """One OMI^O23 job per active SWF.b destination (same queue, same per-order ordering)."""
+    destinations = _swf_b_destinations()
+    if not destinations:
+        return
+    data = payload()
+    for name in destinations:
+        outbound_queue.enqueue(
+            kind=KIND, destination=name, payload=data, ordering_key=f"{name}:order:{order_id}"
+        )
+
+
 def snapshot(order: Order, *, previous: str = "", reason: str = "", actor: str = "") -> dict:
     """The facts the status message carries, as they are now (JSON)."""
     patient = order.patient
     status = OrderStatus(order.status)
     procedures = []
-    for procedure in order.procedures.all().order_by("pk").prefetch_related("steps"):
+    for procedure in order.procedures.all().order_by("pk").prefetch_related("steps__station"):
         steps = sorted(procedure.steps.all(), key=lambda step: step.pk)  # the prefetched ones
         procedures.append(
             {
@@ -116,6 +172,19 @@ def snapshot(order: Order, *, previous: str = "", reason: str = "", actor: str =
                 "study_instance_uid": procedure.study_instance_uid,
                 "sps_ids": [s.sps_id for s in steps],
                 "modality": next((s.modality for s in steps), ""),
+                # Per step, for the IPC segments of OMI^O23 (IHE SWF.b)
+                "steps": [
+                    {
+                        "sps_id": s.sps_id,
+                        "modality": s.modality,
+                        "station_ae": s.station.ae_title if s.station else "",
+                        "station_name": s.station.station_name if s.station else "",
+                        "location": s.location,
+                        "protocol_codes": s.protocol_codes,
+                        "status": s.status,
+                    }
+                    for s in steps
+                ],
                 **_schedule(steps),
             }
         )
@@ -181,8 +250,89 @@ def _xpn(pn_group: str, representation: str, delims: er7.Delimiters) -> str:
     return comp.join([c[0], c[1], c[2], c[4], c[3], "", "L", representation]).rstrip(comp)
 
 
+def build_omi(job: OutboundJob, destination: HL7Destination) -> tuple[str, str]:
+    """(ER7 text, control ID) of the OMI^O23 (v2.5.1) of ``job`` for an IHE SWF.b receiver.
+
+    IHE RAD-TF-2 4.4 (RAD-4, ORC-1 NW) and 4.13 (RAD-13, ORC-1 XO / CA): one ORC, TQ1, OBR per
+    requested procedure and one IPC per step: IPC-1 accession, -2 requested procedure ID, -3
+    Study Instance UID, -4 SPS ID, -5 modality, -6 protocol code, -7 station name, -8 location,
+    -9 station AE title: the values the modality will see on the worklist. Written by hand (the
+    structure is fixed and short) with the same escaping as the status messages.
+    """
+    data = job.payload
+    delims = er7.Delimiters()
+    esc = lambda value: er7.escape(str(value or ""), delims)  # noqa: E731
+    control_id = f"RIS{job.pk}"
+
+    def segment(name: str, fields: dict[int, str]) -> str:
+        last = max(fields) if fields else 0
+        return "|".join([name, *(fields.get(n, "") for n in range(1, last + 1))])
+
+    msh = [
+        "MSH", delims.encoding_characters, esc(destination.sending_application),
+        esc(destination.sending_facility), esc(destination.receiving_application),
+        esc(destination.receiving_facility),
+        data.get("changed_at") or timezone.localtime().strftime("%Y%m%d%H%M%S"), "",
+        "OMI^O23^OMI_O23", control_id, "P", "2.5.1",
+    ]
+    if destination.charset:
+        msh += ["", "", "", "", "", charsets.msh18_for(destination.charset)]
+    patient = data["patient"]
+    names = []
+    if patient.get("alphabetic"):
+        names.append(_xpn(patient["alphabetic"], "A", delims))
+    if patient.get("ideographic"):
+        names.append(_xpn(patient["ideographic"], "I", delims))
+    segments = [
+        "|".join(msh),
+        segment("PID", {
+            1: "1",
+            3: f"{esc(patient['id'])}^^^{esc(patient['issuer'])}".rstrip("^"),
+            5: "~".join(names),
+            7: patient.get("birth_date", ""),
+            8: patient.get("sex", ""),
+        }),
+    ]
+    placer = f"{esc(data['placer_number'])}^{esc(data['placer_issuer'])}".rstrip("^")
+    filler = f"{esc(data['filler_number'])}^{esc(destination.sending_application)}".rstrip("^")
+    for index, procedure in enumerate(data["procedures"] or [{}], start=1):
+        segments.append(segment("ORC", {
+            1: data.get("order_control", "NW"), 2: placer, 3: filler,
+            5: data["order_status"], 9: data.get("changed_at", ""),
+        }))
+        if procedure.get("start"):
+            segments.append(segment("TQ1", {1: "1", 7: procedure["start"],
+                                            8: procedure.get("end", "")}))
+        code = f"{esc(procedure.get('code'))}^{esc(procedure.get('meaning'))}^" \
+               f"{esc(procedure.get('scheme'))}"
+        segments.append(segment("OBR", {
+            1: str(index), 2: placer, 3: filler, 4: code.rstrip("^") or "^",
+            24: esc(procedure.get("modality")),
+        }))
+        steps = procedure.get("steps") or [{"sps_id": s} for s in procedure.get("sps_ids", [])]
+        for step in steps:
+            protocols = "~".join(
+                f"{esc(c.get('value'))}^{esc(c.get('meaning'))}^{esc(c.get('scheme'))}"
+                for c in step.get("protocol_codes", [])
+            )
+            segments.append(segment("IPC", {
+                1: esc(data["accession_number"]),
+                2: esc(procedure.get("requested_procedure_id")),
+                3: esc(procedure.get("study_instance_uid")),
+                4: esc(step.get("sps_id")),
+                5: esc(step.get("modality") or procedure.get("modality")),
+                6: protocols,
+                7: esc(step.get("station_name")),
+                8: esc(step.get("location")),
+                9: esc(step.get("station_ae")),
+            }))
+    return "\r".join(segments) + "\r", control_id
+
+
 def build_message(job: OutboundJob, destination: HL7Destination) -> tuple[str, str]:
     """(ER7 text, control ID) of the status message of ``job`` for ``destination``."""
+    if destination.swf_b_omi:
+        return build_omi(job, destination)
     data = job.payload
     delims = er7.Delimiters()
     esc = lambda value: er7.escape(str(value or ""), delims)  # noqa: E731

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from ris.hl7 import handler, mapping
+from ris.hl7 import handler, mapping, notifications
 from tests.hl7.conftest import orm, read_ack
 from worklist.models import AuditEvent, Order, ScheduledProcedureStep, StepStatus
 
@@ -23,6 +23,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 #: INSERT, release); one INSERT each for procedures, steps and audit rows; two releases; the
 #: stored message; COMMIT. It was 29 before the counters, audit rows and catalogue were batched.
 NEW_ORDER_STATEMENTS = 19
+
+
+@pytest.fixture(autouse=True)
+def _fresh_swf_b_cache():
+    """The SWF.b receivers are cached for a few seconds: loaded by the first message of a test,
+    not left over from the previous one to expire in the middle of a count."""
+    notifications.forget_swf_b()
 
 
 def with_procedures(message: bytes, *codes: str) -> bytes:
