@@ -109,7 +109,7 @@ class RisAssociationSocket(AssociationSocket):
         return super().ready
 
     def recv(self, nr_bytes: int) -> bytearray:
-        if nr_bytes > self.max_pdu_bytes + 6:
+        if nr_bytes > self.max_pdu_bytes:  # the DUL reads the 6-byte header, then the body
             peer = self.assoc.requestor.address_info
             logger.warning("%s:%s announced a PDU of %d bytes (limit %d): aborting",
                            peer.address, peer.port, nr_bytes, self.max_pdu_bytes)
