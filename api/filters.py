@@ -15,6 +15,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from rest_framework.filters import OrderingFilter
 
+from worklist import selectors
 from worklist.models import (
     AuditEvent,
     Device,
@@ -145,8 +146,9 @@ class PatientFilter(filters.FilterSet):
     issuer = filters.CharFilter()
     name = filters.CharFilter(
         method="filter_name",
-        help_text="Part of the name in any component group (alphabetic, ideographic, phonetic), "
-        "case-insensitive.",
+        help_text="The patient ID, or any spelling of the name, matched from its start: Hanzi "
+        "(王小东), Pinyin with or without spaces (wang xiaodong, wangxiaodong, WANG^XIAODONG), "
+        "initials (wxd), the given name alone or first; case and tones ignored.",
     )
     birth_date = filters.DateFilter()
 
@@ -155,14 +157,9 @@ class PatientFilter(filters.FilterSet):
         fields: list[str] = []
 
     def filter_name(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        value = value.replace("^", " ").strip()
-        if not value:
+        if not value.strip():
             return queryset
-        condition = Q()
-        for column in ("name_alphabetic", "name_ideographic", "name_phonetic"):
-            for term in value.split():
-                condition |= Q(**{f"{column}__icontains": term})
-        return queryset.filter(condition)
+        return queryset.filter(pk__in=selectors.patients_matching(value).values("pk"))
 
 
 class OrderFilter(filters.FilterSet):

@@ -114,6 +114,8 @@ class WorklistView(APIView):
             raise ValidationError({"identifier": [f"more than {limit} matches: narrow the query"]})
         charset = device.character_set if device is not None else None
         builder = ResponseBuilder(
-            identifier, character_set=charset or settings.RIS_MWL_DEFAULT_CHARACTER_SET
+            identifier,
+            character_set=charset or settings.RIS_MWL_DEFAULT_CHARACTER_SET,
+            name_profile=device.name_profile if device is not None else "",
         )
         return Response([builder.dataset(row).to_json_dict() for row in rows])

@@ -27,8 +27,9 @@ from mpps.validation import (
     is_valid_uid,
     tag_label,
 )
+from worklist import selectors
 from worklist.audit import Actor
-from worklist.dimse import TRANSFER_SYNTAXES
+from worklist.dimse import TRANSFER_SYNTAXES, decode_incoming
 from worklist.errors import DomainError
 
 logger = logging.getLogger("mpps.scp")
@@ -46,6 +47,22 @@ def register(ae) -> list:
 
 def _calling_ae(event: evt.Event) -> str:
     return (event.assoc.requestor.ae_title or "").strip()
+
+
+def _decoded(event: evt.Event, parameter: str) -> Dataset:
+    """The attribute or modification list read in the character set the modality really sends
+    (its Device's incoming character set, GB18030 behind a false ISO_IR 192: worklist.charsets).
+    An N-SET without (0008,0005) and with its text in the N-CREATE's set is left to
+    services.pps_update, which knows that set."""
+    device = selectors.device_for_ae(_calling_ae(event))
+    incoming = device.incoming_character_set if device is not None else ""
+    return decode_incoming(
+        event,
+        parameter,
+        incoming=incoming,
+        calling_ae=_calling_ae(event),
+        guess_unlabelled=parameter == "AttributeList",
+    )
 
 
 def _status(
@@ -104,12 +121,12 @@ def handle_n_create(event: evt.Event) -> tuple[Dataset | int, Dataset | None]:
     elif not is_valid_uid(uid):
         error = MppsError(INVALID_OBJECT_INSTANCE, f"{uid[:40]!r} is not a valid SOP Instance UID")
         return _refuse(event, "N-CREATE", uid, error, with_attribute_list=False)
+    close_old_connections()
     try:
-        attributes = event.attribute_list
+        attributes = _decoded(event, "AttributeList")
     except Exception as exc:  # noqa: BLE001 - the peer's bytes, not our bug
         error = MppsError(PROCESSING_FAILURE, f"Attribute list cannot be decoded: {exc}")
         return _refuse(event, "N-CREATE", uid, error, with_attribute_list=False)
-    close_old_connections()
     try:
         services.pps_create(
             sop_instance_uid=uid,
@@ -133,12 +150,12 @@ def handle_n_set(event: evt.Event) -> tuple[Dataset | int, Dataset | None]:
     if request.RequestedSOPClassUID != MPPS_SOP_CLASS:
         return _status(SOP_CLASS_NOT_SUPPORTED, "ris updates only MPPS instances"), None
     uid = str(request.RequestedSOPInstanceUID or "").strip()
+    close_old_connections()
     try:
-        modifications = event.modification_list
+        modifications = _decoded(event, "ModificationList")
     except Exception as exc:  # noqa: BLE001 - the peer's bytes, not our bug
         error = MppsError(PROCESSING_FAILURE, f"Modification list cannot be decoded: {exc}")
         return _refuse(event, "N-SET", uid, error, with_attribute_list=True)
-    close_old_connections()
     try:
         _, ignored = services.pps_update(
             sop_instance_uid=uid, dataset=modifications, actor=Actor.ae(_calling_ae(event))

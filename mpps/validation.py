@@ -26,6 +26,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import Tag
 
 from mpps.models import PPSStatus
+from worklist import pn
 from worklist.errors import ErrorCode
 from worklist.states import INCORRECT_WORKLIST_ENTRY
 
@@ -218,7 +219,7 @@ def validate_create(ds: Dataset) -> CreateRequest:
         "type_description": _text(ds, 0x00400255)[:64],
         "comments": _text(ds, 0x00400280),
         "study_id": _text(ds, 0x00200010)[:16],
-        "patient_name": _text(ds, 0x00100010)[:200],
+        "patient_name": _patient_name(ds),
         "patient_id": _text(ds, 0x00100020)[:64],
         "procedure_codes": _codes(ds, 0x00081032),
         "protocol_codes": _codes(ds, 0x00400260),
@@ -397,6 +398,16 @@ def _values(ds: Dataset, tag: int) -> list[str]:
     if isinstance(value, list | tuple | MultiValue):
         return [str(v).strip() for v in value]
     return [str(value).strip()]
+
+
+def _patient_name(ds: Dataset) -> str:
+    """Patient's Name as the modality reported it, its groups placed as worklist.pn places every
+    name (a Hanzi-only single group is the ideographic group); never romanised: it is a report."""
+    text = _text(ds, 0x00100010)
+    try:
+        return pn.canonical(text)[:200]
+    except ValueError:  # more groups or components than PN has: keep what was sent
+        return text[:200]
 
 
 def _text(ds: Dataset, tag: int) -> str:

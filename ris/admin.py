@@ -9,7 +9,9 @@ admin.site.register(Heartbeat, ReadOnlyAdmin)
 
 @admin.register(HL7Sender)
 class HL7SenderAdmin(AuditedConfigurationAdmin):
-    list_display = ("application", "facility", "default_charset", "description")
+    list_display = (
+        "application", "facility", "default_charset", "derive_control_id", "description"
+    )
 
 
 @admin.register(HL7Destination)

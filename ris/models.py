@@ -29,6 +29,11 @@ class HL7Sender(models.Model):
     default_charset = models.CharField(
         max_length=32, blank=True, help_text="MSH-18 value assumed when a message leaves it empty"
     )
+    derive_control_id = models.BooleanField(
+        default=False,
+        help_text="For senders that leave MSH-10 empty: use a control ID derived from the message "
+        "bytes (a resend of the same bytes is then recognised). Off: an empty MSH-10 gets AR 101",
+    )
     description = models.CharField(max_length=200, blank=True)
 
     class Meta:
@@ -54,7 +59,9 @@ class InboundMessage(models.Model):
         DUPLICATE = "DUPLICATE", "duplicate (original ACK re-sent)"
 
     sender = models.CharField(max_length=140, help_text="MSH-3|MSH-4")
-    control_id = models.CharField(max_length=64, help_text="MSH-10")
+    #: HL7 v2.7+ gives MSH-10 a conformance length of 199 (earlier versions 20, but feeds send
+    #: longer): stored whole, so that the resend look-up compares what was sent.
+    control_id = models.CharField(max_length=199, help_text="MSH-10")
     message_type = models.CharField(max_length=32, blank=True)
     version = models.CharField(max_length=12, blank=True)
     charset = models.CharField(max_length=32, blank=True)

@@ -231,6 +231,9 @@ RIS_UID_ROOT = env_str("RIS_UID_ROOT", "")
 RIS_ACCESSION_PREFIX = env_str("RIS_ACCESSION_PREFIX", "A")
 RIS_ISSUER_OF_PATIENT_ID = env_str("RIS_ISSUER_OF_PATIENT_ID", "RIS")
 RIS_INSTITUTION_NAME = env_str("RIS_INSTITUTION_NAME", "")
+#: Capitalisation of the Pinyin ris derives for a Hanzi-only name (worklist.pn): "syllable"
+#: (Wang^XiaoDong), "title" (Wang^Xiaodong), "upper" (WANG^XIAODONG) or "off" (no derivation).
+RIS_PINYIN_STYLE = env_str("RIS_PINYIN_STYLE", "syllable")
 #: Modules that add DICOM services to the AE (see ris.dicom_server).
 RIS_DICOM_SERVICES = env_list(
     "RIS_DICOM_SERVICES", ["worklist.mwl.scp", "mpps.scp", "mpps.forwarding.scp"]

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from worklist import pn
 from worklist.errors import DomainError
 from worklist.models import Device, Patient, Priority, ProcedureType
 from worklist.pn import PersonName
@@ -108,6 +109,10 @@ class PatientForm(forms.Form):
             groups.append(text)
         if not any(groups):
             raise forms.ValidationError(_("Enter at least one name (alphabetic or ideographic)."))
+        if groups[0] and groups[0] == pn.romanise(groups[1]):
+            # The clerk kept ris's Pinyin suggestion: it stays a derived romanisation (re-derived
+            # if the HIS later corrects the Hanzi); anything else typed there is the clerk's own.
+            groups[0] = ""
         data["person_name"] = PersonName(*groups)
         if (
             self.patient is None

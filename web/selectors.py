@@ -8,7 +8,6 @@ quiet one (asserted in ``tests/web/test_queries.py``).
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 
 from django.db.models import Count, F, Prefetch, Q, QuerySet, Window
@@ -16,6 +15,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from mpps.forwarding.selectors import with_images
+from worklist import selectors as worklist_selectors
 from worklist.models import (
     AuditEvent,
     Device,
@@ -225,51 +225,23 @@ def dashboard(day: dt.date, *, next_per_station: int = 3) -> Dashboard:
 
 # --- patients ---------------------------------------------------------------------------------
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-
-
-def _name_variants(text: str) -> list[str]:
-    """The PN spellings a typed name may stand for.
-
-    Staff type "Wang XiaoDong" or "王小东"; the database holds ``Wang^XiaoDong`` and ``王^小东``.
-    Spaces and commas become the component separator; a run of ideographs without one is tried
-    with the family name one or two characters long (Chinese family names are almost always so).
-    """
-    text = text.strip()
-    variants = [text]
-    joined = re.sub(r"\s*[,\s]\s*", "^", text)
-    if joined != text:
-        variants.append(joined)
-    if "^" not in joined and _CJK.search(text) and len(text) >= 2:
-        variants.append(f"{text[:1]}^{text[1:]}")
-        if len(text) >= 3:
-            variants.append(f"{text[:2]}^{text[2:]}")
-    return variants
 
 
 def patient_search(
     *, text: str = "", birth_date: dt.date | None = None, limit: int = 50
 ) -> list[Patient]:
-    """Patients whose ID equals ``text`` or any name group contains it, on a birth date."""
-    query = Patient.objects.filter(merged_into__isnull=True)
+    """Patients found by ID, any spelling of the name (worklist.selectors.patients_matching)
+    and/or birth date."""
     text = text.strip()
-    if text:
-        match = Q(patient_id__iexact=text)
-        # Ideographs are only in the ideographic group (and kana in the phonetic one); Latin
-        # letters in the other two: each LIKE is a scan, so search only the groups that can hold
-        # what was typed.
-        ideographic = bool(_CJK.search(text))
-        for variant in _name_variants(text):
-            if ideographic:
-                match |= Q(name_ideographic__contains=variant)
-            else:
-                match |= Q(name_alphabetic__icontains=variant)
-            match |= Q(name_phonetic__icontains=variant)
-        query = query.filter(match)
-    if birth_date is not None:
-        query = query.filter(birth_date=birth_date)
     if not text and birth_date is None:
         return []
+    query = (
+        worklist_selectors.patients_matching(text)
+        if text
+        else Patient.objects.filter(merged_into__isnull=True)
+    )
+    if birth_date is not None:
+        query = query.filter(birth_date=birth_date)
     return list(query.order_by("family_name", "given_name", "patient_id")[:limit])
 
 

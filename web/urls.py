@@ -18,6 +18,7 @@ urlpatterns = [
     path("", home.dashboard, name="dashboard"),
     path("patients/", patients.patient_list, name="patient_list"),
     path("patients/new/", patients.patient_create, name="patient_create"),
+    path("patients/pinyin/", patients.pinyin_suggestion, name="pinyin_suggestion"),
     path("patients/<int:pk>/", patients.patient_detail, name="patient_detail"),
     path("patients/<int:pk>/edit/", patients.patient_edit, name="patient_edit"),
     path("orders/new/", orders.order_create, name="order_create"),

@@ -145,8 +145,6 @@ class AuditEventAdmin(ReadOnlyAdmin):
     search_fields = ("actor", "object_id", "detail")
 
 
-
-
 @admin.register(models.ProcedureOrderCode)
 class ProcedureOrderCodeAdmin(AuditedConfigurationAdmin):
     list_display = ("code", "coding_system", "procedure_type")
@@ -155,3 +153,22 @@ class ProcedureOrderCodeAdmin(AuditedConfigurationAdmin):
 @admin.register(models.Counter)
 class CounterAdmin(ReadOnlyAdmin):
     """Identifier counters: a counter set back by hand would hand out an accession twice."""
+
+
+@admin.register(models.StationRule)
+class StationRuleAdmin(AuditedConfigurationAdmin):
+    """Ordered: the first active rule whose filled-in criteria all match chooses the station."""
+
+    list_display = (
+        "position", "active", "procedure_code", "modality", "patient_class", "department",
+        "location", "priority", "station",
+    )
+    list_editable = ("active", "station")
+    list_display_links = ("position",)
+    list_filter = ("active", "modality")
+    ordering = ("position", "id")
+
+
+@admin.register(models.ModalityDefaultStation)
+class ModalityDefaultStationAdmin(AuditedConfigurationAdmin):
+    list_display = ("modality", "station")

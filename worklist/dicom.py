@@ -34,6 +34,8 @@ from pydicom.datadict import dictionary_VR
 from pydicom.sequence import Sequence
 from pydicom.valuerep import PersonName as DicomPersonName
 
+from worklist import pn
+
 #: Flat row of one worklist item: name -> ORM path from ScheduledProcedureStep.
 ROW_FIELDS: dict[str, str] = {
     "pk": "pk",
@@ -76,6 +78,7 @@ ROW_FIELDS: dict[str, str] = {
     "name_ideographic": "requested_procedure__order__patient__name_ideographic",
     "name_phonetic": "requested_procedure__order__patient__name_phonetic",
     "birth_date": "requested_procedure__order__patient__birth_date",
+    "birth_date_precision": "requested_procedure__order__patient__birth_date_precision",
     "sex": "requested_procedure__order__patient__sex",
     "weight_kg": "requested_procedure__order__patient__weight_kg",
     "size_m": "requested_procedure__order__patient__size_m",
@@ -282,7 +285,9 @@ ITEM: dict[int, Attr] = _tree(
         Attr(0x00100020, _col("patient_id")),
         Attr(0x00100021, _col("issuer")),
         Attr(0x00101002, _other_ids, _OTHER_ID_ITEM),
-        Attr(0x00100030, lambda r: _da(r["birth_date"])),
+        # DA is a whole date (PS3.5 6.2): a birth year or month only is left empty (Type 2),
+        # never sent as the 1st of January.
+        Attr(0x00100030, lambda r: "" if r["birth_date_precision"] else _da(r["birth_date"])),
         Attr(0x00100040, _col("sex")),
         Attr(0x00101030, lambda r: _ds(r["weight_kg"])),
         Attr(0x00101020, lambda r: _ds(r["size_m"])),
@@ -396,6 +401,11 @@ def response_character_set(values: Iterable[str], wanted: str) -> str | None:
     return wanted
 
 
+#: Row columns that hold a whole PN value (physicians); the patient's name is kept per group.
+_PN_COLUMNS = ("performing_physician", "requesting_physician", "referring_physician",
+               "visit_referring")
+
+
 def _charset_value(charset: str) -> str | list[str]:
     # ISO 2022 sets with code extensions name the default repertoire first (PS3.3 C.12.1.1.2).
     return ["", charset] if charset.startswith("ISO 2022") else charset
@@ -408,10 +418,36 @@ class ResponseBuilder:
     the caller wants answers in; a response whose names it cannot encode goes out in UTF-8.
     """
 
-    def __init__(self, query: Dataset | None, *, character_set: str = DEFAULT_CHARACTER_SET):
+    def __init__(
+        self,
+        query: Dataset | None,
+        *,
+        character_set: str = DEFAULT_CHARACTER_SET,
+        name_profile: str = pn.NameProfile.ALL,
+    ):
         self.keys = _requested(query, ITEM) if query is not None else _requested_all(ITEM)
         self.character_set = character_set
         self.charset_requested = query is None or SPECIFIC_CHARACTER_SET in query
+        self.name_profile = name_profile or pn.NameProfile.ALL
+
+    def _profiled(self, row: dict) -> dict:
+        """The row with its person names as the Device's name profile wants them."""
+        if self.name_profile == pn.NameProfile.ALL:
+            return row
+        row = dict(row)
+        patient = pn.for_profile(
+            pn.PersonName(row["name_alphabetic"], row["name_ideographic"], row["name_phonetic"]),
+            self.name_profile,
+        )
+        row["name_alphabetic"], row["name_ideographic"], row["name_phonetic"] = patient.groups
+        for column in _PN_COLUMNS:
+            if row.get(column):
+                try:
+                    name = pn.PersonName.parse(row[column])
+                except ValueError:
+                    continue
+                row[column] = str(pn.for_profile(name, self.name_profile))
+        return row
 
     def _charset(self, row: dict) -> str | None:
         strings: list[str] = []
@@ -427,6 +463,7 @@ class ResponseBuilder:
     # -- as a pydicom Dataset (API, PACS coercion, and the reference for the fast encoder) --
 
     def dataset(self, row: dict) -> Dataset:
+        row = self._profiled(row)
         ds = Dataset()
         charset = self._charset(row)
         if charset is not None:
@@ -437,6 +474,7 @@ class ResponseBuilder:
     # -- straight to bytes: the C-FIND fast path, byte-identical to pydicom's writer --
 
     def encode(self, row: dict, *, implicit_vr: bool, little_endian: bool) -> bytes:
+        row = self._profiled(row)
         charset = self._charset(row)
         encodings = convert_encodings(_charset_value(charset) if charset else None)
         out = bytearray()

@@ -10,3 +10,50 @@ TRANSFER_SYNTAXES = [
     "1.2.840.10008.1.2",  # Implicit VR Little Endian
     "1.2.840.10008.1.2.2",  # Explicit VR Big Endian (retired, still sent by old modalities)
 ]
+
+
+def decode_incoming(
+    event, parameter: str, *, incoming: str, calling_ae: str, guess_unlabelled: bool = True
+):
+    """A DIMSE request's dataset (``Identifier``, ``AttributeList``, ``ModificationList``, ...)
+    read in the character set its text is really in (worklist.charsets): the one it declares,
+    the sending Device's incoming character set, or GB18030 behind a false ISO_IR 192.
+
+    pynetdicom caches the decode of ``event.identifier`` and friends; it is returned when the
+    declared set is right, else a fresh decode relabelled before any of its text is read.
+    """
+    from io import BytesIO
+
+    from pynetdicom.dsutils import decode
+
+    from worklist import charsets
+
+    attribute = {
+        "Identifier": "identifier",
+        "AttributeList": "attribute_list",
+        "ModificationList": "modification_list",
+        "DataSet": "dataset",
+    }[parameter]
+    raw = getattr(event.request, parameter).getvalue()
+    if raw.isascii():  # no byte above 0x7F anywhere (tags and lengths included): no text to fix
+        return getattr(event, attribute)
+    ts = event.context.transfer_syntax
+
+    def decoded():
+        return decode(BytesIO(raw), ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
+
+    # Reading a sequence converts its items in the character set of that moment, so the probe
+    # is a decode of its own and the cached one is returned untouched when nothing changes.
+    probe = decoded()
+    term = charsets.decoding_character_set(
+        probe.get("SpecificCharacterSet"),
+        charsets.raw_text_values(probe),
+        incoming=incoming,
+        source=calling_ae,
+        guess_unlabelled=guess_unlabelled,
+    )
+    if term is None:
+        return getattr(event, attribute)
+    dataset = decoded()
+    charsets.relabel(dataset, term)
+    return dataset

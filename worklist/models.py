@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
+from worklist.charsets import IncomingCharacterSet
 from worklist.pn import PersonName
 
 
@@ -24,6 +25,14 @@ class CharacterSet(models.TextChoices):
     GB18030 = "GB18030", "GB18030"
     GB2312 = "ISO 2022 IR 58", "GB2312 (ISO 2022 IR 58)"
     ASCII = "ISO_IR 6", "ASCII (default repertoire)"
+
+
+class NameProfile(models.TextChoices):
+    """Which Patient's Name groups a Device is sent (worklist.pn.NameProfile)."""
+
+    ALL = "all", _("All name groups")
+    ALPHABETIC = "alphabetic", _("Alphabetic group only (Pinyin)")
+    IDEOGRAPHIC_FIRST = "ideographic_first", _("Ideographic group first")
 
 
 class Modality(models.TextChoices):
@@ -71,6 +80,18 @@ class Device(models.Model):
     restrict_to_own_steps = models.BooleanField(default=False)
     character_set = models.CharField(
         max_length=20, choices=CharacterSet.choices, default=CharacterSet.UTF8
+    )
+    name_profile = models.CharField(
+        _("name profile"), max_length=20, choices=NameProfile.choices, default=NameProfile.ALL
+    )
+    #: What the device's own text (queries, MPPS, images) is really in when it sends it
+    #: unlabelled or mislabelled (worklist.charsets).
+    incoming_character_set = models.CharField(
+        _("incoming character set"),
+        max_length=20,
+        choices=IncomingCharacterSet.choices,
+        default=IncomingCharacterSet.AS_LABELLED,
+        blank=True,
     )
     allow_overbooking = models.BooleanField(default=False)
     opens_at = models.TimeField(null=True, blank=True)
@@ -128,6 +149,73 @@ class ProcedureOrderCode(models.Model):
         return f"{self.code}^{self.coding_system}" if self.coding_system else self.code
 
 
+class StationRule(models.Model):
+    """Which station a step goes to when its catalogue entry names none (admin-editable).
+
+    Rules are tried by ``position``; the first active rule whose every filled-in criterion
+    matches chooses the station. An empty criterion matches anything. Without a matching rule
+    the modality's default (``ModalityDefaultStation``) applies; without one the step stays
+    UNSCHEDULED for the front desk: a step is never served with an empty Scheduled Station AE
+    Title (0040,0001), a Type 1 attribute (PS3.4 K.6.1.2.2).
+    """
+
+    position = models.PositiveIntegerField(_("position"), default=0)
+    active = models.BooleanField(_("active"), default=True)
+    procedure_code = models.CharField(
+        _("procedure code"), max_length=16, blank=True, help_text=_("catalogue code value")
+    )
+    modality = models.CharField(
+        _("modality"), max_length=16, choices=Modality.choices, blank=True,
+        help_text=_("OBR-24 or IPC-5, else the catalogue's"),
+    )
+    patient_class = models.CharField(
+        _("patient class"), max_length=8, blank=True, help_text=_("PV1-2: I, O, E ...")
+    )
+    department = models.CharField(
+        _("ordering department"), max_length=64, blank=True,
+        help_text=_("requesting service (ORC-17)"),
+    )
+    location = models.CharField(
+        _("patient location"), max_length=64, blank=True,
+        help_text=_("the start of the assigned location (PV1-3)"),
+    )
+    priority = models.CharField(_("priority"), max_length=8, choices=Priority.choices, blank=True)
+    station = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="routing_rules", verbose_name=_("station")
+    )
+
+    class Meta:
+        ordering = ["position", "id"]
+        verbose_name = _("station routing rule")
+        verbose_name_plural = _("station routing rules")
+
+    def __str__(self) -> str:
+        return f"#{self.position} -> {self.station}"
+
+
+class ModalityDefaultStation(models.Model):
+    """The station of a modality's steps that no routing rule placed."""
+
+    modality = models.CharField(_("modality"), max_length=16, choices=Modality.choices, unique=True)
+    station = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="+", verbose_name=_("station")
+    )
+
+    class Meta:
+        ordering = ["modality"]
+        verbose_name = _("default station of a modality")
+        verbose_name_plural = _("default stations of modalities")
+
+    def __str__(self) -> str:
+        return f"{self.modality} -> {self.station}"
+
+
+class BirthDatePrecision(models.TextChoices):
+    DAY = "", _("Exact date")
+    MONTH = "M", _("Year and month only")
+    YEAR = "Y", _("Year only")
+
+
 class Patient(models.Model):
     class Sex(models.TextChoices):
         MALE = "M", _("Male")
@@ -151,9 +239,18 @@ class Patient(models.Model):
     name_alphabetic = models.CharField(max_length=200, blank=True)
     name_ideographic = models.CharField(max_length=200, blank=True)
     name_phonetic = models.CharField(max_length=200, blank=True)
+    #: The alphabetic group is the Pinyin ris derived from the ideographic one (worklist.pn), not a
+    #: romanisation somebody typed or the HIS sent: only a derived one is re-derived on updates.
+    name_alphabetic_derived = models.BooleanField(default=False)
     family_name = models.CharField(max_length=100, blank=True)
     given_name = models.CharField(max_length=100, blank=True)
     birth_date = models.DateField(null=True, blank=True)  # (0010,0030)
+    #: How much of ``birth_date`` is known: HL7 DTM may be a year (``1950``) or a year and month
+    #: (``195003``), and such a birth date is stored as its first day with the precision here,
+    #: so that it is never shown or sent as an exact day (a birth year is a birth year).
+    birth_date_precision = models.CharField(
+        max_length=1, choices=BirthDatePrecision.choices, blank=True, default=""
+    )
     sex = models.CharField(max_length=1, choices=Sex.choices, blank=True)  # (0010,0040)
     weight_kg = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
     size_m = models.DecimalField(max_digits=4, decimal_places=2, null=True, blank=True)
@@ -202,6 +299,26 @@ class Patient(models.Model):
         components = first.split("^")
         self.family_name = components[0][:100]
         self.given_name = (components[1] if len(components) > 1 else "")[:100]
+
+
+class PatientNameKey(models.Model):
+    """One key a patient is found by (worklist.pn.search_keys: Pinyin with and without spaces,
+    initials, the Hanzi, the given name alone), matched by prefix through its index on SQLite and
+    PostgreSQL alike. Kept in step with the patient's name by a post_save receiver
+    (worklist.receivers), so every way a Patient row is written keeps its keys."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="name_keys")
+    #: db_index: on PostgreSQL Django adds a varchar_pattern_ops index too, which LIKE 'prefix%'
+    #: uses whatever the database collation; SQLite uses the plain index for a range.
+    key = models.CharField(max_length=64, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "key"], name="uniq_patient_name_key")
+        ]
+
+    def __str__(self) -> str:
+        return self.key
 
 
 class Visit(models.Model):

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from django.conf import settings
+from django.db import connection
+from django.db.models import Q, QuerySet, Value
+from django.db.models.functions import Coalesce
 from pydicom import Dataset
 
+from worklist import pn
 from worklist.dicom import ROW_FIELDS, ResponseBuilder
 from worklist.matching import WorklistQuery, worklist_query
-from worklist.models import Device
+from worklist.models import Device, Patient, PatientNameKey
 
 _NAMES = tuple(ROW_FIELDS)
 
@@ -65,3 +69,43 @@ def worklist_responses(
     )
     for row in worklist_rows(query, limit=limit):
         yield builder.dataset(row)
+
+
+#: Patients a name search considers at most (a one-letter search in a large department): the
+#: pages show the first 50 in name order of these.
+SEARCH_CAP = 1000
+
+
+def patients_matching(text: str) -> QuerySet[Patient]:
+    """Patients (not merged away) whose patient ID is ``text`` or one of whose name keys starts
+    with it: Hanzi (``王小东``, ``小东``), Pinyin with or without spaces, separators, capitals or
+    tones (``wang xiaodong``, ``wangxiaodong``, ``WANG^XIAODONG``), initials (``wxd``), the given
+    name first (``xiaodong wang``). One indexed prefix look-up on PatientNameKey.key
+    (worklist.pn.search_keys), on SQLite and PostgreSQL alike.
+    """
+    text = text.strip()
+    match = Q(patient_id=text)
+    key = pn.query_key(text)
+    if key:
+        if connection.vendor == "postgresql":
+            # LIKE 'key%' through the varchar_pattern_ops index, right under any collation.
+            prefix = Q(key__startswith=key)
+        else:
+            # SQLite's LIKE ignores case and then no index; a range on the binary-ordered index
+            # is the same prefix match (the keys are lower-case ASCII or ideographs).
+            prefix = Q(key__gte=key, key__lt=key[:-1] + chr(ord(key[-1]) + 1))
+        # Two steps, so that the planner starts from the key index and not from the (far less
+        # selective) merged_into index: the matching patients first, at most SEARCH_CAP of them.
+        ids = list(
+            PatientNameKey.objects.filter(prefix)
+            .values_list("patient_id", flat=True)
+            .distinct()[:SEARCH_CAP]
+        )
+        match |= Q(pk__in=ids)
+    # COALESCE, not IS NULL: with an indexable "merged_into_id IS NULL" SQLite walks that index
+    # (nearly every patient) instead of the primary key and patient ID look-ups.
+    return (
+        Patient.objects.alias(merged=Coalesce("merged_into_id", Value(0)))
+        .filter(match)
+        .filter(merged=0)
+    )

@@ -38,6 +38,8 @@ from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import StorageCommitmentPushModel
 
 from mpps.forwarding import services
+from worklist import selectors
+from worklist.dimse import decode_incoming
 
 logger = logging.getLogger("forwarding.scp")
 
@@ -87,8 +89,16 @@ def handle_store(event: evt.Event) -> int | Dataset:
     close_old_connections()
     calling = _calling_ae(event)
     try:
-        dataset = event.dataset
-        raw = event.encoded_dataset(include_meta=True)
+        device = selectors.device_for_ae(calling)
+        dataset = decode_incoming(
+            event,
+            "DataSet",
+            incoming=device.incoming_character_set if device is not None else "",
+            calling_ae=calling,
+        )
+        # Relabelled (GB18030 behind a false or missing label): the spool gets the corrected
+        # instance, not the bytes as received.
+        raw = event.encoded_dataset(include_meta=True) if dataset is event.dataset else None
     except Exception as exc:  # noqa: BLE001 - undecodable: refuse this instance, keep serving
         logger.warning("gateway: undecodable C-STORE from %s: %s", calling, exc)
         return _status(CANNOT_UNDERSTAND, "the data set could not be decoded")

@@ -111,3 +111,29 @@ def test_unknown_patient_is_a_404(desk):
 def test_an_id_too_large_for_the_database_is_a_404_not_a_crash(desk):
     assert desk.get(f"{URL}{2**70}/").status_code == 404
     assert desk.patch(f"{URL}{2**70}/", {}, format="json").status_code == 404
+
+
+def test_a_hanzi_only_name_is_placed_in_the_ideographic_group_with_derived_pinyin(desk, settings):
+    settings.RIS_PINYIN_STYLE = "syllable"
+    response = desk.post(URL, {"patient_id": "P200", "name": "王^小东"}, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["name"] == "Wang^XiaoDong=王^小东"
+    assert body["name_alphabetic_derived"] is True
+
+
+def test_a_romanisation_the_client_sends_is_kept_as_sent(desk, settings):
+    response = desk.post(
+        URL, {"patient_id": "P201", "name": "WONG^SIU TUNG=王^小东"}, format="json"
+    )
+    body = response.json()
+    assert body["name_alphabetic"] == "WONG^SIU TUNG"
+    assert body["name_alphabetic_derived"] is False
+
+
+@pytest.mark.parametrize("typed", ["wxd", "wang xiaodong", "WANG^XIAODONG", "王小东", "小东"])
+def test_the_api_finds_a_patient_by_pinyin_initials_or_hanzi(desk, typed):
+    desk.post(URL, {"patient_id": "P210", "name": "=王^小东"}, format="json")
+    desk.post(URL, {"patient_id": "P211", "name": "Li^Na=李^娜"}, format="json")
+    response = desk.get(URL, {"name": typed})
+    assert [p["patient_id"] for p in response.json()["results"]] == ["P210"]

@@ -51,8 +51,17 @@ class FindResult:
         return [str(ds.PatientID) for ds in self.responses]
 
 
-def query_file(directory: Path, identifier: Dataset, name: str = "query.dcm") -> Path:
-    """An identifier as a DICOM file findscu can read (``findscu ... query.dcm``)."""
+def query_file(
+    directory: Path,
+    identifier: Dataset,
+    name: str = "query.dcm",
+    patch: tuple[bytes, bytes] | None = None,
+) -> Path:
+    """An identifier as a DICOM file findscu can read (``findscu ... query.dcm``).
+
+    ``patch`` (placeholder, bytes of the same length) puts bytes into the file that pydicom
+    would not write as they are (GB18030 text under a false ISO_IR 192 label).
+    """
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.31"
     meta.MediaStorageSOPInstanceUID = "1.2.3.4"
@@ -60,6 +69,10 @@ def query_file(directory: Path, identifier: Dataset, name: str = "query.dcm") ->
     identifier.file_meta = meta
     path = directory / name
     identifier.save_as(path, enforce_file_format=True)
+    if patch is not None:
+        placeholder, value = patch
+        assert len(placeholder) == len(value)
+        path.write_bytes(path.read_bytes().replace(placeholder, value))
     return path
 
 
@@ -72,6 +85,7 @@ def findscu(
     called_ae: str = "RIS",
     extra: list[str] = (),  # type: ignore[assignment]
     timeout: float = 60,
+    patch: tuple[bytes, bytes] | None = None,
 ) -> FindResult:
     """One ``findscu -W`` (Modality Worklist) process; every response as a dataset."""
     with tempfile.TemporaryDirectory(prefix="findscu-") as tmp:
@@ -85,7 +99,7 @@ def findscu(
             args += ["-k", key]
         args += ["127.0.0.1", str(port)]
         if query is not None:
-            args.append(str(query_file(Path(tmp), query)))
+            args.append(str(query_file(Path(tmp), query, patch=patch)))
         result = subprocess.run(
             args, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout
         )

@@ -129,3 +129,81 @@ def test_patient_page_lists_the_patients_orders(desk, ct_head):
 
 def test_unknown_patient_is_404(desk):
     assert desk.get(reverse("web:patient_detail", kwargs={"pk": 999999})).status_code == 404
+
+
+HANZI_ONLY = {"patient_id": "P300", "ideographic_family": "王", "ideographic_given": "小东"}
+
+
+def test_a_hanzi_only_registration_gets_the_pinyin_suggestion(desk, settings):
+    settings.RIS_PINYIN_STYLE = "syllable"
+    desk.post(reverse("web:patient_create"), HANZI_ONLY)
+    patient = Patient.objects.get(patient_id="P300")
+    assert str(patient.person_name) == "Wang^XiaoDong=王^小东"
+    assert patient.name_alphabetic_derived
+
+
+def test_the_form_suggests_pinyin_while_the_clerk_types_the_hanzi(desk, settings):
+    settings.RIS_PINYIN_STYLE = "syllable"
+    response = desk.get(
+        reverse("web:pinyin_suggestion"),
+        {"ideographic_family": "欧阳", "ideographic_given": "修", "alphabetic_family": ""},
+    )
+    html = response.content.decode()
+    assert 'value="Ouyang"' in html and 'value="Xiu"' in html
+
+
+def test_the_suggestion_never_replaces_what_the_clerk_typed(desk, settings):
+    settings.RIS_PINYIN_STYLE = "syllable"
+    response = desk.get(
+        reverse("web:pinyin_suggestion"),
+        {
+            "ideographic_family": "王", "ideographic_given": "小东",
+            "alphabetic_family": "Wong", "alphabetic_given": "",
+            "pinyin_suggested": "",
+        },
+    )
+    html = response.content.decode()
+    assert 'value="Wong"' in html and 'value="XiaoDong"' in html
+
+
+def test_an_accepted_suggestion_stays_derived_and_a_correction_does_not(desk, settings):
+    settings.RIS_PINYIN_STYLE = "syllable"
+    accepted = {**HANZI_ONLY, "alphabetic_family": "Wang", "alphabetic_given": "XiaoDong"}
+    desk.post(reverse("web:patient_create"), accepted)
+    patient = Patient.objects.get(patient_id="P300")
+    assert patient.name_alphabetic_derived
+    corrected = {**accepted, "alphabetic_given": "Xiaotung"}
+    desk.post(reverse("web:patient_edit", kwargs={"pk": patient.pk}), corrected)
+    patient.refresh_from_db()
+    assert str(patient.person_name) == "Wang^Xiaotung=王^小东"
+    assert not patient.name_alphabetic_derived
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["王小东", "王 小东", "小东", "wang", "wang xiaodong", "wangxiaodong", "WANG^XIAODONG",
+     "Wáng Xiǎodōng", "wxd", "xiaodong wang", "P301"],
+)
+def test_a_hanzi_only_patient_is_found_by_any_spelling(desk, typed, settings):
+    settings.RIS_PINYIN_STYLE = "syllable"
+    desk.post(reverse("web:patient_create"), {**HANZI_ONLY, "patient_id": "P301"})
+    desk.post(reverse("web:patient_create"), {"patient_id": "P302", "alphabetic_family": "Li",
+                                             "alphabetic_given": "Na"})
+    response = desk.get(reverse("web:patient_list"), {"q": typed})
+    assert [p.patient_id for p in response.context["patients"]] == ["P301"]
+
+
+def test_a_corrected_romanisation_still_finds_the_patient_by_the_standard_pinyin(desk):
+    desk.post(reverse("web:patient_create"), {**HANZI_ONLY, "alphabetic_family": "Wong",
+                                             "alphabetic_given": "SiuTung"})
+    for typed in ("wong siutung", "wang xiaodong", "wxd"):
+        response = desk.get(reverse("web:patient_list"), {"q": typed})
+        assert [p.patient_id for p in response.context["patients"]] == ["P300"], typed
+
+
+def test_search_by_name_and_birth_date_together(desk):
+    desk.post(reverse("web:patient_create"), {**HANZI_ONLY, "birth_date": "1980-03-12"})
+    desk.post(reverse("web:patient_create"), {**HANZI_ONLY, "patient_id": "P399",
+                                             "birth_date": "1990-01-01"})
+    response = desk.get(reverse("web:patient_list"), {"q": "wxd", "birth_date": "1980-03-12"})
+    assert [p.patient_id for p in response.context["patients"]] == ["P300"]

@@ -10,7 +10,7 @@ from web import selectors
 from web.access import ANY_ROLE, FRONT_DESK, role_required
 from web.forms import PatientForm, PatientSearchForm, add_domain_error
 from web.views.common import actor
-from worklist import services
+from worklist import pn, services
 from worklist.errors import DomainError
 from worklist.models import Patient
 
@@ -53,6 +53,7 @@ def patient_create(request):
                 issuer=data.get("issuer") or "",
                 name=data["person_name"],
                 actor=actor(request),
+                replace_romanisation=True,
                 **form.demographics(),
             )
         except DomainError as exc:
@@ -74,6 +75,7 @@ def patient_edit(request, pk: int):
                 patient=patient,
                 actor=actor(request),
                 name=form.cleaned_data["person_name"],
+                replace_romanisation=True,
                 **form.demographics(),
             )
         except DomainError as exc:
@@ -82,3 +84,33 @@ def patient_edit(request, pk: int):
             messages.success(request, _("Patient details saved."))
             return redirect("web:patient_detail", pk=patient.pk)
     return render(request, "web/patient_form.html", {"form": form, "patient": patient})
+
+
+@role_required(*FRONT_DESK)
+def pinyin_suggestion(request):
+    """htmx: the alphabetic name inputs filled with the Pinyin of the ideographic ones.
+
+    Only empty inputs (or ones still holding the previous suggestion) are filled, so a
+    romanisation the clerk typed is never replaced while they edit the Hanzi.
+    """
+    form = PatientForm(request.GET or None)
+    ideographic = "^".join(
+        request.GET.get(f"ideographic_{part}", "").strip() for part in ("family", "given")
+    ).rstrip("^")
+    suggestion = (pn.romanise(ideographic) + "^").split("^")
+    previous = request.GET.get("pinyin_suggested", "")
+    values = {}
+    for index, part in enumerate(("family", "given")):
+        typed = request.GET.get(f"alphabetic_{part}", "").strip()
+        kept = typed and typed != (previous + "^").split("^")[index]
+        values[part] = typed if kept else suggestion[index]
+    return render(
+        request,
+        "web/_pinyin_inputs.html",
+        {
+            "form": form,
+            "family": values["family"],
+            "given": values["given"],
+            "suggested": "^".join(suggestion[:2]).rstrip("^"),
+        },
+    )

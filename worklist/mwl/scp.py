@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from io import BytesIO
 
 import pynetdicom.service_class as _service_class
 from django.conf import settings
 from pydicom import Dataset
 from pydicom import config as pydicom_config
-from pydicom.datadict import dictionary_VR
 from pynetdicom import evt
-from pynetdicom.dsutils import decode
 from pynetdicom.dsutils import encode as _pydicom_encode
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from worklist import selectors
 from worklist.dicom import ITEM, SPS_SEQUENCE, ResponseBuilder
-from worklist.dimse import TRANSFER_SYNTAXES
+from worklist.dimse import TRANSFER_SYNTAXES, decode_incoming
 from worklist.matching import MatchError, worklist_query
+from worklist.models import Device
 from worklist.mwl import dbthreads
 from worklist.mwl.dimse_stream import PendingResponses, wait_until_sent
 
@@ -131,58 +129,14 @@ def _has_unsupported_keys(identifier: Dataset) -> bool:
     return False
 
 
-_TEXT_VRS = {"SH", "LO", "ST", "LT", "UC", "UT", "PN"}
-
-
-def _raw_text_values(ds: Dataset):
-    for elem in ds.elements():
-        vr = elem.VR
-        if vr is None:  # implicit VR transfer syntax: the dictionary knows it
-            try:
-                vr = dictionary_VR(elem.tag)
-            except KeyError:
-                continue
-        if vr == "SQ":
-            for item in ds[elem.tag].value or []:
-                yield from _raw_text_values(item)
-        elif vr in _TEXT_VRS and isinstance(elem.value, bytes):
-            yield elem.value
-
-
-def unlabelled_character_set(identifier: Dataset) -> str | None:
-    """The set the text of an identifier without (0008,0005) is really in, if not ASCII.
-
-    Such a query is malformed (the default repertoire is ASCII), yet modalities configured for
-    UTF-8 send it: valid UTF-8 is read as UTF-8, anything else as Latin-1, never as mojibake.
-    """
-    if "SpecificCharacterSet" in identifier:
-        return None
-    values = [v for v in _raw_text_values(identifier) if not v.isascii()]
-    if not values:
-        return None
-    try:
-        for value in values:
-            value.decode("utf-8")
-    except UnicodeDecodeError:
-        return "ISO_IR 100"
-    return "ISO_IR 192"
-
-
-def _decode_identifier(event) -> Dataset:
+def _decode_identifier(event, device: Device | None, calling_ae: str) -> Dataset:
     """The request identifier, its text read in the character set it is really in."""
-    identifier = event.identifier
-    charset = unlabelled_character_set(identifier)
-    if charset is None:
-        return identifier
-    raw = event.request.Identifier.getvalue()
-    ts = event.context.transfer_syntax
-    label = Dataset()
-    label.SpecificCharacterSet = charset
-    first = next(iter(identifier.keys()), None)
-    if first is not None and first < 0x00080005:
-        return identifier  # (0008,0001-4) first: no room for a label, read it as it came
-    labelled = _pydicom_encode(label, ts.is_implicit_VR, ts.is_little_endian) + raw
-    return decode(BytesIO(labelled), ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
+    return decode_incoming(
+        event,
+        "Identifier",
+        incoming=device.incoming_character_set if device is not None else "",
+        calling_ae=calling_ae,
+    )
 
 
 def _rows(query, limit: int | None) -> list[dict]:
@@ -198,7 +152,7 @@ def handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
         yield _failure(NOT_AUTHORISED, f"{calling_ae} may not query the worklist"), None
         return
     try:
-        identifier = _decode_identifier(event)
+        identifier = _decode_identifier(event, device, calling_ae)
         list(identifier)  # decode now, so that a broken identifier fails here
     except Exception as exc:  # noqa: BLE001 - a malformed identifier is the peer's error
         logger.warning("undecodable C-FIND identifier from %s: %s", calling_ae, exc)
@@ -222,7 +176,9 @@ def handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
         return
     charset = device.character_set if device is not None else None
     builder = ResponseBuilder(
-        identifier, character_set=charset or settings.RIS_MWL_DEFAULT_CHARACTER_SET
+        identifier,
+        character_set=charset or settings.RIS_MWL_DEFAULT_CHARACTER_SET,
+        name_profile=device.name_profile if device is not None else "",
     )
     pending = PENDING_WARNING if _has_unsupported_keys(identifier) else PENDING
     fast = settings.RIS_MWL_FAST_ENCODING
