@@ -291,6 +291,8 @@ STEPS = (
     ("ris/hl7/mapping.py", "_upsert_patient", "patient (look-up + insert/update)"),
     ("worklist/services.py", "patient_upsert", "  services.patient_upsert (new)"),
     ("worklist/services.py", "patient_update", "  services.patient_update (known)"),
+    ("ris/hl7/mapping.py", "_person_name", "  PID-5 name"),
+    ("worklist/receivers.py", "keep_name_keys", "  patient search keys (post_save)"),
     ("ris/hl7/mapping.py", "_visit", "visit (PV1)"),
     ("worklist/services.py", "visit_upsert", "  services.visit_upsert"),
     ("ris/hl7/mapping.py", "_create_order", "order (mapping + order_create)"),
