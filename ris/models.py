@@ -2,6 +2,7 @@
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class Heartbeat(models.Model):
@@ -32,6 +33,8 @@ class HL7Sender(models.Model):
     description = models.CharField(max_length=200, blank=True)
 
     class Meta:
+        verbose_name = _("HL7 sender")
+        verbose_name_plural = _("HL7 senders")
         constraints = [
             models.UniqueConstraint(fields=["application", "facility"], name="uniq_hl7_sender")
         ]
@@ -82,6 +85,8 @@ class InboundMessage(models.Model):
     links = models.JSONField(default=list, blank=True)
 
     class Meta:
+        verbose_name = _("inbound HL7 message")
+        verbose_name_plural = _("inbound HL7 messages")
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
@@ -137,6 +142,8 @@ class HL7Destination(models.Model):
     active = models.BooleanField(default=True)
 
     class Meta:
+        verbose_name = _("HL7 destination")
+        verbose_name_plural = _("HL7 destinations")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -174,6 +181,8 @@ class OutboundJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("outbound job")
+        verbose_name_plural = _("outbound jobs")
         ordering = ["id"]
         indexes = [
             models.Index(fields=["state", "next_attempt_at"], name="outbound_due_idx"),

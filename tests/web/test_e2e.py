@@ -196,5 +196,5 @@ def test_front_desk_books_checks_in_and_moves_an_exam_the_modality_sees(
     with page.expect_navigation():
         page.select_option("select[name=language]", "zh-hans")
     page.goto(f"{base}/calendar/?date={today:%Y-%m-%d}")
-    assert "排班日历" in page.content()
+    assert "预约日历" in page.content()
     page.screenshot(path=shots / "calendar-day-zh-hans.png")
