@@ -37,7 +37,7 @@ DOMAIN_STATUS: dict[ErrorCode, int] = {
 
 
 def domain_status(error: DomainError) -> int:
-    return DOMAIN_STATUS.get(error.code, status.HTTP_409_CONFLICT)
+    return DOMAIN_STATUS[error.code]
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:

@@ -18,10 +18,10 @@ from rest_framework.response import Response
 from api.filters import InstantFilter
 from api.permissions import ADMIN
 from api.serializers import validate_ae_title
-from api.views import AuditedModelViewSet, RisApiMixin
+from api.views import AuditedModelViewSet, RisApiMixin, actor_of
 from mpps.forwarding.models import PacsDestination
 from ris import outbound_queue
-from ris.hl7 import handler
+from ris.hl7 import charsets, handler
 from ris.models import HL7Destination, InboundMessage, OutboundJob
 from worklist.errors import InvalidTransition
 
@@ -56,8 +56,8 @@ class InboundMessageSerializer(serializers.ModelSerializer):
 
 
 class InboundMessageDetailSerializer(InboundMessageSerializer):
-    text = serializers.CharField(
-        read_only=True, help_text="The message decoded in its own character set."
+    text = serializers.SerializerMethodField(
+        help_text="The message decoded in its own character set."
     )
     ack_text = serializers.SerializerMethodField(help_text="The ACK ris answered with.")
 
@@ -65,12 +65,11 @@ class InboundMessageDetailSerializer(InboundMessageSerializer):
         fields = [*InboundMessageSerializer.Meta.fields, "text", "ack_text"]
         read_only_fields = fields
 
+    def get_text(self, message: InboundMessage) -> str:
+        return charsets.stored_text(message.raw, message.charset)
+
     def get_ack_text(self, message: InboundMessage) -> str:
-        ack = bytes(message.ack or b"")
-        try:
-            return ack.decode("utf-8")
-        except UnicodeDecodeError:
-            return ack.decode("latin-1")
+        return charsets.ack_text(message.ack)
 
 
 class InboundMessageFilter(filters.FilterSet):
@@ -148,6 +147,10 @@ class OutboundJobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class SupersedeSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=200, allow_blank=False, trim_whitespace=True)
+
+
 class OutboundJobFilter(filters.FilterSet):
     state = filters.MultipleChoiceFilter(choices=OutboundJob.State.choices)
     kind = filters.CharFilter()
@@ -181,6 +184,26 @@ class OutboundJobViewSet(RisApiMixin, viewsets.ReadOnlyModelViewSet):
         job = self.get_object()
         if outbound_queue.retry([job.pk]) != 1:
             raise InvalidTransition(f"job {job.pk} is {job.state}: only FAILED jobs are retried")
+        job.refresh_from_db()
+        return Response(OutboundJobSerializer(job).data)
+
+    @extend_schema(
+        request=SupersedeSerializer,
+        responses=OutboundJobSerializer,
+        description="Mark a PENDING or FAILED job superseded by a later message: it is never "
+        "sent and releases its order's later messages (audited with the reason); any other "
+        "state is a 409.",
+    )
+    @action(detail=True, methods=["post"])
+    def supersede(self, request: Request, pk: str) -> Response:
+        job = self.get_object()
+        body = SupersedeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        reason = body.validated_data["reason"]
+        if outbound_queue.supersede([job.pk], actor=actor_of(request), reason=reason) != 1:
+            raise InvalidTransition(
+                f"job {job.pk} is {job.state}: only PENDING and FAILED jobs are superseded"
+            )
         job.refresh_from_db()
         return Response(OutboundJobSerializer(job).data)
 

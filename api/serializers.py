@@ -627,6 +627,7 @@ class DeviceSerializer(serializers.ModelSerializer):
             "allow_overbooking",
             "opens_at",
             "closes_at",
+            "step_progress",
             "active",
         ]
 

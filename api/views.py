@@ -32,7 +32,7 @@ from api.permissions import (
     HasRole,
 )
 from ris.roles import user_roles
-from worklist import audit, services
+from worklist import configuration, services
 from worklist.audit import Actor
 from worklist.errors import Duplicate
 from worklist.models import (
@@ -287,35 +287,23 @@ class AuditedModelViewSet(RisApiMixin, viewsets.ModelViewSet):
     write_roles = ADMIN
 
     def perform_create(self, serializer) -> None:
-        with transaction.atomic():
-            obj = serializer.save()
-            audit.record(
-                actor_of(self.request), f"{_kind(obj)}.create", obj, after=audit.snapshot(obj)
-            )
+        configuration.configuration_save(
+            actor=actor_of(self.request),
+            model=serializer.Meta.model,
+            pk=None,
+            write=serializer.save,
+        )
 
     def perform_update(self, serializer) -> None:
-        with transaction.atomic():
-            before = audit.snapshot(serializer.instance)
-            obj = serializer.save()
-            audit.record(
-                actor_of(self.request),
-                f"{_kind(obj)}.update",
-                obj,
-                before=before,
-                after=audit.snapshot(obj),
-            )
+        configuration.configuration_save(
+            actor=actor_of(self.request),
+            model=serializer.Meta.model,
+            pk=serializer.instance.pk,
+            write=serializer.save,
+        )
 
     def perform_destroy(self, instance) -> None:
-        with transaction.atomic():
-            before = audit.snapshot(instance)
-            audit.record(
-                actor_of(self.request), f"{_kind(instance)}.delete", instance, before=before
-            )
-            instance.delete()
-
-
-def _kind(obj) -> str:
-    return obj._meta.model_name
+        configuration.configuration_delete(actor=actor_of(self.request), obj=instance)
 
 
 @extend_schema_view(

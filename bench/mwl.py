@@ -58,7 +58,7 @@ def load(size: int) -> None:
     from django.db import transaction
     from django.utils import timezone
 
-    from worklist.dicom import _zone
+    from worklist.dicom import department_zone
     from worklist.models import (
         Device,
         Order,
@@ -67,7 +67,7 @@ def load(size: int) -> None:
         ScheduledProcedureStep,
     )
 
-    zone = _zone()
+    zone = department_zone()
     devices = {s: Device.objects.get_or_create(ae_title=s, defaults={
         "modality": s[:2], "station_name": s})[0] for s in STATIONS}
     rng = random.Random(spread(size).seed)

@@ -7,6 +7,7 @@ rows here: the steps' status, the audit trail and the HIS messages must follow a
 from django.contrib import admin
 
 from mpps import models
+from worklist.admin import ReadOnlyAdmin
 
 
 class PerformedSeriesInline(admin.TabularInline):
@@ -26,7 +27,7 @@ class StepLinkInline(admin.TabularInline):
 
 
 @admin.register(models.PerformedProcedureStep)
-class PerformedProcedureStepAdmin(admin.ModelAdmin):
+class PerformedProcedureStepAdmin(ReadOnlyAdmin):
     list_display = (
         "pps_id",
         "station_ae_title",
@@ -49,9 +50,3 @@ class PerformedProcedureStepAdmin(admin.ModelAdmin):
     date_hierarchy = "started_at"
     inlines = [StepLinkInline, PerformedSeriesInline]
     readonly_fields = [f.name for f in models.PerformedProcedureStep._meta.concrete_fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -18,6 +18,7 @@ from pynetdicom.sop_class import ModalityPerformedProcedureStep
 from mpps import services
 from mpps.validation import (
     ATTRIBUTE_LIST_ERROR,
+    DOMAIN_ERROR_STATUS,
     INVALID_OBJECT_INSTANCE,
     PROCESSING_FAILURE,
     SUCCESS,
@@ -184,7 +185,7 @@ def _failure(event: evt.Event, operation: str, uid: str, exc: Exception) -> tupl
     if isinstance(exc, DomainError):
         comment = exc.message
         logger.warning("MPPS %s %s from %s failed: %s", operation, uid, _calling_ae(event), comment)
-    else:
-        comment = f"ris could not process the {operation}: {exc.__class__.__name__}"
-        logger.exception("MPPS %s %s from %s failed", operation, uid, _calling_ae(event))
+        return _status(DOMAIN_ERROR_STATUS[exc.code], comment), None
+    comment = f"ris could not process the {operation}: {exc.__class__.__name__}"
+    logger.exception("MPPS %s %s from %s failed", operation, uid, _calling_ae(event))
     return _status(PROCESSING_FAILURE, comment), None

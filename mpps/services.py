@@ -14,6 +14,10 @@ How a step follows its PPS (IHE RAD-6/RAD-7; several PPS may belong to one step)
 - back to SCHEDULED when its PPS were all discontinued with 110514 (DCM) "Incorrect worklist entry
   selected": the modality picked the wrong entry, so this step was not performed. Such a PPS no
   longer counts for the step.
+
+Only for steps whose device lets MPPS move them (``worklist.states.progress_mode``: MPPS, or
+BOTH, where MPPS wins over the images); a device set to "images only" has its PPS recorded,
+linked and forwarded, and its steps moved by ``mpps.forwarding.progress``.
 """
 
 from __future__ import annotations
@@ -51,14 +55,18 @@ from worklist import audit
 from worklist import services as worklist_services
 from worklist.audit import Actor
 from worklist.errors import DomainError, InvalidTransition
-from worklist.models import Order, ScheduledProcedureStep, StepStatus
-from worklist.states import INCORRECT_WORKLIST_ENTRY, allowed_step_transitions
+from worklist.models import Device, Order, ScheduledProcedureStep, StepStatus
+from worklist.states import (
+    INCORRECT_WORKLIST_ENTRY,
+    STARTABLE_STEP_STATUSES,
+    allowed_step_transitions,
+    mpps_moves_steps,
+    progress_mode,
+)
 
 logger = logging.getLogger("mpps")
 
 S = StepStatus
-#: Step statuses from which a PPS may start the step.
-_STARTABLE = frozenset({S.SCHEDULED, S.ARRIVED, S.READY})
 #: Fields of a PPS the audit trail shows (the dataset itself is in the PPS row).
 _AUDIT_FIELDS = (
     "sop_instance_uid",
@@ -431,7 +439,7 @@ def _path(current: str, target: str) -> list[str]:
     """The transitions that take a step from ``current`` to ``target`` ([] when none apply)."""
     if current == target:
         return []
-    if current in _STARTABLE:
+    if current in STARTABLE_STEP_STATUSES:
         if target == S.STARTED:
             return [S.STARTED]
         if target in (S.COMPLETED, S.DISCONTINUED):
@@ -468,6 +476,10 @@ def _sync_steps(
     for step in ScheduledProcedureStep.objects.select_for_update().filter(
         pk__in=[s.pk for s in steps]
     ).order_by("pk"):
+        if not mpps_moves_steps(progress_mode(_station_of(step))):
+            # The device's steps follow its images (mpps.forwarding.progress): the PPS is kept,
+            # linked and forwarded, but does not move the step.
+            continue
         target, cause = _target_status(step)
         if target is None or step.status == S.COMPLETED:
             # A PPS appended to a completed step (more images later) leaves it completed.
@@ -491,6 +503,11 @@ def _sync_steps(
                 reason_code=reason_code,
             )
     return notes
+
+
+def _station_of(step: ScheduledProcedureStep) -> Device | None:
+    # Not select_related into the locking query: FOR UPDATE would lock the device row too.
+    return Device.objects.filter(pk=step.station_id).first() if step.station_id else None
 
 
 def _set_reconciliation(pps: PerformedProcedureStep, *, linked: bool, notes: list[str]) -> None:

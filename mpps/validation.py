@@ -27,6 +27,7 @@ from pydicom.tag import Tag
 
 from mpps.models import PPSStatus
 from worklist import pn
+from worklist.errors import ErrorCode
 from worklist.states import INCORRECT_WORKLIST_ENTRY
 
 # DIMSE status codes (PS3.7 Annex C) an MPPS SCP answers with.
@@ -42,6 +43,21 @@ MISSING_ATTRIBUTE_VALUE = 0x0121
 #: Error ID (0000,0903) of PS3.4 F.7.2.2: "Performed Procedure Step Object may no longer be
 #: updated", sent with PROCESSING_FAILURE.
 ERROR_ID_NO_LONGER_UPDATABLE = 0xA710
+
+#: The DIMSE status of an N-CREATE / N-SET that a domain service refused, per error code; the
+#: Error Comment is the error's message. A value the domain rejects is an invalid attribute value
+#: (PS3.7 C.4.2 / C.4.3); a refused state change or a clash is a processing failure, which tells
+#: the modality that retrying the same request will not help. Every ErrorCode has one
+#: (tests/test_error_mappings.py).
+DOMAIN_ERROR_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.INVALID_VALUE: INVALID_ATTRIBUTE_VALUE,
+    ErrorCode.UNKNOWN_PROCEDURE: INVALID_ATTRIBUTE_VALUE,
+    ErrorCode.INVALID_TRANSITION: PROCESSING_FAILURE,
+    ErrorCode.NOT_FOUND: PROCESSING_FAILURE,
+    ErrorCode.DUPLICATE: PROCESSING_FAILURE,
+    ErrorCode.SCHEDULE_CONFLICT: PROCESSING_FAILURE,
+    ErrorCode.OUTSIDE_OPENING_HOURS: PROCESSING_FAILURE,
+}
 
 MAX_ERROR_COMMENT = 64  # Error Comment (0000,0902) is LO
 

@@ -1,22 +1,26 @@
 from django.contrib import admin
 
+from ris.hl7 import charsets
 from ris.models import Heartbeat, HL7Destination, HL7Sender, InboundMessage, OutboundJob
+from worklist.admin import AuditedConfigurationAdmin, ReadOnlyAdmin
 
-admin.site.register(Heartbeat)
+admin.site.register(Heartbeat, ReadOnlyAdmin)
 
 
 @admin.register(HL7Sender)
-class HL7SenderAdmin(admin.ModelAdmin):
-    list_display = ("application", "facility", "default_charset", "description")
+class HL7SenderAdmin(AuditedConfigurationAdmin):
+    list_display = (
+        "application", "facility", "default_charset", "derive_control_id", "description"
+    )
 
 
 @admin.register(HL7Destination)
-class HL7DestinationAdmin(admin.ModelAdmin):
+class HL7DestinationAdmin(AuditedConfigurationAdmin):
     list_display = ("name", "host", "port", "version", "charset", "send_order_status", "active")
 
 
 @admin.register(InboundMessage)
-class InboundMessageAdmin(admin.ModelAdmin):
+class InboundMessageAdmin(ReadOnlyAdmin):
     """The HL7 message store: read-only (a message is evidence), searchable by control ID."""
 
     list_display = ("id", "received_at", "sender", "control_id", "message_type", "status",
@@ -26,15 +30,15 @@ class InboundMessageAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in InboundMessage._meta.fields] + ["text"]
     exclude = ("raw", "ack")
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+    @admin.display(description="text")
+    def text(self, message: InboundMessage) -> str:
+        return charsets.stored_text(message.raw, message.charset)
 
 
 @admin.register(OutboundJob)
-class OutboundJobAdmin(admin.ModelAdmin):
+class OutboundJobAdmin(ReadOnlyAdmin):
+    """The queue is the senders' to change: staff only retry (through ``outbound_queue.retry``)."""
+
     list_display = ("id", "kind", "destination", "ordering_key", "state", "attempts",
                     "next_attempt_at", "last_error")
     list_filter = ("state", "kind", "destination")

@@ -71,8 +71,8 @@ class RisAssociationServer(ThreadedAssociationServer):
     sockets.
 
     Without TCP_NODELAY each small C-FIND response waits ~40 ms for the peer's delayed ACK
-    (shared/reference/performance.md); without quick ACKs the same happens the other way round
-    with SCUs that leave Nagle on (``QuickAckSocket``).
+    (docs/BENCHMARKS.md, "Modality Worklist SCP"); without quick ACKs the same happens the other
+    way round with SCUs that leave Nagle on (``QuickAckSocket``).
     """
 
     request_queue_size = 128

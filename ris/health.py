@@ -1,5 +1,8 @@
 """Liveness of every listener and of the database, as served by ``GET /healthz``.
 
+``status`` is ``ok``, ``degraded`` (every listener up, but an outbound destination failing: see
+``outbound``, the queue per destination) or ``down`` (a listener or the database; HTTP 503).
+
 The web child cannot see the other children's memory, so it checks each the way a peer would:
 a DICOM C-ECHO to the AE, a TCP connect to the MLLP port, the scheduler's heartbeat row, and a
 ``SELECT 1`` on the database.
@@ -89,7 +92,22 @@ def health(listeners: list[str]) -> dict[str, Any]:
             report[name] = {"ok": False, "error": str(exc)}
     report["ok"] = all(v["ok"] for k, v in report.items() if isinstance(v, dict))
     report["web"] = {"ok": True, "address": settings.RIS_HTTP}
+    report["outbound"] = check_outbound() if report["database"]["ok"] else {"ok": False}
+    if not report["ok"]:
+        report["status"] = "down"
+    else:
+        report["status"] = "degraded" if report["outbound"].get("degraded") else "ok"
     return report
+
+
+def check_outbound() -> dict[str, Any]:
+    """The outbound queue per destination; a failing peer degrades, it does not take ris down."""
+    from ris import outbound_queue
+
+    try:
+        return outbound_queue.queue_summary()
+    except Exception as exc:  # noqa: BLE001 - a broken check must not break /healthz
+        return {"ok": True, "degraded": True, "error": str(exc)}
 
 
 def heartbeat(name: str, detail: str = "") -> None:

@@ -30,6 +30,11 @@ class HL7Sender(models.Model):
     default_charset = models.CharField(
         max_length=32, blank=True, help_text="MSH-18 value assumed when a message leaves it empty"
     )
+    derive_control_id = models.BooleanField(
+        default=False,
+        help_text="For senders that leave MSH-10 empty: use a control ID derived from the message "
+        "bytes (a resend of the same bytes is then recognised). Off: an empty MSH-10 gets AR 101",
+    )
     description = models.CharField(max_length=200, blank=True)
 
     class Meta:
@@ -57,7 +62,9 @@ class InboundMessage(models.Model):
         DUPLICATE = "DUPLICATE", "duplicate (original ACK re-sent)"
 
     sender = models.CharField(max_length=140, help_text="MSH-3|MSH-4")
-    control_id = models.CharField(max_length=64, help_text="MSH-10")
+    #: HL7 v2.7+ gives MSH-10 a conformance length of 199 (earlier versions 20, but feeds send
+    #: longer): stored whole, so that the resend look-up compares what was sent.
+    control_id = models.CharField(max_length=199, help_text="MSH-10")
     message_type = models.CharField(max_length=32, blank=True)
     version = models.CharField(max_length=12, blank=True)
     charset = models.CharField(max_length=32, blank=True)
@@ -104,16 +111,6 @@ class InboundMessage(models.Model):
     def __str__(self) -> str:
         return f"{self.sender} {self.control_id} {self.message_type} {self.status}"
 
-    @property
-    def text(self) -> str:
-        """The message as text (in its own character set), for people reading the store."""
-        from ris.hl7 import charsets
-
-        try:
-            return bytes(self.raw).decode(charsets.codec_for(self.charset), errors="replace")
-        except charsets.UnknownCharset:
-            return bytes(self.raw).decode("latin-1")
-
 
 class HL7Destination(models.Model):
     """An HIS receiver ris sends order status messages to, in the HL7 version it speaks."""
@@ -159,10 +156,14 @@ class OutboundJob(models.Model):
     """One message to deliver to a peer (HIS, PACS): the durable queue of ris.outbound_queue."""
 
     class State(models.TextChoices):
-        PENDING = "PENDING", "pending"
-        IN_PROGRESS = "IN_PROGRESS", "in progress"
-        DONE = "DONE", "delivered"
-        FAILED = "FAILED", "failed (retryable)"
+        PENDING = "PENDING", _("pending")
+        IN_PROGRESS = "IN_PROGRESS", _("in progress")
+        DONE = "DONE", _("delivered")
+        #: Out of attempts or refused: it still holds its ordering key (the later jobs of the
+        #: same order wait) until it is retried or superseded.
+        FAILED = "FAILED", _("failed (holds its order: retry or supersede)")
+        #: Marked by staff as replaced by a later message: never sent, releases its key.
+        SUPERSEDED = "SUPERSEDED", _("superseded (not sent)")
 
     kind = models.CharField(max_length=64)
     destination = models.CharField(max_length=100, blank=True)
@@ -191,3 +192,23 @@ class OutboundJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} -> {self.destination} #{self.pk} {self.state}"
+
+
+class OutboundPeer(models.Model):
+    """The delivery health of one outbound destination (an HIS, a PACS), across all workers.
+
+    ``failing_since`` is set by the first failed attempt after a success and cleared by the next
+    success; ``alerted_at`` is set when the alert (``ris.outbound_queue.check_alerts``) was logged,
+    so a destination that stays down is logged at ERROR once, not once per attempt.
+    """
+
+    destination = models.CharField(max_length=100, primary_key=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    alerted_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.destination} failing since {self.failing_since}" if self.failing_since else (
+            self.destination
+        )

@@ -244,6 +244,15 @@ RIS_MWL_MAX_MATCHES = env_int("RIS_MWL_MAX_MATCHES", 5000)
 #: PN keys (Patient's Name...) match case-insensitively: PS3.4 allows it, modalities expect it.
 RIS_MWL_PN_CASE_INSENSITIVE = env_bool("RIS_MWL_PN_CASE_INSENSITIVE", True)
 #: Step statuses on the worklist when the query does not ask for a status itself.
+#: Started, completed and discontinued steps stay on the worklist this long after their last
+#: change (0: they leave at once).
+RIS_MWL_KEEP_FINISHED_MINUTES = env_int("RIS_MWL_KEEP_FINISHED_MINUTES", 0)
+#: Worklist housekeeping (worklist.housekeeping): a waiting step is overdue this many hours after
+#: its scheduled end (dashboard; 0: off); after RIS_STEP_OVERDUE_ACTION_HOURS it is left (""),
+#: taken off the worklist ("REMOVE") or moved to a status ("CANCELED"), never deleted.
+RIS_STEP_OVERDUE_HOURS = env_int("RIS_STEP_OVERDUE_HOURS", 2)
+RIS_STEP_OVERDUE_ACTION = env_str("RIS_STEP_OVERDUE_ACTION", "").upper()
+RIS_STEP_OVERDUE_ACTION_HOURS = env_int("RIS_STEP_OVERDUE_ACTION_HOURS", 24)
 RIS_MWL_DEFAULT_STATUSES = env_list("RIS_MWL_DEFAULT_STATUSES", ["SCHEDULED", "ARRIVED", "READY"])
 #: Specific Character Set of answers to AEs that are not a Device (a Device has its own).
 RIS_MWL_DEFAULT_CHARACTER_SET = env_str("RIS_MWL_DEFAULT_CHARACTER_SET", "ISO_IR 192")
@@ -266,6 +275,15 @@ RIS_SCHEDULER_JOBS: list[tuple[str, str, int]] = [
     ("pacs_availability", "mpps.forwarding.availability:check_studies",
      env_int("RIS_PACS_AVAILABILITY_SECONDS", 60)),
     ("forwarding_upkeep", "mpps.forwarding.upkeep:run", env_int("RIS_FORWARD_UPKEEP_SECONDS", 30)),
+    # Studies at the PACS that match no order (the exceptions list).
+    ("pacs_orphans", "mpps.forwarding.availability:check_orphan_studies",
+     env_int("RIS_PACS_ORPHAN_SECONDS", 600)),
+    # Overdue steps: RIS_STEP_OVERDUE_ACTION (worklist.housekeeping).
+    ("worklist_housekeeping", "worklist.housekeeping:run",
+     env_int("RIS_HOUSEKEEPING_SECONDS", 300)),
+    # Steps that follow the images: a stable study completes its step.
+    ("study_stable", "mpps.forwarding.progress:complete_stable_studies",
+     env_int("RIS_STUDY_STABLE_CHECK_SECONDS", 30)),
 ]
 
 # --- ris: HL7 interface (ris.hl7) and the outbound queue (ris.outbound_queue) ---------------
@@ -295,6 +313,9 @@ RIS_OUTBOUND_BACKOFF_MAX_MS = env_int("RIS_OUTBOUND_BACKOFF_MAX_MS", 600_000)
 RIS_OUTBOUND_MAX_ATTEMPTS = env_int("RIS_OUTBOUND_MAX_ATTEMPTS", 20)
 #: A job claimed longer ago than this is taken back (its worker died mid-delivery).
 RIS_OUTBOUND_LEASE_SECONDS = env_int("RIS_OUTBOUND_LEASE_SECONDS", 300)
+#: A destination failing this long (or with a FAILED job, at once) is shown to admins as a banner
+#: and logged at ERROR once (ris.outbound_queue.check_alerts).
+RIS_OUTBOUND_ALERT_AFTER_SECONDS = env_int("RIS_OUTBOUND_ALERT_AFTER_SECONDS", 600)
 
 # --- ris: PACS forwarding (mpps.forwarding; docs/conformance.md) ------------------------------
 #: Where the storage gateway keeps received instances until the PACS committed them.
@@ -305,8 +326,18 @@ RIS_FORWARD_SPOOL_RETENTION_HOURS = env_int("RIS_FORWARD_SPOOL_RETENTION_HOURS",
 RIS_FORWARD_COMMIT_TIMEOUT_SECONDS = env_int("RIS_FORWARD_COMMIT_TIMEOUT_SECONDS", 900)
 #: Instances sent per association (and per storage commitment request).
 RIS_FORWARD_BATCH_SIZE = env_int("RIS_FORWARD_BATCH_SIZE", 500)
-#: Steps started or completed within this many days are looked for at the PACS.
+#: Steps started or completed within this many days, and steps still waiting that were
+#: scheduled today or this many days back, are looked for at the PACS.
 RIS_PACS_AVAILABILITY_DAYS = env_int("RIS_PACS_AVAILABILITY_DAYS", 7)
+#: What moves a step of a device that has no choice of its own: MPPS, IMAGES or BOTH
+#: (worklist.models.StepProgress; per device in the admin).
+RIS_STEP_PROGRESS_DEFAULT = env_str("RIS_STEP_PROGRESS_DEFAULT", "MPPS").upper()
+#: A study with no new instance (at the gateway or at the PACS) for this long is stable: its
+#: step, when images move it, becomes COMPLETED (mpps.forwarding.progress).
+RIS_STUDY_STABLE_SECONDS = env_int("RIS_STUDY_STABLE_SECONDS", 600)
+#: A step COMPLETED by MPPS with no image received or found at a PACS this many hours later is
+#: listed on the exceptions screen.
+RIS_EXCEPTION_NO_IMAGES_HOURS = env_int("RIS_EXCEPTION_NO_IMAGES_HOURS", 4)
 #: DICOM TLS towards destinations with TLS on: CA bundle, and our client certificate and key.
 RIS_PACS_TLS_CA = env_str("RIS_PACS_TLS_CA", "")
 RIS_PACS_TLS_CERT = env_str("RIS_PACS_TLS_CERT", "")

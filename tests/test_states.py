@@ -99,3 +99,47 @@ def test_booking_or_moving_makes_a_step_scheduled_at_its_new_time(current, after
 def test_a_started_or_finished_step_cannot_be_moved(current):
     with pytest.raises(InvalidTransition):
         status_after_schedule(current)
+
+
+# --- groupings: each one follows from the state machine, so the two cannot drift apart ---------
+
+
+def test_schedulable_steps_are_those_the_machine_lets_become_scheduled_without_a_reason_code():
+    from worklist.states import SCHEDULABLE_STEP_STATUSES
+
+    reachable = {s for s, targets in STEP_TRANSITIONS.items() if S.SCHEDULED in targets}
+    # STARTED -> SCHEDULED exists only for MPPS "incorrect worklist entry" (110514).
+    assert SCHEDULABLE_STEP_STATUSES == reachable - {S.STARTED}
+
+
+def test_movable_steps_are_the_schedulable_ones_that_already_hold_a_slot():
+    from worklist.states import MOVABLE_STEP_STATUSES, SCHEDULABLE_STEP_STATUSES
+
+    assert MOVABLE_STEP_STATUSES == SCHEDULABLE_STEP_STATUSES - {S.UNSCHEDULED}
+
+
+def test_startable_steps_are_those_the_machine_lets_start():
+    from worklist.states import STARTABLE_STEP_STATUSES
+
+    assert STARTABLE_STEP_STATUSES == {
+        s for s, targets in STEP_TRANSITIONS.items() if S.STARTED in targets
+    }
+
+
+def test_a_slot_is_occupied_by_every_step_that_is_booked_and_not_finished():
+    from worklist.states import FINAL_STEP_STATUSES, SLOT_OCCUPYING_STEP_STATUSES
+
+    assert SLOT_OCCUPYING_STEP_STATUSES == set(S) - FINAL_STEP_STATUSES - {S.UNSCHEDULED}
+
+
+def test_imaged_steps_are_the_started_and_the_finished_ones_that_were_not_cancelled():
+    from worklist.states import IMAGED_STEP_STATUSES
+
+    assert IMAGED_STEP_STATUSES == {S.STARTED, S.COMPLETED, S.DISCONTINUED}
+
+
+def test_closed_orders_are_exactly_the_orders_whose_steps_are_all_final():
+    from worklist.states import CLOSED_ORDER_STATUSES, FINAL_STEP_STATUSES
+
+    derived = {derive_order_status([s]) for s in FINAL_STEP_STATUSES}
+    assert CLOSED_ORDER_STATUSES == derived

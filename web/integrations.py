@@ -5,7 +5,8 @@ from __future__ import annotations
 from mpps.forwarding import selectors as forwarding
 from mpps.forwarding.models import InstanceDelivery
 from mpps.models import PerformedProcedureStep
-from ris.models import InboundMessage, OutboundJob
+from ris import outbound_queue
+from ris.models import InboundMessage
 
 
 def order_panels(order, steps) -> dict:
@@ -25,9 +26,7 @@ def order_panels(order, steps) -> dict:
         .order_by("-received_at", "-id")[:50]
     )
     notifications = list(
-        OutboundJob.objects.filter(ordering_key__endswith=f":order:{order.pk}").order_by("-id")[
-            :50
-        ]
+        outbound_queue.jobs_about("order", order.pk).order_by("-id")[:50]
     )
     deliveries = {
         step_id: [(InstanceDelivery.State(state), n) for state, n in sorted(by_state.items())]

@@ -15,6 +15,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from mpps.forwarding.selectors import with_images
+from worklist import housekeeping
 from worklist import selectors as worklist_selectors
 from worklist.models import (
     AuditEvent,
@@ -160,6 +161,8 @@ class Dashboard:
     totals: dict[str, int]
     by_modality: dict[str, dict[str, int]]
     unscheduled: int
+    #: Steps of any day still waiting RIS_STEP_OVERDUE_HOURS after their end (not yet handled).
+    overdue: int = 0
 
     @property
     def total(self) -> int:
@@ -206,11 +209,21 @@ def dashboard(day: dt.date, *, next_per_station: int = 3) -> Dashboard:
         .filter(rank__lte=next_per_station)
         .order_by("scheduled_start")
     )
+    overdue_before = housekeeping.overdue_cutoff()
     for step in upcoming:
+        # Still waiting hours after its end (worklist.housekeeping): marked on the dashboard.
+        step.overdue = bool(
+            overdue_before and step.scheduled_end and step.scheduled_end < overdue_before
+        )
         row = rows.get(step.station_id)
         if row is not None:
             row.next_steps.append(step)
-    unscheduled = ScheduledProcedureStep.objects.filter(status=StepStatus.UNSCHEDULED).count()
+    # The waiting-for-a-slot and overdue counts in one query.
+    waiting = ScheduledProcedureStep.objects.aggregate(
+        unscheduled=Count("id", filter=Q(status=StepStatus.UNSCHEDULED)),
+        overdue=Count("id", filter=housekeeping.overdue_q()),
+    )
+    unscheduled = waiting["unscheduled"]
     shown = [row for row in rows.values() if row.station is not None]
     # Steps without a station (or on an inactive one) are summed into one "other" row.
     orphans = [row for row in rows.values() if row.station is None]
@@ -220,7 +233,9 @@ def dashboard(day: dt.date, *, next_per_station: int = 3) -> Dashboard:
             for status, n in row.counts.items():
                 other.counts[status] = other.counts.get(status, 0) + n
         shown.append(other)
-    return Dashboard(day, shown, totals, dict(sorted(by_modality.items())), unscheduled)
+    return Dashboard(
+        day, shown, totals, dict(sorted(by_modality.items())), unscheduled, waiting["overdue"]
+    )
 
 
 # --- patients ---------------------------------------------------------------------------------

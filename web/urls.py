@@ -6,6 +6,7 @@ from web.views import (
     admin_pages,
     calendar,
     desk,
+    exceptions,
     home,
     integration,
     orders,
@@ -33,6 +34,7 @@ urlpatterns = [
     path("board/", desk.board, name="board"),
     path("board/<str:modality>/", desk.board, name="board_modality"),
     path("catalog/import/", admin_pages.catalog_import, name="catalog_import"),
+    path("exceptions/", exceptions.exception_list, name="exceptions"),
     path("mpps/exceptions/", integration.mpps_exceptions, name="mpps_exceptions"),
     path("mpps/<int:pk>/link/", integration.mpps_link, name="mpps_link"),
     path("mpps/<int:pk>/dismiss/", integration.mpps_dismiss, name="mpps_dismiss"),
@@ -41,5 +43,6 @@ urlpatterns = [
     path("hl7/messages/<int:pk>/reprocess/", integration.hl7_reprocess, name="hl7_reprocess"),
     path("outbound/", integration.outbound_queue, name="outbound_queue"),
     path("outbound/retry/", integration.outbound_retry, name="outbound_retry"),
+    path("outbound/supersede/", integration.outbound_supersede, name="outbound_supersede"),
     path("i18n/", include("django.conf.urls.i18n")),
 ]

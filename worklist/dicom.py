@@ -6,7 +6,7 @@ coercion of images sent to the PACS) goes through this module, so a key is mappe
 - ``ROW_FIELDS`` names the columns one worklist item needs (a flat ``values()`` row: one SQL
   query with joins, no model instances, no N+1);
 - ``ITEM`` is the tree of supported attributes (PS3.4 Table K.6-1 plus the IHE SWF return keys of
-  shared/reference/mwl-keys.md), each with a getter on such a row;
+  IHE RAD-TF-2 Table 4.5-3, listed in docs/conformance.md), each with a getter on such a row;
 - ``ResponseBuilder`` projects a row onto the keys a C-FIND identifier asked for (requested keys
   only, nested sequence keys included, Type 2 keys empty rather than missing) in a chosen
   Specific Character Set, as a pydicom ``Dataset`` or directly as encoded bytes;
@@ -78,6 +78,7 @@ ROW_FIELDS: dict[str, str] = {
     "name_ideographic": "requested_procedure__order__patient__name_ideographic",
     "name_phonetic": "requested_procedure__order__patient__name_phonetic",
     "birth_date": "requested_procedure__order__patient__birth_date",
+    "birth_date_precision": "requested_procedure__order__patient__birth_date_precision",
     "sex": "requested_procedure__order__patient__sex",
     "weight_kg": "requested_procedure__order__patient__weight_kg",
     "size_m": "requested_procedure__order__patient__size_m",
@@ -110,13 +111,14 @@ _CODECS = {
 
 
 @cache
-def _zone() -> dt.tzinfo:
+def department_zone() -> dt.tzinfo:
+    """The department's time zone (TIME_ZONE): DICOM DA/TM values are local times (PS3.5 6.2)."""
     return zoneinfo.ZoneInfo(settings.TIME_ZONE)
 
 
 def local(value: dt.datetime | None) -> dt.datetime | None:
     """A stored (UTC) datetime on the department's clock."""
-    return value.astimezone(_zone()) if value is not None else None
+    return value.astimezone(department_zone()) if value is not None else None
 
 
 def _da(value: dt.date | dt.datetime | None) -> str:
@@ -283,7 +285,9 @@ ITEM: dict[int, Attr] = _tree(
         Attr(0x00100020, _col("patient_id")),
         Attr(0x00100021, _col("issuer")),
         Attr(0x00101002, _other_ids, _OTHER_ID_ITEM),
-        Attr(0x00100030, lambda r: _da(r["birth_date"])),
+        # DA is a whole date (PS3.5 6.2): a birth year or month only is left empty (Type 2),
+        # never sent as the 1st of January.
+        Attr(0x00100030, lambda r: "" if r["birth_date_precision"] else _da(r["birth_date"])),
         Attr(0x00100040, _col("sex")),
         Attr(0x00101030, lambda r: _ds(r["weight_kg"])),
         Attr(0x00101020, lambda r: _ds(r["size_m"])),

@@ -10,7 +10,7 @@ predicate that refines its rows exactly where SQL can only give a superset:
 - items of the JSON lists (Scheduled Protocol Code Sequence, Other Patient IDs Sequence).
 
 The predicate only ever removes rows that SQL let through, never adds any, so the queryset stays
-the one indexed query. Matching rules (shared/reference/mwl-keys.md):
+the one indexed query. Matching rules (PS3.4 C.2.2.2, as docs/conformance.md states them):
 
 - empty value, or only ``*``: universal; an empty stored attribute matches nothing else;
 - single value: exact and case-sensitive (PN: case-insensitive when RIS_MWL_PN_CASE_INSENSITIVE);
@@ -40,8 +40,9 @@ from django.utils import timezone
 from pydicom import Dataset
 from pydicom.dataelem import DataElement
 
-from worklist.dicom import ROW_FIELDS, _zone
+from worklist.dicom import ROW_FIELDS, department_zone
 from worklist.models import ScheduledProcedureStep, StepStatus
+from worklist.states import MWL_LINGERING_STATUSES
 
 Predicate = Callable[[dict], bool]
 
@@ -203,7 +204,7 @@ def time_range(text: str, tag: int) -> tuple[dt.time | None, dt.time | None]:
 
 
 def _aware(day: dt.date, time: dt.time) -> dt.datetime:
-    return timezone.make_aware(dt.datetime.combine(day, time), _zone())
+    return timezone.make_aware(dt.datetime.combine(day, time), department_zone())
 
 
 # --- the query being built --------------------------------------------------------------------
@@ -678,9 +679,22 @@ def worklist_query(
     if station_ae is not None:
         b.add(Q(**{_path("station_ae"): station_ae}))
     if not b.status_asked:
-        b.add(Q(status__in=default_statuses))
+        b.add(_default_status_q(default_statuses))
+    # Housekeeping took it off the worklist (worklist.housekeeping): whatever is asked.
+    b.add(Q(off_worklist_at__isnull=True))
     qs = _rows_queryset()
     return WorklistQuery(qs.none() if b.nothing else qs.filter(b.q), b.predicates)
+
+
+def _default_status_q(default_statuses: list[str]) -> Q:
+    """The default statuses, plus steps that just finished while RIS_MWL_KEEP_FINISHED_MINUTES
+    keeps them (since their last change; default 0: they leave at once)."""
+    q = Q(status__in=default_statuses)
+    keep = getattr(settings, "RIS_MWL_KEEP_FINISHED_MINUTES", 0)
+    if keep > 0:
+        since = timezone.now() - dt.timedelta(minutes=keep)
+        q |= Q(status__in=sorted(MWL_LINGERING_STATUSES), updated_at__gte=since)
+    return q
 
 
 _ROWS: QuerySet | None = None

@@ -59,6 +59,19 @@ class Priority(models.TextChoices):
     LOW = "LOW", _("Low")
 
 
+class StepProgress(models.TextChoices):
+    """What moves a modality's steps to STARTED and COMPLETED (``worklist.states.progress_mode``).
+
+    Many CR, DX, US and older CT/MR send no MPPS: their steps follow the images instead (the
+    first instance starts the step, a study stable for ``RIS_STUDY_STABLE_SECONDS`` completes it).
+    """
+
+    DEFAULT = "", _("Department default")
+    MPPS = "MPPS", _("MPPS only")
+    IMAGES = "IMAGES", _("Images only")
+    BOTH = "BOTH", _("MPPS and images (MPPS wins)")
+
+
 class Device(models.Model):
     """A DICOM application entity ris talks to: a modality (station) or a peer such as a PACS."""
 
@@ -96,6 +109,10 @@ class Device(models.Model):
     allow_overbooking = models.BooleanField(default=False)
     opens_at = models.TimeField(null=True, blank=True)
     closes_at = models.TimeField(null=True, blank=True)
+    #: What moves its steps: MPPS, images, or both (empty: RIS_STEP_PROGRESS_DEFAULT).
+    step_progress = models.CharField(
+        _("step status from"), max_length=8, choices=StepProgress.choices, blank=True, default=""
+    )
     active = models.BooleanField(default=True)
 
     class Meta:
@@ -153,6 +170,73 @@ class ProcedureOrderCode(models.Model):
         return f"{self.code}^{self.coding_system}" if self.coding_system else self.code
 
 
+class StationRule(models.Model):
+    """Which station a step goes to when its catalogue entry names none (admin-editable).
+
+    Rules are tried by ``position``; the first active rule whose every filled-in criterion
+    matches chooses the station. An empty criterion matches anything. Without a matching rule
+    the modality's default (``ModalityDefaultStation``) applies; without one the step stays
+    UNSCHEDULED for the front desk: a step is never served with an empty Scheduled Station AE
+    Title (0040,0001), a Type 1 attribute (PS3.4 K.6.1.2.2).
+    """
+
+    position = models.PositiveIntegerField(_("position"), default=0)
+    active = models.BooleanField(_("active"), default=True)
+    procedure_code = models.CharField(
+        _("procedure code"), max_length=16, blank=True, help_text=_("catalogue code value")
+    )
+    modality = models.CharField(
+        _("modality"), max_length=16, choices=Modality.choices, blank=True,
+        help_text=_("OBR-24 or IPC-5, else the catalogue's"),
+    )
+    patient_class = models.CharField(
+        _("patient class"), max_length=8, blank=True, help_text=_("PV1-2: I, O, E ...")
+    )
+    department = models.CharField(
+        _("ordering department"), max_length=64, blank=True,
+        help_text=_("requesting service (ORC-17)"),
+    )
+    location = models.CharField(
+        _("patient location"), max_length=64, blank=True,
+        help_text=_("the start of the assigned location (PV1-3)"),
+    )
+    priority = models.CharField(_("priority"), max_length=8, choices=Priority.choices, blank=True)
+    station = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="routing_rules", verbose_name=_("station")
+    )
+
+    class Meta:
+        ordering = ["position", "id"]
+        verbose_name = _("station routing rule")
+        verbose_name_plural = _("station routing rules")
+
+    def __str__(self) -> str:
+        return f"#{self.position} -> {self.station}"
+
+
+class ModalityDefaultStation(models.Model):
+    """The station of a modality's steps that no routing rule placed."""
+
+    modality = models.CharField(_("modality"), max_length=16, choices=Modality.choices, unique=True)
+    station = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="+", verbose_name=_("station")
+    )
+
+    class Meta:
+        ordering = ["modality"]
+        verbose_name = _("default station of a modality")
+        verbose_name_plural = _("default stations of modalities")
+
+    def __str__(self) -> str:
+        return f"{self.modality} -> {self.station}"
+
+
+class BirthDatePrecision(models.TextChoices):
+    DAY = "", _("Exact date")
+    MONTH = "M", _("Year and month only")
+    YEAR = "Y", _("Year only")
+
+
 class Patient(models.Model):
     class Sex(models.TextChoices):
         MALE = "M", _("Male")
@@ -182,6 +266,12 @@ class Patient(models.Model):
     family_name = models.CharField(max_length=100, blank=True)
     given_name = models.CharField(max_length=100, blank=True)
     birth_date = models.DateField(null=True, blank=True)  # (0010,0030)
+    #: How much of ``birth_date`` is known: HL7 DTM may be a year (``1950``) or a year and month
+    #: (``195003``), and such a birth date is stored as its first day with the precision here,
+    #: so that it is never shown or sent as an exact day (a birth year is a birth year).
+    birth_date_precision = models.CharField(
+        max_length=1, choices=BirthDatePrecision.choices, blank=True, default=""
+    )
     sex = models.CharField(max_length=1, choices=Sex.choices, blank=True)  # (0010,0040)
     weight_kg = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
     size_m = models.DecimalField(max_digits=4, decimal_places=2, null=True, blank=True)
@@ -391,6 +481,9 @@ class ScheduledProcedureStep(models.Model):
         max_length=12, choices=StepStatus.choices, default=StepStatus.UNSCHEDULED
     )
     status_reason = models.CharField(max_length=200, blank=True)
+    #: Taken off the Modality Worklist by housekeeping (overdue, RIS_STEP_OVERDUE_ACTION=REMOVE)
+    #: without a status change: the order keeps the step; booking it again puts it back.
+    off_worklist_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from worklist import audit, identifiers, pn, signals
+from worklist import audit, identifiers, pn, routing, signals
 from worklist.audit import Actor
 from worklist.errors import DomainError, Duplicate, ErrorCode, InvalidTransition, ScheduleConflict
 from worklist.models import (
@@ -31,7 +31,9 @@ from worklist.models import (
 )
 from worklist.pn import PersonName
 from worklist.states import (
+    CLOSED_ORDER_STATUSES,
     PERFORMED_STEP_STATUSES,
+    SLOT_OCCUPYING_STEP_STATUSES,
     allowed_step_transitions,
     check_step_transition,
     derive_order_status,
@@ -39,12 +41,12 @@ from worklist.states import (
 )
 
 #: Steps that occupy their station's time slot.
-_OCCUPYING = (StepStatus.SCHEDULED, StepStatus.ARRIVED, StepStatus.READY, StepStatus.STARTED)
 
 #: Patient demographics a caller may set or change, besides the name (PN groups); the REST API's
 #: patient serializers list the same, in this order.
 DEMOGRAPHICS = (
     "birth_date",
+    "birth_date_precision",
     "sex",
     "weight_kg",
     "size_m",
@@ -137,6 +139,9 @@ def patient_update(
                 current_derived=patient.name_alphabetic_derived,
             ),
         )
+    if "birth_date" in changes and "birth_date_precision" not in changes:
+        # A birth date given without a precision is a whole date (a correction in the web UI).
+        changes["birth_date_precision"] = ""
     for key, value in changes.items():
         setattr(patient, key, value)
     after = audit.snapshot(patient)
@@ -154,6 +159,20 @@ def patient_update(
 
 
 @dataclass
+class StepRequest:
+    """One scheduled step of a requested procedure as an upstream Order Filler already planned
+    it (HL7 IPC, IHE RAD-TF-2 4.4 / 4.13): what is given is kept, what is empty is ris's (a new
+    SPS ID, the catalogue's modality and protocol, the procedure's station)."""
+
+    sps_id: str = ""
+    modality: str = ""
+    station: Device | None = None
+    location: str = ""
+    #: Scheduled Protocol Code Sequence items [{"value", "scheme", "meaning"}]; None: catalogue's
+    protocol_codes: list[dict] | None = None
+
+
+@dataclass
 class ProcedureRequest:
     """One requested procedure of a new order, with its (optional) first schedule."""
 
@@ -167,6 +186,13 @@ class ProcedureRequest:
     #: Without ``station``, a timed step goes to the procedure type's first active station.
     #: False when the caller already looked that up (the HL7 catalogue cache) and found none.
     pick_station: bool = True
+    #: Identifiers an upstream Order Filler assigned (empty: ris assigns them)
+    requested_procedure_id: str = ""
+    study_instance_uid: str = ""
+    #: The procedure's steps when they were planned upstream (empty: one step, ris's)
+    steps: Sequence[StepRequest] = ()
+    #: The modality the order names (HL7 OBR-24), for the station routing rules
+    modality_hint: str = ""
 
 
 @transaction.atomic
@@ -186,15 +212,20 @@ def order_create(
     requesting_service: str = "",
     reason: str = "",
     comments: str = "",
+    accession_number: str = "",
 ) -> Order:
     """Create an order with one requested procedure and one scheduled step per procedure.
 
-    ris assigns the accession number, requested procedure IDs, SPS IDs and Study Instance UIDs.
+    ris assigns the accession number, requested procedure IDs, SPS IDs and Study Instance UIDs,
+    unless an upstream Order Filler already did (``accession_number``, the identifiers of a
+    ``ProcedureRequest`` and its ``steps``): those are kept as given, and refused (Duplicate)
+    when another order already has them, since a modality would then mix two patients' images.
     A procedure with a start time becomes SCHEDULED; without one it waits UNSCHEDULED for the
     front desk and stays off the worklist.
     """
     if not procedures:
         raise DomainError("an order needs at least one requested procedure")
+    _check_given_identifiers(accession_number, procedures)
     ids = identifiers.for_order(len(procedures))
     # A step with a start time is SCHEDULED, one without UNSCHEDULED (or placing it fails and
     # nothing is kept): the order's status is known before its steps are written.
@@ -209,8 +240,10 @@ def order_create(
                 visit=visit,
                 placer_order_number=placer_order_number,
                 placer_issuer=placer_issuer,
-                filler_order_number=filler_order_number or ids.accession_number,
-                accession_number=ids.accession_number,
+                filler_order_number=filler_order_number
+                or accession_number
+                or ids.accession_number,
+                accession_number=accession_number or ids.accession_number,
                 requesting_physician=requesting_physician,
                 referring_physician=referring_physician,
                 requesting_service=requesting_service,
@@ -230,17 +263,52 @@ def order_create(
                 f"{placer_issuer or 'no issuer'!r} already exists"
             ) from exc
         raise Duplicate(f"the order could not be stored: {exc}") from exc
-    built: list[tuple[RequestedProcedure, ScheduledProcedureStep]] = []
+    built: list[tuple[RequestedProcedure, list[ScheduledProcedureStep]]] = []
     for index, request in enumerate(procedures):
         built.append(
-            _build_procedure(order, request, ids, index, planned=[step for _, step in built])
+            _build_procedure(
+                order, request, ids, index, planned=[s for _, steps in built for s in steps]
+            )
         )
+    placed = derive_order_status(step.status for _, steps in built for step in steps)
+    if placed != order.status:  # a timed step found no station: it waits UNSCHEDULED
+        order.status = placed
+        order.save(update_fields=["status"])
     _insert_procedures(built)
     audit.record_all(
-        [audit.event(actor, "step.create", step, after=audit.snapshot(step)) for _, step in built]
+        [
+            audit.event(actor, "step.create", step, after=audit.snapshot(step))
+            for _, steps in built
+            for step in steps
+        ]
         + [audit.event(actor, "order.create", order, after=audit.snapshot(order))]
     )
     return order
+
+
+def _check_given_identifiers(accession_number: str, procedures: Sequence[ProcedureRequest]) -> None:
+    """Identifiers assigned upstream must be new: one query per kind, and only when given."""
+    checks = [
+        ("accession number", Order, "accession_number", [accession_number]),
+        ("requested procedure ID", RequestedProcedure, "requested_procedure_id",
+         [r.requested_procedure_id for r in procedures]),
+        ("Study Instance UID", RequestedProcedure, "study_instance_uid",
+         [r.study_instance_uid for r in procedures]),
+        ("SPS ID", ScheduledProcedureStep, "sps_id",
+         [s.sps_id for r in procedures for s in r.steps]),
+    ]
+    for label, model, column, values in checks:
+        given = [v for v in values if v]
+        if not given:
+            continue
+        repeated = sorted({v for v in given if given.count(v) > 1})
+        if repeated:
+            raise Duplicate(f"{label} {repeated[0]!r} is given twice in the same order")
+        taken = sorted(
+            model.objects.filter(**{f"{column}__in": given}).values_list(column, flat=True)
+        )
+        if taken:
+            raise Duplicate(f"{label} {taken[0]!r} already belongs to another order")
 
 
 def _build_procedure(
@@ -250,34 +318,56 @@ def _build_procedure(
     index: int,
     *,
     planned: Sequence[ScheduledProcedureStep],
-) -> tuple[RequestedProcedure, ScheduledProcedureStep]:
-    """The requested procedure and its step, placed but not saved (``_insert_procedures``)."""
+) -> tuple[RequestedProcedure, list[ScheduledProcedureStep]]:
+    """The requested procedure and its steps, placed but not saved (``_insert_procedures``)."""
     ptype = request.procedure_type
     procedure_fields, step_fields = _from_catalogue(ptype, request.description)
     procedure = RequestedProcedure(
         order=order,
-        requested_procedure_id=ids.requested_procedure_ids[index],
-        study_instance_uid=ids.study_instance_uids[index],
+        requested_procedure_id=request.requested_procedure_id or ids.requested_procedure_ids[index],
+        study_instance_uid=request.study_instance_uid or ids.study_instance_uids[index],
         **procedure_fields,
         priority=request.priority or order.priority,
         **{k: v for k, v in request.extra.items() if k == "transport_arrangements"},
     )
-    station = request.station
-    if station is None and request.scheduled_start is not None and request.pick_station:
-        station = ptype.stations.filter(active=True).first()
-    step = ScheduledProcedureStep(
-        requested_procedure=procedure,
-        sps_id=ids.sps_ids[index],
-        station=station,
-        performing_physician=request.performing_physician,
-        location=(station.location if station else "")[:16],
-        status=StepStatus.UNSCHEDULED,
-        **step_fields,
-    )
-    if request.scheduled_start is not None:
-        _place(step, request.scheduled_start, station, planned=planned)
-        step.status = StepStatus.SCHEDULED
-    return procedure, step
+    steps: list[ScheduledProcedureStep] = []
+    for number, planned_step in enumerate(request.steps or [StepRequest()]):
+        station = planned_step.station or request.station
+        if station is None and request.scheduled_start is not None and request.pick_station:
+            station = ptype.stations.filter(active=True).first()
+        fields = dict(step_fields)
+        if planned_step.modality:
+            fields["modality"] = planned_step.modality
+        if station is None and request.scheduled_start is not None:
+            station = routing.choose_station(
+                routing.RoutingFacts(
+                    procedure_code=ptype.code_value,
+                    modality=planned_step.modality or request.modality_hint or ptype.modality,
+                    patient_class=order.visit.patient_class if order.visit else "",
+                    department=order.requesting_service,
+                    location=order.visit.assigned_location if order.visit else "",
+                    priority=procedure.priority,
+                )
+            )
+        if planned_step.protocol_codes is not None:
+            fields["protocol_codes"] = planned_step.protocol_codes
+        step = ScheduledProcedureStep(
+            requested_procedure=procedure,
+            sps_id=planned_step.sps_id
+            or (ids.sps_ids[index] if number == 0 else identifiers.new_sps_id()),
+            station=station,
+            performing_physician=request.performing_physician,
+            location=(planned_step.location or (station.location if station else ""))[:16],
+            status=StepStatus.UNSCHEDULED,
+            **fields,
+        )
+        # Without a station the step waits UNSCHEDULED for the front desk, time or not: it is
+        # never served with an empty Scheduled Station AE Title (Type 1, PS3.4 K.6.1.2.2).
+        if request.scheduled_start is not None and station is not None:
+            _place(step, request.scheduled_start, station, planned=[*planned, *steps])
+            step.status = StepStatus.SCHEDULED
+        steps.append(step)
+    return procedure, steps
 
 
 def _from_catalogue(ptype: ProcedureType, description: str = "") -> tuple[dict, dict]:
@@ -300,19 +390,23 @@ def _from_catalogue(ptype: ProcedureType, description: str = "") -> tuple[dict, 
     return procedure, step
 
 
-def _insert_procedures(built: list[tuple[RequestedProcedure, ScheduledProcedureStep]]) -> None:
+def _insert_procedures(
+    built: list[tuple[RequestedProcedure, list[ScheduledProcedureStep]]],
+) -> None:
     """Two INSERTs for all procedures and steps of an order, however many OBRs it had."""
     procedures = [procedure for procedure, _ in built]
-    steps = [step for _, step in built]
-    if len(built) == 1 or not connection.features.can_return_rows_from_bulk_insert:
-        for procedure, step in built:
+    steps = [step for _, group in built for step in group]
+    if len(steps) == 1 or not connection.features.can_return_rows_from_bulk_insert:
+        for procedure, group in built:
             procedure.save(force_insert=True)
-            step.requested_procedure = procedure
-            step.save(force_insert=True)
+            for step in group:
+                step.requested_procedure = procedure
+                step.save(force_insert=True)
         return
     RequestedProcedure.objects.bulk_create(procedures)
-    for procedure, step in built:
-        step.requested_procedure = procedure  # now with its primary key
+    for procedure, group in built:
+        for step in group:
+            step.requested_procedure = procedure  # now with its primary key
     ScheduledProcedureStep.objects.bulk_create(steps)
 
 
@@ -335,7 +429,7 @@ def order_update(*, order: Order, actor: Actor, **changes) -> Order:
     if unknown:
         raise TypeError(f"unknown order fields: {sorted(unknown)}")
     order = Order.objects.select_for_update().get(pk=order.pk)
-    if order.status in (OrderStatus.CANCELED, OrderStatus.DISCONTINUED, OrderStatus.COMPLETED):
+    if order.status in CLOSED_ORDER_STATUSES:
         raise InvalidTransition(
             f"order {order.accession_number} is {order.get_status_display().lower()}: "
             "it can no longer be changed"
@@ -402,7 +496,7 @@ def procedure_change(
     ):
         return procedure  # the same exam again (an XO repeats OBR-4): nothing to change
     order = Order.objects.select_for_update().get(pk=procedure.order_id)
-    if order.status in (OrderStatus.CANCELED, OrderStatus.DISCONTINUED, OrderStatus.COMPLETED):
+    if order.status in CLOSED_ORDER_STATUSES:
         raise InvalidTransition(
             f"order {order.accession_number} is {order.get_status_display().lower()}: "
             "its procedure can no longer be changed"
@@ -512,6 +606,7 @@ def step_schedule(
         step.expected_duration_minutes = duration_minutes
     _place(step, start, station or step.station)
     step.status = status
+    step.off_worklist_at = None  # a step booked again is back on the worklist
     step.save()
     action = "step.book" if previous == StepStatus.UNSCHEDULED else "step.reschedule"
     audit.record(actor, action, step, before=before, after=audit.snapshot(step))
@@ -537,6 +632,28 @@ def step_transition(
     step = ScheduledProcedureStep.objects.select_for_update().get(pk=step.pk)
     _apply_transition(step, to, actor=actor, reason=reason, reason_code=reason_code)
     _refresh_order_status(step.requested_procedure.order, actor=actor, reason=reason)
+    return step
+
+
+@transaction.atomic
+def step_remove_from_worklist(
+    *, step: ScheduledProcedureStep, actor: Actor, reason: str
+) -> ScheduledProcedureStep:
+    """Take a waiting step off the Modality Worklist without changing its status.
+
+    The step stays with its order (never deleted) and the HIS is not told: nothing about the
+    order changed. Booking it again (``step_schedule``) puts it back.
+    """
+    step = ScheduledProcedureStep.objects.select_for_update().get(pk=step.pk)
+    if step.off_worklist_at is not None:
+        return step
+    before = audit.snapshot(step, ["status", "off_worklist_at"])
+    step.off_worklist_at = timezone.now()
+    step.save(update_fields=["off_worklist_at", "updated_at"])
+    audit.record(
+        actor, "step.off_worklist", step, before=before,
+        after=audit.snapshot(step, ["status", "off_worklist_at"]), detail=reason,
+    )
     return step
 
 
@@ -586,7 +703,7 @@ def _place(
             clash = (
                 ScheduledProcedureStep.objects.filter(
                     station=station,
-                    status__in=_OCCUPYING,
+                    status__in=SLOT_OCCUPYING_STEP_STATUSES,
                     scheduled_start__lt=end,
                     scheduled_end__gt=start,
                 )
@@ -599,7 +716,7 @@ def _place(
                 other
                 for other in planned
                 if other.station_id == station.pk
-                and other.status in _OCCUPYING
+                and other.status in SLOT_OCCUPYING_STEP_STATUSES
                 and other.scheduled_start < end
                 and other.scheduled_end > start
             ]
@@ -733,6 +850,57 @@ def patient_merge(*, source: Patient, target: Patient, actor: Actor) -> Patient:
     return target
 
 
+@transaction.atomic
+def patient_change_identifier(
+    *, patient: Patient, patient_id: str, issuer: str, actor: Actor
+) -> Patient:
+    """Give a patient another ID (HL7 A47): the same person, orders and visits, under the new ID.
+
+    The worklist reads the patient through each step's order, so every open item shows the new
+    Patient ID at once. An ID that already belongs to another patient is refused: that is a
+    merge (A40), not a correction.
+    """
+    if not patient_id:
+        raise DomainError("a patient needs a patient ID", code=ErrorCode.INVALID_VALUE)
+    patient = Patient.objects.select_for_update().get(pk=patient.pk)
+    if (patient.patient_id, patient.issuer) == (patient_id, issuer):
+        return patient
+    clash = (
+        Patient.objects.filter(patient_id=patient_id, issuer=issuer).exclude(pk=patient.pk).first()
+    )
+    if clash is not None:
+        raise Duplicate(
+            f"patient ID {patient_id!r} ({issuer or 'no issuer'}) already belongs to another "
+            "patient: merge the two (A40) instead of changing the identifier"
+        )
+    before = audit.snapshot(patient)
+    old = f"{patient.patient_id} ({patient.issuer})"
+    patient.patient_id, patient.issuer = patient_id, issuer
+    patient.save(update_fields=["patient_id", "issuer", "updated_at"])
+    audit.record(
+        actor, "patient.identifier_change", patient, before=before, after=audit.snapshot(patient),
+        detail=f"was {old}",
+    )
+    signals.patient_updated.send(Patient, patient=patient, actor=actor)
+    return patient
+
+
+@transaction.atomic
+def patient_link(*, patient: Patient, other: Patient, linked: bool, actor: Actor) -> None:
+    """Link (HL7 A24) or unlink (A37) two patient records of the same person: each lists the
+    other's ID among its Other Patient IDs (0010,1002), or no longer does."""
+    if patient.pk == other.pk:
+        raise DomainError("a patient cannot be linked to itself")
+    for one, two in ((patient, other), (other, patient)):
+        one = Patient.objects.select_for_update().get(pk=one.pk)
+        entry = {"id": two.patient_id, "issuer": two.issuer, "type": "linked"}
+        kept = [
+            i for i in one.other_ids
+            if (i.get("id"), i.get("issuer", "")) != (two.patient_id, two.issuer)
+        ]
+        patient_update(patient=one, actor=actor, other_ids=[*kept, entry] if linked else kept)
+
+
 # --- worklist files (ris import-worklist) -----------------------------------------------------
 
 
@@ -741,7 +909,9 @@ class ImportedStep:
     """One scheduled step read from a worklist file, with the identifiers it already carries.
 
     Empty identifiers are assigned by ris. ``order``, ``procedure`` and ``step`` hold model field
-    values of Order, RequestedProcedure and ScheduledProcedureStep.
+    values of Order, RequestedProcedure and ScheduledProcedureStep. ``more_stations``: further
+    values of a multi-valued Scheduled Station AE Title (``CT1\\CT2``), each of which gets a
+    step of its own (ris's step has one station).
     """
 
     accession_number: str
@@ -755,18 +925,30 @@ class ImportedStep:
     order: dict = field(default_factory=dict)
     procedure: dict = field(default_factory=dict)
     step: dict = field(default_factory=dict)
+    more_stations: list[Device] = field(default_factory=list)
+
+
+#: order_import outcomes
+IMPORT_CREATED, IMPORT_UPDATED, IMPORT_UNCHANGED = "created", "updated", "unchanged"
+#: Steps whose station and time a re-import may still change (not yet performed).
+_REIMPORT_MOVABLE = (StepStatus.SCHEDULED, StepStatus.ARRIVED, StepStatus.READY)
 
 
 @transaction.atomic
 def order_import(
     *, patient: Patient, entry: ImportedStep, actor: Actor, visit: Visit | None = None
-) -> tuple[ScheduledProcedureStep, bool]:
+) -> tuple[ScheduledProcedureStep, str]:
     """Take over a step of an existing worklist (a DCMTK/Orthanc ``.wl`` file) as it is.
 
     Unlike ``order_create`` it keeps the file's accession number, IDs, UID, station and time
     (no overlap or opening-hours check: the schedule already happened elsewhere), so modalities
     see the same entries after the migration. Idempotent: a step whose SPS ID (or, without one,
-    requested procedure) is already there is returned unchanged with ``created=False``.
+    requested procedure) is already there is found again; if the file now names another station
+    or time and the step is not performed yet, the step follows the file (``"updated"``),
+    otherwise nothing changes (``"unchanged"``). A file with the accession number of an imported
+    order but another Requested Procedure Code is another requested procedure of that order,
+    even when it repeats the first file's Requested Procedure ID or Study Instance UID (then ris
+    assigns new ones: they are unique in ris).
     """
     if entry.status == StepStatus.UNSCHEDULED or entry.status not in StepStatus.values:
         raise DomainError(f"{entry.status!r} is not a scheduled procedure step status")
@@ -788,20 +970,37 @@ def order_import(
         procedure = RequestedProcedure.objects.filter(
             study_instance_uid=entry.study_instance_uid
         ).first()
+    code = entry.procedure.get("code_value", "")
+    identifiers_taken = False
+    if (
+        procedure is not None
+        and order is not None
+        and procedure.order_id == order.pk
+        and code
+        and procedure.code_value
+        and procedure.code_value != code
+    ):
+        # The same accession for another exam (generators that reuse the RP ID or the UID):
+        # that exam's procedure if it was imported before, else a new one.
+        identifiers_taken = True
+        procedure = order.procedures.filter(code_value=code).order_by("pk").first()
     if procedure is not None and order is not None and procedure.order_id != order.pk:
         raise Duplicate(
             f"requested procedure {procedure.requested_procedure_id} belongs to another order"
         )
+    existing = None
     if entry.sps_id:
         existing = ScheduledProcedureStep.objects.filter(sps_id=entry.sps_id).first()
-        if existing is not None:
-            if procedure is not None and existing.requested_procedure_id != procedure.pk:
-                raise Duplicate(f"SPS ID {entry.sps_id} belongs to another requested procedure")
-            return existing, False
+        if existing is not None and procedure is not None and (
+            existing.requested_procedure_id != procedure.pk
+        ):
+            raise Duplicate(f"SPS ID {entry.sps_id} belongs to another requested procedure")
     elif procedure is not None:
         existing = procedure.steps.order_by("pk").first()
-        if existing is not None:
-            return existing, False
+    if existing is not None:
+        changed = _reimport_step(existing, entry.station, entry, actor)
+        changed |= _import_more_stations(existing, entry, actor)
+        return existing, IMPORT_UPDATED if changed else IMPORT_UNCHANGED
     if order is None:
         order = Order.objects.create(
             patient=patient,
@@ -815,14 +1014,21 @@ def order_import(
             order.save(update_fields=["filler_order_number"])
         audit.record(actor, "order.create", order, after=audit.snapshot(order))
     if procedure is None:
+        rp_id = entry.requested_procedure_id
+        uid = entry.study_instance_uid
+        if identifiers_taken:
+            if RequestedProcedure.objects.filter(requested_procedure_id=rp_id).exists():
+                rp_id = ""
+            if RequestedProcedure.objects.filter(study_instance_uid=uid).exists():
+                uid = ""
         procedure = RequestedProcedure.objects.create(
             order=order,
-            requested_procedure_id=entry.requested_procedure_id
-            or identifiers.new_requested_procedure_id(),
-            study_instance_uid=entry.study_instance_uid or identifiers.new_study_instance_uid(),
+            requested_procedure_id=rp_id or identifiers.new_requested_procedure_id(),
+            study_instance_uid=uid or identifiers.new_study_instance_uid(),
             **entry.procedure,
         )
-    duration = entry.step.pop("expected_duration_minutes", None) or 15
+    step_fields = dict(entry.step)
+    duration = step_fields.pop("expected_duration_minutes", None) or 15
     end = entry.scheduled_end or entry.scheduled_start + dt.timedelta(minutes=duration)
     step = ScheduledProcedureStep.objects.create(
         requested_procedure=procedure,
@@ -832,9 +1038,10 @@ def order_import(
         scheduled_end=end,
         expected_duration_minutes=max(1, int((end - entry.scheduled_start).total_seconds() // 60)),
         status=entry.status,
-        **entry.step,
+        **step_fields,
     )
     audit.record(actor, "step.import", step, after=audit.snapshot(step))
+    _import_more_stations(step, entry, actor)
     new_status = derive_order_status(
         ScheduledProcedureStep.objects.filter(requested_procedure__order=order).values_list(
             "status", flat=True
@@ -843,4 +1050,51 @@ def order_import(
     if new_status != order.status:
         order.status = new_status
         order.save(update_fields=["status", "updated_at"])
-    return step, True
+    return step, IMPORT_CREATED
+
+
+def _reimport_step(
+    step: ScheduledProcedureStep, station: Device | None, entry: ImportedStep, actor: Actor
+) -> bool:
+    """The file's station and time, for a step found again; True if it changed."""
+    if step.status not in _REIMPORT_MOVABLE:
+        return False
+    duration = entry.step.get("expected_duration_minutes") or step.expected_duration_minutes
+    end = entry.scheduled_end or entry.scheduled_start + dt.timedelta(minutes=duration)
+    wanted = {"station_id": station.pk if station else None,
+              "scheduled_start": entry.scheduled_start, "scheduled_end": end}
+    if all(getattr(step, key) == value for key, value in wanted.items()):
+        return False
+    before = audit.snapshot(step)
+    step.station = station
+    step.scheduled_start, step.scheduled_end = entry.scheduled_start, end
+    step.expected_duration_minutes = max(
+        1, int((end - entry.scheduled_start).total_seconds() // 60)
+    )
+    step.save(update_fields=["station", "scheduled_start", "scheduled_end",
+                             "expected_duration_minutes", "updated_at"])
+    audit.record(actor, "step.reimport", step, before=before, after=audit.snapshot(step))
+    return True
+
+
+def _import_more_stations(
+    step: ScheduledProcedureStep, entry: ImportedStep, actor: Actor
+) -> bool:
+    """One further step (a copy of ``step`` with its own SPS ID) per further station; found
+    again on a re-import by its procedure and station. True if one was created or moved."""
+    changed = False
+    for station in entry.more_stations:
+        sibling = (
+            step.requested_procedure.steps.filter(station=station).exclude(pk=step.pk).first()
+        )
+        if sibling is not None:
+            changed |= _reimport_step(sibling, station, entry, actor)
+            continue
+        copy = ScheduledProcedureStep.objects.get(pk=step.pk)
+        copy.pk = None
+        copy.sps_id = identifiers.new_sps_id()
+        copy.station = station
+        copy.save(force_insert=True)
+        audit.record(actor, "step.import", copy, after=audit.snapshot(copy))
+        changed = True
+    return changed

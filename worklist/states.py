@@ -1,4 +1,4 @@
-"""The one state machine of scheduled steps and orders (``shared/reference/status-model.md``).
+"""The one state machine of scheduled steps and orders (docs/architecture.md, "Status model").
 
 Every interface (HL7, DICOM MPPS, web, API) moves a step through ``check_step_transition`` by way of
 ``worklist.services.step_transition``; nothing else writes a status. The order's status is never
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.conf import settings
+
 from worklist.errors import InvalidTransition
-from worklist.models import OrderStatus, StepStatus
+from worklist.models import OrderStatus, StepProgress, StepStatus
 
 S = StepStatus
 
@@ -30,11 +32,58 @@ STEP_TRANSITIONS: dict[str, frozenset[str]] = {
     S.CANCELED: frozenset(),
 }
 
+# --- Groupings of statuses: the only place they are written (docs/architecture.md, rule 3) ----
+
 #: Steps a modality should see on its worklist by default.
 WORKLIST_STATUSES = frozenset({S.SCHEDULED, S.ARRIVED, S.READY})
 FINAL_STEP_STATUSES = frozenset({S.COMPLETED, S.DISCONTINUED, S.CANCELED})
 #: A step in one of these has been (or is being) performed: an order holding it cannot be cancelled.
 PERFORMED_STEP_STATUSES = frozenset({S.STARTED, S.COMPLETED})
+#: Steps that hold a slot and may be moved to another one (web "move", API reschedule). Checked-in
+#: steps are movable: the move undoes the check-in (``status_after_schedule``).
+MOVABLE_STEP_STATUSES = frozenset({S.SCHEDULED, S.ARRIVED, S.READY})
+#: Steps that may be given a (new) time: the movable ones and the ones still waiting for a slot.
+#: An HL7 order change (XO) with a new time applies to these; a started step is never moved by it.
+SCHEDULABLE_STEP_STATUSES = MOVABLE_STEP_STATUSES | {S.UNSCHEDULED}
+#: Steps a modality may start (MPPS N-CREATE IN PROGRESS links to these).
+STARTABLE_STEP_STATUSES = frozenset({S.SCHEDULED, S.ARRIVED, S.READY})
+#: Steps that occupy their station for their slot: two of these may not overlap on a station.
+SLOT_OCCUPYING_STEP_STATUSES = frozenset({S.SCHEDULED, S.ARRIVED, S.READY, S.STARTED})
+#: Steps whose images are expected somewhere: "not yet at the PACS" until the PACS has them.
+IMAGED_STEP_STATUSES = frozenset({S.STARTED, S.COMPLETED, S.DISCONTINUED})
+#: Orders that nothing may change any more (no new procedure, no reschedule, no cancel).
+CLOSED_ORDER_STATUSES = frozenset(
+    {OrderStatus.CANCELED, OrderStatus.DISCONTINUED, OrderStatus.COMPLETED}
+)
+#: Steps that stay on the Modality Worklist for RIS_MWL_KEEP_FINISHED_MINUTES after their last
+#: change (a modality that queries again after the exam still finds its entry); 0: they leave at
+#: once, as the MWL default statuses (RIS_MWL_DEFAULT_STATUSES) say.
+MWL_LINGERING_STATUSES = frozenset({S.STARTED, S.COMPLETED, S.DISCONTINUED})
+#: Steps that can be overdue: still waiting hours after their scheduled end.
+OVERDUE_STATUSES = WORKLIST_STATUSES
+#: Steps the first image of their study starts (devices whose steps follow the images).
+IMAGE_STARTABLE_STATUSES = WORKLIST_STATUSES
+#: Steps the study availability query asks the PACS about although nothing says they were
+#: performed: a modality that sends straight to the PACS and no MPPS leaves them waiting.
+AVAILABILITY_WAITING_STATUSES = WORKLIST_STATUSES
+
+
+def progress_mode(device) -> StepProgress:
+    """What moves the steps of ``device`` (a ``Device`` or None): its own choice, else the
+    department's (``RIS_STEP_PROGRESS_DEFAULT``, MPPS unless set)."""
+    chosen = getattr(device, "step_progress", "") or ""
+    if not chosen:
+        chosen = getattr(settings, "RIS_STEP_PROGRESS_DEFAULT", "") or StepProgress.MPPS
+    return StepProgress(chosen)
+
+
+def images_move_steps(mode: str) -> bool:
+    """Images start and complete the steps (with BOTH only while no MPPS has come)."""
+    return mode in (StepProgress.IMAGES, StepProgress.BOTH)
+
+
+def mpps_moves_steps(mode: str) -> bool:
+    return mode in (StepProgress.MPPS, StepProgress.BOTH)
 
 
 def allowed_step_transitions(current: str) -> frozenset[str]:
@@ -60,7 +109,7 @@ def check_step_transition(
 def status_after_schedule(current: str) -> StepStatus:
     """The status of a step once it is booked into a slot or moved to another one: SCHEDULED.
 
-    A reschedule undoes a check-in (shared/reference/status-model.md: SCHEDULED, ARRIVED, READY
+    A reschedule undoes a check-in (docs/architecture.md, "Status model": SCHEDULED, ARRIVED, READY
     -> SCHEDULED at the new time): the patient is checked in again for the new slot. Raises
     ``InvalidTransition`` for a step that cannot be (re)scheduled: started or finished.
     """

@@ -20,10 +20,11 @@ from django.db import transaction
 from django.utils import timezone
 from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 
 from worklist import audit, pn, services
 from worklist.audit import Actor
-from worklist.dicom import _zone
+from worklist.dicom import department_zone
 from worklist.errors import DomainError
 from worklist.models import Device, Patient, Priority, ProcedureType, StepStatus
 
@@ -38,6 +39,8 @@ class WorklistFileError(ValueError):
 class ImportReport:
     created: int = 0
     unchanged: int = 0
+    #: found again with another station or time (the step followed the file)
+    updated: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
     stations_created: list[str] = field(default_factory=list)
 
@@ -120,6 +123,19 @@ def _derived_uid(*parts: str) -> str:
     return f"2.25.{int.from_bytes(digest, 'big')}"
 
 
+def _station_titles(sps: Dataset) -> list[str]:
+    """Scheduled Station AE Title (0040,0001) may have several values (VM 1-n): each one."""
+    value = sps.get("ScheduledStationAETitle")
+    if value is None or value == "":
+        return []
+    values = list(value) if isinstance(value, MultiValue) else str(value).split("\\")
+    titles = []
+    for title in (str(v).strip() for v in values):
+        if title and title not in titles:
+            titles.append(title)
+    return titles
+
+
 def _station(ae_title: str, sps: Dataset, actor: Actor, report: ImportReport) -> Device | None:
     if not ae_title:
         return None
@@ -147,8 +163,9 @@ def _pregnancy(ds: Dataset) -> int | None:
     return int(value)
 
 
-def import_dataset(ds: Dataset, *, name: str, actor: Actor, report: ImportReport) -> bool:
-    """Import one worklist item; True when it was new. Raises WorklistFileError/DomainError."""
+def import_dataset(ds: Dataset, *, name: str, actor: Actor, report: ImportReport) -> str:
+    """Import one worklist item: ``services.IMPORT_CREATED``, ``_UPDATED`` or ``_UNCHANGED``.
+    Raises WorklistFileError/DomainError."""
     sps_items = ds.get("ScheduledProcedureStepSequence")
     if not sps_items:
         raise WorklistFileError("no Scheduled Procedure Step Sequence: not a worklist item")
@@ -161,13 +178,13 @@ def import_dataset(ds: Dataset, *, name: str, actor: Actor, report: ImportReport
         raise WorklistFileError("no Scheduled Procedure Step Start Date")
     start = timezone.make_aware(
         dt.datetime.combine(day, _time(sps, "ScheduledProcedureStepStartTime") or dt.time(0)),
-        _zone(),
+        department_zone(),
     )
     end_day = _date(sps, "ScheduledProcedureStepEndDate")
     end = None
     if end_day is not None:
         end_time = _time(sps, "ScheduledProcedureStepEndTime") or dt.time(0)
-        end = timezone.make_aware(dt.datetime.combine(end_day, end_time), _zone())
+        end = timezone.make_aware(dt.datetime.combine(end_day, end_time), department_zone())
         if end <= start:
             end = None
     other_ids = [
@@ -224,6 +241,10 @@ def import_dataset(ds: Dataset, *, name: str, actor: Actor, report: ImportReport
         patient_id, accession, rp_id, sps_id, start.isoformat()
     )
     status = _text(sps, "ScheduledProcedureStepStatus").upper() or StepStatus.SCHEDULED
+    # A multi-valued station AE (``CT1\\CT2``): wlmscpfs serves the one item to each of the
+    # stations; ris's step has one station, so each station gets a step of the same requested
+    # procedure (docs/conformance.md).
+    stations = [_station(t, sps, actor, report) for t in _station_titles(sps)]
     entry = services.ImportedStep(
         accession_number=accession,
         requested_procedure_id=rp_id,
@@ -231,7 +252,8 @@ def import_dataset(ds: Dataset, *, name: str, actor: Actor, report: ImportReport
         study_instance_uid=study_uid,
         scheduled_start=start,
         scheduled_end=end,
-        station=_station(_text(sps, "ScheduledStationAETitle"), sps, actor, report),
+        station=stations[0] if stations else None,
+        more_stations=stations[1:],
         status=status,
         order={
             "requesting_physician": str(ds.get("RequestingPhysician") or "")[:200],
@@ -265,8 +287,8 @@ def import_dataset(ds: Dataset, *, name: str, actor: Actor, report: ImportReport
             else 15,
         },
     )
-    _, created = services.order_import(patient=patient, entry=entry, actor=actor, visit=visit)
-    return created
+    _, outcome = services.order_import(patient=patient, entry=entry, actor=actor, visit=visit)
+    return outcome
 
 
 def read_worklist_file(path: Path) -> Dataset:
@@ -299,9 +321,11 @@ def import_worklist(
                 try:
                     ds = read_worklist_file(path)
                     with transaction.atomic():
-                        created = import_dataset(ds, name=str(path), actor=actor, report=report)
-                    if created:
+                        outcome = import_dataset(ds, name=str(path), actor=actor, report=report)
+                    if outcome == services.IMPORT_CREATED:
                         report.created += 1
+                    elif outcome == services.IMPORT_UPDATED:
+                        report.updated += 1
                     else:
                         report.unchanged += 1
                 except (WorklistFileError, DomainError, ValueError, TypeError) as exc:

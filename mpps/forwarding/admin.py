@@ -5,10 +5,11 @@ for operators (a failed delivery is retried through the outbound queue: admin or
 from django.contrib import admin
 
 from mpps.forwarding import models
+from worklist.admin import AuditedConfigurationAdmin, ReadOnlyAdmin
 
 
 @admin.register(models.PacsDestination)
-class PacsDestinationAdmin(admin.ModelAdmin):
+class PacsDestinationAdmin(AuditedConfigurationAdmin):
     list_display = (
         "name",
         "ae_title",
@@ -23,14 +24,6 @@ class PacsDestinationAdmin(admin.ModelAdmin):
     )
     list_filter = ("active", "send_mpps", "send_images", "storage_commitment", "use_tls")
     search_fields = ("name", "ae_title", "host")
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class DeliveryInline(admin.TabularInline):

@@ -77,6 +77,11 @@ class SpooledInstance(models.Model):
     received_count = models.PositiveIntegerField(default=1)
     received_at = models.DateTimeField(default=timezone.now)
     purged_at = models.DateTimeField(null=True, blank=True)
+    #: What the modality sent (before coercion): the exceptions list shows and filters on it.
+    patient_id = models.CharField(max_length=64, blank=True)
+    patient_name = models.CharField(max_length=200, blank=True)
+    accession_number = models.CharField(max_length=16, blank=True)
+    modality = models.CharField(max_length=16, blank=True)
 
     class Meta:
         verbose_name = _("spooled instance")
@@ -177,6 +182,9 @@ class StepImages(models.Model):
     pacs_instances = models.PositiveIntegerField(null=True, blank=True)
     pacs_confirmed_at = models.DateTimeField(null=True, blank=True)
     pacs_checked_at = models.DateTimeField(null=True, blank=True)
+    #: When the PACS's instance count last changed (first found, or grew): with
+    #: ``last_received_at``, the last sign of a new instance, from which a study is "stable".
+    pacs_changed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("images of a step")
@@ -188,3 +196,39 @@ class StepImages(models.Model):
     @property
     def at_pacs(self) -> bool:
         return self.pacs_confirmed_at is not None
+
+    @property
+    def last_new_instance_at(self):
+        """The latest arrival of a new instance, at the gateway or at the PACS (or None)."""
+        moments = [m for m in (self.last_received_at, self.pacs_changed_at) if m is not None]
+        return max(moments) if moments else None
+
+
+class PacsOrphanStudy(models.Model):
+    """A study found at a PACS (C-FIND by study date) whose Study Instance UID and Accession
+    Number belong to no order of ris: images of an exam nobody ordered, or keyed in wrong."""
+
+    destination = models.CharField(max_length=64)
+    study_instance_uid = models.CharField(max_length=64)
+    accession_number = models.CharField(max_length=16, blank=True)
+    patient_id = models.CharField(max_length=64, blank=True)
+    patient_name = models.CharField(max_length=200, blank=True)
+    study_date = models.DateField(null=True, blank=True)
+    modalities = models.CharField(max_length=64, blank=True)
+    description = models.CharField(max_length=64, blank=True)
+    instances = models.PositiveIntegerField(null=True, blank=True)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    #: Set when a later query found it matching an order (or it left the PACS).
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["destination", "study_instance_uid"], name="uniq_pacs_orphan_study"
+            )
+        ]
+        indexes = [models.Index(fields=["resolved_at", "study_date"], name="pacs_orphan_open_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.destination}: {self.study_instance_uid}"

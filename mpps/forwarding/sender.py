@@ -70,7 +70,9 @@ def _tls_args(destination: PacsDestination):
     return context, destination.host
 
 
-def _associate(destination: PacsDestination, ae: AE, handlers: list | None = None):
+def associate(destination: PacsDestination, ae: AE, handlers: list | None = None):
+    """An association to ``destination`` with its timeouts and TLS (also used by the study
+    availability query); raise RetryLater when the PACS does not accept it."""
     ae.acse_timeout = destination.timeout_seconds
     ae.dimse_timeout = destination.timeout_seconds
     ae.network_timeout = destination.timeout_seconds
@@ -126,7 +128,7 @@ def send_mpps(job: OutboundJob) -> str:
     ds = mpps_dataset(job.payload)
     uid = job.payload["sop_instance_uid"]
     operation = job.payload["operation"]
-    assoc = _associate(destination, ae)
+    assoc = associate(destination, ae)
     try:
         if operation == "N-CREATE":
             status, _ = assoc.send_n_create(ds, ModalityPerformedProcedureStep, uid)
@@ -227,7 +229,7 @@ def _store_batch(destination: PacsDestination, batch: list[InstanceDelivery]) ->
     if destination.storage_commitment:
         ae.add_requested_context(StorageCommitmentPushModel, [ExplicitVRLittleEndian])
     handlers = [(evt.EVT_N_EVENT_REPORT, scp.handle_event_report)]
-    assoc = _associate(destination, ae, handlers)
+    assoc = associate(destination, ae, handlers)
     stored: list[InstanceDelivery] = []
     refused: list[tuple[InstanceDelivery, str]] = []
     retry: str | None = None
@@ -370,7 +372,7 @@ def send_commitment(job: OutboundJob) -> str:
         return "nothing left to commit"
     ae = _new_ae(destination)
     ae.add_requested_context(StorageCommitmentPushModel, [ExplicitVRLittleEndian])
-    assoc = _associate(destination, ae, [(evt.EVT_N_EVENT_REPORT, scp.handle_event_report)])
+    assoc = associate(destination, ae, [(evt.EVT_N_EVENT_REPORT, scp.handle_event_report)])
     try:
         uid = generate_uid(prefix=None)
         request = services.commitment_requested(

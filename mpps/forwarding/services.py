@@ -1,8 +1,10 @@
 """Forwarding writes: receiving a gateway instance, queueing relays, commitment reports, purging.
 
 The DIMSE adapters (``scp``), the queue senders (``sender``) and the periodic jobs call these; no
-other module changes forwarding rows. Status changes of steps never happen here: forwarding only
-records what reached the PACS.
+other module changes forwarding rows. Status changes of steps never happen here: forwarding
+records what reached the gateway and the PACS, and hands the first instance of a study to
+``progress`` (which moves the step, through the state machine, only for devices whose steps
+follow the images).
 """
 
 from __future__ import annotations
@@ -23,18 +25,20 @@ from django.utils import timezone
 from pydicom import Dataset, dcmwrite
 from pydicom.dataset import FileMetaDataset
 
-from mpps.forwarding import coercion, spool
+from mpps.forwarding import coercion, progress, spool
 from mpps.forwarding.models import (
     FINAL_DELIVERY_STATES,
     CommitmentRequest,
     InstanceDelivery,
     PacsDestination,
+    PacsOrphanStudy,
     SpooledInstance,
     StepImages,
 )
 from ris import outbound_queue
 from ris.models import OutboundJob
 from worklist.models import Order, RequestedProcedure, ScheduledProcedureStep, StepStatus
+from worklist.states import IMAGE_STARTABLE_STATUSES, PERFORMED_STEP_STATUSES
 
 logger = logging.getLogger("forwarding")
 
@@ -79,7 +83,9 @@ def on_pps_received(sender, pps, operation: str, attributes: dict, **kwargs) -> 
             kind=MPPS_JOB,
             destination=destination.name,
             payload={**payload, "destination_id": destination.pk},
-            ordering_key=f"pacs:{destination.pk}:pps:{pps.sop_instance_uid}",
+            ordering_key=outbound_queue.ordering_key(
+                _pacs(destination.pk), "pps", pps.sop_instance_uid
+            ),
         )
 
 
@@ -92,25 +98,30 @@ class Match:
     note: str = ""
 
 
-def match_step(*, study_instance_uid: str, accession_number: str, modality: str) -> Match:
+def match_step(
+    *, study_instance_uid: str, accession_number: str, modality: str, patient_id: str = ""
+) -> Match:
     """The scheduled step an instance belongs to: by Study Instance UID (the modality used the
-    worklist), else by Accession Number (typed or scanned at the modality)."""
+    worklist), else by Accession Number (typed or scanned at the modality), else by Patient ID,
+    modality and day (the modality keyed in only the patient ID: exactly one candidate step)."""
     procedures = list(RequestedProcedure.objects.filter(study_instance_uid=study_instance_uid))
     how = "Study Instance UID"
     if not procedures and accession_number:
         order = Order.objects.filter(accession_number=accession_number).first()
         procedures = list(order.procedures.all().order_by("pk")) if order else []
         how = "Accession Number"
+    if not procedures and patient_id:
+        return match_by_patient(patient_id=patient_id, modality=modality)
     steps = list(
         ScheduledProcedureStep.objects.filter(requested_procedure__in=procedures)
-        .select_related("requested_procedure__order__patient")
+        .select_related("requested_procedure__order__patient", "station")
         .order_by("pk")
     )
     if not steps:
         return Match(None, "no order with this Study Instance UID or Accession Number")
 
     def rank(step: ScheduledProcedureStep) -> tuple[int, int]:
-        performed = step.status in (StepStatus.STARTED, StepStatus.COMPLETED)
+        performed = step.status in PERFORMED_STEP_STATUSES
         return (0 if step.modality == modality else 1, 0 if performed else 1)
 
     step = sorted(steps, key=rank)[0]
@@ -120,22 +131,68 @@ def match_step(*, study_instance_uid: str, accession_number: str, modality: str)
     return Match(step, note)
 
 
+#: Steps a Patient ID match may pick: still to be done, or under way (more series of it).
+PATIENT_MATCH_STATUSES = (*IMAGE_STARTABLE_STATUSES, StepStatus.STARTED)
+
+
+def match_by_patient(*, patient_id: str, modality: str, day: dt.date | None = None) -> Match:
+    """The one step of this patient, this modality and this (department) day, or no match.
+
+    For modalities where the technologist keys in the patient ID and nothing else (no worklist,
+    no accession): with two candidates ris cannot know which exam this is, so the instance goes
+    to the exceptions for staff rather than to a guess.
+    """
+    day = day or timezone.localdate()
+    start = timezone.make_aware(dt.datetime.combine(day, dt.time(0)))
+    end = timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0)))
+    candidates = list(
+        ScheduledProcedureStep.objects.filter(
+            requested_procedure__order__patient__patient_id=patient_id,
+            modality=modality,
+            status__in=PATIENT_MATCH_STATUSES,
+            scheduled_start__gte=start,
+            scheduled_start__lt=end,
+        )
+        .select_related("requested_procedure__order__patient", "station")
+        .order_by("scheduled_start", "pk")[:10]
+    )
+    if len(candidates) == 1:
+        return Match(candidates[0], "matched by Patient ID, modality and day")
+    if not candidates:
+        return Match(
+            None,
+            "no order with this Study Instance UID or Accession Number, and no step of patient "
+            f"{patient_id} for {modality or 'this modality'} today",
+        )
+    ids = ", ".join(step.sps_id for step in candidates)
+    return Match(
+        None,
+        f"patient {patient_id} has {len(candidates)} {modality} steps today ({ids}): "
+        "ambiguous, link the study by hand",
+    )
+
+
 #: A study's instances arrive in a burst: its match and the order's values are looked up once
 #: per burst rather than per instance (a 500-image CT: one lookup, not 500). An order corrected
 #: during the burst reaches the instances that arrive after this many seconds.
 MATCH_CACHE_SECONDS = 5.0
-_match_cache: dict[tuple[str, str, str, str], tuple[float, Match, Dataset | None]] = {}
+_match_cache: dict[tuple[str, str, str, str, str], tuple[float, Match, Dataset | None]] = {}
 
 
 def _match_and_values(
-    study_uid: str, accession: str, modality: str, charset: str
+    study_uid: str, accession: str, modality: str, charset: str, patient_id: str = ""
 ) -> tuple[Match, Dataset | None]:
-    key = (study_uid, accession, modality, charset)
+    key = (study_uid, accession, modality, charset, patient_id)
     now = time.monotonic()
     cached = _match_cache.get(key)
     if cached is not None and cached[0] > now:
         return cached[1], cached[2]
-    match = match_step(study_instance_uid=study_uid, accession_number=accession, modality=modality)
+    match = match_step(
+        study_instance_uid=study_uid,
+        accession_number=accession,
+        modality=modality,
+        patient_id=patient_id,
+    )
     order = coercion.order_values(match.step, charset) if match.step is not None else None
     if len(_match_cache) > 1000:
         _match_cache.clear()
@@ -185,7 +242,14 @@ def receive_instance(
         str(dataset.get("AccessionNumber", "") or ""),
         str(dataset.get("Modality", "") or ""),
         coercion.charset_of(dataset),
+        str(dataset.get("PatientID", "") or ""),
     )
+    sent = {
+        "patient_id": str(dataset.get("PatientID", "") or "")[:64],
+        "patient_name": str(dataset.get("PatientName", "") or "")[:200],
+        "accession_number": str(dataset.get("AccessionNumber", "") or "")[:16],
+        "modality": str(dataset.get("Modality", "") or "")[:16],
+    }
     changes: dict[str, list[str]] = {}
     if match.step is not None:
         changes = coercion.coerce(
@@ -215,6 +279,7 @@ def receive_instance(
         calling_ae_title=calling_ae_title,
         match=match,
         changes=changes,
+        sent=sent,
     )
     return Received(instance, changes)
 
@@ -232,9 +297,11 @@ def _record(
     calling_ae_title: str,
     match: Match,
     changes: dict,
+    sent: dict[str, str] | None = None,
 ) -> SpooledInstance:
     now = timezone.now()
     fields = {
+        **(sent or {}),
         "sop_class_uid": sop_class,
         "transfer_syntax_uid": transfer_syntax,
         "study_instance_uid": study_uid,
@@ -250,6 +317,10 @@ def _record(
         "purged_at": None,
     }
     instance = SpooledInstance.objects.select_for_update().filter(sop_instance_uid=sop_uid).first()
+    if match.step is not None:
+        # The first instance of the study starts its step when the device's steps follow the
+        # images (no query otherwise; the match is cached with the step's status).
+        progress.start_from_images(match.step, source=f"received from {calling_ae_title}")
     if instance is None:
         instance = SpooledInstance.objects.create(sop_instance_uid=sop_uid, **fields)
         if instance.step_id:
@@ -317,7 +388,12 @@ def _count_received(step_id: int, at: dt.datetime | None = None) -> None:
 
 
 def store_job_key(destination: PacsDestination, study_uid: str) -> str:
-    return f"pacs:{destination.pk}:study:{study_uid}"
+    return outbound_queue.ordering_key(_pacs(destination.pk), "study", study_uid)
+
+
+def _pacs(destination_id: int) -> str:
+    """A PACS destination in ordering keys: by id, since staff may rename it."""
+    return f"pacs:{destination_id}"
 
 
 def ensure_store_job(destination: PacsDestination, study_uid: str) -> None:
@@ -476,7 +552,9 @@ def queue_commitment(request: CommitmentRequest) -> None:
         kind=COMMIT_JOB,
         destination=request.destination.name,
         payload={"destination_id": request.destination_id, "commitment_id": request.pk},
-        ordering_key=f"pacs:{request.destination_id}:commit:{request.pk}",
+        ordering_key=outbound_queue.ordering_key(
+            _pacs(request.destination_id), "commit", request.pk
+        ),
     )
 
 
@@ -571,6 +649,8 @@ def record_availability(
     """The PACS holds the step's study (``series``/``instances`` as it counted them)."""
     now = timezone.now()
     images, _ = StepImages.objects.get_or_create(step=step)
+    if images.pacs_confirmed_at is None or instances != images.pacs_instances:
+        images.pacs_changed_at = now  # a new instance at the PACS: the study is not stable yet
     images.pacs_destination = destination[:64]
     images.pacs_series = series
     images.pacs_instances = instances
@@ -585,3 +665,57 @@ def record_not_found(*, step: ScheduledProcedureStep) -> None:
     images, _ = StepImages.objects.get_or_create(step=step)
     images.pacs_checked_at = timezone.now()
     images.save(update_fields=["pacs_checked_at"])
+
+
+def record_pacs_studies(*, destination: str, studies: list[dict]) -> int:
+    """Keep the studies at ``destination`` that belong to no order (``PacsOrphanStudy``).
+
+    A study is ris's when its Study Instance UID is a requested procedure's, its Accession
+    Number an order's, or the gateway forwarded it (its unmatched instances are listed as such).
+    An orphan that now matches is resolved. Returns the number of open orphans of ``destination``.
+    """
+    now = timezone.now()
+    uids = {s["study_instance_uid"] for s in studies if s["study_instance_uid"]}
+    accessions = {s["accession_number"] for s in studies if s["accession_number"]}
+    known_uids = set(
+        RequestedProcedure.objects.filter(study_instance_uid__in=uids).values_list(
+            "study_instance_uid", flat=True
+        )
+    ) | set(
+        SpooledInstance.objects.filter(study_instance_uid__in=uids)
+        .values_list("study_instance_uid", flat=True)
+        .distinct()
+    )
+    known_accessions = set(
+        Order.objects.filter(accession_number__in=accessions).values_list(
+            "accession_number", flat=True
+        )
+    )
+    with transaction.atomic():
+        for study in studies:
+            uid = study["study_instance_uid"]
+            if not _valid_uid(uid):
+                continue
+            ours = uid in known_uids or study["accession_number"] in known_accessions
+            if ours:
+                PacsOrphanStudy.objects.filter(
+                    destination=destination, study_instance_uid=uid, resolved_at__isnull=True
+                ).update(resolved_at=now)
+                continue
+            values = {k: v for k, v in study.items() if k != "study_instance_uid"}
+            values["accession_number"] = values["accession_number"][:16]
+            values["patient_id"] = values["patient_id"][:64]
+            values["patient_name"] = values["patient_name"][:200]
+            values["modalities"] = values["modalities"][:64]
+            values["description"] = values["description"][:64]
+            orphan, created = PacsOrphanStudy.objects.get_or_create(
+                destination=destination, study_instance_uid=uid,
+                defaults={**values, "first_seen_at": now, "last_seen_at": now},
+            )
+            if not created:
+                for name, value in values.items():
+                    setattr(orphan, name, value)
+                orphan.last_seen_at = now
+                orphan.resolved_at = None
+                orphan.save()
+    return PacsOrphanStudy.objects.filter(destination=destination, resolved_at__isnull=True).count()

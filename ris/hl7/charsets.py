@@ -90,3 +90,23 @@ def msh18_for(name: str) -> str:
     """The canonical MSH-18 spelling for a configured character set name."""
     codec = codec_for(name)
     return MSH18_FOR_CODEC.get(codec, name)
+
+
+def stored_text(raw: bytes | memoryview, charset: str) -> str:
+    """A stored message as text in its own character set, for people reading the message log.
+
+    A character set ris cannot decode falls back to Latin-1 so that the bytes stay readable.
+    """
+    try:
+        return bytes(raw).decode(codec_for(charset), errors="replace")
+    except UnknownCharset:
+        return bytes(raw).decode("latin-1")
+
+
+def ack_text(ack: bytes | memoryview | None) -> str:
+    """The ACK ris answered with, as text: ris writes ACKs in UTF-8 unless MSH-18 said otherwise."""
+    data = bytes(ack or b"")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")

@@ -1,11 +1,11 @@
 """A lean reader of HL7 v2 ER7 text: segments, fields, repetitions, components, escapes.
 
 Why not hl7apy on the inbound path: ``hl7apy.parser.parse_message`` builds a typed element tree of
-every field of every segment and takes 7-10 ms for a 600-byte ORM (shared/reference/
-performance.md), which caps one connection near 100 msg/s before any database work. ris reads a
-few dozen fields of a handful of segments; splitting strings on demand costs ~0.05 ms per message
-(see docs/BENCHMARKS.md, "HL7"). hl7apy stays where its typing pays: building the messages ris
-sends (``ris.hl7.notifications``).
+every field of every segment and takes 7-10 ms for a 600-byte ORM (docs/BENCHMARKS.md, "HL7
+inbound"), which caps one connection near 100 msg/s before any database work. ris reads a few
+dozen fields of a handful of segments; splitting strings on demand costs ~0.05 ms per message
+(same section). hl7apy stays where its typing pays: building the messages ris sends
+(``ris.hl7.notifications``).
 
 Text is decoded from bytes before splitting (``decode``): in GB 18030 the second byte of a
 character may equal ``|``, ``^``, ``~`` or ``\\``, so splitting bytes would cut characters in two.

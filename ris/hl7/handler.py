@@ -16,6 +16,7 @@ The order of things is what makes the interface safe:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 import time
@@ -36,7 +37,9 @@ Status = InboundMessage.Status
 _SENDER_CACHE_SECONDS = 10.0
 #: Tries of one message's transaction when a concurrent one conflicted with it.
 _ATTEMPTS = 3
-_sender_cache: dict[tuple[str, str], tuple[float, str]] = {}
+_sender_cache: dict[tuple[str, str], tuple[float, tuple[str, bool]]] = {}
+#: MSH-10 is stored whole (the resend look-up compares it whole); a longer one is refused.
+CONTROL_ID_MAX = InboundMessage._meta.get_field("control_id").max_length
 
 
 #: SQLite lets one writer in at a time. HL7 connections of this process queue here and are let in
@@ -53,8 +56,9 @@ def sender_key(header: dict[str, str]) -> str:
     return f"{header.get('sending_app', '')}|{header.get('sending_facility', '')}"[:140]
 
 
-def _sender_default_charset(header: dict[str, str]) -> str:
-    """The HL7Sender default for this MSH-3/MSH-4 (cached briefly: it is read per message)."""
+def _sender_options(header: dict[str, str]) -> tuple[str, bool]:
+    """(default charset, derive control ID) of the HL7Sender of this MSH-3/MSH-4 (cached
+    briefly: it is read per message)."""
     key = (header.get("sending_app", ""), header.get("sending_facility", ""))
     now = time.monotonic()
     cached = _sender_cache.get(key)
@@ -63,11 +67,23 @@ def _sender_default_charset(header: dict[str, str]) -> str:
     row = (
         HL7Sender.objects.filter(application=key[0], facility__in=[key[1], ""])
         .order_by("-facility")
-        .values_list("default_charset", flat=True)
+        .values_list("default_charset", "derive_control_id")
         .first()
     )
-    _sender_cache[key] = (now, row or "")
-    return row or ""
+    options = (row[0], row[1]) if row else ("", False)
+    _sender_cache[key] = (now, options)
+    return options
+
+
+def _sender_default_charset(header: dict[str, str]) -> str:
+    return _sender_options(header)[0]
+
+
+def derived_control_id(message: bytes) -> str:
+    """A stable MSH-10 for a sender that leaves it empty: the same bytes resent give the same ID
+    (and so the original ACK). ``#`` cannot start a control ID the sender chose itself in the
+    feeds this option is for, so the two never collide."""
+    return "#" + hashlib.sha256(message).hexdigest()[:40]
 
 
 def charset_of(header: dict[str, str]) -> str:
@@ -97,7 +113,22 @@ def handle(message: bytes, peer: str) -> bytes:
     if not header:
         return _reject(message, header, peer, "100", "message does not start with an MSH segment")
     if not header.get("control_id"):
-        return _reject(message, header, peer, "101", "MSH-10 (message control ID) is empty")
+        try:
+            derive = _sender_options(header)[1]
+        except Exception:  # noqa: BLE001 - the database is down: the refusal below is an AR too
+            derive = False
+        if not derive:
+            return _reject(message, header, peer, "101", "MSH-10 (message control ID) is empty")
+        header = {**header, "control_id": derived_control_id(message), "sent_control_id": ""}
+    if len(header["control_id"]) > CONTROL_ID_MAX:
+        # Not stored: a truncated key would make resends of different messages collide.
+        logger.warning("HL7 message from %s refused: MSH-10 longer than %s", peer, CONTROL_ID_MAX)
+        return build_ack(
+            header, "AR",
+            f"MSH-10 (message control ID) is {len(header['control_id'])} characters long; ris "
+            f"keeps at most {CONTROL_ID_MAX}: not processed, send a shorter control ID",
+            "102",
+        )
     try:
         original = _original(header)
         if original is not None:
@@ -132,20 +163,14 @@ def _original(header: dict[str, str]) -> InboundMessage | None:
 
 
 def _duplicate(original: InboundMessage, raw: bytes, header: dict, peer: str) -> bytes:
-    InboundMessage.objects.create(
-        sender=sender_key(header),
-        control_id=header["control_id"][:64],
-        message_type=header.get("message_type", "")[:32],
-        version=header.get("version", "")[:12],
-        charset=header.get("charset", "")[:32],
-        peer=peer[:100],
-        raw=raw,
-        size=len(raw),
+    _log_message(
+        raw,
+        header,
+        peer,
         status=Status.DUPLICATE,
         ack_code=original.ack_code,
         ack=bytes(original.ack),
         duplicate_of=original,
-        processed_at=timezone.now(),
     )
     logger.info("HL7 %s from %s is a resend of message %s", header["control_id"], peer, original.pk)
     return bytes(original.ack)
@@ -155,21 +180,15 @@ def _reject(raw: bytes, header: dict, peer: str, code: str, text: str) -> bytes:
     """AR: not processed (the sender may fix and resend). Stored for the record if possible."""
     ack = build_ack(header, "AR", text, code)
     try:
-        InboundMessage.objects.create(
-            sender=sender_key(header) if header else "",
-            control_id=header.get("control_id", "")[:64],
-            message_type=header.get("message_type", "")[:32],
-            version=header.get("version", "")[:12],
-            charset=header.get("charset", "")[:32],
-            peer=peer[:100],
-            raw=raw,
-            size=len(raw),
+        _log_message(
+            raw,
+            header,
+            peer,
             status=Status.REJECTED,
             ack_code="AR",
             ack=ack,
             error_code=code,
             error=text,
-            processed_at=timezone.now(),
         )
     except Exception:  # noqa: BLE001 - storing a rejected message is best effort
         logger.exception("could not store rejected HL7 message from %s", peer)
@@ -210,7 +229,7 @@ def _apply(message: er7.Message, header: dict) -> tuple[str, str, str, mapping.O
     except mapping.HL7Error as exc:
         return exc.ack, exc.code, exc.text, None
     except DomainError as exc:
-        return "AE", ERROR_CODES.get(str(exc.code), "207"), exc.message, None
+        return "AE", ERROR_CODES[exc.code], exc.message, None
     except IntegrityError as exc:
         raise exc  # a concurrent duplicate of this very message: handled by the caller
     except Exception as exc:  # noqa: BLE001 - a bug must not lose the message: keep it as ERROR
@@ -233,7 +252,8 @@ def _process(raw: bytes, header: dict, peer: str) -> bytes:
                     transaction.set_rollback(True)
                     ack = build_ack(header, code, text, error_code)
                 else:
-                    ack = build_ack(header, code, text, error_code, severity="E")
+                    ack = build_ack(header, code, text, error_code, severity="E",
+                                    warnings=outcome.warnings if outcome else ())
                     _store(raw, header, peer, charset, code, ack, error_code, text, outcome,
                            f"{kind}^{event}")
             break
@@ -262,24 +282,59 @@ def _process(raw: bytes, header: dict, peer: str) -> bytes:
 def _store(raw, header, peer, charset, code, ack, error_code, text, outcome, message_type):
     patient = outcome.patient if outcome else None
     orders = outcome.orders if outcome else []
-    InboundMessage.objects.create(
-        sender=sender_key(header),
-        control_id=header["control_id"][:64],
+    _log_message(
+        raw,
+        header,
+        peer,
+        status=Status.PROCESSED if code == "AA" else Status.ERROR,
+        ack_code=code,
+        ack=ack,
+        charset=charset,
+        message_type=message_type,
+        error_code=error_code,
+        error=text if code != "AA" else "",
+        patient=patient,
+        order=orders[0] if orders else None,
+        links=outcome.links if outcome else [],
+    )
+
+
+def _log_message(
+    raw: bytes,
+    header: dict[str, str],
+    peer: str,
+    *,
+    status: str,
+    ack_code: str,
+    ack: bytes,
+    charset: str | None = None,
+    message_type: str | None = None,
+    **fields,
+) -> InboundMessage:
+    """Store one received message with its outcome: the message log is the HL7 adapter's own
+    record (processed, refused, resent), so it is written here and not by a domain service.
+
+    The header's values are cut to their columns here, in one place: a header ris could not
+    read still gets a row (sender and control ID empty).
+    """
+    if message_type is None:
+        message_type = header.get("message_type", "")
+    if charset is None:
+        charset = header.get("charset", "")
+    return InboundMessage.objects.create(
+        sender=sender_key(header) if header else "",
+        control_id=header.get("control_id", "")[:CONTROL_ID_MAX],
         message_type=message_type[:32],
         version=header.get("version", "")[:12],
         charset=charset[:32],
         peer=peer[:100],
         raw=raw,
         size=len(raw),
-        status=Status.PROCESSED if code == "AA" else Status.ERROR,
-        ack_code=code,
+        status=status,
+        ack_code=ack_code,
         ack=ack,
-        error_code=error_code,
-        error=text if code != "AA" else "",
         processed_at=timezone.now(),
-        patient=patient,
-        order=orders[0] if orders else None,
-        links=outcome.links if outcome else [],
+        **fields,
     )
 
 
@@ -317,7 +372,8 @@ def reprocess(message: InboundMessage) -> InboundMessage:
             code, error_code, text, outcome = _apply(parsed, header)
         locked.reprocess_count += 1
         locked.processed_at = timezone.now()
-        locked.ack = build_ack(header, code, text, error_code)
+        locked.ack = build_ack(header, code, text, error_code,
+                               warnings=outcome.warnings if outcome else ())
         locked.ack_code = code
         locked.error_code = error_code
         if code == "AA":

@@ -1,7 +1,7 @@
 """HL7 v2 message -> worklist service calls: the one place where HL7 fields gain a meaning.
 
 IHE RAD-TF-2 RAD-1/RAD-12 (ADT) and RAD-2/RAD-13 (ORM^O01 v2.3.x, OMG^O19 v2.5.x), as tabled in
-shared/reference/hl7-mapping.md. Every write goes through ``worklist.services`` (and so through
+docs/hl7-interface.md (section 4). Every write goes through ``worklist.services`` (and so through
 the state machine and the audit trail); this module only reads fields and decides which service
 to call. Where hospitals differ (which PID-3 repetition is the patient ID, where the start time
 is) a setting decides, not code.
@@ -12,6 +12,7 @@ quotes) clears it (v2.5 2.5.3).
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import decimal
 import re
@@ -19,7 +20,6 @@ import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 
 from ris.hl7.er7 import Message, Segment
@@ -27,20 +27,24 @@ from worklist import pn, services
 from worklist.audit import Actor
 from worklist.errors import DomainError, NotFound, UnknownProcedure
 from worklist.models import (
+    BirthDatePrecision,
     Device,
+    Modality,
     Order,
     Patient,
     Priority,
     ProcedureOrderCode,
     ProcedureType,
     ScheduledProcedureStep,
-    StepStatus,
 )
 from worklist.pn import PersonName
+from worklist.states import SCHEDULABLE_STEP_STATUSES
 
 SUPPORTED_VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1")
-ADT_EVENTS = {"A01", "A03", "A04", "A05", "A08", "A11", "A31", "A40"}
-ORDER_TYPES = {("ORM", "O01"), ("OMG", "O19")}
+ADT_EVENTS = {"A01", "A03", "A04", "A05", "A08", "A11", "A24", "A31", "A37", "A40", "A47"}
+#: ORM^O01 (v2.3.x/2.4), OMG^O19 (v2.5.x) and OMI^O23 (imaging order with IPC segments, IHE
+#: Scheduled Workflow.b RAD-4/RAD-13, what dcm4chee-arc and many HIS send)
+ORDER_TYPES = {("ORM", "O01"), ("OMG", "O19"), ("OMI", "O23")}
 
 #: TQ .6 / TQ1-9 priority -> Requested Procedure Priority (IHE RAD-TF-2 Appendix B)
 PRIORITIES = {
@@ -53,13 +57,32 @@ PRIORITIES = {
 }
 #: PID-8 administrative sex -> Patient's Sex (0010,0040)
 SEXES = {"M": "M", "F": "F", "O": "O", "A": "O", "U": "", "N": ""}
+#: PV1-2 patient class, HL7 table 0004 (v2.5.1): another value is kept as sent, with a warning.
+PATIENT_CLASSES = {"E", "I", "O", "P", "R", "B", "C", "N", "U"}
 #: OBX-3 codes (LOINC) of body weight and height
 WEIGHT_CODES = {"3141-9", "29463-7", "WEIGHT"}
 HEIGHT_CODES = {"8302-2", "3137-7", "HEIGHT"}
-#: Steps that an XO may move to a new time.
-_MOVABLE = (StepStatus.UNSCHEDULED, StepStatus.SCHEDULED, StepStatus.ARRIVED, StepStatus.READY)
 
 _TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?$")
+
+
+#: Warnings of the message being applied: (table 0357 code, text), each an ERR of severity W in
+#: the AA. Collected here rather than threaded through every helper: apply() opens the list.
+_warnings: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar(
+    "hl7_warnings", default=None
+)
+
+
+def warn(code: str, text: str) -> None:
+    """Note a value ris did not use (the message is still applied: AA with an ERR of severity W).
+
+    For fields ris does not need to schedule the exam: HL7 tables such as 0001 (sex) are
+    user-defined up to v2.5.1, so a site value (``1``/``2`` for male/female) is no reason to
+    lose a registration, its visit and its orders.
+    """
+    collected = _warnings.get()
+    if collected is not None:
+        collected.append((code, text))
 
 
 class HL7Error(Exception):
@@ -82,6 +105,8 @@ class Outcome:
     patient: Patient | None = None
     orders: list[Order] = field(default_factory=list)
     note: str = ""
+    #: (table 0357 code, text) of values ris ignored: ERR segments of severity W in the AA.
+    warnings: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def links(self) -> list[dict]:
@@ -115,8 +140,8 @@ def check_supported(message: Message) -> None:
         return
     if (kind, event) not in ORDER_TYPES:
         raise HL7Error(
-            f"message type {kind}^{event} (MSH-9) is not supported: ris takes ADT, ORM^O01 and "
-            "OMG^O19",
+            f"message type {kind}^{event} (MSH-9) is not supported: ris takes ADT, ORM^O01, "
+            "OMG^O19 and OMI^O23",
             "200",
             "AR",
         )
@@ -127,12 +152,28 @@ def apply(message: Message, *, actor: Actor) -> Outcome:
 
     The caller holds the transaction: on an exception nothing of the message is kept.
     """
+    collected: list[tuple[str, str]] = []
+    token = _warnings.set(collected)
+    try:
+        outcome = _dispatch(message, actor)
+    finally:
+        _warnings.reset(token)
+    # One ERR per distinct warning: a field read for every OBR must not repeat its warning.
+    outcome.warnings = list(dict.fromkeys(collected + outcome.warnings))
+    return outcome
+
+
+def _dispatch(message: Message, actor: Actor) -> Outcome:
     kind, event, _ = message.message_type
     if kind == "ADT":
         if event in ("A01", "A04", "A05", "A08", "A31"):
             return _adt_register(message, actor)
         if event == "A40":
             return _adt_merge(message, actor)
+        if event == "A47":
+            return _adt_change_identifier(message, actor)
+        if event in ("A24", "A37"):
+            return _adt_link(message, actor, linked=event == "A24")
         return _adt_visit_event(message, event, actor)
     return _order_message(message, actor)
 
@@ -152,41 +193,68 @@ def _value(segment: Segment | None, n: int, component: int = 1, sub: int = 1) ->
     return value
 
 
-def parse_ts(value: str, where: str) -> dt.datetime | None:
-    """An HL7 TS/DTM (``YYYYMMDD[HHMM[SS[.S]]][+ZZZZ]``) as an aware datetime.
+#: DTM precision: how many of year, month, day, hour, minute, second were sent.
+YEAR, MONTH, DAY, HOUR, MINUTE, SECOND = range(1, 7)
 
-    Without an offset the time is in the department's zone (TIME_ZONE): that is what HIS feeds
-    send. Precision below minutes is kept; a date alone means midnight.
+
+def parse_dtm(value: str, where: str) -> tuple[dt.datetime, int] | None:
+    """An HL7 DTM/TS (``YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]``): (first instant, precision).
+
+    Reduced precision is valid DTM (HL7 v2.5.1 2A.3.22): ``2013`` is the year 2013, returned as
+    its first instant with precision YEAR so the caller can keep what was meant. Without an
+    offset the time is in the department's zone (TIME_ZONE): that is what HIS feeds send. An
+    offset must be a real one (hours below 24, minutes below 60): ``+9999`` is a data type
+    error (AE 102), not an internal error.
     """
     value = value.strip()
     if not value or value == '""':
         return None
     match = _TS.match(value)
-    if not match or match.group(2) is None or match.group(3) is None:
-        raise HL7Error(f"{where} {value!r} is not an HL7 date/time (YYYYMMDDHHMM[SS])", "102")
-    year, month, day, hour, minute, second, offset = match.groups()
+    if not match:
+        raise HL7Error(f"{where} {value!r} is not an HL7 date/time (YYYY[MM[DD[HHMM[SS]]]])", "102")
+    parts = match.groups()[:6]
+    offset = match.group(7)
+    precision = sum(1 for part in parts if part is not None)
+    year, month, day, hour, minute, second = (int(p) if p is not None else None for p in parts)
     try:
-        naive = dt.datetime(
-            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0)
-        )
+        naive = dt.datetime(year, month or 1, day or 1, hour or 0, minute or 0, second or 0)
     except ValueError as exc:
         raise HL7Error(f"{where} {value!r} is not a valid date/time: {exc}", "102") from None
     if offset:
+        hours, minutes = int(offset[1:3]), int(offset[3:5])
+        if hours >= 24 or minutes >= 60:
+            raise HL7Error(
+                f"{where} {value!r}: time zone offset {offset} is not +/-HHMM below 24 hours",
+                "102",
+            )
         sign = 1 if offset[0] == "+" else -1
-        delta = dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5]))
-        return naive.replace(tzinfo=dt.timezone(sign * delta))
-    return timezone.make_aware(naive)
+        delta = dt.timedelta(hours=hours, minutes=minutes)
+        return naive.replace(tzinfo=dt.timezone(sign * delta)), precision
+    return timezone.make_aware(naive), precision
 
 
-def _date(value: str | None, where: str) -> dt.date | None | str:
+def parse_ts(value: str, where: str) -> dt.datetime | None:
+    """An HL7 TS/DTM as an aware datetime (its first instant when the precision is reduced)."""
+    parsed = parse_dtm(value, where)
+    return parsed[0] if parsed else None
+
+
+#: Patient.birth_date_precision of a DTM precision
+_BIRTH_PRECISION = {YEAR: BirthDatePrecision.YEAR, MONTH: BirthDatePrecision.MONTH}
+
+
+def _birth_date(value: str | None) -> tuple[dt.date | None, str] | None:
+    """PID-7 -> (date, precision) to store; None: no change. A year is kept as a year."""
     if value is None:
         return None
     if value == "":
-        return ""
-    if len(value) < 8:  # a year or year-month only: not a date the worklist can carry
+        return None, BirthDatePrecision.DAY
+    # Only the date matters; a time (and its offset) would move it across midnight.
+    parsed = parse_dtm(value[:8], "PID-7")
+    if parsed is None:
         return None
-    stamp = parse_ts(value[:8], where)
-    return stamp.date() if stamp else None
+    stamp, precision = parsed
+    return stamp.date(), _BIRTH_PRECISION.get(precision, BirthDatePrecision.DAY)
 
 
 def _xcn_name(segment: Segment | None, n: int) -> str:
@@ -263,14 +331,19 @@ def _person_name(pid: Segment) -> PersonName | None:
 
 def _demographics(message: Message, pid: Segment, others: list[dict]) -> dict:
     data: dict = {}
-    birth = _date(_value(pid, 7), "PID-7")
+    birth = _birth_date(_value(pid, 7))
     if birth is not None:
-        data["birth_date"] = birth or None
+        data["birth_date"], data["birth_date_precision"] = birth
     sex = _value(pid, 8)
     if sex is not None:
-        if sex.upper() not in SEXES:
-            raise HL7Error(f"PID-8 sex {sex!r} is not in HL7 table 0001 (M F O U A N)", "103")
-        data["sex"] = SEXES[sex.upper()]
+        if sex.upper() in SEXES:
+            data["sex"] = SEXES[sex.upper()]
+        else:
+            # Table 0001 is user-defined up to v2.5.1 (NHS-style feeds send 1/2): stored as
+            # unknown, the rest of the message is applied.
+            warn("103", f"PID-8 sex {sex!r} is not in HL7 table 0001 (M F O U A N): stored as "
+                 "unknown")
+            data["sex"] = ""
     if others:
         data["other_ids"] = others
     for obx in message.all("OBX"):
@@ -310,8 +383,8 @@ def _resolve_merged(patient: Patient) -> Patient:
     return patient
 
 
-def _upsert_patient(message: Message, actor: Actor) -> Patient:
-    pid = message.first("PID")
+def _upsert_patient(message: Message, actor: Actor, pid: Segment | None = None) -> Patient:
+    pid = pid or message.first("PID")
     if pid is None:
         raise HL7Error("the message has no PID segment", "100")
     patient_id, issuer, others = _patient_identifier(pid)
@@ -337,8 +410,11 @@ def _visit(message: Message, patient: Patient, actor: Actor, **extra):
     if pv1 is None:
         return None
     fields: dict = {}
+    patient_class = _value(pv1, 2)
+    if patient_class and patient_class.upper() not in PATIENT_CLASSES:
+        warn("103", f"PV1-2 patient class {patient_class!r} is not in HL7 table 0004: kept as sent")
     for key, value in (
-        ("patient_class", _value(pv1, 2)),
+        ("patient_class", patient_class),
         ("assigned_location", _location(pv1)),
         ("referring_physician", _xcn_name(pv1, 8) or None),
     ):
@@ -416,6 +492,53 @@ def _adt_merge(message: Message, actor: Actor) -> Outcome:
     return Outcome(patient=survivor, note="; ".join(note))
 
 
+def _prior_patient(mrg: Segment) -> Patient | None:
+    """The patient MRG-1 names (by ID and issuer; by ID alone when MRG-1 has no issuer)."""
+    prior_id = mrg.get(1)
+    if not prior_id:
+        raise HL7Error("MRG-1 (prior patient identifier) is empty", "101")
+    issuer = mrg.get(1, 4) or settings.RIS_HL7_DEFAULT_ISSUER
+    prior = Patient.objects.filter(patient_id=prior_id, issuer=issuer).first()
+    if prior is None and not mrg.get(1, 4):
+        prior = Patient.objects.filter(patient_id=prior_id).first()
+    return _resolve_merged(prior) if prior is not None else None
+
+
+def _adt_change_identifier(message: Message, actor: Actor) -> Outcome:
+    """A47 (change patient identifier list): the patient of MRG-1 is now known by PID-3, keeping
+    its orders and visits; the worklist shows the new ID at once. PID-3 already another
+    patient's: AE 205 (that is an A40 merge)."""
+    pid = message.first("PID")
+    if pid is None:
+        raise HL7Error("the message has no PID segment", "100")
+    mrg = message.first("MRG")
+    if mrg is None:
+        raise HL7Error("A47 without an MRG segment: which identifier should change?", "100")
+    new_id, issuer, _others = _patient_identifier(pid)
+    prior = _prior_patient(mrg)
+    note = ""
+    if prior is None:
+        note = f"prior patient {mrg.get(1)!r} is not known to ris: registered under the new ID"
+    else:
+        services.patient_change_identifier(
+            patient=prior, patient_id=new_id, issuer=issuer, actor=actor
+        )
+    return Outcome(patient=_upsert_patient(message, actor), note=note)
+
+
+def _adt_link(message: Message, actor: Actor, *, linked: bool) -> Outcome:
+    """A24 link / A37 unlink: the two PID segments are records of one person (or no longer)."""
+    pids = message.all("PID")
+    if len(pids) < 2:
+        raise HL7Error(
+            f"A{'24' if linked else '37'} needs two PID segments (the two patients)", "100"
+        )
+    first = _upsert_patient(message, actor, pids[0])
+    second = _upsert_patient(message, actor, pids[1])
+    services.patient_link(patient=first, other=second, linked=linked, actor=actor)
+    return Outcome(patient=first)
+
+
 # --- orders -----------------------------------------------------------------------------------
 
 
@@ -425,6 +548,8 @@ class _OrderGroup:
     tq1: Segment | None = None
     obrs: list[Segment] = field(default_factory=list)
     obr_tq1: dict[int, Segment] = field(default_factory=dict)
+    #: IPC segments (OMI^O23) of each OBR, by its index in ``obrs``
+    obr_ipcs: dict[int, list[Segment]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -443,6 +568,8 @@ def _order_groups(message: Message) -> list[_OrderGroup]:
                 group.tq1 = segment
         elif segment.name == "OBR":
             groups[-1].obrs.append(segment)
+        elif segment.name == "IPC" and groups[-1].obrs:
+            groups[-1].obr_ipcs.setdefault(len(groups[-1].obrs) - 1, []).append(segment)
         elif segment.name == "NTE" and segment.get(3):
             groups[-1].notes.append(segment.get(3))
     if not groups:
@@ -468,16 +595,29 @@ def _start_time(group: _OrderGroup, index: int) -> dt.datetime | None:
     for name in settings.RIS_HL7_START_TIME_FIELDS:
         name = name.strip().upper()
         if name == "TQ1-7" and tq1 is not None and tq1.get(7):
-            return parse_ts(tq1.get(7), "TQ1-7")
+            return _schedulable(tq1.get(7), "TQ1-7")
         if name == "ORC-7" and group.orc.get(7, 4):
-            return parse_ts(group.orc.get(7, 4), "ORC-7.4")
+            return _schedulable(group.orc.get(7, 4), "ORC-7.4")
         if name == "OBR-27" and obr.get(27, 4):
-            return parse_ts(obr.get(27, 4), "OBR-27.4")
+            return _schedulable(obr.get(27, 4), "OBR-27.4")
         if name == "OBR-36" and obr.get(36):
-            return parse_ts(obr.get(36), "OBR-36")
+            return _schedulable(obr.get(36), "OBR-36")
         if name == "OBR-6" and obr.get(6):
-            return parse_ts(obr.get(6), "OBR-6")
+            return _schedulable(obr.get(6), "OBR-6")
     return None
+
+
+def _schedulable(value: str, where: str) -> dt.datetime | None:
+    """A start time; a date alone is midnight, a year or a month is no time to book at: the
+    step then waits UNSCHEDULED for the front desk (with a warning), as without a start time."""
+    parsed = parse_dtm(value, where)
+    if parsed is None:
+        return None
+    stamp, precision = parsed
+    if precision < DAY:
+        warn("102", f"{where} {value!r} is only a year or a month: the exam is left unscheduled")
+        return None
+    return stamp
 
 
 def _priority(group: _OrderGroup, index: int) -> str:
@@ -489,12 +629,17 @@ def _priority(group: _OrderGroup, index: int) -> str:
         or (obr.get(27, 6) if obr is not None else "")
         or (obr.get(5) if obr is not None else "")
     )
-    return PRIORITIES.get(code.upper()[:1], Priority.ROUTINE) if code else ""
+    if not code:
+        return ""
+    if code.upper()[:1] not in PRIORITIES:
+        warn("103", f"priority {code!r} is not in HL7 table 0027 (S A R P C T): taken as routine")
+    return PRIORITIES.get(code.upper()[:1], Priority.ROUTINE)
 
 
 #: How long an OBR-4 lookup (procedure type and its first active station) is reused. Catalogue
-#: edits in this process clear it at once (signals below); edits made in another process (the
-#: web UI) reach the HL7 listener within this time, as if the message had come that much earlier.
+#: edits in this process clear it at once (``ris.apps`` connects ``forget_catalogue``); edits
+#: made in another process (the web UI) reach the HL7 listener within this time, as if the
+#: message had come that much earlier.
 #: Unknown codes are never cached: a code added to the catalogue is found by the next message.
 CATALOGUE_CACHE_SECONDS = 5.0
 _catalogue: dict[tuple[str, str], tuple[float, ProcedureType, Device | None]] = {}
@@ -505,13 +650,13 @@ def forget_catalogue(**_signal) -> None:
     _catalogue.clear()
 
 
-for _model in (ProcedureType, ProcedureOrderCode, Device):
-    _uid = f"hl7-catalogue-{_model.__name__}"
-    post_save.connect(forget_catalogue, sender=_model, dispatch_uid=_uid)
-    post_delete.connect(forget_catalogue, sender=_model, dispatch_uid=_uid)
-m2m_changed.connect(
-    forget_catalogue, sender=ProcedureType.stations.through, dispatch_uid="hl7-catalogue-m2m"
-)
+
+def service_code(obr: Segment) -> tuple[str, str, str]:
+    """(code, text, coding system) of what is ordered: OBR-4, else OBR-44 (procedure code,
+    v2.3.1 and later), which some HIS fill instead of the universal service ID."""
+    if obr.get(4, 1):
+        return obr.get(4, 1), obr.get(4, 2), obr.get(4, 3)
+    return obr.get(44, 1), obr.get(44, 2), obr.get(44, 3)
 
 
 def catalogue_entry(obr: Segment) -> tuple[ProcedureType, Device | None]:
@@ -520,7 +665,8 @@ def catalogue_entry(obr: Segment) -> tuple[ProcedureType, Device | None]:
     Every NW reads the catalogue, and in a burst the same few codes come again and again: two
     queries fewer per procedure (docs/BENCHMARKS.md, HL7 inbound).
     """
-    key = (obr.get(4, 1), obr.get(4, 3))
+    code, _text, system = service_code(obr)
+    key = (code, system)
     now = time.monotonic()
     cached = _catalogue.get(key)
     if cached is not None and now - cached[0] < CATALOGUE_CACHE_SECONDS:
@@ -532,10 +678,11 @@ def catalogue_entry(obr: Segment) -> tuple[ProcedureType, Device | None]:
 
 
 def procedure_for(obr: Segment) -> ProcedureType:
-    """OBR-4 -> the catalogue: order code with its coding system, order code alone, code value."""
-    code, text, system = obr.get(4, 1), obr.get(4, 2), obr.get(4, 3)
+    """OBR-4 (else OBR-44) -> the catalogue: order code with its coding system, order code
+    alone, code value."""
+    code, text, system = service_code(obr)
     if not code:
-        raise HL7Error("OBR-4 (universal service identifier) is empty", "101")
+        raise HL7Error("OBR-4 (universal service identifier) and OBR-44 are empty", "101")
     mapped = (
         ProcedureOrderCode.objects.select_related("procedure_type")
         .filter(code=code, coding_system__in=[system, ""], procedure_type__active=True)
@@ -562,6 +709,12 @@ def _find_order(group: _OrderGroup) -> Order:
         order = orders.filter(placer_issuer=issuer).first()
         if order is None and orders.count() == 1:
             order = orders.get()
+        if order is not None:
+            return order
+    ipcs = [ipc for segments in group.obr_ipcs.values() for ipc in segments]
+    accession = next((ipc.get(1) for ipc in ipcs if ipc.get(1)), "")
+    if accession:
+        order = Order.objects.filter(accession_number=accession).first()
         if order is not None:
             return order
     filler = _filler(group)
@@ -635,6 +788,7 @@ def _order_message(message: Message, actor: Actor) -> Outcome:
 def _create_order(message, groups: list[_OrderGroup], patient, visit, actor) -> Order:
     first = groups[0]
     requests = []
+    accessions: set[str] = set()
     for group in groups:
         for index, obr in enumerate(group.obrs):
             extra = {}
@@ -642,16 +796,26 @@ def _create_order(message, groups: list[_OrderGroup], patient, visit, actor) -> 
                 extra["transport_arrangements"] = obr.get(30)[:64]
             ptype, station = catalogue_entry(obr)
             start = _start_time(group, index)
-            requests.append(
-                services.ProcedureRequest(
-                    procedure_type=ptype,
-                    scheduled_start=start,
-                    station=station if start is not None else None,
-                    pick_station=False,
-                    priority=_priority(group, index),
-                    extra=extra,
-                )
+            request = services.ProcedureRequest(
+                procedure_type=ptype,
+                scheduled_start=start,
+                station=station if start is not None else None,
+                pick_station=False,
+                priority=_priority(group, index),
+                extra=extra,
+                modality_hint=obr.get(24).upper() if obr.get(24).upper() in Modality.values else "",
             )
+            ipcs = group.obr_ipcs.get(index, [])
+            if ipcs:
+                accessions.update(ipc.get(1) for ipc in ipcs if ipc.get(1))
+                _planned_upstream(request, ipcs)
+            requests.append(request)
+    if len(accessions) > 1:
+        raise HL7Error(
+            f"IPC-1 accession numbers {', '.join(sorted(accessions))} in one placer order: ris "
+            "keeps one accession number per order; send one OMI per accession number",
+            "207",
+        )
     obr = first.obrs[0]
     number, issuer = _placer(first)
     pv1 = message.first("PV1")
@@ -671,7 +835,88 @@ def _create_order(message, groups: list[_OrderGroup], patient, visit, actor) -> 
         requesting_service=_ce_text(first.orc, 17)[:64],
         reason=(_ce_text(obr, 31) or obr.get(13))[:64],
         comments="\n".join(notes),
+        accession_number=next(iter(accessions), ""),
     )
+
+
+_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+$")
+
+
+def _given(ipc: Segment, n: int, label: str, size: int) -> str:
+    value = ipc.get(n)
+    if len(value) > size:
+        raise HL7Error(f"IPC-{n} {label} {value!r} is longer than {size} characters", "102")
+    return value
+
+
+def _planned_upstream(request: services.ProcedureRequest, ipcs: list[Segment]) -> None:
+    """IPC segments (OMI^O23, IHE RAD-TF-2 4.4.4.1.2.x): what an upstream Order Filler already
+    assigned is used as given (RAD-4/RAD-13: the receiver must not replace it). One OBR is one
+    requested procedure; each of its IPC segments is one scheduled procedure step."""
+    first = ipcs[0]
+    for ipc in ipcs[1:]:
+        for n, label in ((1, "accession number"), (2, "requested procedure ID"),
+                         (3, "Study Instance UID")):
+            if ipc.get(n) and first.get(n) and ipc.get(n) != first.get(n):
+                raise HL7Error(
+                    f"IPC-{n} {label} differs between the IPC segments of one OBR "
+                    f"({first.get(n)!r}, {ipc.get(n)!r}): one OBR is one requested procedure",
+                    "207",
+                )
+    _given(first, 1, "accession number", 16)
+    request.requested_procedure_id = _given(first, 2, "requested procedure ID", 16)
+    uid = _given(first, 3, "Study Instance UID", 64)
+    if uid and not _UID.match(uid):
+        raise HL7Error(f"IPC-3 Study Instance UID {uid!r} is not a DICOM UID", "102")
+    request.study_instance_uid = uid
+    steps = []
+    for ipc in ipcs:
+        modality = ipc.get(5)
+        if modality and modality.upper() not in Modality.values:
+            raise HL7Error(
+                f"IPC-5 modality {modality!r} is not one ris schedules "
+                f"({' '.join(Modality.values)})",
+                "103",
+            )
+        station = _ipc_station(ipc)
+        protocols = [
+            {"value": ipc.get(6, 1, rep=rep), "scheme": ipc.get(6, 3, rep=rep),
+             "meaning": ipc.get(6, 2, rep=rep)}
+            for rep in range(len(ipc.repetitions(6)))
+            if ipc.get(6, 1, rep=rep)
+        ]
+        steps.append(
+            services.StepRequest(
+                sps_id=_given(ipc, 4, "SPS ID", 16),
+                modality=modality.upper(),
+                station=station,
+                location=_given(ipc, 8, "scheduled procedure step location", 16),
+                protocol_codes=protocols or None,
+            )
+        )
+    request.steps = steps
+
+
+def _ipc_station(ipc: Segment) -> Device | None:
+    """IPC-9 scheduled station AE title, else IPC-7 station name: a ris station (Device)."""
+    ae_title, name = ipc.get(9), ipc.get(7)
+    if ae_title:
+        station = Device.objects.filter(ae_title=ae_title).first()
+        if station is None:
+            raise NotFound(
+                f"IPC-9 scheduled station AE title {ae_title!r} is not a ris station: add the "
+                "device, then reprocess this message"
+            )
+        return station
+    if name:
+        station = Device.objects.filter(station_name=name).first()
+        if station is None:
+            raise NotFound(
+                f"IPC-7 scheduled station name {name!r} is not a ris station: add the device, "
+                "then reprocess this message"
+            )
+        return station
+    return None
 
 
 def _change_order(group: _OrderGroup, actor: Actor, *, first_procedure: int = 0) -> Order:
@@ -694,7 +939,8 @@ def _change_order(group: _OrderGroup, actor: Actor, *, first_procedure: int = 0)
     new_types = {
         procedure.pk: ptype
         for procedure, obr in zip(procedures, group.obrs, strict=False)
-        if obr.get(4, 1) and (ptype := catalogue_entry(obr)[0]).pk != procedure.procedure_type_id
+        if service_code(obr)[0]
+        and (ptype := catalogue_entry(obr)[0]).pk != procedure.procedure_type_id
     }
     changes = {}
     priority = _priority(group, 0) if group.obrs else ""
@@ -715,7 +961,7 @@ def _change_order(group: _OrderGroup, actor: Actor, *, first_procedure: int = 0)
         steps = ScheduledProcedureStep.objects.filter(requested_procedure__order=order).order_by(
             "pk"
         )
-        movable = [s for s in steps if s.status in _MOVABLE]
+        movable = [s for s in steps if s.status in SCHEDULABLE_STEP_STATUSES]
         for step in movable:
             new_type = new_types.get(step.requested_procedure_id)
             if step.scheduled_start != start:

@@ -93,7 +93,10 @@ def _queue(order_id: int, payload: Callable[[], dict]) -> None:
     data = payload()
     for name in destinations:
         outbound_queue.enqueue(
-            kind=KIND, destination=name, payload=data, ordering_key=f"{name}:order:{order_id}"
+            kind=KIND,
+            destination=name,
+            payload=data,
+            ordering_key=outbound_queue.ordering_key(name, "order", order_id),
         )
 
 
@@ -133,7 +136,7 @@ def snapshot(order: Order, *, previous: str = "", reason: str = "", actor: str =
             "issuer": patient.issuer,
             "alphabetic": patient.name_alphabetic,
             "ideographic": patient.name_ideographic,
-            "birth_date": patient.birth_date.strftime("%Y%m%d") if patient.birth_date else "",
+            "birth_date": _birth_dtm(patient),
             "sex": patient.sex,
         },
         "procedures": procedures,
@@ -160,6 +163,15 @@ def _ts(moment: dt.datetime) -> str:
     # No offset, like ORC-9 and MSH-7: the HIS and ris share the department's clock
     # (RIS_TIME_ZONE), and inbound times without an offset are read in it too.
     return timezone.localtime(moment).strftime("%Y%m%d%H%M%S")
+
+
+def _birth_dtm(patient) -> str:
+    """PID-7 with the precision ris knows: ``1950`` for a birth year (DTM allows it)."""
+    if not patient.birth_date:
+        return ""
+    return patient.birth_date.strftime(
+        {"Y": "%Y", "M": "%Y%m"}.get(patient.birth_date_precision, "%Y%m%d")
+    )
 
 
 def _xpn(pn_group: str, representation: str, delims: er7.Delimiters) -> str:

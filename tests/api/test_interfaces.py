@@ -82,6 +82,20 @@ def test_retrying_a_job_that_did_not_fail_is_a_409(admin):
     assert job.state == OutboundJob.State.DONE
 
 
+def test_a_failed_outbound_job_is_superseded_with_a_reason(admin):
+    job = OutboundJob.objects.create(
+        kind="hl7.order_status", destination="HIS", state=OutboundJob.State.FAILED, attempts=20
+    )
+    assert admin.post(f"{JOBS}{job.pk}/supersede/", {}, format="json").status_code == 400
+    response = admin.post(
+        f"{JOBS}{job.pk}/supersede/", {"reason": "replaced by the CM"}, format="json"
+    )
+    assert response.status_code == 200
+    assert response.json()["state"] == "SUPERSEDED"
+    again = admin.post(f"{JOBS}{job.pk}/supersede/", {"reason": "again"}, format="json")
+    assert again.status_code == 409
+
+
 def test_outbound_jobs_are_filtered_by_state(admin):
     OutboundJob.objects.create(kind="a", state=OutboundJob.State.FAILED)
     OutboundJob.objects.create(kind="b", state=OutboundJob.State.DONE)

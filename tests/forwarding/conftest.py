@@ -28,6 +28,9 @@ FAST = {
     "RIS_FORWARD_COMMIT_TIMEOUT_SECONDS": "6",
     # Small batches: a study is several associations, so a crash can fall between them.
     "RIS_FORWARD_BATCH_SIZE": "8",
+    # Steps that follow the images: a study is stable after 4 s without a new instance.
+    "RIS_STUDY_STABLE_SECONDS": "4",
+    "RIS_STUDY_STABLE_CHECK_SECONDS": "1",
 }
 
 

@@ -103,3 +103,18 @@ def store(
         if assoc.is_established:
             assoc.release()
     return statuses
+
+
+def dx_study(count: int = 1, **kwargs) -> list[Dataset]:
+    """``count`` small DX images (Digital X-Ray Image Storage - For Presentation) of one study."""
+    from pydicom.uid import DigitalXRayImageStorageForPresentation
+
+    out = ct_study(count, **kwargs)
+    for ds in out:
+        ds.SOPClassUID = DigitalXRayImageStorageForPresentation
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+        ds.Modality = "DX"
+        ds.ImageType = ["ORIGINAL", "PRIMARY"]
+        del ds.RescaleIntercept, ds.RescaleSlope
+        ds.PresentationIntentType = "FOR PRESENTATION"
+    return out

@@ -71,3 +71,29 @@ def test_step_whose_study_is_not_at_the_pacs_is_not_marked(gateway, pacs):
     )
     assert images.pacs_confirmed_at is None
     assert images.pacs_instances is None
+
+
+def test_a_study_at_orthanc_that_matches_no_order_is_found_as_an_exception(pacs, tmp_path):
+    from mpps.exceptions import ExceptionFilter, exceptions
+    from mpps.forwarding.availability import find_orphan_studies
+
+    destination = PacsDestination.objects.create(
+        name="orthanc", ae_title=pacs.ae_title, host="127.0.0.1", port=pacs.dicom_port,
+        send_mpps=False, send_images=False, query_availability=True,
+    )
+    step = first_step(make_order(station=DeviceFactory(ae_title="CT01")))
+    ours = ct_study(1, study_uid=step.requested_procedure.study_instance_uid)
+    stray = ct_study(2, patient_id="WALK-IN-3", accession="TYPO-1")
+    files = write_files(ours + stray, tmp_path / "studies")
+    subprocess.run(
+        [tool("storescu"), "-aec", pacs.ae_title, "127.0.0.1", str(pacs.dicom_port),
+         *map(str, files)],
+        check=True, capture_output=True, timeout=30,
+    )
+
+    assert find_orphan_studies(destination) == 1
+
+    [row] = exceptions(ExceptionFilter(kind="pacs"))
+    assert (row.patient_id, row.accession_number, row.count, row.modality) == (
+        "WALK-IN-3", "TYPO-1", 2, "CT"
+    )

@@ -57,7 +57,13 @@ def test_more_procedures_in_a_new_order_take_no_more_statements(catalogue):
     order = Order.objects.get(placer_order_number="PL-C4")
     steps = ScheduledProcedureStep.objects.filter(requested_procedure__order=order)
     assert sorted(s.modality for s in steps) == ["CT", "MR", "US"]
-    assert {s.status for s in steps} == {StepStatus.SCHEDULED}
+    # USABD names no station in the catalogue and no routing rule chooses one: it waits for
+    # the front desk instead of going to the worklist with an empty Scheduled Station AE Title.
+    assert {s.modality: s.status for s in steps} == {
+        "CT": StepStatus.SCHEDULED,
+        "MR": StepStatus.SCHEDULED,
+        "US": StepStatus.UNSCHEDULED,
+    }
 
 
 def test_a_new_order_writes_one_audit_event_per_step_and_one_for_the_order(catalogue):

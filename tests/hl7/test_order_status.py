@@ -7,13 +7,10 @@ implementation) answering with ``Message.create_ack``. Delivery is done by the d
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import defaultdict
 
-import hl7
-import hl7.mllp
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
@@ -22,6 +19,7 @@ from django.utils import timezone
 from ris import outbound_queue
 from ris.models import HL7Destination, OutboundJob
 from tests.factories import at, first_step, make_order
+from tests.his import HISReceiver
 from tests.hl7.conftest import orm, read_ack, send
 from tests.service import free_port
 from worklist import services
@@ -30,46 +28,6 @@ from worklist.models import Order, StepStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 State = OutboundJob.State
-
-
-class HISReceiver:
-    """An HIS order-status receiver on the hl7 package's MLLP server, answering ``ack_code``."""
-
-    def __init__(self, port: int, *, encoding: str = "utf-8", ack_code: str = "AA") -> None:
-        self.port = port
-        self.encoding = encoding
-        self.ack_code = ack_code
-        self.received: list[hl7.Message] = []
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.server = None
-
-    async def _client(self, reader, writer) -> None:
-        try:
-            while not reader.at_eof():
-                message = await reader.readmessage()
-                self.received.append(message)
-                writer.writemessage(message.create_ack(self.ack_code))
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    async def _start(self) -> None:
-        self.server = await hl7.mllp.start_hl7_server(
-            self._client, "127.0.0.1", self.port, encoding=self.encoding
-        )
-
-    def __enter__(self) -> HISReceiver:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.close()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 def wait_until(condition, timeout: float = 90.0, message: str = "") -> None:
@@ -321,3 +279,40 @@ def test_a_new_time_requested_by_the_his_is_not_echoed_back(hl7_service, catalog
     step = first_step(Order.objects.get(placer_order_number="PL-X"))
     assert ts(step.scheduled_start) == "20261201143000"
     assert not OutboundJob.objects.exists()
+
+
+def test_messages_held_behind_a_failed_one_reach_the_his_in_order_after_a_retry(
+    catalogue, settings
+):
+    """A HIS down: the move (SC) runs out of attempts and FAILS; the start (IP) and complete (CM)
+    behind it wait instead of overtaking it; once the HIS is back and staff retry the failed
+    one, the HIS gets SC, IP, CM in that order (never a stale message after a newer one)."""
+    settings.RIS_OUTBOUND_BACKOFF_MS = 1
+    settings.RIS_OUTBOUND_MAX_ATTEMPTS = 2
+    port = free_port()
+    destination(port, version="2.5.1")
+    order = make_order(procedure_type=catalogue.cthead, station=catalogue.ct1, start=at(9))
+    queued = OutboundJob.objects.count()
+    services.step_schedule(step=first_step(order), start=at(13), actor=front_desk())
+    move = OutboundJob.objects.order_by("pk")[queued]
+    for _ in range(3):  # the HIS is down: the move is tried until it gives up
+        OutboundJob.objects.filter(pk=move.pk).update(next_attempt_at=timezone.now())
+        outbound_queue.drain()
+    assert OutboundJob.objects.get(pk=move.pk).state == State.FAILED
+    perform(order)  # IP and CM queue behind the failed move
+
+    with HISReceiver(port) as his:
+        outbound_queue.drain()
+        time.sleep(0.5)
+        assert his.received == []  # the HIS is back, but nothing overtakes the failed SC
+        held = OutboundJob.objects.filter(pk__gt=move.pk)
+        assert [job.state for job in held] == [State.PENDING, State.PENDING]
+        assert outbound_queue.destination_status()[0].held == 2
+
+        outbound_queue.retry([move.pk])
+        deliver_until(his, 3)
+
+    assert [str(m.segment("ORC")[5]) for m in his.received] == ["SC", "IP", "CM"]
+    assert [str(m.segment("MSH")[10]) for m in his.received] == [
+        f"RIS{pk}" for pk in OutboundJob.objects.order_by("pk").values_list("pk", flat=True)
+    ][queued:]

@@ -80,7 +80,7 @@ def test_an_empty_sequence_key_returns_every_attribute_of_its_items(port):
     assert step.ScheduledProtocolCodeSequence[0].CodeValue == "P-HEAD"
 
 
-# --- IHE SWF return key groups (shared/reference/mwl-keys.md) ------------------------------------
+# --- IHE SWF return key groups (IHE RAD-TF-2 4.5.4.1.2.2, docs/conformance.md) -----------------
 
 
 def test_scheduled_procedure_step_return_keys(port):

@@ -136,6 +136,42 @@ def test_outbound_queue_shows_failed_jobs_and_retries_them(client_as, db):
     assert done.state == OutboundJob.State.DONE
 
 
+def test_a_failed_job_is_superseded_from_the_outbound_page_with_a_reason(client_as, db):
+    failed = OutboundJob.objects.create(
+        kind="hl7.order_status", destination="HIS", ordering_key="HIS:order:1",
+        state=OutboundJob.State.FAILED, attempts=20, last_error="AE",
+    )
+    later = OutboundJob.objects.create(
+        kind="hl7.order_status", destination="HIS", ordering_key="HIS:order:1"
+    )
+    client = client_as(Role.ADMIN)
+    page = client.get(reverse("web:outbound_queue"))
+    rows = {job.pk: job.next_id for job in page.context["page"]}
+    assert rows == {later.pk: None, failed.pk: later.pk}
+    [his] = page.context["destinations"]
+    assert (his.failed, his.held, his.waiting) == (1, 1, 1)
+
+    client.post(reverse("web:outbound_supersede"), {"job": failed.pk, "reason": ""})
+    failed.refresh_from_db()
+    assert failed.state == OutboundJob.State.FAILED  # no reason, no change
+    client.post(reverse("web:outbound_supersede"), {"job": failed.pk, "reason": "CM follows"})
+    failed.refresh_from_db()
+    assert failed.state == OutboundJob.State.SUPERSEDED
+
+
+def test_admins_see_a_banner_while_a_destination_has_a_failed_job(client_as, db):
+    OutboundJob.objects.create(
+        kind="hl7.order_status", destination="HIS", state=OutboundJob.State.FAILED
+    )
+    admin_page = client_as(Role.ADMIN).get(reverse("web:dashboard")).content.decode()
+    desk_page = client_as(Role.FRONT_DESK).get(reverse("web:dashboard")).content.decode()
+    assert "Messages are not being delivered" in admin_page
+    assert "HIS: 1 failed, 0 held back, 0 waiting" in admin_page
+    assert "Messages to the HIS and PACS" in admin_page  # the dashboard's queue table
+    assert "Messages are not being delivered" not in desk_page
+    assert "Messages to the HIS and PACS" not in desk_page
+
+
 def test_order_page_shows_performed_steps_and_messages(client_as, step):
     ds = ModalityScu(port=0).pps_for(step)
     pps = mpps_services.pps_create(sop_instance_uid=generate_uid(), dataset=ds,
@@ -157,6 +193,7 @@ def test_order_page_shows_performed_steps_and_messages(client_as, step):
         ("web:hl7_reprocess", {"pk": 1}, "post", Role.ADMIN, Role.TECHNOLOGIST),
         ("web:outbound_queue", {}, "get", Role.ADMIN, Role.FRONT_DESK),
         ("web:outbound_retry", {}, "post", Role.ADMIN, Role.RADIOLOGIST),
+        ("web:outbound_supersede", {}, "post", Role.ADMIN, Role.TECHNOLOGIST),
     ],
 )
 def test_integration_pages_check_roles(client, client_as, name, kwargs, method, allowed, refused):
@@ -164,3 +201,14 @@ def test_integration_pages_check_roles(client, client_as, name, kwargs, method, 
     assert getattr(client, method)(url).status_code == 302
     assert getattr(client_as(refused), method)(url).status_code == 403
     assert getattr(client_as(allowed), method)(url).status_code in (200, 302, 404)
+
+
+def test_the_outbound_banner_and_queue_are_translated(client_as, db):
+    OutboundJob.objects.create(
+        kind="hl7.order_status", destination="HIS", state=OutboundJob.State.FAILED
+    )
+    client = client_as(Role.ADMIN)
+    client.post(reverse("web:set_language"), {"language": "zh-hans"})
+    page = client.get(reverse("web:outbound_queue")).content.decode()
+    assert "消息未能送达" in page and "HIS：1 条失败" in page
+    assert "失败（阻挡同一医嘱的后续消息" in page and "标记为已取代" in page

@@ -95,3 +95,18 @@ def query(context, **changes) -> str:
             params[key] = value
     encoded = params.urlencode()
     return f"?{encoded}" if encoded else "?"
+
+
+@register.simple_tag(takes_context=True)
+def outbound_alerts(context) -> list:
+    """Outbound destinations in alert (a FAILED job, or down too long), for the admins' banner.
+
+    Only computed for admins (two queries): other roles cannot act on the queue.
+    """
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not has_role(user, Role.ADMIN):
+        return []
+    from ris import outbound_queue
+
+    return outbound_queue.alerts()

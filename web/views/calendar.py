@@ -29,10 +29,10 @@ from web.calendar import (
 )
 from web.forms import BookForm, MoveForm, add_domain_error
 from web.views.common import actor, day_param, int_param, modality_param
-from web.views.orders import MOVABLE
 from worklist import services
 from worklist.errors import DomainError
 from worklist.models import ScheduledProcedureStep
+from worklist.states import MOVABLE_STEP_STATUSES
 
 _PK = 987654321
 
@@ -77,7 +77,7 @@ def calendar(request):
         move_url=move_url.format,
         detail_url=detail_url.format,
         can_move=can_book,
-        movable=MOVABLE,
+        movable=MOVABLE_STEP_STATUSES,
     )
     delta = dt.timedelta(days=7 if view == "week" else 1)
     common = {"view": view, "modality": modality, "slot": slot if slot != 15 else "",
@@ -101,7 +101,7 @@ def calendar(request):
             "today_url": calendar_url(timezone.localdate(), **common),
             "day_url": calendar_url(day, **{**common, "view": "day", "station": ""}),
             "week_url": calendar_url(day, **{**common, "view": "week"}),
-            "movable": MOVABLE,
+            "movable": MOVABLE_STEP_STATUSES,
         },
     )
 
@@ -151,7 +151,7 @@ def move(request, pk: int):
                                                       "station"),
         pk=pk,
     )
-    if step.status not in MOVABLE:
+    if step.status not in MOVABLE_STEP_STATUSES:
         messages.error(request, _("Only a scheduled, arrived or ready exam can be moved."))
         return redirect("web:order_detail", pk=step.requested_procedure.order_id)
     local = timezone.localtime(step.scheduled_start)

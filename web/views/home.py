@@ -7,9 +7,13 @@ import datetime as dt
 from django.shortcuts import render
 from django.utils import timezone
 
+from mpps import exceptions as exception_selectors
+from ris import outbound_queue as queue
+from ris.roles import ADMIN, TECHNOLOGIST, has_role
 from web import selectors
 from web.access import ANY_ROLE, role_required
 from web.views.common import day_param
+from web.views.exceptions import KIND_LABELS
 from worklist.models import StepStatus
 
 DASHBOARD_STATUSES = [
@@ -27,6 +31,14 @@ DASHBOARD_STATUSES = [
 def dashboard(request):
     day = day_param(request)
     board = selectors.dashboard(day)
+    # The outbound queue per destination (depth, oldest waiting, failed): for admins, who can
+    # retry or supersede; other roles see nothing they could act on.
+    outbound = queue.destination_status() if has_role(request.user, *ADMIN) else None
+    # Open exceptions per kind, for those who resolve them (technologists, admins).
+    exceptions = None
+    if has_role(request.user, *TECHNOLOGIST):
+        counts = exception_selectors.exception_counts()
+        exceptions = [(kind, KIND_LABELS[kind], counts[kind]) for kind in exception_selectors.KINDS]
     template = "web/_dashboard_body.html" if request.htmx else "web/dashboard.html"
     return render(
         request,
@@ -38,5 +50,7 @@ def dashboard(request):
             "statuses": DASHBOARD_STATUSES,
             "previous_day": day - dt.timedelta(days=1),
             "next_day": day + dt.timedelta(days=1),
+            "outbound": outbound,
+            "exceptions": exceptions,
         },
     )

@@ -1,7 +1,8 @@
 """Integration monitors: MPPS exceptions, the HL7 message log, the outbound queue.
 
 Each action calls the owning module's service: ``mpps.services.pps_link_order`` /
-``pps_dismiss``, ``ris.hl7.handler.reprocess`` and ``ris.outbound_queue.retry``.
+``pps_dismiss``, ``ris.hl7.handler.reprocess`` and ``ris.outbound_queue.retry`` /
+``supersede``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -18,6 +20,7 @@ from mpps import selectors as mpps_selectors
 from mpps import services as mpps_services
 from mpps.models import PerformedProcedureStep
 from ris import outbound_queue as queue
+from ris.hl7 import charsets
 from ris.hl7 import handler as hl7_handler
 from ris.models import InboundMessage, OutboundJob
 from web.access import ADMIN, TECHNOLOGIST, role_required
@@ -141,11 +144,12 @@ def _segments(text: str) -> list[tuple[str, list[str]]]:
 @role_required(*ADMIN)
 def hl7_message(request, pk: int):
     message = get_object_or_404(InboundMessage.objects.select_related("patient", "order"), pk=pk)
-    ack = bytes(message.ack).decode("utf-8", errors="replace") if message.ack else ""
+    text = charsets.stored_text(message.raw, message.charset)
+    ack = charsets.ack_text(message.ack)
     return render(
         request,
         "web/hl7_message.html",
-        {"message": message, "segments": _segments(message.text), "ack": _segments(ack),
+        {"message": message, "segments": _segments(text), "ack": _segments(ack),
          "can_reprocess": message.status == InboundMessage.Status.ERROR},
     )
 
@@ -170,18 +174,44 @@ def hl7_reprocess(request, pk: int):
 # --- outbound queue ---------------------------------------------------------------------------
 
 
+class SupersedeForm(forms.Form):
+    job = forms.IntegerField(min_value=1)
+    reason = forms.CharField(label=gettext_lazy("Reason"), max_length=200)
+
+
+def _jobs_with_successor(states) -> QuerySet[OutboundJob]:
+    """Jobs with ``next_id``: the later job of the same order that may supersede each one."""
+    later = (
+        OutboundJob.objects.filter(ordering_key=OuterRef("ordering_key"), id__gt=OuterRef("id"))
+        .exclude(ordering_key="")
+        .order_by("id")
+        .values("id")[:1]
+    )
+    return (
+        OutboundJob.objects.filter(state__in=states)
+        .annotate(next_id=Subquery(later))
+        .defer("payload")
+        .order_by("-id")
+    )
+
+
 @role_required(*ADMIN)
 def outbound_queue(request):
     state = request.GET.get("state") or ""
     states = [OutboundJob.State.PENDING, OutboundJob.State.IN_PROGRESS, OutboundJob.State.FAILED]
     if state in OutboundJob.State.values:
         states = [state]
-    query = OutboundJob.objects.filter(state__in=states).order_by("-id")
-    page = Paginator(query, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(_jobs_with_successor(states), PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
         "web/outbound_queue.html",
-        {"page": page, "state": state, "states": OutboundJob.State.choices},
+        {
+            "page": page,
+            "state": state,
+            "states": OutboundJob.State.choices,
+            "destinations": queue.destination_status(),
+            "supersedable": queue.SUPERSEDABLE_STATES,
+        },
     )
 
 
@@ -191,4 +221,22 @@ def outbound_retry(request):
     ids = [int(v) for v in request.POST.getlist("job") if v.isdigit()]
     count = queue.retry(ids if ids else None)
     messages.success(request, _("%(count)s job(s) queued again.") % {"count": count})
+    return redirect("web:outbound_queue")
+
+
+@require_POST
+@role_required(*ADMIN)
+def outbound_supersede(request):
+    """Mark one job superseded by a later message (``ris.outbound_queue.supersede``)."""
+    form = SupersedeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Say why this message is no longer to be sent."))
+        return redirect("web:outbound_queue")
+    job_id = form.cleaned_data["job"]
+    count = queue.supersede([job_id], actor=actor(request), reason=form.cleaned_data["reason"])
+    if count:
+        messages.success(request, _("Job %(job)s superseded: it will not be sent.") % {
+            "job": job_id})
+    else:
+        messages.error(request, _("Only waiting or failed jobs can be superseded."))
     return redirect("web:outbound_queue")

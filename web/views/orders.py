@@ -12,14 +12,9 @@ from web.forms import CancelOrderForm, EditOrderForm, NewOrderForm, add_domain_e
 from web.views.common import actor, int_param
 from worklist import services
 from worklist.errors import DomainError
-from worklist.models import Order, OrderStatus, Patient, StepStatus
+from worklist.models import Order, Patient
 from worklist.services import ProcedureRequest
-
-#: Steps that can be moved to another slot from the UI.
-MOVABLE = {StepStatus.SCHEDULED, StepStatus.ARRIVED, StepStatus.READY}
-CLOSED_ORDER = {OrderStatus.CANCELED, OrderStatus.DISCONTINUED, OrderStatus.COMPLETED}
-#: Steps whose images are expected somewhere: "not yet at PACS" until the PACS has them.
-IMAGED = {StepStatus.STARTED, StepStatus.COMPLETED, StepStatus.DISCONTINUED}
+from worklist.states import CLOSED_ORDER_STATUSES, IMAGED_STEP_STATUSES, MOVABLE_STEP_STATUSES
 
 
 @role_required(*FRONT_DESK)
@@ -71,9 +66,9 @@ def order_detail(request, pk: int):
             "order": order,
             "procedures": procedures,
             "steps": steps,
-            "movable": MOVABLE,
-            "imaged": IMAGED,
-            "closed": order.status in CLOSED_ORDER,
+            "movable": MOVABLE_STEP_STATUSES,
+            "imaged": IMAGED_STEP_STATUSES,
+            "closed": order.status in CLOSED_ORDER_STATUSES,
             "audit": selectors.order_audit_trail(order, procedures),
             "integration": integrations.order_panels(order, steps),
         },

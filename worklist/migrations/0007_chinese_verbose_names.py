@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('worklist', '0006_chinese_patient_name_keys'),
+        ('worklist', '0004_images_off_worklist'),
     ]
 
     operations = [

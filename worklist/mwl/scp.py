@@ -57,8 +57,8 @@ class EncodedIdentifier(Dataset):
     """A Pending identifier encoded straight to bytes by ``ResponseBuilder.encode`` when
     pynetdicom sends it (in the association's transfer syntax), skipping pydicom's writer.
 
-    shared/reference/performance.md: pydicom's encoding of each identifier is the largest cost of
-    a broad query. The bytes are identical to pydicom's (tests/mwl/test_encoding.py).
+    pydicom's encoding of each identifier is the largest cost of a broad query (docs/BENCHMARKS.md,
+    "Modality Worklist SCP"). The bytes are identical to pydicom's (tests/mwl/test_encoding.py).
     """
 
     def __init__(self, builder: ResponseBuilder, row: dict) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import fcntl
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -35,6 +38,33 @@ def _die_with_parent() -> None:
     except OSError:
         pass  # not Linux: the supervisor's own signal handling still stops children
 RESTART_BACKOFF_MAX = 30.0
+#: Arbitrary, stable key of the PostgreSQL advisory lock that serialises start-up (see below).
+STARTUP_LOCK_KEY = 0x7269735F73747274
+
+
+@contextlib.contextmanager
+def _startup_lock():
+    """One ``ris serve`` at a time migrates and creates the first admin on a shared database.
+
+    Several processes sharing one PostgreSQL (scale-out behind a load balancer) often start
+    together: without this, two would apply the same migration or both create ``admin``, and the
+    loser would exit with an IntegrityError. On SQLite a lock file beside the database does the
+    same for processes of one host.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [STARTUP_LOCK_KEY])
+        try:
+            yield
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [STARTUP_LOCK_KEY])
+        return
+    path = Path(settings.DATABASES["default"]["NAME"]).with_suffix(".startup.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 class Command(BaseCommand):
@@ -56,10 +86,11 @@ class Command(BaseCommand):
         if unknown:
             self.stderr.write(f"unknown listener(s): {', '.join(sorted(unknown))}")
             sys.exit(2)
-        call_command("migrate", interactive=False, verbosity=0)
-        self._ensure_admin()
-        if options["demo"]:
-            call_command("demo")
+        with _startup_lock():
+            call_command("migrate", interactive=False, verbosity=0)
+            self._ensure_admin()
+            if options["demo"]:
+                call_command("demo")
         connection.close()
         Supervisor(listeners, self._child_environment(listeners), self.stdout).run()
 

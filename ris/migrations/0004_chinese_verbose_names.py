@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ris', '0002_hl7_outbound'),
+        ('ris', '0003_images_outbound_hold'),
     ]
 
     operations = [

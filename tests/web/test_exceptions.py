@@ -1,0 +1,155 @@
+"""The exceptions work list (``mpps.exceptions``, ``web:exceptions``) and its dashboard counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from pydicom.uid import generate_uid
+
+from mpps import services as mpps_services
+from mpps.exceptions import ExceptionFilter, exception_counts, exceptions
+from mpps.forwarding import services as forwarding
+from mpps.forwarding.models import StepImages
+from ris.roles import Role
+from tests.factories import PatientFactory, at, first_step, make_order
+from tests.forwarding.instances import ct_study
+from tests.mpps.modality import Modality as ModalityScu
+from worklist import services
+from worklist.audit import Actor
+from worklist.models import ScheduledProcedureStep, StepStatus
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def spool(settings, tmp_path):
+    settings.RIS_FORWARD_SPOOL_DIR = tmp_path / "spool"
+    settings.RIS_EXCEPTION_NO_IMAGES_HOURS = 4
+    forwarding._match_cache.clear()
+
+
+@pytest.fixture
+def step(ct1, ct_head):
+    patient = PatientFactory(patient_id="P-5", name_alphabetic="Zhou^Min", name_ideographic="周^敏")
+    return first_step(make_order(patient=patient, procedure_type=ct_head, station=ct1, start=at(9)))
+
+
+def unmatched_study(count=2, patient_id="WALK-IN-1"):
+    for ds in ct_study(count, patient_id=patient_id, accession="NOT-OURS"):
+        forwarding.receive_instance(dataset=ds, file_meta=ds.file_meta, calling_ae_title="CT9")
+
+
+def unmatched_pps(step):
+    ds = ModalityScu(port=0).pps_for(step)
+    ds.ScheduledStepAttributesSequence[0].ScheduledProcedureStepID = "SPS-TYPO"
+    ds.ScheduledStepAttributesSequence[0].AccessionNumber = ""
+    return mpps_services.pps_create(
+        sop_instance_uid=generate_uid(), dataset=ds, actor=Actor.ae("CT1")
+    )
+
+
+def completed_by_mpps(step, hours_ago: float):
+    ds = ModalityScu(port=0).pps_for(step)
+    mpps_services.pps_create(sop_instance_uid=generate_uid(), dataset=ds, actor=Actor.ae("CT1"))
+    services.step_transition(step=step, to=StepStatus.COMPLETED, actor=Actor.ae("CT1"))
+    ScheduledProcedureStep.objects.filter(pk=step.pk).update(
+        updated_at=timezone.now() - dt.timedelta(hours=hours_ago)
+    )
+
+
+def test_an_unmatched_gateway_study_is_one_row_with_its_instance_count():
+    unmatched_study(3)
+    [row] = exceptions()
+    assert (row.kind, row.patient_id, row.accession_number, row.count) == (
+        "gateway", "WALK-IN-1", "NOT-OURS", 3
+    )
+    assert row.source == "CT9" and "no order" in row.detail
+
+
+def test_an_unmatched_pps_is_listed(step):
+    pps = unmatched_pps(step)
+    [row] = exceptions(ExceptionFilter(kind="pps"))
+    assert row.ref == ("pps", pps.pk) and row.source == pps.station_ae_title
+
+
+def test_a_study_at_the_pacs_that_matches_no_order_is_listed_until_it_matches(step):
+    known_uid = step.requested_procedure.study_instance_uid
+    studies = [
+        {"study_instance_uid": "1.2.3.4", "accession_number": "X9", "patient_id": "P-77",
+         "patient_name": "Li^Lei", "study_date": timezone.localdate(), "modalities": "DX",
+         "description": "Chest", "instances": 2},
+        {"study_instance_uid": known_uid, "accession_number": "", "patient_id": "P-5",
+         "patient_name": "", "study_date": None, "modalities": "CT", "description": "",
+         "instances": 5},
+    ]
+    assert forwarding.record_pacs_studies(destination="orthanc", studies=studies) == 1
+    [row] = exceptions(ExceptionFilter(kind="pacs"))
+    assert (row.patient_id, row.accession_number, row.count, row.source) == (
+        "P-77", "X9", 2, "orthanc"
+    )
+
+    studies[0]["accession_number"] = step.requested_procedure.order.accession_number
+    assert forwarding.record_pacs_studies(destination="orthanc", studies=studies) == 0
+    assert exceptions(ExceptionFilter(kind="pacs")) == []
+
+
+def test_a_step_completed_by_mpps_without_images_after_the_set_hours_is_listed(step):
+    completed_by_mpps(step, hours_ago=5)
+    [row] = exceptions(ExceptionFilter(kind="no_images"))
+    assert row.ref == ("step", step.requested_procedure.order_id)
+    assert row.patient_id == "P-5"
+
+
+def test_a_completed_step_with_images_or_too_recent_is_not_listed(step):
+    completed_by_mpps(step, hours_ago=1)
+    assert exception_counts()["no_images"] == 0
+    ScheduledProcedureStep.objects.filter(pk=step.pk).update(
+        updated_at=timezone.now() - dt.timedelta(hours=5)
+    )
+    StepImages.objects.create(step=step, received_instances=4)
+    assert exception_counts()["no_images"] == 0
+
+
+def test_filters_narrow_the_list_by_kind_patient_and_modality(step):
+    unmatched_study(1, patient_id="WALK-IN-1")
+    unmatched_study(1, patient_id="WALK-IN-2")
+    unmatched_pps(step)
+    assert len(exceptions()) == 3
+    assert [r.patient_id for r in exceptions(ExceptionFilter(patient_id="WALK-IN-2"))] == [
+        "WALK-IN-2"
+    ]
+    assert exceptions(ExceptionFilter(modality="MR")) == []
+    assert exception_counts() == {"gateway": 2, "pps": 1, "pacs": 0, "no_images": 0}
+
+
+def test_the_exceptions_screen_lists_and_filters_for_technologists(client_as, step):
+    unmatched_study(2)
+    unmatched_pps(step)
+    client = client_as(Role.TECHNOLOGIST)
+    page = client.get(reverse("web:exceptions"))
+    assert page.status_code == 200
+    assert [row.kind for row in page.context["page"]] != []
+    assert {row.kind for row in page.context["page"]} == {"gateway", "pps"}
+    only = client.get(reverse("web:exceptions"), {"kind": "gateway"})
+    assert [row.kind for row in only.context["page"]] == ["gateway"]
+    assert client_as(Role.FRONT_DESK).get(reverse("web:exceptions")).status_code == 403
+
+
+def test_the_dashboard_counts_exceptions_for_technologists_only(client_as, step):
+    unmatched_study(1)
+    tech = client_as(Role.TECHNOLOGIST).get(reverse("web:dashboard"))
+    assert ("gateway", "Unmatched studies at the gateway", 1) in [
+        (k, str(label), n) for k, label, n in tech.context["exceptions"]
+    ]
+    assert client_as(Role.FRONT_DESK).get(reverse("web:dashboard")).context["exceptions"] is None
+
+
+def test_the_exceptions_screen_is_translated(client_as, step):
+    unmatched_study(1)
+    client = client_as(Role.TECHNOLOGIST)
+    client.post(reverse("web:set_language"), {"language": "zh-hans"})
+    page = client.get(reverse("web:exceptions")).content.decode()
+    assert "异常" in page and "网关未匹配的检查" in page and "PACS 中无医嘱的检查" in page
