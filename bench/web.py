@@ -51,10 +51,12 @@ def load_steps(total: int, first_day: dt.date, days: int = DAYS) -> None:
     from django.db import transaction
     from django.utils import timezone
 
+    from worklist import pn
     from worklist.models import (
         Device,
         Order,
         Patient,
+        PatientNameKey,
         ProcedureType,
         RequestedProcedure,
         ScheduledProcedureStep,
@@ -91,6 +93,12 @@ def load_steps(total: int, first_day: dt.date, days: int = DAYS) -> None:
                     sex="MF"[n % 2],
                 ))
             patients = Patient.objects.bulk_create(patients)
+            # bulk_create sends no post_save: the search keys as worklist.receivers writes them
+            PatientNameKey.objects.bulk_create(
+                PatientNameKey(patient=patient, key=key)
+                for patient in patients
+                for key in pn.search_keys(patient.person_name)
+            )
             orders = Order.objects.bulk_create(
                 Order(patient=patient, accession_number=f"B{n:09d}",
                       filler_order_number=f"B{n:09d}", source=Order.Source.IMPORT)

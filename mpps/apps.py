@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class MppsConfig(AppConfig):
     name = "mpps"
-    verbose_name = "Performed procedure steps (MPPS) and PACS forwarding"
+    verbose_name = _("Performed procedure steps (MPPS) and PACS forwarding")
 
     def ready(self) -> None:
         from mpps.metrics import mpps_metrics, spool_metrics

@@ -90,6 +90,7 @@ class PerformedProcedureStep(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name_plural = _("performed procedure steps")
         ordering = ["-started_at", "-id"]
         verbose_name = _("performed procedure step")
         indexes = [

@@ -1,10 +1,11 @@
 from django.apps import AppConfig
 from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save
+from django.utils.translation import gettext_lazy as _
 
 
 class RisConfig(AppConfig):
     name = "ris"
-    verbose_name = "ris service"
+    verbose_name = _("ris service")
 
     def ready(self) -> None:
         from ris.roles import ensure_groups

@@ -38,6 +38,8 @@ class HL7Sender(models.Model):
     description = models.CharField(max_length=200, blank=True)
 
     class Meta:
+        verbose_name = _("HL7 sender")
+        verbose_name_plural = _("HL7 senders")
         constraints = [
             models.UniqueConstraint(fields=["application", "facility"], name="uniq_hl7_sender")
         ]
@@ -90,6 +92,8 @@ class InboundMessage(models.Model):
     links = models.JSONField(default=list, blank=True)
 
     class Meta:
+        verbose_name = _("inbound HL7 message")
+        verbose_name_plural = _("inbound HL7 messages")
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
@@ -144,6 +148,8 @@ class HL7Destination(models.Model):
     active = models.BooleanField(default=True)
 
     class Meta:
+        verbose_name = _("HL7 destination")
+        verbose_name_plural = _("HL7 destinations")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -188,6 +194,8 @@ class OutboundJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("outbound job")
+        verbose_name_plural = _("outbound jobs")
         ordering = ["id"]
         indexes = [
             models.Index(fields=["state", "next_attempt_at"], name="outbound_due_idx"),

@@ -1,8 +1,23 @@
+"""worklist.pn: PN groups, where a name's text goes, Pinyin romanisation, the derived flag,
+name profiles and search keys; and the patient services every intake calls."""
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worklist.pn import PersonName
+from worklist import pn, services
+from worklist.audit import Actor
+from worklist.pn import (
+    NameProfile,
+    PersonName,
+    PinyinStyle,
+    for_profile,
+    query_key,
+    resolve,
+    romanise,
+    search_key,
+    search_keys,
+)
 
 
 def test_three_groups_are_split():
@@ -38,8 +53,6 @@ def test_parse_and_str_round_trip(groups):
 
 # --- placing ideographic text, romanisation, the derived flag (worklist.pn) -------------------
 
-from worklist import pn  # noqa: E402
-from worklist.pn import PinyinStyle, resolve, romanise, search_key  # noqa: E402
 
 SYLLABLE = PinyinStyle.SYLLABLE
 
@@ -255,8 +268,6 @@ def test_mixed_latin_and_hanzi_keeps_the_latin_part(family, latin_part):
 
 # --- through the patient services (every intake calls them) ------------------------------------
 
-from worklist import services  # noqa: E402
-from worklist.audit import Actor  # noqa: E402
 
 ACTOR = Actor.system("test")
 
@@ -297,7 +308,6 @@ def test_an_emptied_alphabetic_group_in_the_form_asks_for_the_suggestion_again(s
 
 # --- name profiles --------------------------------------------------------------------------
 
-from worklist.pn import NameProfile, for_profile  # noqa: E402
 
 WANG = PersonName("Wang^XiaoDong", "王^小东", "wang^xiao dong")
 
@@ -334,7 +344,6 @@ def test_every_profile_keeps_a_parseable_name(profile, family, given_name_):
 
 # --- search keys ------------------------------------------------------------------------------
 
-from worklist.pn import query_key, search_keys  # noqa: E402
 
 
 def test_search_keys_of_a_chinese_name():

@@ -1,7 +1,8 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class WebConfig(AppConfig):
     name = "web"
     label = "web"
-    verbose_name = "ris web UI"
+    verbose_name = _("ris web UI")

@@ -13,6 +13,7 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from worklist import pn
 from worklist.errors import DomainError
@@ -284,7 +285,11 @@ class CheckInForm(forms.Form):
         "no_show": "CANCELED",
     }
     action = forms.ChoiceField(
-        choices=[("arrived", _("Arrived")), ("ready", _("Ready")), ("no_show", _("No-show"))]
+        choices=[
+            ("arrived", pgettext_lazy("check-in action", "Arrived")),
+            ("ready", pgettext_lazy("check-in action", "Ready")),
+            ("no_show", pgettext_lazy("check-in action", "No-show")),
+        ]
     )
 
 

@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class WorklistConfig(AppConfig):
     name = "worklist"
-    verbose_name = "Worklist: patients, orders and scheduled steps"
+    verbose_name = _("Worklist: patients, orders and scheduled steps")
 
     def ready(self) -> None:
         # pydicom leaves ISO 2022 IR 58's escape in decoded text (see worklist.charsets).

@@ -116,6 +116,8 @@ class Device(models.Model):
     active = models.BooleanField(default=True)
 
     class Meta:
+        verbose_name = _("device")
+        verbose_name_plural = _("devices")
         ordering = ["ae_title"]
 
     def __str__(self) -> str:
@@ -137,6 +139,8 @@ class ProcedureType(models.Model):
     active = models.BooleanField(default=True)
 
     class Meta:
+        verbose_name = _("procedure type")
+        verbose_name_plural = _("procedure types")
         ordering = ["code_value"]
         constraints = [
             models.UniqueConstraint(
@@ -287,6 +291,8 @@ class Patient(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("patient")
+        verbose_name_plural = _("patients")
         ordering = ["family_name", "given_name", "patient_id"]
         constraints = [
             models.UniqueConstraint(fields=["patient_id", "issuer"], name="uniq_patient_id_issuer")
@@ -350,6 +356,8 @@ class Visit(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("visit")
+        verbose_name_plural = _("visits")
         indexes = [models.Index(fields=["admission_id"], name="visit_admission_idx")]
 
     def __str__(self) -> str:
@@ -398,6 +406,8 @@ class Order(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
         ordering = ["-created_at"]
         constraints = [
             # Manual orders have no placer number; only HIS-placed ones must be unique.
@@ -426,6 +436,10 @@ class RequestedProcedure(models.Model):
     study_instance_uid = models.CharField(max_length=64, unique=True)  # (0020,000D)
     priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.ROUTINE)
     transport_arrangements = models.CharField(max_length=64, blank=True)  # (0040,1004)
+
+    class Meta:
+        verbose_name = _("requested procedure")
+        verbose_name_plural = _("requested procedures")
 
     def __str__(self) -> str:
         return self.requested_procedure_id
@@ -474,6 +488,8 @@ class ScheduledProcedureStep(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("scheduled procedure step")
+        verbose_name_plural = _("scheduled procedure steps")
         ordering = ["scheduled_start", "sps_id"]
         indexes = [
             # The worklist's query paths: a station asking for its day, a modality for a range.
@@ -510,6 +526,8 @@ class AuditEvent(models.Model):
     detail = models.TextField(blank=True)
 
     class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object_idx")]
 

@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class ForwardingConfig(AppConfig):
     name = "mpps.forwarding"
     label = "forwarding"
-    verbose_name = "Forwarding to the PACS"
+    verbose_name = _("Forwarding to the PACS")
 
     def ready(self) -> None:
         from mpps import signals

@@ -42,6 +42,7 @@ class PacsDestination(models.Model):
     active = models.BooleanField(default=True)
 
     class Meta:
+        verbose_name_plural = _("PACS destinations")
         ordering = ["name"]
         verbose_name = _("PACS destination")
 
@@ -83,6 +84,8 @@ class SpooledInstance(models.Model):
     modality = models.CharField(max_length=16, blank=True)
 
     class Meta:
+        verbose_name = _("spooled instance")
+        verbose_name_plural = _("spooled instances")
         ordering = ["-received_at", "-id"]
         indexes = [
             models.Index(fields=["matched", "received_at"], name="fwd_instance_matched_idx"),
@@ -113,6 +116,8 @@ class CommitmentRequest(models.Model):
     report_via = models.CharField(max_length=100, blank=True)
 
     class Meta:
+        verbose_name = _("storage commitment request")
+        verbose_name_plural = _("storage commitment requests")
         ordering = ["-id"]
         indexes = [models.Index(fields=["state", "requested_at"], name="fwd_commit_state_idx")]
 
@@ -182,6 +187,7 @@ class StepImages(models.Model):
     pacs_changed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("images of a step")
         verbose_name_plural = _("step images")
 
     def __str__(self) -> str:

@@ -149,6 +149,7 @@ def test_corpus_message_gives_the_expected_ack_and_database_state(case, hl7_serv
         "issuer": patient.issuer,
         "name_alphabetic": patient.name_alphabetic,
         "name_ideographic": patient.name_ideographic,
+        "name_alphabetic_derived": patient.name_alphabetic_derived,
         "birth_date": patient.birth_date.isoformat() if patient.birth_date else None,
         "birth_date_precision": patient.birth_date_precision,
         "sex": patient.sex,

@@ -196,5 +196,33 @@ def test_front_desk_books_checks_in_and_moves_an_exam_the_modality_sees(
     with page.expect_navigation():
         page.select_option("select[name=language]", "zh-hans")
     page.goto(f"{base}/calendar/?date={today:%Y-%m-%d}")
-    assert "排班日历" in page.content()
+    assert "预约日历" in page.content()
     page.screenshot(path=shots / "calendar-day-zh-hans.png")
+
+
+def test_front_desk_registers_a_hanzi_only_name_edits_the_suggested_pinyin_and_finds_it(
+    department, ris_service, page
+):
+    base = ris_service.base_url
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "admin-test-password")
+    with page.expect_navigation():
+        page.click("form button.primary")
+    page.goto(f"{base}/patients/new/")
+    page.fill("#id_patient_id", "E2E-ZH")
+    page.fill("#id_ideographic_family", "王")
+    page.fill("#id_ideographic_given", "小东")
+    page.locator("#id_ideographic_given").blur()  # htmx asks for the suggestion on change
+    page.wait_for_function(
+        "document.querySelector('#id_alphabetic_given').value === 'XiaoDong'"
+    )
+    assert page.input_value("#id_alphabetic_family") == "Wang"
+    page.fill("#id_alphabetic_given", "Xiaotung")  # the patient writes it so
+    with page.expect_navigation():
+        page.click("button:has-text('Save')")
+    patient = Patient.objects.get(patient_id="E2E-ZH")
+    assert str(patient.person_name) == "Wang^Xiaotung=王^小东"
+    assert not patient.name_alphabetic_derived
+    page.goto(f"{base}/patients/?q=wxd")
+    assert "E2E-ZH" in page.content()

@@ -6,7 +6,7 @@ import datetime as dt
 
 from django import template
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from mpps.forwarding import selectors as forwarding
 from ris.roles import Role, has_role
@@ -59,7 +59,13 @@ def status_class(status: str) -> str:
     return f"st-{(status or '').lower()}"
 
 
-CHECKIN_LABELS = {"arrived": _("Arrived"), "ready": _("Ready"), "no_show": _("No-show")}
+#: The buttons are verbs (签到 / 候检 / 爽约), the statuses they lead to are states
+#: (已签到 / 候检中): the same English word, two contexts (docs/zh-glossary.md).
+CHECKIN_LABELS = {
+    "arrived": pgettext_lazy("check-in action", "Arrived"),
+    "ready": pgettext_lazy("check-in action", "Ready"),
+    "no_show": pgettext_lazy("check-in action", "No-show"),
+}
 
 
 @register.filter
