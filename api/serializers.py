@@ -197,7 +197,10 @@ class PatientUpdateSerializer(serializers.ModelSerializer):
 
 
 class PatientCreateSerializer(PatientUpdateSerializer):
-    patient_id = serializers.CharField(max_length=64)
+    #: Empty or absent: ris assigns the next ID from RIS_PATIENT_ID_PATTERN.
+    patient_id = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, default=""
+    )
     issuer = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     name = PersonNameField()
 
@@ -208,8 +211,6 @@ class PatientCreateSerializer(PatientUpdateSerializer):
 
     def validate_patient_id(self, value: str) -> str:
         value = value.strip()
-        if not value:
-            raise serializers.ValidationError("A patient ID cannot be blank.")
         _no_control_characters(value, what="A patient ID")
         if "\\" in value:
             raise serializers.ValidationError("A patient ID cannot contain a backslash.")

@@ -34,7 +34,6 @@ from api.permissions import (
 from ris.roles import user_roles
 from worklist import audit, services
 from worklist.audit import Actor
-from worklist.errors import Duplicate
 from worklist.models import (
     AuditEvent,
     Device,
@@ -99,19 +98,13 @@ class PatientViewSet(
 
     def create(self, request: Request) -> Response:
         data = validated(serializers.PatientCreateSerializer, request.data)
-        patient_id, issuer = data.pop("patient_id"), data.pop("issuer")
-        with transaction.atomic():
-            if Patient.objects.filter(patient_id=patient_id, issuer=issuer).exists():
-                raise Duplicate(
-                    f"patient {patient_id} of issuer {issuer or '(none)'} is already registered"
-                )
-            patient, _created = services.patient_upsert(
-                patient_id=patient_id,
-                issuer=issuer,
-                name=data.pop("name"),
-                actor=actor_of(request),
-                **data,
-            )
+        patient = services.patient_register(
+            patient_id=data.pop("patient_id"),
+            issuer=data.pop("issuer"),
+            name=data.pop("name"),
+            actor=actor_of(request),
+            **data,
+        )
         return Response(serializers.PatientSerializer(patient).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request: Request, pk: str) -> Response:

@@ -230,6 +230,8 @@ RIS_SCHEDULER_HEARTBEAT_SECONDS = env_int("RIS_SCHEDULER_HEARTBEAT_SECONDS", 10)
 RIS_UID_ROOT = env_str("RIS_UID_ROOT", "")
 RIS_ACCESSION_PREFIX = env_str("RIS_ACCESSION_PREFIX", "A")
 RIS_ISSUER_OF_PATIENT_ID = env_str("RIS_ISSUER_OF_PATIENT_ID", "RIS")
+#: Patient IDs ris generates when the front desk leaves the field empty (worklist.identifiers).
+RIS_PATIENT_ID_PATTERN = env_str("RIS_PATIENT_ID_PATTERN", "P{counter:08d}")
 RIS_INSTITUTION_NAME = env_str("RIS_INSTITUTION_NAME", "")
 #: Modules that add DICOM services to the AE (see ris.dicom_server).
 RIS_DICOM_SERVICES = env_list(

@@ -34,7 +34,12 @@ def _component(label, required=False) -> forms.CharField:
 class PatientForm(forms.Form):
     """A patient with the three PN component groups (alphabetic, ideographic, phonetic)."""
 
-    patient_id = forms.CharField(label=_("patient ID"), max_length=64)
+    patient_id = forms.CharField(
+        label=_("patient ID"),
+        max_length=64,
+        required=False,
+        help_text=_("Leave empty and ris assigns the next patient ID."),
+    )
     issuer = forms.CharField(label=_("issuer of patient ID"), max_length=64, required=False)
     alphabetic_family = _component(_("Family name (alphabetic)"))
     alphabetic_given = _component(_("Given name (alphabetic)"))
@@ -56,6 +61,11 @@ class PatientForm(forms.Form):
         required=False,
     )
 
+    #: Ticked by the clerk after the duplicate-patient warning: "this is another person".
+    confirm_new = forms.BooleanField(
+        label=_("This is a different person: register anyway"), required=False
+    )
+
     GROUPS = ("alphabetic", "ideographic", "phonetic")
 
     def __init__(self, *args, patient: Patient | None = None, **kwargs) -> None:
@@ -71,6 +81,8 @@ class PatientForm(forms.Form):
             # The ID is the patient's identity on every worklist and image: not editable here.
             for name in ("patient_id", "issuer"):
                 self.fields[name].disabled = True
+            self.fields["patient_id"].help_text = ""
+            del self.fields["confirm_new"]
         else:
             self.fields["issuer"].initial = settings.RIS_ISSUER_OF_PATIENT_ID
 
@@ -90,6 +102,12 @@ class PatientForm(forms.Form):
             initial[f"{group}_family"] = parts[0]
             initial[f"{group}_given"] = parts[1] if len(parts) > 1 else ""
         return initial
+
+    def clean_patient_id(self) -> str:
+        value = (self.cleaned_data.get("patient_id") or "").strip()
+        if set(value) & ({"\\"} | {chr(c) for c in range(32)}):
+            raise forms.ValidationError(_("A patient ID may not contain \\ or control characters."))
+        return value
 
     def clean(self) -> dict:
         data = super().clean()

@@ -86,6 +86,46 @@ def patient_upsert(
     return patient_update(patient=existing, actor=actor, name=name, **demographics), False
 
 
+@transaction.atomic
+def patient_register(
+    *,
+    name: PersonName | str,
+    actor: Actor,
+    patient_id: str = "",
+    issuer: str = "",
+    **demographics,
+) -> Patient:
+    """Register a new patient; without a patient ID, ris draws one from RIS_PATIENT_ID_PATTERN.
+
+    Unlike ``patient_upsert`` (the HIS feed, which updates a known patient), registering an ID
+    that exists is refused: a clerk who types a used ID has the wrong patient in front of them.
+    A drawn ID that someone already typed by hand is skipped, so generated IDs never collide.
+    """
+    unknown = set(demographics) - PATIENT_FIELDS
+    if unknown:
+        raise TypeError(f"unknown patient fields: {sorted(unknown)}")
+    taken = Patient.objects.filter(issuer=issuer)
+    if patient_id:
+        if taken.filter(patient_id=patient_id).exists():
+            raise Duplicate(
+                f"patient {patient_id} of issuer {issuer or '(none)'} is already registered"
+            )
+    else:
+        for _attempt in range(100):
+            patient_id = identifiers.new_patient_id()
+            if not taken.filter(patient_id=patient_id).exists():
+                break
+        else:  # pragma: no cover - a hundred hand-typed IDs in a row ahead of the counter
+            raise Duplicate(
+                "no free patient ID: raise the counter or change RIS_PATIENT_ID_PATTERN"
+            )
+    patient = Patient(patient_id=patient_id, issuer=issuer, **demographics)
+    patient.set_person_name(name)
+    patient.save()
+    audit.record(actor, "patient.create", patient, after=audit.snapshot(patient))
+    return patient
+
+
 def patient_update(
     *, patient: Patient, actor: Actor, name: PersonName | str | None = None, **changes
 ) -> Patient:
