@@ -232,6 +232,8 @@ RIS_ACCESSION_PREFIX = env_str("RIS_ACCESSION_PREFIX", "A")
 RIS_ISSUER_OF_PATIENT_ID = env_str("RIS_ISSUER_OF_PATIENT_ID", "RIS")
 #: Patient IDs ris generates when the front desk leaves the field empty (worklist.identifiers).
 RIS_PATIENT_ID_PATTERN = env_str("RIS_PATIENT_ID_PATTERN", "P{counter:08d}")
+#: No-show reason codes the check-in list offers, in order (web.forms.NO_SHOW_REASONS); empty: all.
+RIS_NO_SHOW_REASONS = env_list("RIS_NO_SHOW_REASONS", [])
 RIS_INSTITUTION_NAME = env_str("RIS_INSTITUTION_NAME", "")
 #: Modules that add DICOM services to the AE (see ris.dicom_server).
 RIS_DICOM_SERVICES = env_list(

@@ -62,3 +62,16 @@ def test_same_name_and_birth_date_is_a_possible_duplicate_in_any_name_group():
         name=PersonName("", "王^小东"), birth_date=dt.date(1980, 3, 12)
     ) == [same]
     assert selectors.possible_duplicates(name=PersonName("Wang^XiaoDong"), birth_date=None) == []
+
+
+def test_every_error_code_is_mapped_by_every_interface():
+    """HTTP status, HL7 ERR condition and the web's translated sentence: no silent fallback."""
+    from api.exceptions import DOMAIN_STATUS
+    from ris.hl7.ack import ERROR_CODES
+    from web import errors as web_errors
+    from worklist.errors import ErrorCode
+
+    assert set(DOMAIN_STATUS) == set(ErrorCode)
+    assert set(ERROR_CODES) == {str(code) for code in ErrorCode}
+    for code in ErrorCode:
+        assert web_errors._generic(code)

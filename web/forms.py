@@ -24,7 +24,9 @@ _PN_FORBIDDEN = set("^=\\") | {chr(c) for c in range(32)}
 
 
 def add_domain_error(form: forms.Form, exc: DomainError) -> None:
-    form.add_error(None, exc.message)
+    from web.errors import domain_message
+
+    form.add_error(None, domain_message(exc))
 
 
 def _component(label, required=False) -> forms.CharField:
@@ -291,14 +293,37 @@ class CancelOrderForm(forms.Form):
 
 
 class CheckInForm(forms.Form):
+    """Arrived / ready from the check-in list; a no-show goes through ``NoShowForm`` (it asks)."""
+
     ACTIONS = {
         "arrived": "ARRIVED",
         "ready": "READY",
-        "no_show": "CANCELED",
     }
-    action = forms.ChoiceField(
-        choices=[("arrived", _("Arrived")), ("ready", _("Ready")), ("no_show", _("No-show"))]
-    )
+    action = forms.ChoiceField(choices=[("arrived", _("Arrived")), ("ready", _("Ready"))])
+
+
+#: Why a patient did not come: the codes stored after ``no-show:`` in the step's reason, with
+#: their labels. A site offers the subset listed in RIS_NO_SHOW_REASONS, in that order.
+NO_SHOW_REASONS = {
+    "did_not_come": _("Patient did not come"),
+    "cancelled_by_patient": _("Patient cancelled at short notice"),
+    "too_late": _("Patient came too late"),
+    "unwell": _("Patient too unwell for the exam"),
+    "not_prepared": _("Preparation not done (e.g. not fasting)"),
+    "no_transport": _("No transport"),
+    "other": _("Other"),
+}
+
+
+def no_show_reason_choices() -> list[tuple[str, str]]:
+    codes = settings.RIS_NO_SHOW_REASONS or list(NO_SHOW_REASONS)
+    return [(code, NO_SHOW_REASONS.get(code, code)) for code in codes]
+
+
+class NoShowForm(forms.Form):
+    """The confirmation of a no-show: a reason from the site's coded list."""
+
+    reason = forms.ChoiceField(label=_("Reason"), choices=no_show_reason_choices)
 
 
 class CatalogImportForm(forms.Form):

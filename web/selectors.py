@@ -93,6 +93,18 @@ def steps_between(
     return query.order_by("scheduled_start", "sps_id")
 
 
+def modalities_with_steps(start: dt.datetime, end: dt.datetime, *, statuses) -> set[str]:
+    """Modalities with at least one step in ``statuses`` starting in [start, end): one query."""
+    return set(
+        ScheduledProcedureStep.objects.filter(
+            scheduled_start__gte=start, scheduled_start__lt=end, status__in=statuses
+        )
+        .values_list("modality", flat=True)
+        .distinct()
+        .order_by()
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class CalendarStep:
     """What a calendar block shows of a step.

@@ -18,6 +18,7 @@ from worklist import audit, identifiers, signals
 from worklist.audit import Actor
 from worklist.errors import DomainError, Duplicate, ErrorCode, InvalidTransition, ScheduleConflict
 from worklist.models import (
+    AuditEvent,
     Device,
     Order,
     OrderStatus,
@@ -34,9 +35,18 @@ from worklist.states import (
     PERFORMED_STEP_STATUSES,
     allowed_step_transitions,
     check_step_transition,
+    check_undo_transition,
     derive_order_status,
     status_after_schedule,
 )
+
+#: How far back a booking may start: a walk-in takes the slot that began a few minutes ago.
+PAST_BOOKING_GRACE = dt.timedelta(minutes=15)
+#: ``status_reason`` of a step cancelled because the patient did not come (``step_no_show``),
+#: followed by ``:`` and the site's reason code.
+NO_SHOW = "no-show"
+#: Front-desk actions ``step_undo`` can take back (audit actions of the status they set).
+UNDOABLE_ACTIONS = ("step.arrived", "step.ready", "step.canceled")
 
 #: Steps that occupy their station's time slot.
 _OCCUPYING = (StepStatus.SCHEDULED, StepStatus.ARRIVED, StepStatus.READY, StepStatus.STARTED)
@@ -184,15 +194,21 @@ def order_create(
     requesting_service: str = "",
     reason: str = "",
     comments: str = "",
+    refuse_past: bool = False,
 ) -> Order:
     """Create an order with one requested procedure and one scheduled step per procedure.
 
     ris assigns the accession number, requested procedure IDs, SPS IDs and Study Instance UIDs.
     A procedure with a start time becomes SCHEDULED; without one it waits UNSCHEDULED for the
-    front desk and stays off the worklist.
+    front desk and stays off the worklist. ``refuse_past``: a person booking (not a HIS
+    reporting an exam already done) may not pick a start in the past (``check_not_past``).
     """
     if not procedures:
         raise DomainError("an order needs at least one requested procedure")
+    if refuse_past:
+        for request in procedures:
+            if request.scheduled_start is not None:
+                check_not_past(request.scheduled_start)
     ids = identifiers.for_order(len(procedures))
     # A step with a start time is SCHEDULED, one without UNSCHEDULED (or placing it fails and
     # nothing is kept): the order's status is known before its steps are written.
@@ -497,8 +513,15 @@ def step_schedule(
     actor: Actor,
     station: Device | None = None,
     duration_minutes: int | None = None,
+    refuse_past: bool = False,
 ) -> ScheduledProcedureStep:
-    """Book an unscheduled step into a slot, or move a scheduled one (new time and/or station)."""
+    """Book an unscheduled step into a slot, or move a scheduled one (new time and/or station).
+
+    ``refuse_past``: the front desk books forward only (``check_not_past``); the HIS and
+    worklist imports may record what already happened.
+    """
+    if refuse_past:
+        check_not_past(start)
     step = ScheduledProcedureStep.objects.select_for_update().get(pk=step.pk)
     # A move undoes a check-in (status-model.md); SCHEDULED -> SCHEDULED is no status change.
     status = status_after_schedule(step.status)
@@ -535,6 +558,107 @@ def step_transition(
     step = ScheduledProcedureStep.objects.select_for_update().get(pk=step.pk)
     _apply_transition(step, to, actor=actor, reason=reason, reason_code=reason_code)
     _refresh_order_status(step.requested_procedure.order, actor=actor, reason=reason)
+    return step
+
+
+def check_not_past(start: dt.datetime, *, now: dt.datetime | None = None) -> None:
+    """Refuse a start more than ``PAST_BOOKING_GRACE`` ago: a slot in the past can't be kept, and
+    the modality would show the patient as overdue from the first minute."""
+    now = now or timezone.now()
+    if start < now - PAST_BOOKING_GRACE:
+        local = timezone.localtime(start)
+        raise DomainError(
+            f"{local:%Y-%m-%d %H:%M} is in the past: choose a later time",
+            code=ErrorCode.IN_THE_PAST,
+            params={"start": f"{local:%Y-%m-%d %H:%M}"},
+        )
+
+
+@transaction.atomic
+def step_no_show(
+    *, step: ScheduledProcedureStep, actor: Actor, reason_code: str = ""
+) -> ScheduledProcedureStep:
+    """The patient did not come: cancel the step with ``no-show:<reason code>`` as its reason.
+
+    Unlike an order cancel, a no-show can be taken back the same day by ``step_undo`` (the
+    patient turns up late after all).
+    """
+    reason = f"{NO_SHOW}:{reason_code}" if reason_code else NO_SHOW
+    return step_transition(step=step, to=StepStatus.CANCELED, actor=actor, reason=reason)
+
+
+def is_no_show(step: ScheduledProcedureStep) -> bool:
+    return step.status == StepStatus.CANCELED and (
+        step.status_reason == NO_SHOW or step.status_reason.startswith(f"{NO_SHOW}:")
+    )
+
+
+def last_undoable_event(step: ScheduledProcedureStep) -> AuditEvent | None:
+    """The front-desk action ``step_undo`` would take back, or None.
+
+    Only the step's latest status change counts (anything after it, an MPPS N-CREATE or a move,
+    makes the old click history), only a person's click, and only today: by tomorrow the HIS
+    has acted on the status (status-model.md).
+    """
+    latest = (
+        AuditEvent.objects.filter(
+            object_type=ScheduledProcedureStep._meta.label,
+            object_id=str(step.pk),
+            after__has_key="status",
+        )
+        .exclude(action="order.status")
+        .order_by("-at", "-id")
+        .first()
+    )
+    if latest is None or latest.action not in UNDOABLE_ACTIONS:
+        return None
+    if latest.actor_type != AuditEvent.ActorType.USER:
+        return None
+    if timezone.localtime(latest.at).date() != timezone.localdate():
+        return None
+    if (latest.after or {}).get("status") != step.status:
+        return None
+    if latest.action == "step.canceled" and not is_no_show(step):
+        return None  # an order cancel is final; only a no-show is taken back
+    return latest
+
+
+@transaction.atomic
+def step_undo(*, step: ScheduledProcedureStep, actor: Actor) -> ScheduledProcedureStep:
+    """Take back today's check-in (arrived, ready) or no-show: the step returns to the status
+    it had before, through ``check_undo_transition``, audited as ``step.undo``; the order status
+    is derived again, so the HIS hears of a no-show taken back (ORC-5 back to SC).
+
+    A no-show taken back claims its slot again: refused when someone else was booked into it
+    meanwhile (ScheduleConflict).
+    """
+    step = ScheduledProcedureStep.objects.select_for_update().get(pk=step.pk)
+    undone = last_undoable_event(step)
+    if undone is None:
+        raise DomainError(
+            f"step {step.sps_id} has no check-in or no-show of today to undo",
+            code=ErrorCode.NOTHING_TO_UNDO,
+        )
+    if step.scheduled_start is None:
+        raise DomainError(
+            f"step {step.sps_id} has no slot to go back to", code=ErrorCode.NOTHING_TO_UNDO
+        )
+    previous_status = StepStatus((undone.before or {}).get("status") or StepStatus.SCHEDULED)
+    check_undo_transition(step.status, previous_status)
+    before = audit.snapshot(step)
+    current = step.status
+    if current == StepStatus.CANCELED:
+        _place(step, step.scheduled_start, step.station)
+    step.status = previous_status
+    step.status_reason = (undone.before or {}).get("status_reason", "")[:200]
+    step.save(update_fields=["status", "status_reason", "scheduled_end", "updated_at"])
+    audit.record(
+        actor, "step.undo", step, before=before, after=audit.snapshot(step), detail=undone.action
+    )
+    signals.step_status_changed.send(
+        ScheduledProcedureStep, step=step, previous=current, actor=actor, reason="undo"
+    )
+    _refresh_order_status(step.requested_procedure.order, actor=actor)
     return step
 
 
@@ -606,7 +730,12 @@ def _place(
                 local = timezone.localtime(clash.scheduled_start)
                 raise ScheduleConflict(
                     f"{station.ae_title} is booked from {local:%Y-%m-%d %H:%M} for "
-                    f"{clash.expected_duration_minutes} min (step {clash.sps_id})"
+                    f"{clash.expected_duration_minutes} min (step {clash.sps_id})",
+                    params={
+                        "station": station.ae_title,
+                        "start": f"{local:%Y-%m-%d %H:%M}",
+                        "minutes": clash.expected_duration_minutes,
+                    },
                 )
         step.station = station
         if station.location:
@@ -627,6 +756,11 @@ def _check_opening_hours(station: Device, start: dt.datetime, end: dt.datetime) 
         raise DomainError(
             f"{station.ae_title} is open {station.opens_at:%H:%M}-{station.closes_at:%H:%M}",
             code=ErrorCode.OUTSIDE_OPENING_HOURS,
+            params={
+                "station": station.ae_title,
+                "opens": f"{station.opens_at:%H:%M}",
+                "closes": f"{station.closes_at:%H:%M}",
+            },
         )
 
 

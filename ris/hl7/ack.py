@@ -25,6 +25,8 @@ ERROR_CODES = {
     "invalid_transition": "207",
     "schedule_conflict": "207",
     "outside_opening_hours": "207",
+    "in_the_past": "207",
+    "nothing_to_undo": "207",
 }
 ERROR_TEXT = {
     "100": "Segment sequence error",

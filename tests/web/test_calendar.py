@@ -181,3 +181,23 @@ def test_a_nonexistent_local_time_is_a_field_error(desk, ct_head, settings):
     )
     assert response.status_code == 200
     assert "time" in response.context["form"].errors
+
+
+def test_a_booking_in_the_past_is_refused_with_a_clear_message(desk, ct_head, ct1):
+    step = first_step(make_order(procedure_type=ct_head))
+    yesterday = TOMORROW - dt.timedelta(days=2)
+    response = desk.post(reverse("web:book"), {"step": step.pk, **_slot(ct1, 9, day=yesterday)})
+    step.refresh_from_db()
+    assert response.status_code == 200
+    errors = " ".join(response.context["form"].non_field_errors())
+    assert f"{yesterday:%Y-%m-%d} 09:00 is in the past: choose a later time" in errors
+    assert step.status == StepStatus.UNSCHEDULED
+
+
+def test_moving_into_the_past_is_refused(desk, ct_head, ct1):
+    step = first_step(make_order(procedure_type=ct_head, station=ct1, start=at(9, day=TOMORROW)))
+    yesterday = TOMORROW - dt.timedelta(days=2)
+    response = desk.post(reverse("web:move", kwargs={"pk": step.pk}), _slot(ct1, 10, day=yesterday))
+    step.refresh_from_db()
+    assert response.status_code == 200
+    assert step.scheduled_start == at(9, day=TOMORROW)

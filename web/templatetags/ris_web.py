@@ -59,12 +59,36 @@ def status_class(status: str) -> str:
     return f"st-{(status or '').lower()}"
 
 
-CHECKIN_LABELS = {"arrived": _("Arrived"), "ready": _("Ready"), "no_show": _("No-show")}
+CHECKIN_LABELS = {
+    "arrived": _("Arrived"),
+    "ready": _("Ready"),
+    "no_show": _("No-show"),
+    "undo": _("Undo"),
+}
 
 
 @register.filter
 def checkin_label(action: str) -> str:
     return CHECKIN_LABELS.get(action, action)
+
+
+@register.filter
+def checkin_url(action: str) -> str:
+    """The URL name an action's button posts to."""
+    return "web:undo" if action == "undo" else "web:checkin"
+
+
+@register.filter
+def reason_label(reason: str) -> str:
+    """A step's status reason for people: a no-show's code becomes its translated label."""
+    from web.forms import NO_SHOW_REASONS
+
+    if reason == "no-show":
+        return str(_("No-show"))
+    if reason.startswith("no-show:"):
+        code = reason.partition(":")[2]
+        return f"{_('No-show')}: {NO_SHOW_REASONS.get(code, code)}"
+    return reason
 
 
 @register.filter

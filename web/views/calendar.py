@@ -130,6 +130,7 @@ def book(request):
                 station=data["station"],
                 duration_minutes=data.get("duration_minutes"),
                 actor=actor(request),
+                refuse_past=True,
             )
         except DomainError as exc:
             add_domain_error(form, exc)
@@ -173,6 +174,7 @@ def move(request, pk: int):
                 station=data["station"],
                 duration_minutes=data.get("duration_minutes"),
                 actor=actor(request),
+                refuse_past=True,
             )
         except DomainError as exc:
             add_domain_error(form, exc)

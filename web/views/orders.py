@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 
 from web import integrations, selectors
 from web.access import ANY_ROLE, FRONT_DESK, role_required
+from web.audit_text import audit_lines
 from web.forms import CancelOrderForm, EditOrderForm, NewOrderForm, add_domain_error
 from web.views.common import actor, int_param
 from worklist import services
@@ -48,6 +49,7 @@ def order_create(request):
                 requesting_physician=data["requesting_physician"],
                 reason=data["reason"],
                 comments=data["comments"],
+                refuse_past=True,
             )
         except DomainError as exc:
             add_domain_error(form, exc)
@@ -74,7 +76,7 @@ def order_detail(request, pk: int):
             "movable": MOVABLE,
             "imaged": IMAGED,
             "closed": order.status in CLOSED_ORDER,
-            "audit": selectors.order_audit_trail(order, procedures),
+            "audit": audit_lines(selectors.order_audit_trail(order, procedures)),
             "integration": integrations.order_panels(order, steps),
         },
     )
