@@ -25,7 +25,7 @@ def _later_today(minutes: int = 30) -> dt.datetime:
 
 @pytest.fixture
 def scheduled_step(db):
-    station = DeviceFactory(ae_title="CT1", modality=Modality.CT)
+    station = DeviceFactory(ae_title="CT01", modality=Modality.CT)
     ptype = ProcedureTypeFactory(code_value="CTHEAD", code_meaning="CT head",
                                  modality=Modality.CT, default_duration_minutes=20)
     ptype.stations.add(station)
@@ -33,7 +33,7 @@ def scheduled_step(db):
 
 
 @pytest.fixture
-def desk_page(browser, live_server):
+def desk_context(browser, live_server):
     user = make_user("browser_desk", Role.FRONT_DESK)
     client = Client()
     client.force_login(user)
@@ -42,9 +42,13 @@ def desk_page(browser, live_server):
     context.add_cookies(
         [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
     )
-    page = context.new_page()
-    yield page
+    yield context
     context.close()
+
+
+@pytest.fixture
+def desk_page(desk_context):
+    return desk_context.new_page()
 
 
 def test_no_show_asks_for_a_reason_and_can_be_undone(desk_page, live_server, scheduled_step):
@@ -67,3 +71,36 @@ def test_no_show_asks_for_a_reason_and_can_be_undone(desk_page, live_server, sch
     page.locator(again).wait_for()
     scheduled_step.refresh_from_db()
     assert scheduled_step.status == StepStatus.SCHEDULED
+
+
+def test_an_mpps_from_the_modality_shows_on_the_open_check_in_list_and_order_page_within_5_s(
+    desk_context, live_server, scheduled_step, ris_service
+):
+    """Both pages are open before the modality sends anything; nobody reloads them."""
+    import time
+
+    from tests.mpps.modality import Modality as ModalitySCU
+    from tests.mpps.modality import series_item
+
+    order_id = scheduled_step.requested_procedure.order_id
+    day = desk_context.new_page()
+    day.goto(f"{live_server.url}/day/")
+    order = desk_context.new_page()
+    order.goto(f"{live_server.url}/orders/{order_id}/")
+    row = day.locator(f"#step-{scheduled_step.pk}")
+    assert "Scheduled" in row.inner_text()
+    assert row.locator("button:has-text('Ready')").count() == 1
+
+    modality = ModalitySCU(port=ris_service.dicom_port, called_ae=ris_service.ae_title)
+    response, uid = modality.n_create(modality.pps_for(scheduled_step))
+    assert response.status == 0x0000
+    sent = time.monotonic()
+    day.locator(f"#step-{scheduled_step.pk}[data-status=STARTED]").wait_for(timeout=5_000)
+    order.locator(".badge.ord-ip").wait_for(timeout=5_000)
+    assert time.monotonic() - sent < 5
+    assert row.locator("button:has-text('Ready')").count() == 0  # no stale button
+
+    assert modality.n_set(uid, modality.completed(series_item(images=2))).status == 0x0000
+    day.locator(f"#step-{scheduled_step.pk}[data-status=COMPLETED]").wait_for(timeout=5_000)
+    order.locator(".badge.ord-cm").wait_for(timeout=5_000)
+    assert "Completed" in order.locator("table.grid").first.inner_text()

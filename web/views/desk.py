@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from mpps.forwarding import selectors as forwarding
-from web import selectors
+from web import live, selectors
 from web.access import ANY_ROLE, CHECK_IN, role_required
 from web.errors import domain_message
 from web.forms import CheckInForm, NoShowForm
@@ -42,30 +42,36 @@ def checkin_actions(step: ScheduledProcedureStep) -> list[str]:
     return actions
 
 
+#: The id of the check-in list's live region.
+DAY_TABLE = "day-table"
+
+
 def _rows(steps) -> list[tuple[ScheduledProcedureStep, list[str]]]:
     return [(step, checkin_actions(step)) for step in steps]
 
 
 @role_required(*ANY_ROLE)
 def day_list(request):
+    """The day's exams with their check-in buttons; the table is a live region (web/live.py)
+    that follows MPPS, HL7 and other desks within a few seconds."""
     day = day_param(request)
     modality = modality_param(request)
     start, end = selectors.day_bounds(day)
-    steps = forwarding.with_images(
-        selectors.steps_between(
-            start, end, modality=modality, statuses=CHECK_IN_LIST_STATUSES
-        )
-    )
-    return render(
-        request,
-        "web/day_list.html",
-        {
-            "day": day,
-            "modality": modality,
-            "modalities": selectors.modalities_in_use(),
-            "rows": _rows(steps),
-        },
-    )
+    listed = selectors.steps_between(start, end, modality=modality, statuses=CHECK_IN_LIST_STATUSES)
+    version = live.steps_version(listed)
+    unchanged = live.not_modified(request, version)
+    if unchanged is not None:
+        return unchanged
+    context = {
+        "day": day,
+        "modality": modality,
+        "rows": _rows(forwarding.with_images(listed)),
+        **live.context(request, region=DAY_TABLE, version=version),
+    }
+    if live.is_poll(request, DAY_TABLE):
+        return render(request, "web/_day_table.html", context)
+    context["modalities"] = selectors.modalities_in_use()
+    return render(request, "web/day_list.html", context)
 
 
 def _step_for_row(pk: int) -> ScheduledProcedureStep:
