@@ -104,3 +104,27 @@ def test_an_mpps_from_the_modality_shows_on_the_open_check_in_list_and_order_pag
     day.locator(f"#step-{scheduled_step.pk}[data-status=COMPLETED]").wait_for(timeout=5_000)
     order.locator(".badge.ord-cm").wait_for(timeout=5_000)
     assert "Completed" in order.locator("table.grid").first.inner_text()
+
+
+def test_a_booking_late_in_the_day_is_scrolled_into_view_and_highlighted(
+    desk_page, live_server, scheduled_step
+):
+    page = desk_page
+    ptype = scheduled_step.requested_procedure.procedure_type
+    waiting = first_step(make_order(procedure_type=ptype))
+    tomorrow = timezone.localdate() + dt.timedelta(days=1)
+    page.goto(
+        f"{live_server.url}/calendar/book/?station={scheduled_step.station_id}"
+        f"&date={tomorrow.isoformat()}&time=18:15"
+    )
+    # the form proposes the waiting exam that fits this CT slot
+    assert page.locator("#id_step").input_value() == str(waiting.pk)
+    with page.expect_navigation():
+        page.click("button[type=submit].primary")
+    block = page.locator(f"#block-{waiting.pk}.highlight")
+    block.wait_for()
+    page.wait_for_function(
+        "el => { const r = el.getBoundingClientRect();"
+        " return r.top >= 0 && r.bottom <= window.innerHeight; }",
+        arg=block.element_handle(),
+    )

@@ -78,6 +78,7 @@ def calendar(request):
         detail_url=detail_url.format,
         can_move=can_book,
         movable=MOVABLE,
+        highlight=int_param(request, "highlight"),
     )
     delta = dt.timedelta(days=7 if view == "week" else 1)
     common = {"view": view, "modality": modality, "slot": slot if slot != 15 else "",
@@ -107,6 +108,9 @@ def calendar(request):
 
 
 def _initial_slot(request) -> dict:
+    """The slot clicked on the calendar, and the waiting exam that fits it best (unless the
+    link named one): the right modality, a procedure the station does, urgent first, and short
+    enough for the free time until the next booking or closing."""
     initial = {}
     station_id = int_param(request, "station")
     if station_id is not None:
@@ -114,7 +118,22 @@ def _initial_slot(request) -> dict:
     for name in ("date", "time", "step"):
         if request.GET.get(name):
             initial[name] = request.GET[name]
+    if "step" not in initial and station_id is not None:
+        start = _slot_start(request)
+        fitting = selectors.fitting_waiting_step(station_id=station_id, start=start)
+        if fitting is not None:
+            initial["step"] = fitting.pk
     return initial
+
+
+def _slot_start(request) -> dt.datetime | None:
+    day, time = request.GET.get("date", ""), request.GET.get("time", "")
+    try:
+        return timezone.make_aware(
+            dt.datetime.combine(dt.date.fromisoformat(day), dt.time.fromisoformat(time))
+        )
+    except ValueError:
+        return None
 
 
 @role_required(*FRONT_DESK)
@@ -140,7 +159,7 @@ def book(request):
                 "when": timezone.localtime(step.scheduled_start).strftime("%Y-%m-%d %H:%M"),
                 "station": step.station.ae_title,
             })
-            return redirect(calendar_url(data["date"]))
+            return redirect(_show(step, data["date"]))
     return render(request, "web/step_book.html", {"form": form})
 
 
@@ -183,6 +202,11 @@ def move(request, pk: int):
                 "when": timezone.localtime(step.scheduled_start).strftime("%Y-%m-%d %H:%M"),
                 "station": step.station.ae_title,
             })
-            return redirect(calendar_url(data["date"]))
+            return redirect(_show(step, data["date"]))
     return render(request, "web/step_move.html", {"form": form, "step": step})
+
+
+def _show(step: ScheduledProcedureStep, day: dt.date) -> str:
+    """The calendar of ``day`` scrolled to the step just booked or moved, highlighted."""
+    return f"{calendar_url(day, highlight=step.pk)}#block-{step.pk}"
 

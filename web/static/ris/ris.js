@@ -45,7 +45,15 @@
     });
   }
 
+  // After a booking or a move the calendar opens on the exam: scroll it into the middle of the
+  // view (the grid scrolls on its own, so the #anchor alone is not enough) and let it glow.
+  function showHighlightedBlock() {
+    var block = document.querySelector(".block.highlight");
+    if (block) block.scrollIntoView({ block: "center", inline: "center" });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    showHighlightedBlock();
     setUpDragAndDrop();
     setUpImportProgress();
   });
