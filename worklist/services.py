@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from worklist import audit, identifiers, signals
+from worklist import audit, identifiers, scheduling, signals
 from worklist.audit import Actor
 from worklist.errors import DomainError, Duplicate, ErrorCode, InvalidTransition, ScheduleConflict
 from worklist.models import (
@@ -745,6 +745,19 @@ def _place(
 
 
 def _check_opening_hours(station: Device, start: dt.datetime, end: dt.datetime) -> None:
+    """Refuse a booking outside the station's weekly template or inside one of its exceptions
+    (holiday, station down, maintenance), or outside opens_at-closes_at for a station without
+    a template (worklist.scheduling)."""
+    if station.has_schedule:
+        why = scheduling.check_open(station, start, end)
+        if why is not None:
+            reason = "outside its opening hours" if why == "closed" else why.lower()
+            raise DomainError(
+                f"{station.ae_title} is closed at this time ({reason})",
+                code=ErrorCode.OUTSIDE_OPENING_HOURS,
+                params={"station": station.ae_title, "why": why},
+            )
+        return
     if station.opens_at is None or station.closes_at is None:
         return
     local_start, local_end = timezone.localtime(start), timezone.localtime(end)
