@@ -131,7 +131,11 @@ def refresh_has_schedule(station_id: int) -> None:
         OpeningPeriod.objects.filter(station_id=station_id).exists()
         or ScheduleException.objects.filter(station_id=station_id).exists()
     )
-    Device.objects.filter(pk=station_id).exclude(has_schedule=has).update(has_schedule=has)
+    device = Device.objects.filter(pk=station_id).exclude(has_schedule=has).first()
+    if device is not None:
+        # save(), not update(): caches of stations (the HL7 catalogue) listen to post_save.
+        device.has_schedule = has
+        device.save(update_fields=["has_schedule"])
 
 
 def on_schedule_changed(sender, instance, **kwargs) -> None:

@@ -546,6 +546,19 @@ def step_schedule(
 
 
 @transaction.atomic
+def step_book_first_free(
+    *, step: ScheduledProcedureStep, actor: Actor, after: dt.datetime | None = None
+) -> ScheduledProcedureStep | None:
+    """Book a waiting step into the first free slot the search finds (``next_free_slots``), or
+    leave it waiting (None) when there is none within the horizon. The HL7 auto-booking."""
+    slots = scheduling.next_free_slots(step=step, limit=1, after=after)
+    if not slots:
+        return None
+    slot = slots[0]
+    return step_schedule(step=step, start=slot.start, station=slot.station, actor=actor)
+
+
+@transaction.atomic
 def step_transition(
     *,
     step: ScheduledProcedureStep,
