@@ -559,6 +559,19 @@ def step_book_first_free(
 
 
 @transaction.atomic
+def order_book_waiting(*, order: Order, actor: Actor) -> Order:
+    """Book every waiting step of an order into its first free slot (``step_book_first_free``),
+    in procedure order, so each later step sees the earlier ones as the patient's. A step with
+    no free slot in the horizon stays waiting for the front desk."""
+    waiting = ScheduledProcedureStep.objects.filter(
+        requested_procedure__order=order, status=StepStatus.UNSCHEDULED
+    ).select_related("requested_procedure__order__visit", "requested_procedure__procedure_type")
+    for step in waiting.order_by("pk"):
+        step_book_first_free(step=step, actor=actor)
+    return Order.objects.get(pk=order.pk)
+
+
+@transaction.atomic
 def step_transition(
     *,
     step: ScheduledProcedureStep,
