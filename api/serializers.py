@@ -462,6 +462,21 @@ class StepScheduleSerializer(serializers.Serializer):
         return _representable(value)
 
 
+class FreeSlotSerializer(serializers.Serializer):
+    """One offer of the next-free-slot search; book it with ``POST steps/{id}/schedule/``."""
+
+    station = serializers.IntegerField(source="station.pk")
+    station_ae_title = serializers.CharField(source="station.ae_title")
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    reserved = serializers.CharField(help_text="URGENT or INPATIENT when the slot is reserved")
+
+
+class FreeSlotQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=50, default=5)
+    after = serializers.DateTimeField(required=False)
+
+
 class StepCheckInSerializer(serializers.Serializer):
     status = serializers.ChoiceField(
         choices=[StepStatus.ARRIVED, StepStatus.READY],

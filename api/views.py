@@ -32,7 +32,7 @@ from api.permissions import (
     HasRole,
 )
 from ris.roles import user_roles
-from worklist import audit, services
+from worklist import audit, scheduling, services
 from worklist.audit import Actor
 from worklist.models import (
     AuditEvent,
@@ -204,6 +204,14 @@ class OrderViewSet(
         description="Book an unscheduled step or move a scheduled one (time, station, "
         "duration). A clash on the station or outside its opening hours is a 409.",
     ),
+    free_slots=extend_schema(
+        parameters=[serializers.FreeSlotQuerySerializer],
+        responses=serializers.FreeSlotSerializer(many=True),
+        description="The first free slots for this step across the stations that perform its "
+        "procedure: the station's weekly template, breaks and exceptions, other bookings of the "
+        "station and of the patient, the contrast gap, and reserved slots only for the cases "
+        "they are kept for. Book one with POST schedule.",
+    ),
     check_in=extend_schema(
         request=serializers.StepCheckInSerializer,
         responses=serializers.StepSerializer,
@@ -249,6 +257,15 @@ class StepViewSet(
             actor=actor_of(request),
         )
         return self._fresh(step)
+
+    @action(detail=True, methods=["get"], url_path="free-slots")
+    def free_slots(self, request: Request, pk: str) -> Response:
+        step = self.get_object()
+        query = validated(serializers.FreeSlotQuerySerializer, request.query_params)
+        slots = scheduling.next_free_slots(
+            step=step, limit=query["limit"], after=query.get("after")
+        )
+        return Response(serializers.FreeSlotSerializer(slots, many=True).data)
 
     @action(detail=True, methods=["post"], url_path="check-in")
     def check_in(self, request: Request, pk: str) -> Response:

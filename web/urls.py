@@ -10,6 +10,7 @@ from web.views import (
     integration,
     orders,
     patients,
+    slots,
 )
 
 app_name = "web"
@@ -31,6 +32,9 @@ urlpatterns = [
     path("steps/<int:pk>/no-show/", desk.no_show, name="no_show"),
     path("steps/<int:pk>/undo/", desk.undo, name="undo"),
     path("steps/<int:pk>/row/", desk.checkin_row, name="checkin_row"),
+    path("steps/<int:pk>/slots/", slots.free_slots, name="free_slots"),
+    path("steps/<int:pk>/slots/book/", slots.book_slot, name="book_slot"),
+    path("schedule/exceptions/", slots.schedule_exceptions, name="schedule_exceptions"),
     path("day/", desk.day_list, name="day_list"),
     path("board/", desk.board, name="board"),
     path("board/<str:modality>/", desk.board, name="board_modality"),

@@ -3,11 +3,36 @@ from django.contrib import admin
 from worklist import models
 
 
+class OpeningPeriodInline(admin.TabularInline):
+    """The station's weekly template: one row per open period (two on a day leave a break)."""
+
+    model = models.OpeningPeriod
+    extra = 0
+
+
+class SlotReservationInline(admin.TabularInline):
+    model = models.SlotReservation
+    extra = 0
+
+
+class ScheduleExceptionInline(admin.TabularInline):
+    model = models.ScheduleException
+    extra = 0
+
+
 @admin.register(models.Device)
 class DeviceAdmin(admin.ModelAdmin):
     list_display = ("ae_title", "kind", "modality", "station_name", "host", "port", "active")
     list_filter = ("kind", "modality", "active")
     search_fields = ("ae_title", "station_name", "location")
+    inlines = [OpeningPeriodInline, SlotReservationInline, ScheduleExceptionInline]
+
+
+@admin.register(models.ScheduleException)
+class ScheduleExceptionAdmin(admin.ModelAdmin):
+    list_display = ("station", "kind", "starts", "ends", "reason")
+    list_filter = ("kind", "station")
+    date_hierarchy = "starts"
 
 
 class OrderCodeInline(admin.TabularInline):
