@@ -38,6 +38,16 @@ def _schedule_conflict(params: dict) -> str:
 
 
 def _outside_hours(params: dict) -> str:
+    if "why" in params:
+        why = {
+            "closed": _("outside its opening hours"),
+            "HOLIDAY": _("holiday"),
+            "DOWN": _("station down"),
+            "MAINTENANCE": _("maintenance"),
+        }.get(params["why"], params["why"])
+        return _("%(station)s is closed at this time (%(why)s).") % {
+            "station": params["station"], "why": why,
+        }
     return _("%(station)s is open %(opens)s-%(closes)s.") % params
 
 

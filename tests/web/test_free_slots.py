@@ -61,3 +61,17 @@ def test_an_exception_lists_the_exams_it_displaces_with_a_rebook_link(client_as,
     page = client_as(Role.FRONT_DESK).get(reverse("web:schedule_exceptions")).content.decode()
     assert "tube replacement" in page and "Station down" in page
     assert reverse("web:free_slots", kwargs={"pk": step.pk}) in page
+
+
+def test_booking_on_a_holiday_is_refused_in_chinese(desk, ct_head, ct1):
+    ScheduleException.objects.create(
+        station=ct1, starts=at(0, day=MONDAY), ends=at(0, day=MONDAY + dt.timedelta(days=1)),
+        kind=ScheduleException.Kind.HOLIDAY,
+    )
+    step = first_step(make_order(procedure_type=ct_head))
+    desk.post(reverse("web:set_language"), {"language": "zh-hans"})
+    response = desk.post(reverse("web:book"), {
+        "step": step.pk, "station": ct1.pk, "date": MONDAY.isoformat(), "time": "09:00",
+    })
+    errors = " ".join(response.context["form"].non_field_errors())
+    assert "CT1" in errors and "节假日" in errors and "holiday" not in errors
