@@ -128,3 +128,23 @@ def test_a_booking_late_in_the_day_is_scrolled_into_view_and_highlighted(
         " return r.top >= 0 && r.bottom <= window.innerHeight; }",
         arg=block.element_handle(),
     )
+
+
+def test_booking_a_waiting_exam_from_the_next_free_slot_list_in_one_click(
+    desk_page, live_server, scheduled_step
+):
+    page = desk_page
+    ptype = scheduled_step.requested_procedure.procedure_type
+    order = make_order(procedure_type=ptype)
+    waiting = first_step(order)
+    page.goto(f"{live_server.url}/orders/{order.pk}/")
+    with page.expect_navigation():
+        page.click("a:has-text('Next free slot')")
+    first = page.locator("table.slots tbody tr").first
+    when = first.locator("td").nth(1).inner_text().split("–")[0]
+    with page.expect_navigation():
+        first.locator("button:has-text('Book')").click()
+    page.locator(f"#block-{waiting.pk}.highlight").wait_for()
+    waiting.refresh_from_db()
+    assert waiting.status == StepStatus.SCHEDULED
+    assert timezone.localtime(waiting.scheduled_start).strftime("%H:%M") == when
