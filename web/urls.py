@@ -10,6 +10,7 @@ from web.views import (
     integration,
     orders,
     patients,
+    prints,
     slots,
 )
 
@@ -36,6 +37,8 @@ urlpatterns = [
     path("steps/<int:pk>/slots/book/", slots.book_slot, name="book_slot"),
     path("schedule/exceptions/", slots.schedule_exceptions, name="schedule_exceptions"),
     path("day/", desk.day_list, name="day_list"),
+    path("day/print/", prints.day_plan, name="day_plan"),
+    path("steps/<int:pk>/slip/", prints.appointment_slip, name="appointment_slip"),
     path("board/", desk.board, name="board"),
     path("board/<str:modality>/", desk.board, name="board_modality"),
     path("catalog/import/", admin_pages.catalog_import, name="catalog_import"),
