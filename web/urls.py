@@ -12,6 +12,7 @@ from web.views import (
     patients,
     prints,
     slots,
+    stats,
 )
 
 app_name = "web"
@@ -38,6 +39,7 @@ urlpatterns = [
     path("schedule/exceptions/", slots.schedule_exceptions, name="schedule_exceptions"),
     path("day/", desk.day_list, name="day_list"),
     path("day/print/", prints.day_plan, name="day_plan"),
+    path("statistics/", stats.statistics_page, name="statistics"),
     path("steps/<int:pk>/slip/", prints.appointment_slip, name="appointment_slip"),
     path("board/", desk.board, name="board"),
     path("board/<str:modality>/", desk.board, name="board_modality"),

@@ -148,3 +148,14 @@ def test_booking_a_waiting_exam_from_the_next_free_slot_list_in_one_click(
     waiting.refresh_from_db()
     assert waiting.status == StepStatus.SCHEDULED
     assert timezone.localtime(waiting.scheduled_start).strftime("%H:%M") == when
+
+
+def test_the_statistics_page_draws_charts_with_the_demo_data(desk_page, live_server):
+    from worklist.demo import load_demo
+
+    load_demo()
+    page = desk_page
+    page.goto(f"{live_server.url}/statistics/")
+    assert page.locator("svg.chart").count() == 2
+    assert page.locator("svg.chart rect").count() > 0
+    assert page.locator("table.grid tbody tr").count() > 0
