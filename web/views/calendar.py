@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ris.roles import has_role
-from web import selectors
+from web import live, selectors
 from web.access import ANY_ROLE, FRONT_DESK, role_required
 from web.calendar import (
     SLOT_CHOICES,
@@ -64,6 +64,12 @@ def calendar(request):
         columns = [(s, day) for s in all_stations]
         start, end = selectors.day_bounds(day)
         shown = all_stations
+    version = live.steps_version(
+        selectors.steps_between(start, end, station_ids=[s.pk for s in shown])
+    )
+    unchanged = live.not_modified(request, version)
+    if unchanged is not None:
+        return unchanged
     steps = selectors.calendar_steps(start, end, station_ids=[s.pk for s in shown])
     grid = build_grid(columns=columns, steps=steps, slot_minutes=slot)
     can_book = has_role(request.user, *FRONT_DESK)
@@ -103,6 +109,7 @@ def calendar(request):
             "day_url": calendar_url(day, **{**common, "view": "day", "station": ""}),
             "week_url": calendar_url(day, **{**common, "view": "week"}),
             "movable": MOVABLE,
+            **live.context(request, region="calendar-live", version=version),
         },
     )
 

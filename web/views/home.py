@@ -7,10 +7,10 @@ import datetime as dt
 from django.shortcuts import render
 from django.utils import timezone
 
-from web import selectors
+from web import live, selectors
 from web.access import ANY_ROLE, role_required
 from web.views.common import day_param
-from worklist.models import StepStatus
+from worklist.models import ScheduledProcedureStep, StepStatus
 
 DASHBOARD_STATUSES = [
     StepStatus.SCHEDULED,
@@ -25,13 +25,22 @@ DASHBOARD_STATUSES = [
 
 @role_required(*ANY_ROLE)
 def dashboard(request):
+    """Today's counts and next patients; a live region (web/live.py) like the check-in list."""
     day = day_param(request)
+    start, end = selectors.day_bounds(day)
+    version = live.steps_version(
+        ScheduledProcedureStep.objects.filter(scheduled_start__gte=start, scheduled_start__lt=end)
+    )
+    unchanged = live.not_modified(request, version)
+    if unchanged is not None:
+        return unchanged
     board = selectors.dashboard(day)
-    template = "web/_dashboard_body.html" if request.htmx else "web/dashboard.html"
+    template = "web/_dashboard_live.html" if request.htmx else "web/dashboard.html"
     return render(
         request,
         template,
         {
+            **live.context(request, region="dashboard", version=version),
             "board": board,
             "day": day,
             "today": timezone.localdate(),

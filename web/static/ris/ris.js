@@ -52,6 +52,20 @@
     if (block) block.scrollIntoView({ block: "center", inline: "center" });
   }
 
+  // A refused click's message (and a done note) pauses the live region it is in for a few
+  // seconds, so that the next poll does not wipe it before it is read (templates/web/_live.html).
+  function expireLivePauses() {
+    document.querySelectorAll(".live-pause:not([data-expires])").forEach(function (el) {
+      el.dataset.expires = "1";
+      window.setTimeout(function () { el.classList.remove("live-pause"); }, 8000);
+    });
+  }
+
+  document.addEventListener("htmx:afterSettle", function () {
+    expireLivePauses();
+    setUpDragAndDrop();  // a live calendar brought new blocks and slots
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     showHighlightedBlock();
     setUpDragAndDrop();
