@@ -75,3 +75,19 @@ def test_booking_on_a_holiday_is_refused_in_chinese(desk, ct_head, ct1):
     })
     errors = " ".join(response.context["form"].non_field_errors())
     assert "CT1" in errors and "节假日" in errors and "holiday" not in errors
+
+
+def test_the_free_slot_list_costs_the_same_queries_on_a_busy_station(desk, ct_head, ct1):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    step = first_step(make_order(procedure_type=ct_head))
+    url = reverse("web:free_slots", kwargs={"pk": step.pk})
+    with CaptureQueriesContext(connection) as quiet:
+        desk.get(url)
+    for hour in range(8, 18):
+        make_order(procedure_type=ct_head, station=ct1,
+                   start=at(hour, day=MONDAY - dt.timedelta(days=7)))
+    with CaptureQueriesContext(connection) as busy:
+        desk.get(url)
+    assert len(busy) == len(quiet)
