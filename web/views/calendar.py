@@ -166,7 +166,7 @@ def book(request):
                 "when": timezone.localtime(step.scheduled_start).strftime("%Y-%m-%d %H:%M"),
                 "station": step.station.ae_title,
             })
-            return redirect(_show(step, data["date"]))
+            return redirect(show_on_calendar(step, data["date"]))
     return render(request, "web/step_book.html", {"form": form})
 
 
@@ -209,11 +209,11 @@ def move(request, pk: int):
                 "when": timezone.localtime(step.scheduled_start).strftime("%Y-%m-%d %H:%M"),
                 "station": step.station.ae_title,
             })
-            return redirect(_show(step, data["date"]))
+            return redirect(show_on_calendar(step, data["date"]))
     return render(request, "web/step_move.html", {"form": form, "step": step})
 
 
-def _show(step: ScheduledProcedureStep, day: dt.date) -> str:
+def show_on_calendar(step: ScheduledProcedureStep, day: dt.date) -> str:
     """The calendar of ``day`` scrolled to the step just booked or moved, highlighted."""
     return f"{calendar_url(day, highlight=step.pk)}#block-{step.pk}"
 

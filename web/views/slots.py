@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from web.access import ANY_ROLE, FRONT_DESK, role_required
 from web.errors import domain_message
-from web.views.calendar import _show
+from web.views.calendar import show_on_calendar
 from web.views.common import actor, int_param
 from web.views.orders import MOVABLE
 from worklist import scheduling, services
@@ -78,7 +78,7 @@ def book_slot(request, pk: int):
         "when": timezone.localtime(step.scheduled_start).strftime("%Y-%m-%d %H:%M"),
         "station": station.ae_title,
     })
-    return redirect(_show(step, timezone.localtime(step.scheduled_start).date()))
+    return redirect(show_on_calendar(step, timezone.localtime(step.scheduled_start).date()))
 
 
 def int_param_post(request, name: str) -> int | None:
