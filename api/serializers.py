@@ -198,7 +198,10 @@ class PatientUpdateSerializer(serializers.ModelSerializer):
 
 
 class PatientCreateSerializer(PatientUpdateSerializer):
-    patient_id = serializers.CharField(max_length=64)
+    #: Empty or absent: ris assigns the next ID from RIS_PATIENT_ID_PATTERN.
+    patient_id = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, default=""
+    )
     issuer = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     name = PersonNameField()
 
@@ -209,8 +212,6 @@ class PatientCreateSerializer(PatientUpdateSerializer):
 
     def validate_patient_id(self, value: str) -> str:
         value = value.strip()
-        if not value:
-            raise serializers.ValidationError("A patient ID cannot be blank.")
         _no_control_characters(value, what="A patient ID")
         if "\\" in value:
             raise serializers.ValidationError("A patient ID cannot contain a backslash.")
@@ -460,6 +461,21 @@ class StepScheduleSerializer(serializers.Serializer):
 
     def validate_start(self, value: dt.datetime) -> dt.datetime:
         return _representable(value)
+
+
+class FreeSlotSerializer(serializers.Serializer):
+    """One offer of the next-free-slot search; book it with ``POST steps/{id}/schedule/``."""
+
+    station = serializers.IntegerField(source="station.pk")
+    station_ae_title = serializers.CharField(source="station.ae_title")
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    reserved = serializers.CharField(help_text="URGENT or INPATIENT when the slot is reserved")
+
+
+class FreeSlotQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=50, default=5)
+    after = serializers.DateTimeField(required=False)
 
 
 class StepCheckInSerializer(serializers.Serializer):

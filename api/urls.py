@@ -6,12 +6,24 @@ network often has no way out to the internet. Swagger UI comes whole from the si
 
 from __future__ import annotations
 
+from django.contrib.auth.views import redirect_to_login
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from api import interfaces, performed, views
 from api.worklist_endpoint import WorklistView
+
+_swagger = SpectacularSwaggerView.as_view(url_name="api:schema")
+
+
+def docs(request):
+    """The Swagger UI page; a browser without a session goes to the login page and comes back
+    (the schema and the API itself answer 401 to programs, which have no login page)."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    return _swagger(request)
+
 
 router = DefaultRouter()
 router.include_root_view = False
@@ -35,6 +47,6 @@ urlpatterns = [
     path("v1/auth/token/", views.TokenView.as_view(), name="token"),
     path("v1/auth/me/", views.WhoAmIView.as_view(), name="me"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("docs/", docs, name="docs"),
     re_path(r"^.*$", views.ApiNotFoundView.as_view(), name="not-found"),
 ]

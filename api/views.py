@@ -7,7 +7,6 @@ Status changes go through ``worklist.services`` only; a refused change raises a
 from __future__ import annotations
 
 from django.core.cache import caches
-from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -34,9 +33,8 @@ from api.permissions import (
 )
 from ris import security
 from ris.roles import user_roles
-from worklist import configuration, services
+from worklist import configuration, scheduling, services
 from worklist.audit import Actor
-from worklist.errors import Duplicate
 from worklist.models import (
     AuditEvent,
     Device,
@@ -106,19 +104,13 @@ class PatientViewSet(
 
     def create(self, request: Request) -> Response:
         data = validated(serializers.PatientCreateSerializer, request.data)
-        patient_id, issuer = data.pop("patient_id"), data.pop("issuer")
-        with transaction.atomic():
-            if Patient.objects.filter(patient_id=patient_id, issuer=issuer).exists():
-                raise Duplicate(
-                    f"patient {patient_id} of issuer {issuer or '(none)'} is already registered"
-                )
-            patient, _created = services.patient_upsert(
-                patient_id=patient_id,
-                issuer=issuer,
-                name=data.pop("name"),
-                actor=actor_of(request),
-                **data,
-            )
+        patient = services.patient_register(
+            patient_id=data.pop("patient_id"),
+            issuer=data.pop("issuer"),
+            name=data.pop("name"),
+            actor=actor_of(request),
+            **data,
+        )
         return Response(serializers.PatientSerializer(patient).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request: Request, pk: str) -> Response:
@@ -218,6 +210,14 @@ class OrderViewSet(
         description="Book an unscheduled step or move a scheduled one (time, station, "
         "duration). A clash on the station or outside its opening hours is a 409.",
     ),
+    free_slots=extend_schema(
+        parameters=[serializers.FreeSlotQuerySerializer],
+        responses=serializers.FreeSlotSerializer(many=True),
+        description="The first free slots for this step across the stations that perform its "
+        "procedure: the station's weekly template, breaks and exceptions, other bookings of the "
+        "station and of the patient, the contrast gap, and reserved slots only for the cases "
+        "they are kept for. Book one with POST schedule.",
+    ),
     check_in=extend_schema(
         request=serializers.StepCheckInSerializer,
         responses=serializers.StepSerializer,
@@ -263,6 +263,15 @@ class StepViewSet(
             actor=actor_of(request),
         )
         return self._fresh(step)
+
+    @action(detail=True, methods=["get"], url_path="free-slots")
+    def free_slots(self, request: Request, pk: str) -> Response:
+        step = self.get_object()
+        query = validated(serializers.FreeSlotQuerySerializer, request.query_params)
+        slots = scheduling.next_free_slots(
+            step=step, limit=query["limit"], after=query.get("after")
+        )
+        return Response(serializers.FreeSlotSerializer(slots, many=True).data)
 
     @action(detail=True, methods=["post"], url_path="check-in")
     def check_in(self, request: Request, pk: str) -> Response:

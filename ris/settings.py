@@ -280,6 +280,16 @@ RIS_SCHEDULER_LOCK_CHECK_SECONDS = env_int("RIS_SCHEDULER_LOCK_CHECK_SECONDS", 2
 RIS_UID_ROOT = env_str("RIS_UID_ROOT", "")
 RIS_ACCESSION_PREFIX = env_str("RIS_ACCESSION_PREFIX", "A")
 RIS_ISSUER_OF_PATIENT_ID = env_str("RIS_ISSUER_OF_PATIENT_ID", "RIS")
+#: Patient IDs ris generates when the front desk leaves the field empty (worklist.identifiers).
+RIS_PATIENT_ID_PATTERN = env_str("RIS_PATIENT_ID_PATTERN", "P{counter:08d}")
+#: No-show reason codes the check-in list offers, in order (web.forms.NO_SHOW_REASONS); empty: all.
+RIS_NO_SHOW_REASONS = env_list("RIS_NO_SHOW_REASONS", [])
+#: Next-free-slot search (worklist.scheduling): how many days ahead it looks, and the least time
+#: between two exams with contrast medium of one patient.
+RIS_FREE_SLOT_HORIZON_DAYS = env_int("RIS_FREE_SLOT_HORIZON_DAYS", 28)
+RIS_CONTRAST_GAP_MINUTES = env_int("RIS_CONTRAST_GAP_MINUTES", 240)
+#: An HL7 new order (NW) without a start time is booked into the first free slot.
+RIS_HL7_AUTO_BOOK = env_bool("RIS_HL7_AUTO_BOOK", False)
 RIS_INSTITUTION_NAME = env_str("RIS_INSTITUTION_NAME", "")
 #: Capitalisation of the Pinyin ris derives for a Hanzi-only name (worklist.pn): "syllable"
 #: (Wang^XiaoDong), "title" (Wang^Xiaodong), "upper" (WANG^XIAODONG) or "off" (no derivation).

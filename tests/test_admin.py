@@ -71,8 +71,12 @@ def test_an_order_cannot_be_deleted_in_the_admin(admin_client, step):
 
 def test_a_device_edited_in_the_admin_is_saved_with_its_audit_row(admin_client):
     device = DeviceFactory(ae_title="US1", station_name="US1")
-    form = admin_client.get(_change_url(Device, device.pk)).context["adminform"].form
+    page = admin_client.get(_change_url(Device, device.pk)).context
+    form = page["adminform"].form
     data = {name: value for name, value in form.initial.items() if value is not None}
+    for inline in page["inline_admin_formsets"]:  # the station's schedule, unchanged
+        management = inline.formset.management_form
+        data.update({management.add_prefix(k): v for k, v in management.initial.items()})
     data["station_name"] = "US ROOM 1"
 
     response = admin_client.post(_change_url(Device, device.pk), data)

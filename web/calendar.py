@@ -195,13 +195,16 @@ def render_slots(grid: Grid, *, book_url: str | None, book_label: str, closed_la
         column.slots_html = mark_safe("".join(parts))  # noqa: S308 - escaped above
 
 
-def label_blocks(grid: Grid, *, move_url, detail_url, can_move: bool, movable) -> None:
+def label_blocks(
+    grid: Grid, *, move_url, detail_url, can_move: bool, movable, highlight: int | None = None
+) -> None:
     """Pre-render each column's step blocks (a busy day has hundreds), like ``render_slots``.
 
     Plain f-strings over escaped values rather than ``format_html`` and
     ``get_status_display``: the display looks its label up by hashing every lazy choice label
     (a gettext each), which was half of the day calendar's time for 400 blocks. The labels are
-    translated once per page here instead.
+    translated once per page here instead. ``highlight``: the step just booked or moved, marked
+    so that the page scrolls to it (``ris.js``).
     """
     labels = {value: str(label) for value, label in StepStatus.choices}
     for column in grid.columns:
@@ -219,8 +222,10 @@ def label_blocks(grid: Grid, *, move_url, detail_url, can_move: bool, movable) -
                 f'data-duration="{escape(str(step.expected_duration_minutes))}"'
                 if block.movable else ""
             )
+            marked = " highlight" if step.pk == highlight else ""
             parts.append(
-                f'<a class="block st-{escape(step.status.lower())}" style="--top: {block.top:.3f}; '
+                f'<a id="block-{step.pk}" class="block st-{escape(step.status.lower())}{marked}" '
+                f'style="--top: {block.top:.3f}; '
                 f'--span: {block.span:.3f}; --lane: {block.lane}; --lanes: {block.lanes};" '
                 f'href="{href}"{drag} title="{block.start} {who} · {what} · {status}">'
                 f'<span class="t">{block.start}</span> <span class="who">{who}</span>'

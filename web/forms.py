@@ -26,7 +26,9 @@ _PN_FORBIDDEN = set("^=\\") | {chr(c) for c in range(32)}
 
 
 def add_domain_error(form: forms.Form, exc: DomainError) -> None:
-    form.add_error(None, exc.message)
+    from web.errors import domain_message
+
+    form.add_error(None, domain_message(exc))
 
 
 def _component(label, required=False) -> forms.CharField:
@@ -36,7 +38,12 @@ def _component(label, required=False) -> forms.CharField:
 class PatientForm(forms.Form):
     """A patient with the three PN component groups (alphabetic, ideographic, phonetic)."""
 
-    patient_id = forms.CharField(label=_("patient ID"), max_length=64)
+    patient_id = forms.CharField(
+        label=_("patient ID"),
+        max_length=64,
+        required=False,
+        help_text=_("Leave empty and ris assigns the next patient ID."),
+    )
     issuer = forms.CharField(label=_("issuer of patient ID"), max_length=64, required=False)
     alphabetic_family = _component(_("Family name (alphabetic)"))
     alphabetic_given = _component(_("Given name (alphabetic)"))
@@ -58,6 +65,11 @@ class PatientForm(forms.Form):
         required=False,
     )
 
+    #: Ticked by the clerk after the duplicate-patient warning: "this is another person".
+    confirm_new = forms.BooleanField(
+        label=_("This is a different person: register anyway"), required=False
+    )
+
     GROUPS = ("alphabetic", "ideographic", "phonetic")
 
     def __init__(self, *args, patient: Patient | None = None, **kwargs) -> None:
@@ -73,6 +85,8 @@ class PatientForm(forms.Form):
             # The ID is the patient's identity on every worklist and image: not editable here.
             for name in ("patient_id", "issuer"):
                 self.fields[name].disabled = True
+            self.fields["patient_id"].help_text = ""
+            del self.fields["confirm_new"]
         else:
             self.fields["issuer"].initial = settings.RIS_ISSUER_OF_PATIENT_ID
 
@@ -92,6 +106,12 @@ class PatientForm(forms.Form):
             initial[f"{group}_family"] = parts[0]
             initial[f"{group}_given"] = parts[1] if len(parts) > 1 else ""
         return initial
+
+    def clean_patient_id(self) -> str:
+        value = (self.cleaned_data.get("patient_id") or "").strip()
+        if set(value) & ({"\\"} | {chr(c) for c in range(32)}):
+            raise forms.ValidationError(_("A patient ID may not contain \\ or control characters."))
+        return value
 
     def clean(self) -> dict:
         data = super().clean()
@@ -279,18 +299,42 @@ class CancelOrderForm(forms.Form):
 
 
 class CheckInForm(forms.Form):
+    """Arrived / ready from the check-in list; a no-show goes through ``NoShowForm`` (it asks)."""
+
     ACTIONS = {
         "arrived": "ARRIVED",
         "ready": "READY",
-        "no_show": "CANCELED",
     }
     action = forms.ChoiceField(
         choices=[
             ("arrived", pgettext_lazy("check-in action", "Arrived")),
             ("ready", pgettext_lazy("check-in action", "Ready")),
-            ("no_show", pgettext_lazy("check-in action", "No-show")),
         ]
     )
+
+
+#: Why a patient did not come: the codes stored after ``no-show:`` in the step's reason, with
+#: their labels. A site offers the subset listed in RIS_NO_SHOW_REASONS, in that order.
+NO_SHOW_REASONS = {
+    "did_not_come": _("Patient did not come"),
+    "cancelled_by_patient": _("Patient cancelled at short notice"),
+    "too_late": _("Patient came too late"),
+    "unwell": _("Patient too unwell for the exam"),
+    "not_prepared": _("Preparation not done (e.g. not fasting)"),
+    "no_transport": _("No transport"),
+    "other": _("Other"),
+}
+
+
+def no_show_reason_choices() -> list[tuple[str, str]]:
+    codes = settings.RIS_NO_SHOW_REASONS or list(NO_SHOW_REASONS)
+    return [(code, NO_SHOW_REASONS.get(code, code)) for code in codes]
+
+
+class NoShowForm(forms.Form):
+    """The confirmation of a no-show: a reason from the site's coded list."""
+
+    reason = forms.ChoiceField(label=_("Reason"), choices=no_show_reason_choices)
 
 
 class CatalogImportForm(forms.Form):

@@ -94,6 +94,18 @@ def steps_between(
     return query.order_by("scheduled_start", "sps_id")
 
 
+def modalities_with_steps(start: dt.datetime, end: dt.datetime, *, statuses) -> set[str]:
+    """Modalities with at least one step in ``statuses`` starting in [start, end): one query."""
+    return set(
+        ScheduledProcedureStep.objects.filter(
+            scheduled_start__gte=start, scheduled_start__lt=end, status__in=statuses
+        )
+        .values_list("modality", flat=True)
+        .distinct()
+        .order_by()
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class CalendarStep:
     """What a calendar block shows of a step.
@@ -138,6 +150,59 @@ def unscheduled_steps(*, modality: str = "", limit: int = 50) -> list[ScheduledP
     if modality:
         query = query.filter(modality=modality)
     return list(query.order_by("created_at", "pk")[:limit])
+
+
+_PRIORITY_RANK = {"STAT": 0, "HIGH": 1, "MEDIUM": 2, "ROUTINE": 3, "LOW": 4}
+
+
+def fitting_waiting_step(
+    *, station_id: int, start: dt.datetime | None, candidates: int = 50
+) -> ScheduledProcedureStep | None:
+    """The waiting (unscheduled) exam the book form proposes for a slot of this station.
+
+    Three queries: the station, up to ``candidates`` waiting steps of its modality whose
+    procedure the station performs (or whose procedure names no station), and the next booking
+    on the station after ``start``. Urgent first, then the oldest; an exam longer than the free
+    time until the next booking (or closing) is proposed only when none fits.
+    """
+    station = Device.objects.filter(pk=station_id).first()
+    if station is None:
+        return None
+    waiting = list(
+        ScheduledProcedureStep.objects.select_related("requested_procedure")
+        .filter(status=StepStatus.UNSCHEDULED, modality=station.modality)
+        .filter(
+            Q(requested_procedure__procedure_type__stations=station)
+            | Q(requested_procedure__procedure_type__stations__isnull=True)
+        )
+        .distinct()
+        .order_by("created_at", "pk")[:candidates]
+    )
+    if not waiting:
+        return None
+    waiting.sort(key=lambda s: _PRIORITY_RANK.get(s.requested_procedure.priority, 3))
+    if start is None:
+        return waiting[0]
+    free_until = None
+    following = (
+        ScheduledProcedureStep.objects.filter(
+            station=station, status__in=WORKLIST_STATUSES, scheduled_start__gte=start
+        )
+        .order_by("scheduled_start")
+        .values_list("scheduled_start", flat=True)
+        .first()
+    )
+    if following is not None:
+        free_until = following
+    if station.closes_at is not None:
+        closing = timezone.make_aware(
+            dt.datetime.combine(timezone.localtime(start).date(), station.closes_at)
+        )
+        free_until = min(free_until, closing) if free_until else closing
+    if free_until is None:
+        return waiting[0]
+    free = (free_until - start).total_seconds() / 60
+    return next((s for s in waiting if s.expected_duration_minutes <= free), waiting[0])
 
 
 # --- dashboard --------------------------------------------------------------------------------

@@ -11,6 +11,9 @@ from web.views import (
     integration,
     orders,
     patients,
+    prints,
+    slots,
+    stats,
 )
 
 app_name = "web"
@@ -30,7 +33,16 @@ urlpatterns = [
     path("calendar/book/", calendar.book, name="book"),
     path("steps/<int:pk>/move/", calendar.move, name="move"),
     path("steps/<int:pk>/checkin/", desk.checkin, name="checkin"),
+    path("steps/<int:pk>/no-show/", desk.no_show, name="no_show"),
+    path("steps/<int:pk>/undo/", desk.undo, name="undo"),
+    path("steps/<int:pk>/row/", desk.checkin_row, name="checkin_row"),
+    path("steps/<int:pk>/slots/", slots.free_slots, name="free_slots"),
+    path("steps/<int:pk>/slots/book/", slots.book_slot, name="book_slot"),
+    path("schedule/exceptions/", slots.schedule_exceptions, name="schedule_exceptions"),
     path("day/", desk.day_list, name="day_list"),
+    path("day/print/", prints.day_plan, name="day_plan"),
+    path("statistics/", stats.statistics_page, name="statistics"),
+    path("steps/<int:pk>/slip/", prints.appointment_slip, name="appointment_slip"),
     path("board/", desk.board, name="board"),
     path("board/<str:modality>/", desk.board, name="board_modality"),
     path("catalog/import/", admin_pages.catalog_import, name="catalog_import"),

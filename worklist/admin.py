@@ -68,6 +68,23 @@ class AuditedConfigurationAdmin(admin.ModelAdmin):
         formset.save_m2m()
 
 
+class OpeningPeriodInline(admin.TabularInline):
+    """The station's weekly template: one row per open period (two on a day leave a break)."""
+
+    model = models.OpeningPeriod
+    extra = 0
+
+
+class SlotReservationInline(admin.TabularInline):
+    model = models.SlotReservation
+    extra = 0
+
+
+class ScheduleExceptionInline(admin.TabularInline):
+    model = models.ScheduleException
+    extra = 0
+
+
 @admin.register(models.Device)
 class DeviceAdmin(AuditedConfigurationAdmin):
     list_display = (
@@ -75,6 +92,14 @@ class DeviceAdmin(AuditedConfigurationAdmin):
     )
     list_filter = ("kind", "modality", "step_progress", "active")
     search_fields = ("ae_title", "station_name", "location")
+    inlines = [OpeningPeriodInline, SlotReservationInline, ScheduleExceptionInline]
+
+
+@admin.register(models.ScheduleException)
+class ScheduleExceptionAdmin(admin.ModelAdmin):
+    list_display = ("station", "kind", "starts", "ends", "reason")
+    list_filter = ("kind", "station")
+    date_hierarchy = "starts"
 
 
 class OrderCodeInline(admin.TabularInline):

@@ -22,3 +22,15 @@ class WorklistConfig(AppConfig):
             uid = f"worklist.routing-{model.__name__}"
             post_save.connect(routing.forget, sender=model, dispatch_uid=uid)
             post_delete.connect(routing.forget, sender=model, dispatch_uid=uid)
+
+        from worklist.models import OpeningPeriod, ScheduleException
+        from worklist.scheduling import on_schedule_changed
+
+        # Device.has_schedule follows the station's template and exceptions.
+        for model in (OpeningPeriod, ScheduleException):
+            for signal in (post_save, post_delete):
+                signal.connect(
+                    on_schedule_changed,
+                    sender=model,
+                    dispatch_uid=f"worklist.has_schedule.{model.__name__}.{signal is post_save}",
+                )

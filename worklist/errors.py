@@ -16,18 +16,28 @@ class ErrorCode(StrEnum):
     DUPLICATE = "duplicate"
     SCHEDULE_CONFLICT = "schedule_conflict"
     OUTSIDE_OPENING_HOURS = "outside_opening_hours"
+    IN_THE_PAST = "in_the_past"
+    NOTHING_TO_UNDO = "nothing_to_undo"
     INVALID_VALUE = "invalid_value"
     UNKNOWN_PROCEDURE = "unknown_procedure"
 
 
 class DomainError(Exception):
-    """A request that the domain refuses; ``message`` is written for the person who sent it."""
+    """A request that the domain refuses; ``message`` is written for the person who sent it.
+
+    ``params`` hold the message's facts (station, times, statuses) as plain values, so an
+    interface that speaks another language (the zh-Hans web UI) can say the same in its own words
+    instead of showing the English ``message``.
+    """
 
     code: ErrorCode = ErrorCode.INVALID_VALUE
 
-    def __init__(self, message: str, *, code: ErrorCode | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: ErrorCode | None = None, params: dict | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.params = params or {}
         if code is not None:
             self.code = code
 

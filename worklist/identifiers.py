@@ -19,7 +19,7 @@ from django.db.models import F
 
 from worklist.models import Counter
 
-COUNTERS = ("accession", "requested_procedure", "sps", "study_uid")
+COUNTERS = ("accession", "requested_procedure", "sps", "study_uid", "patient_id")
 _UID_ROOT = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 
@@ -156,6 +156,28 @@ def for_order(procedures: int) -> OrderIdentifiers:
         sps_ids=[sps_id(v) for v in values["sps"]],
         study_instance_uids=[study_instance_uid(v) for v in uids],
     )
+
+
+def patient_id(value: int, pattern: str | None = None) -> str:
+    """Patient ID (0010,0020) from the site's pattern, e.g. ``P{counter:08d}`` -> ``P00000042``.
+
+    The pattern is a ``str.format`` template with one ``counter`` field, so a site keeps the
+    numbering its other systems already know (a prefix, a width). LO allows 64 characters.
+    """
+    pattern = pattern or settings.RIS_PATIENT_ID_PATTERN
+    try:
+        value_text = pattern.format(counter=value)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(
+            f"RIS_PATIENT_ID_PATTERN {pattern!r} must contain one {{counter}} field"
+        ) from exc
+    if value_text == pattern or len(value_text) > 64:
+        raise ValueError(f"RIS_PATIENT_ID_PATTERN {pattern!r} gives no usable patient ID")
+    return value_text
+
+
+def new_patient_id() -> str:
+    return patient_id(next_value("patient_id"))
 
 
 def new_accession_number() -> str:

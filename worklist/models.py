@@ -113,6 +113,12 @@ class Device(models.Model):
     step_progress = models.CharField(
         _("step status from"), max_length=8, choices=StepProgress.choices, blank=True, default=""
     )
+    #: The grid free slots are offered on (next-free-slot search): starts at multiples of this
+    #: from the opening time.
+    slot_minutes = models.PositiveSmallIntegerField(default=15)
+    #: Kept by ``worklist.scheduling`` when opening periods or exceptions are saved: without any,
+    #: a booking checks only opens_at/closes_at and costs no query (the HL7 path counts them).
+    has_schedule = models.BooleanField(default=False, editable=False)
     active = models.BooleanField(default=True)
 
     class Meta:
@@ -136,6 +142,9 @@ class ProcedureType(models.Model):
     # Scheduled Protocol Code Sequence (0040,0008): [{"value", "scheme", "meaning"}, ...]
     protocol_codes = models.JSONField(default=list, blank=True)
     stations = models.ManyToManyField(Device, blank=True, related_name="procedure_types")
+    #: The exam gives contrast medium: a patient's two contrast exams need the site's
+    #: RIS_CONTRAST_GAP_MINUTES between them (next-free-slot search).
+    contrast = models.BooleanField(default=False)
     active = models.BooleanField(default=True)
 
     class Meta:
@@ -150,6 +159,98 @@ class ProcedureType(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code_value} {self.code_meaning}"
+
+
+class Weekday(models.IntegerChoices):
+    """ISO weekday numbers as ``datetime.date.weekday()`` gives them (Monday 0)."""
+
+    MONDAY = 0, _("Monday")
+    TUESDAY = 1, _("Tuesday")
+    WEDNESDAY = 2, _("Wednesday")
+    THURSDAY = 3, _("Thursday")
+    FRIDAY = 4, _("Friday")
+    SATURDAY = 5, _("Saturday")
+    SUNDAY = 6, _("Sunday")
+
+
+class OpeningPeriod(models.Model):
+    """One period a station is open on a weekday (its weekly slot template).
+
+    Several periods on one weekday leave the gaps between them closed: a lunch break, a weekly
+    maintenance hour. A station with no period at all falls back to ``opens_at``/``closes_at``
+    every day (or is open around the clock without those).
+    """
+
+    station = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="opening_periods")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    opens_at = models.TimeField()
+    closes_at = models.TimeField()
+
+    class Meta:
+        ordering = ["station", "weekday", "opens_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(closes_at__gt=models.F("opens_at")), name="opening_period_order"
+            )
+        ]
+
+    def __str__(self) -> str:
+        hours = f"{self.opens_at:%H:%M}-{self.closes_at:%H:%M}"
+        return f"{self.station} {self.get_weekday_display()} {hours}"
+
+
+class SlotReservation(models.Model):
+    """A weekly period of a station kept for some cases: the next-free-slot search offers it
+    only to those (``worklist.scheduling.may_use``)."""
+
+    class Kind(models.TextChoices):
+        URGENT = "URGENT", _("Urgent cases")
+        INPATIENT = "INPATIENT", _("Inpatients")
+
+    station = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="reservations")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    starts_at = models.TimeField()
+    ends_at = models.TimeField()
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+
+    class Meta:
+        ordering = ["station", "weekday", "starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")), name="reservation_order"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.station} {self.get_weekday_display()} {self.starts_at:%H:%M} {self.kind}"
+
+
+class ScheduleException(models.Model):
+    """A dated period a station cannot take exams: a holiday, the station down, a maintenance
+    window. Exams already booked in it are listed for rebooking (``scheduling.affected_steps``)."""
+
+    class Kind(models.TextChoices):
+        HOLIDAY = "HOLIDAY", _("Holiday")
+        DOWN = "DOWN", _("Station down")
+        MAINTENANCE = "MAINTENANCE", _("Maintenance")
+
+    station = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="exceptions")
+    starts = models.DateTimeField()
+    ends = models.DateTimeField()
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["starts", "station"]
+        indexes = [models.Index(fields=["station", "starts"], name="exception_station_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends__gt=models.F("starts")), name="exception_order"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.station} {self.kind} {self.starts:%Y-%m-%d %H:%M}"
 
 
 class ProcedureOrderCode(models.Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 from django.conf import settings
@@ -14,6 +15,7 @@ from worklist import pn
 from worklist.dicom import ROW_FIELDS, ResponseBuilder
 from worklist.matching import WorklistQuery, worklist_query
 from worklist.models import Device, Patient, PatientNameKey
+from worklist.pn import PersonName
 
 _NAMES = tuple(ROW_FIELDS)
 
@@ -109,3 +111,36 @@ def patients_matching(text: str) -> QuerySet[Patient]:
         .filter(match)
         .filter(merged=0)
     )
+
+
+def possible_duplicates(
+    *, name: PersonName, birth_date: dt.date | None, limit: int = 10
+) -> list[Patient]:
+    """Registered patients with the same birth date and the same name in any component group.
+
+    The front desk sees them before registering someone new: the same person registered twice
+    gets two patient IDs, and their images end up split across two folders at the PACS. Names
+    compare without case and without the spaces clerks type around components.
+    """
+    if birth_date is None:
+        return []
+    # As it would be stored: a Hanzi-only name compares with its derived Pinyin as well.
+    stored = pn.resolve(name).name
+    wanted = {
+        "^".join(part.strip().casefold() for part in group.split("^"))
+        for group in stored.groups
+        if group
+    }
+    if not wanted:
+        return []
+    candidates = Patient.objects.filter(birth_date=birth_date, merged_into__isnull=True).order_by(
+        "patient_id"
+    )
+    found = []
+    for patient in candidates[:500]:  # one birth date: a handful of rows, index-backed
+        groups = {g.casefold() for g in patient.person_name.groups if g}
+        if groups & wanted:
+            found.append(patient)
+            if len(found) >= limit:
+                break
+    return found

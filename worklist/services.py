@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from worklist import audit, identifiers, pn, routing, signals
+from worklist import audit, identifiers, pn, routing, scheduling, signals
 from worklist.audit import Actor
 from worklist.errors import DomainError, Duplicate, ErrorCode, InvalidTransition, ScheduleConflict
 from worklist.models import (
+    AuditEvent,
     Device,
     Order,
     OrderStatus,
@@ -32,13 +33,23 @@ from worklist.models import (
 from worklist.pn import PersonName
 from worklist.states import (
     CLOSED_ORDER_STATUSES,
+    MOVABLE_STEP_STATUSES,
     PERFORMED_STEP_STATUSES,
     SLOT_OCCUPYING_STEP_STATUSES,
     allowed_step_transitions,
     check_step_transition,
+    check_undo_transition,
     derive_order_status,
     status_after_schedule,
 )
+
+#: How far back a booking may start: a walk-in takes the slot that began a few minutes ago.
+PAST_BOOKING_GRACE = dt.timedelta(minutes=15)
+#: ``status_reason`` of a step cancelled because the patient did not come (``step_no_show``),
+#: followed by ``:`` and the site's reason code.
+NO_SHOW = "no-show"
+#: Front-desk actions ``step_undo`` can take back (audit actions of the status they set).
+UNDOABLE_ACTIONS = ("step.arrived", "step.ready", "step.canceled")
 
 #: Steps that occupy their station's time slot.
 
@@ -107,6 +118,46 @@ def patient_upsert(
 def _set_name(patient: Patient, resolved: pn.ResolvedName) -> None:
     patient.set_person_name(resolved.name)
     patient.name_alphabetic_derived = resolved.alphabetic_derived
+
+
+@transaction.atomic
+def patient_register(
+    *,
+    name: PersonName | str,
+    actor: Actor,
+    patient_id: str = "",
+    issuer: str = "",
+    **demographics,
+) -> Patient:
+    """Register a new patient; without a patient ID, ris draws one from RIS_PATIENT_ID_PATTERN.
+
+    Unlike ``patient_upsert`` (the HIS feed, which updates a known patient), registering an ID
+    that exists is refused: a clerk who types a used ID has the wrong patient in front of them.
+    A drawn ID that someone already typed by hand is skipped, so generated IDs never collide.
+    """
+    unknown = set(demographics) - PATIENT_FIELDS
+    if unknown:
+        raise TypeError(f"unknown patient fields: {sorted(unknown)}")
+    taken = Patient.objects.filter(issuer=issuer)
+    if patient_id:
+        if taken.filter(patient_id=patient_id).exists():
+            raise Duplicate(
+                f"patient {patient_id} of issuer {issuer or '(none)'} is already registered"
+            )
+    else:
+        for _attempt in range(100):
+            patient_id = identifiers.new_patient_id()
+            if not taken.filter(patient_id=patient_id).exists():
+                break
+        else:  # pragma: no cover - a hundred hand-typed IDs in a row ahead of the counter
+            raise Duplicate(
+                "no free patient ID: raise the counter or change RIS_PATIENT_ID_PATTERN"
+            )
+    patient = Patient(patient_id=patient_id, issuer=issuer, **demographics)
+    _set_name(patient, pn.resolve(name))  # a Hanzi-only name gets its derived Pinyin
+    patient.save()
+    audit.record(actor, "patient.create", patient, after=audit.snapshot(patient))
+    return patient
 
 
 def patient_update(
@@ -213,6 +264,7 @@ def order_create(
     reason: str = "",
     comments: str = "",
     accession_number: str = "",
+    refuse_past: bool = False,
 ) -> Order:
     """Create an order with one requested procedure and one scheduled step per procedure.
 
@@ -221,11 +273,16 @@ def order_create(
     ``ProcedureRequest`` and its ``steps``): those are kept as given, and refused (Duplicate)
     when another order already has them, since a modality would then mix two patients' images.
     A procedure with a start time becomes SCHEDULED; without one it waits UNSCHEDULED for the
-    front desk and stays off the worklist.
+    front desk and stays off the worklist. ``refuse_past``: a person booking (not a HIS
+    reporting an exam already done) may not pick a start in the past (``check_not_past``).
     """
     if not procedures:
         raise DomainError("an order needs at least one requested procedure")
     _check_given_identifiers(accession_number, procedures)
+    if refuse_past:
+        for request in procedures:
+            if request.scheduled_start is not None:
+                check_not_past(request.scheduled_start)
     ids = identifiers.for_order(len(procedures))
     # A step with a start time is SCHEDULED, one without UNSCHEDULED (or placing it fails and
     # nothing is kept): the order's status is known before its steps are written.
@@ -594,10 +651,18 @@ def step_schedule(
     actor: Actor,
     station: Device | None = None,
     duration_minutes: int | None = None,
+    refuse_past: bool = False,
 ) -> ScheduledProcedureStep:
-    """Book an unscheduled step into a slot, or move a scheduled one (new time and/or station)."""
+    """Book an unscheduled step into a slot, or move a scheduled one (new time and/or station).
+
+    ``refuse_past``: the front desk books forward only (``check_not_past``); the HIS and
+    worklist imports may record what already happened.
+    """
+    if refuse_past:
+        check_not_past(start)
     step = ScheduledProcedureStep.objects.select_for_update().get(pk=step.pk)
-    # A move undoes a check-in (status-model.md); SCHEDULED -> SCHEDULED is no status change.
+    # A move undoes a check-in (docs/architecture.md, "Status model"); SCHEDULED -> SCHEDULED
+    # is no status change.
     status = status_after_schedule(step.status)
     before = audit.snapshot(step)
     previous = step.status
@@ -618,6 +683,32 @@ def step_schedule(
         )
     _refresh_order_status(step.requested_procedure.order, actor=actor)
     return step
+
+
+@transaction.atomic
+def step_book_first_free(
+    *, step: ScheduledProcedureStep, actor: Actor, after: dt.datetime | None = None
+) -> ScheduledProcedureStep | None:
+    """Book a waiting step into the first free slot the search finds (``next_free_slots``), or
+    leave it waiting (None) when there is none within the horizon. The HL7 auto-booking."""
+    slots = scheduling.next_free_slots(step=step, limit=1, after=after)
+    if not slots:
+        return None
+    slot = slots[0]
+    return step_schedule(step=step, start=slot.start, station=slot.station, actor=actor)
+
+
+@transaction.atomic
+def order_book_waiting(*, order: Order, actor: Actor) -> Order:
+    """Book every waiting step of an order into its first free slot (``step_book_first_free``),
+    in procedure order, so each later step sees the earlier ones as the patient's. A step with
+    no free slot in the horizon stays waiting for the front desk."""
+    waiting = ScheduledProcedureStep.objects.filter(
+        requested_procedure__order=order, status=StepStatus.UNSCHEDULED
+    ).select_related("requested_procedure__order__visit", "requested_procedure__procedure_type")
+    for step in waiting.order_by("pk"):
+        step_book_first_free(step=step, actor=actor)
+    return Order.objects.get(pk=order.pk)
 
 
 @transaction.atomic
@@ -655,6 +746,106 @@ def step_remove_from_worklist(
         actor, "step.off_worklist", step, before=before,
         after=audit.snapshot(step, ["status", "off_worklist_at"]), detail=reason,
     )
+
+
+def check_not_past(start: dt.datetime, *, now: dt.datetime | None = None) -> None:
+    """Refuse a start more than ``PAST_BOOKING_GRACE`` ago: a slot in the past can't be kept, and
+    the modality would show the patient as overdue from the first minute."""
+    now = now or timezone.now()
+    if start < now - PAST_BOOKING_GRACE:
+        local = timezone.localtime(start)
+        raise DomainError(
+            f"{local:%Y-%m-%d %H:%M} is in the past: choose a later time",
+            code=ErrorCode.IN_THE_PAST,
+            params={"start": f"{local:%Y-%m-%d %H:%M}"},
+        )
+
+
+@transaction.atomic
+def step_no_show(
+    *, step: ScheduledProcedureStep, actor: Actor, reason_code: str = ""
+) -> ScheduledProcedureStep:
+    """The patient did not come: cancel the step with ``no-show:<reason code>`` as its reason.
+
+    Unlike an order cancel, a no-show can be taken back the same day by ``step_undo`` (the
+    patient turns up late after all).
+    """
+    reason = f"{NO_SHOW}:{reason_code}" if reason_code else NO_SHOW
+    return step_transition(step=step, to=StepStatus.CANCELED, actor=actor, reason=reason)
+
+
+def is_no_show(step: ScheduledProcedureStep) -> bool:
+    return step.status == StepStatus.CANCELED and (
+        step.status_reason == NO_SHOW or step.status_reason.startswith(f"{NO_SHOW}:")
+    )
+
+
+def last_undoable_event(step: ScheduledProcedureStep) -> AuditEvent | None:
+    """The front-desk action ``step_undo`` would take back, or None.
+
+    Only the step's latest status change counts (anything after it, an MPPS N-CREATE or a move,
+    makes the old click history), only a person's click, and only today: by tomorrow the HIS
+    has acted on the status (docs/architecture.md, "Status model").
+    """
+    latest = (
+        AuditEvent.objects.filter(
+            object_type=ScheduledProcedureStep._meta.label,
+            object_id=str(step.pk),
+            after__has_key="status",
+        )
+        .exclude(action="order.status")
+        .order_by("-at", "-id")
+        .first()
+    )
+    if latest is None or latest.action not in UNDOABLE_ACTIONS:
+        return None
+    if latest.actor_type != AuditEvent.ActorType.USER:
+        return None
+    if timezone.localtime(latest.at).date() != timezone.localdate():
+        return None
+    if (latest.after or {}).get("status") != step.status:
+        return None
+    if latest.action == "step.canceled" and not is_no_show(step):
+        return None  # an order cancel is final; only a no-show is taken back
+    return latest
+
+
+@transaction.atomic
+def step_undo(*, step: ScheduledProcedureStep, actor: Actor) -> ScheduledProcedureStep:
+    """Take back today's check-in (arrived, ready) or no-show: the step returns to the status
+    it had before, through ``check_undo_transition``, audited as ``step.undo``; the order status
+    is derived again, so the HIS hears of a no-show taken back (ORC-5 back to SC).
+
+    A no-show taken back claims its slot again: refused when someone else was booked into it
+    meanwhile (ScheduleConflict).
+    """
+    step = ScheduledProcedureStep.objects.select_for_update().get(pk=step.pk)
+    undone = last_undoable_event(step)
+    if undone is None:
+        raise DomainError(
+            f"step {step.sps_id} has no check-in or no-show of today to undo",
+            code=ErrorCode.NOTHING_TO_UNDO,
+        )
+    if step.scheduled_start is None:
+        raise DomainError(
+            f"step {step.sps_id} has no slot to go back to", code=ErrorCode.NOTHING_TO_UNDO
+        )
+    previous_status = StepStatus((undone.before or {}).get("status") or StepStatus.SCHEDULED)
+    check_undo_transition(step.status, previous_status)
+    before = audit.snapshot(step)
+    current = step.status
+    if current == StepStatus.CANCELED:
+        _place(step, step.scheduled_start, step.station)
+    step.status = previous_status
+    step.status_reason = (undone.before or {}).get("status_reason", "")[:200]
+    step.save(update_fields=["status", "status_reason", "scheduled_end", "updated_at"])
+    audit.record(
+        actor, "step.undo", step, before=before, after=audit.snapshot(step), detail=undone.action
+    )
+    signals.step_status_changed.send(
+        ScheduledProcedureStep, step=step, previous=current, actor=actor, reason="undo"
+    )
+    _refresh_order_status(step.requested_procedure.order, actor=actor)
     return step
 
 
@@ -726,7 +917,12 @@ def _place(
                 local = timezone.localtime(clash.scheduled_start)
                 raise ScheduleConflict(
                     f"{station.ae_title} is booked from {local:%Y-%m-%d %H:%M} for "
-                    f"{clash.expected_duration_minutes} min (step {clash.sps_id})"
+                    f"{clash.expected_duration_minutes} min (step {clash.sps_id})",
+                    params={
+                        "station": station.ae_title,
+                        "start": f"{local:%Y-%m-%d %H:%M}",
+                        "minutes": clash.expected_duration_minutes,
+                    },
                 )
         step.station = station
         if station.location:
@@ -736,6 +932,19 @@ def _place(
 
 
 def _check_opening_hours(station: Device, start: dt.datetime, end: dt.datetime) -> None:
+    """Refuse a booking outside the station's weekly template or inside one of its exceptions
+    (holiday, station down, maintenance), or outside opens_at-closes_at for a station without
+    a template (worklist.scheduling)."""
+    if station.has_schedule:
+        why = scheduling.check_open(station, start, end)
+        if why is not None:
+            reason = "outside its opening hours" if why == "closed" else why.lower()
+            raise DomainError(
+                f"{station.ae_title} is closed at this time ({reason})",
+                code=ErrorCode.OUTSIDE_OPENING_HOURS,
+                params={"station": station.ae_title, "why": why},
+            )
+        return
     if station.opens_at is None or station.closes_at is None:
         return
     local_start, local_end = timezone.localtime(start), timezone.localtime(end)
@@ -747,6 +956,11 @@ def _check_opening_hours(station: Device, start: dt.datetime, end: dt.datetime) 
         raise DomainError(
             f"{station.ae_title} is open {station.opens_at:%H:%M}-{station.closes_at:%H:%M}",
             code=ErrorCode.OUTSIDE_OPENING_HOURS,
+            params={
+                "station": station.ae_title,
+                "opens": f"{station.opens_at:%H:%M}",
+                "closes": f"{station.closes_at:%H:%M}",
+            },
         )
 
 
@@ -932,7 +1146,6 @@ class ImportedStep:
 #: order_import outcomes
 IMPORT_CREATED, IMPORT_UPDATED, IMPORT_UNCHANGED = "created", "updated", "unchanged"
 #: Steps whose station and time a re-import may still change (not yet performed).
-_REIMPORT_MOVABLE = (StepStatus.SCHEDULED, StepStatus.ARRIVED, StepStatus.READY)
 
 
 @transaction.atomic
@@ -1058,7 +1271,7 @@ def _reimport_step(
     step: ScheduledProcedureStep, station: Device | None, entry: ImportedStep, actor: Actor
 ) -> bool:
     """The file's station and time, for a step found again; True if it changed."""
-    if step.status not in _REIMPORT_MOVABLE:
+    if step.status not in MOVABLE_STEP_STATUSES:
         return False
     duration = entry.step.get("expected_duration_minutes") or step.expected_duration_minutes
     end = entry.scheduled_end or entry.scheduled_start + dt.timedelta(minutes=duration)

@@ -86,6 +86,34 @@ def mpps_moves_steps(mode: str) -> bool:
     return mode in (StepProgress.MPPS, StepProgress.BOTH)
 
 
+#: Steps on the front desk's check-in list: the board's, and cancelled ones (a no-show stays
+#: visible, struck through, so that it can be undone).
+CHECK_IN_LIST_STATUSES = frozenset(
+    {S.SCHEDULED, S.ARRIVED, S.READY, S.STARTED, S.COMPLETED, S.DISCONTINUED, S.CANCELED}
+)
+
+#: What undoing a front-desk action may restore: the status a check-in (arrived, ready) or a
+#: no-show left the step in -> the statuses it may have come from. Cancelled is final for every
+#: other path (docs/architecture.md, "Status model"); only a no-show's cancel is reversible,
+#: and only by ``step_undo``.
+UNDO_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.ARRIVED: frozenset({S.SCHEDULED, S.READY}),
+    S.READY: frozenset({S.SCHEDULED, S.ARRIVED}),
+    S.CANCELED: frozenset({S.SCHEDULED, S.ARRIVED, S.READY}),
+}
+
+
+def check_undo_transition(current: str, previous: str) -> None:
+    """Raise ``InvalidTransition`` unless undoing may take a step from ``current`` back to
+    ``previous``."""
+    current, previous = StepStatus(current), StepStatus(previous)
+    if previous not in UNDO_TRANSITIONS.get(current, frozenset()):
+        raise InvalidTransition(
+            f"a step that is {current.label.lower()} cannot go back to {previous.label.lower()}",
+            params={"current": str(current), "target": str(previous)},
+        )
+
+
 def allowed_step_transitions(current: str) -> frozenset[str]:
     return STEP_TRANSITIONS[StepStatus(current)]
 
@@ -97,7 +125,8 @@ def check_step_transition(
     current, target = StepStatus(current), StepStatus(target)
     if target not in STEP_TRANSITIONS[current]:
         raise InvalidTransition(
-            f"a step that is {current.label.lower()} cannot become {target.label.lower()}"
+            f"a step that is {current.label.lower()} cannot become {target.label.lower()}",
+            params={"current": str(current), "target": str(target)},
         )
     if current == S.STARTED and target == S.SCHEDULED and reason_code != INCORRECT_WORKLIST_ENTRY:
         raise InvalidTransition(

@@ -34,6 +34,8 @@ ERROR_CODES: dict[ErrorCode, str] = {
     ErrorCode.INVALID_TRANSITION: "207",
     ErrorCode.SCHEDULE_CONFLICT: "207",
     ErrorCode.OUTSIDE_OPENING_HOURS: "207",
+    ErrorCode.IN_THE_PAST: "207",
+    ErrorCode.NOTHING_TO_UNDO: "207",
 }
 ERROR_TEXT = {
     "100": "Segment sequence error",

@@ -785,7 +785,11 @@ def _order_message(message: Message, actor: Actor) -> Outcome:
             raise HL7Error("ORC-2 / OBR-2 placer order number is required for a new order", "101")
         if visit is None:
             visit = _visit(message, patient, actor)
-        outcome.orders.append(_create_order(message, order_groups, patient, visit, actor))
+        order = _create_order(message, order_groups, patient, visit, actor)
+        if settings.RIS_HL7_AUTO_BOOK:
+            # The site books orders without a start time itself (RIS_HL7_AUTO_BOOK).
+            order = services.order_book_waiting(order=order, actor=actor)
+        outcome.orders.append(order)
     return outcome
 
 

@@ -47,9 +47,14 @@ def test_anonymous_request_is_refused_with_401(anonymous, method, path):
     assert response.json()["code"] == "not_authenticated"
 
 
-@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
-def test_schema_and_docs_pages_need_a_login(anonymous, path):
-    assert anonymous.get(path).status_code == 401
+def test_the_schema_needs_a_login(anonymous):
+    assert anonymous.get("/api/schema/").status_code == 401
+
+
+def test_anonymous_docs_page_redirects_to_the_login_page_and_back(anonymous):
+    response = anonymous.get("/api/docs/")
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/?next=/api/docs/"
 
 
 @pytest.mark.parametrize(

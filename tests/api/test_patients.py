@@ -46,12 +46,19 @@ def test_registering_an_existing_patient_id_is_a_409(desk):
 def test_invalid_patient_fields_get_a_message_each(desk):
     response = desk.post(
         URL,
-        {"patient_id": "", "name": "a=b=c=d", "sex": "X", "birth_date": "2999-01-01"},
+        {"patient_id": "A\\B", "name": "a=b=c=d", "sex": "X", "birth_date": "2999-01-01"},
         format="json",
     )
     assert response.status_code == 400
     assert set(response.json()) == {"patient_id", "name", "sex", "birth_date"}
     assert not Patient.objects.exists()
+
+
+def test_a_patient_posted_without_an_id_gets_the_next_generated_one(desk, settings):
+    settings.RIS_PATIENT_ID_PATTERN = "API{counter:04d}"
+    response = desk.post(URL, {"name": "Doe^Jane"}, format="json")
+    assert response.status_code == 201
+    assert response.json()["patient_id"].startswith("API")
 
 
 def test_a_name_group_longer_than_dicom_allows_is_refused(desk):

@@ -181,3 +181,63 @@ def test_a_nonexistent_local_time_is_a_field_error(desk, ct_head, settings):
     )
     assert response.status_code == 200
     assert "time" in response.context["form"].errors
+
+
+def test_a_booking_in_the_past_is_refused_with_a_clear_message(desk, ct_head, ct1):
+    step = first_step(make_order(procedure_type=ct_head))
+    yesterday = TOMORROW - dt.timedelta(days=2)
+    response = desk.post(reverse("web:book"), {"step": step.pk, **_slot(ct1, 9, day=yesterday)})
+    step.refresh_from_db()
+    assert response.status_code == 200
+    errors = " ".join(response.context["form"].non_field_errors())
+    assert f"{yesterday:%Y-%m-%d} 09:00 is in the past: choose a later time" in errors
+    assert step.status == StepStatus.UNSCHEDULED
+
+
+def test_moving_into_the_past_is_refused(desk, ct_head, ct1):
+    step = first_step(make_order(procedure_type=ct_head, station=ct1, start=at(9, day=TOMORROW)))
+    yesterday = TOMORROW - dt.timedelta(days=2)
+    response = desk.post(reverse("web:move", kwargs={"pk": step.pk}), _slot(ct1, 10, day=yesterday))
+    step.refresh_from_db()
+    assert response.status_code == 200
+    assert step.scheduled_start == at(9, day=TOMORROW)
+
+
+def test_after_booking_the_calendar_opens_on_the_exam_highlighted(desk, ct_head, ct1):
+    step = first_step(make_order(procedure_type=ct_head))
+    response = desk.post(reverse("web:book"), {"step": step.pk, **_slot(ct1, 9, 30)})
+    assert response["Location"].endswith(f"highlight={step.pk}#block-{step.pk}")
+    page = desk.get(response["Location"]).content.decode()
+    assert f'id="block-{step.pk}" class="block st-scheduled highlight"' in page
+
+
+def test_after_moving_the_calendar_opens_on_the_exam_highlighted(desk, ct_head, ct1, ct2):
+    step = first_step(make_order(procedure_type=ct_head, station=ct1, start=at(9, day=TOMORROW)))
+    response = desk.post(reverse("web:move", kwargs={"pk": step.pk}), _slot(ct2, 11))
+    assert response["Location"].endswith(f"#block-{step.pk}")
+
+
+def test_the_book_form_proposes_the_waiting_exam_that_fits_the_slot(desk, ct_head, ct1):
+    from tests.factories import ProcedureTypeFactory
+
+    mr = ProcedureTypeFactory(code_value="MRBRAIN", modality=Modality.MR)
+    long_ct = ProcedureTypeFactory(code_value="CTLONG", modality=Modality.CT,
+                                   default_duration_minutes=90)
+    long_ct.stations.add(ct1)
+    make_order(procedure_type=mr)  # oldest, but another modality
+    make_order(procedure_type=long_ct)  # longer than the free hour before the next booking
+    routine = first_step(make_order(procedure_type=ct_head))
+    urgent = first_step(make_order(procedure_type=ct_head, priority="STAT"))
+    make_order(procedure_type=ct_head, station=ct1, start=at(10, day=TOMORROW))
+    url = f"{reverse('web:book')}?station={ct1.pk}&date={TOMORROW.isoformat()}&time=09:00"
+    form = desk.get(url).context["form"]
+    assert form.initial["step"] == urgent.pk
+    urgent.delete()
+    assert desk.get(url).context["form"].initial["step"] == routine.pk
+
+
+def test_a_step_named_in_the_link_is_not_replaced_by_the_proposal(desk, ct_head, ct1):
+    first = first_step(make_order(procedure_type=ct_head))
+    make_order(procedure_type=ct_head, priority="STAT")
+    url = f"{reverse('web:book')}?step={first.pk}&station={ct1.pk}&date={TOMORROW}&time=09:00"
+    assert str(desk.get(url).context["form"].initial["step"]) == str(first.pk)

@@ -91,7 +91,9 @@ def test_front_desk_books_checks_in_and_moves_an_exam_the_modality_sees(
     department, ris_service, page, shots
 ):
     base = ris_service.base_url
-    today = timezone.localdate()
+    # The exam is booked for tomorrow: the front desk may not book into the past, and 10:00
+    # today is past for most of the day the suite may run.
+    today = timezone.localdate() + dt.timedelta(days=1)
 
     page.goto(f"{base}/")
     assert "/accounts/login/" in page.url
@@ -139,7 +141,7 @@ def test_front_desk_books_checks_in_and_moves_an_exam_the_modality_sees(
     page.screenshot(path=shots / "calendar-day.png")
 
     # Check the patient in from the day list (htmx swaps the row in place).
-    page.goto(f"{base}/day/")
+    page.goto(f"{base}/day/?date={today:%Y-%m-%d}")
     row = page.locator("table.daylist tbody tr:has-text('刘 洋')")
     row.locator("button:has-text('Arrived')").click()
     page.wait_for_selector("table.daylist tbody tr:has-text('刘 洋') .badge.st-arrived")

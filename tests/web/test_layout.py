@@ -33,6 +33,9 @@ PAGES = [
     "/mpps/exceptions/",
     "/hl7/messages/",
     "/outbound/",
+    "/statistics/",
+    "/schedule/exceptions/",
+    "/day/print/",
 ]
 
 #: Elements wider than the page (what to look at when the test fails).

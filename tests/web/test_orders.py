@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.urls import reverse
 
 from ris.roles import Role
 from tests.factories import DeviceFactory, PatientFactory, at, first_step, make_order
 from worklist.models import Modality, Order, OrderStatus, StepStatus
+
+TOMORROW = dt.date.today() + dt.timedelta(days=1)
 
 
 def test_an_order_without_a_slot_waits_unscheduled(desk, ct_head):
@@ -29,12 +33,12 @@ def test_an_order_with_a_slot_is_scheduled_on_that_station(desk, ct_head, ct1):
     desk.post(
         f"{reverse('web:order_create')}?patient={patient.pk}",
         {"procedure_type": ct_head.pk, "priority": "STAT", "station": ct1.pk,
-         "date": at(10).date().isoformat(), "time": "10:00"},
+         "date": TOMORROW.isoformat(), "time": "10:00"},
     )
     step = first_step(Order.objects.get(patient=patient))
     assert step.status == StepStatus.SCHEDULED
     assert step.station == ct1
-    assert step.scheduled_start == at(10)
+    assert step.scheduled_start == at(10, day=TOMORROW)
 
 
 def test_a_station_of_another_modality_is_refused(desk, ct_head):
@@ -90,7 +94,7 @@ def test_editing_an_order_goes_through_the_service_and_is_audited(desk, ct_head)
     assert (order.priority, order.referring_physician, order.comments) == (
         "HIGH", "Zhou^Min", "wheelchair")
     detail = desk.get(reverse("web:order_detail", kwargs={"pk": order.pk})).content.decode()
-    assert "order.update" in detail
+    assert "Order details changed." in detail and "order.update" not in detail
 
 
 def test_a_cancelled_order_cannot_be_edited(desk, ct_head):
@@ -135,6 +139,7 @@ def test_order_page_shows_steps_and_audit_trail(client_as, ct_head, ct1):
     page = client_as(Role.RADIOLOGIST).get(reverse("web:order_detail", kwargs={"pk": order.pk}))
     text = page.content.decode()
     assert first_step(order).sps_id in text
-    assert "order.create" in text and "step.create" in text
+    assert "Order created." in text and "Exam created (scheduled)." in text
+    assert "step.create" not in text and ">SCHEDULED<" not in text
     # A radiologist reads: no booking or cancel buttons.
     assert reverse("web:order_cancel", kwargs={"pk": order.pk}) not in text

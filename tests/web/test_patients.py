@@ -207,3 +207,27 @@ def test_search_by_name_and_birth_date_together(desk):
                                              "birth_date": "1990-01-01"})
     response = desk.get(reverse("web:patient_list"), {"q": "wxd", "birth_date": "1980-03-12"})
     assert [p.patient_id for p in response.context["patients"]] == ["P300"]
+
+
+def test_leaving_the_patient_id_empty_assigns_the_next_one(desk, settings):
+    settings.RIS_PATIENT_ID_PATTERN = "W{counter:06d}"
+    response = desk.post(reverse("web:patient_create"), {**WANG, "patient_id": ""}, follow=True)
+    patient = Patient.objects.get()
+    assert patient.patient_id.startswith("W") and len(patient.patient_id) == 7
+    assert patient.patient_id in response.content.decode()
+
+
+def test_a_patient_with_the_same_name_and_birth_date_is_shown_before_registering(desk):
+    existing = PatientFactory(
+        patient_id="OLD1", name_alphabetic="Wang^XiaoDong", birth_date=dt.date(1980, 3, 12)
+    )
+    response = desk.post(reverse("web:patient_create"), {**WANG, "patient_id": ""})
+    assert response.status_code == 200
+    assert response.context["duplicates"] == [existing]
+    assert "OLD1" in response.content.decode()
+    assert Patient.objects.count() == 1
+    response = desk.post(
+        reverse("web:patient_create"), {**WANG, "patient_id": "", "confirm_new": "on"}
+    )
+    assert response.status_code == 302
+    assert Patient.objects.count() == 2

@@ -6,6 +6,7 @@ import datetime as dt
 
 from django import template
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from mpps.forwarding import selectors as forwarding
@@ -65,12 +66,32 @@ CHECKIN_LABELS = {
     "arrived": pgettext_lazy("check-in action", "Arrived"),
     "ready": pgettext_lazy("check-in action", "Ready"),
     "no_show": pgettext_lazy("check-in action", "No-show"),
+    "undo": _("Undo"),
 }
 
 
 @register.filter
 def checkin_label(action: str) -> str:
     return CHECKIN_LABELS.get(action, action)
+
+
+@register.filter
+def checkin_url(action: str) -> str:
+    """The URL name an action's button posts to."""
+    return "web:undo" if action == "undo" else "web:checkin"
+
+
+@register.filter
+def reason_label(reason: str) -> str:
+    """A step's status reason for people: a no-show's code becomes its translated label."""
+    from web.forms import NO_SHOW_REASONS
+
+    if reason == "no-show":
+        return str(_("No-show"))
+    if reason.startswith("no-show:"):
+        code = reason.partition(":")[2]
+        return f"{_('No-show')}: {NO_SHOW_REASONS.get(code, code)}"
+    return reason
 
 
 @register.filter

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ris.roles import has_role
-from web import selectors
+from web import live, selectors
 from web.access import ANY_ROLE, FRONT_DESK, role_required
 from web.calendar import (
     SLOT_CHOICES,
@@ -64,6 +64,12 @@ def calendar(request):
         columns = [(s, day) for s in all_stations]
         start, end = selectors.day_bounds(day)
         shown = all_stations
+    version = live.steps_version(
+        selectors.steps_between(start, end, station_ids=[s.pk for s in shown])
+    )
+    unchanged = live.not_modified(request, version)
+    if unchanged is not None:
+        return unchanged
     steps = selectors.calendar_steps(start, end, station_ids=[s.pk for s in shown])
     grid = build_grid(columns=columns, steps=steps, slot_minutes=slot)
     can_book = has_role(request.user, *FRONT_DESK)
@@ -78,6 +84,7 @@ def calendar(request):
         detail_url=detail_url.format,
         can_move=can_book,
         movable=MOVABLE_STEP_STATUSES,
+        highlight=int_param(request, "highlight"),
     )
     delta = dt.timedelta(days=7 if view == "week" else 1)
     common = {"view": view, "modality": modality, "slot": slot if slot != 15 else "",
@@ -102,11 +109,15 @@ def calendar(request):
             "day_url": calendar_url(day, **{**common, "view": "day", "station": ""}),
             "week_url": calendar_url(day, **{**common, "view": "week"}),
             "movable": MOVABLE_STEP_STATUSES,
+            **live.context(request, region="calendar-live", version=version),
         },
     )
 
 
 def _initial_slot(request) -> dict:
+    """The slot clicked on the calendar, and the waiting exam that fits it best (unless the
+    link named one): the right modality, a procedure the station does, urgent first, and short
+    enough for the free time until the next booking or closing."""
     initial = {}
     station_id = int_param(request, "station")
     if station_id is not None:
@@ -114,7 +125,22 @@ def _initial_slot(request) -> dict:
     for name in ("date", "time", "step"):
         if request.GET.get(name):
             initial[name] = request.GET[name]
+    if "step" not in initial and station_id is not None:
+        start = _slot_start(request)
+        fitting = selectors.fitting_waiting_step(station_id=station_id, start=start)
+        if fitting is not None:
+            initial["step"] = fitting.pk
     return initial
+
+
+def _slot_start(request) -> dt.datetime | None:
+    day, time = request.GET.get("date", ""), request.GET.get("time", "")
+    try:
+        return timezone.make_aware(
+            dt.datetime.combine(dt.date.fromisoformat(day), dt.time.fromisoformat(time))
+        )
+    except ValueError:
+        return None
 
 
 @role_required(*FRONT_DESK)
@@ -130,6 +156,7 @@ def book(request):
                 station=data["station"],
                 duration_minutes=data.get("duration_minutes"),
                 actor=actor(request),
+                refuse_past=True,
             )
         except DomainError as exc:
             add_domain_error(form, exc)
@@ -139,7 +166,7 @@ def book(request):
                 "when": timezone.localtime(step.scheduled_start).strftime("%Y-%m-%d %H:%M"),
                 "station": step.station.ae_title,
             })
-            return redirect(calendar_url(data["date"]))
+            return redirect(show_on_calendar(step, data["date"]))
     return render(request, "web/step_book.html", {"form": form})
 
 
@@ -173,6 +200,7 @@ def move(request, pk: int):
                 station=data["station"],
                 duration_minutes=data.get("duration_minutes"),
                 actor=actor(request),
+                refuse_past=True,
             )
         except DomainError as exc:
             add_domain_error(form, exc)
@@ -181,6 +209,11 @@ def move(request, pk: int):
                 "when": timezone.localtime(step.scheduled_start).strftime("%Y-%m-%d %H:%M"),
                 "station": step.station.ae_title,
             })
-            return redirect(calendar_url(data["date"]))
+            return redirect(show_on_calendar(step, data["date"]))
     return render(request, "web/step_move.html", {"form": form, "step": step})
+
+
+def show_on_calendar(step: ScheduledProcedureStep, day: dt.date) -> str:
+    """The calendar of ``day`` scrolled to the step just booked or moved, highlighted."""
+    return f"{calendar_url(day, highlight=step.pk)}#block-{step.pk}"
 

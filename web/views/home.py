@@ -10,11 +10,11 @@ from django.utils import timezone
 from mpps import exceptions as exception_selectors
 from ris import outbound_queue as queue
 from ris.roles import ADMIN, TECHNOLOGIST, has_role
-from web import selectors
+from web import live, selectors
 from web.access import ANY_ROLE, role_required
 from web.views.common import day_param
 from web.views.exceptions import KIND_LABELS
-from worklist.models import StepStatus
+from worklist.models import ScheduledProcedureStep, StepStatus
 
 DASHBOARD_STATUSES = [
     StepStatus.SCHEDULED,
@@ -29,7 +29,15 @@ DASHBOARD_STATUSES = [
 
 @role_required(*ANY_ROLE)
 def dashboard(request):
+    """Today's counts and next patients; a live region (web/live.py) like the check-in list."""
     day = day_param(request)
+    start, end = selectors.day_bounds(day)
+    version = live.steps_version(
+        ScheduledProcedureStep.objects.filter(scheduled_start__gte=start, scheduled_start__lt=end)
+    )
+    unchanged = live.not_modified(request, version)
+    if unchanged is not None:
+        return unchanged
     board = selectors.dashboard(day)
     # The outbound queue per destination (depth, oldest waiting, failed): for admins, who can
     # retry or supersede; other roles see nothing they could act on.
@@ -39,11 +47,12 @@ def dashboard(request):
     if has_role(request.user, *TECHNOLOGIST):
         counts = exception_selectors.exception_counts()
         exceptions = [(kind, KIND_LABELS[kind], counts[kind]) for kind in exception_selectors.KINDS]
-    template = "web/_dashboard_body.html" if request.htmx else "web/dashboard.html"
+    template = "web/_dashboard_live.html" if request.htmx else "web/dashboard.html"
     return render(
         request,
         template,
         {
+            **live.context(request, region="dashboard", version=version),
             "board": board,
             "day": day,
             "today": timezone.localdate(),

@@ -6,8 +6,9 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
-from web import integrations, selectors
+from web import integrations, live, selectors
 from web.access import ANY_ROLE, FRONT_DESK, role_required
+from web.audit_text import audit_lines
 from web.forms import CancelOrderForm, EditOrderForm, NewOrderForm, add_domain_error
 from web.views.common import actor, int_param
 from worklist import services
@@ -15,6 +16,9 @@ from worklist.errors import DomainError
 from worklist.models import Order, Patient
 from worklist.services import ProcedureRequest
 from worklist.states import CLOSED_ORDER_STATUSES, IMAGED_STEP_STATUSES, MOVABLE_STEP_STATUSES
+
+#: The id of the order page's live region.
+ORDER_BODY = "order-body"
 
 
 @role_required(*FRONT_DESK)
@@ -43,6 +47,7 @@ def order_create(request):
                 requesting_physician=data["requesting_physician"],
                 reason=data["reason"],
                 comments=data["comments"],
+                refuse_past=True,
             )
         except DomainError as exc:
             add_domain_error(form, exc)
@@ -56,20 +61,28 @@ def order_create(request):
 
 @role_required(*ANY_ROLE)
 def order_detail(request, pk: int):
+    """The order with its steps, performed steps, messages and audit trail; a live region
+    (web/live.py), so statuses and buttons follow MPPS and HL7 while the page is open."""
     order = get_object_or_404(Order.objects.select_related("patient", "visit"), pk=pk)
+    version = live.order_version(order)
+    unchanged = live.not_modified(request, version)
+    if unchanged is not None:
+        return unchanged
     procedures = selectors.order_procedures(order)
     steps = [step for proc in procedures for step in proc.steps.all()]
+    poll = live.is_poll(request, ORDER_BODY)
     return render(
         request,
-        "web/order_detail.html",
+        "web/_order_body.html" if poll else "web/order_detail.html",
         {
+            **live.context(request, region=ORDER_BODY, version=version),
             "order": order,
             "procedures": procedures,
             "steps": steps,
             "movable": MOVABLE_STEP_STATUSES,
             "imaged": IMAGED_STEP_STATUSES,
             "closed": order.status in CLOSED_ORDER_STATUSES,
-            "audit": selectors.order_audit_trail(order, procedures),
+            "audit": audit_lines(selectors.order_audit_trail(order, procedures)),
             "integration": integrations.order_panels(order, steps),
         },
     )

@@ -11,6 +11,7 @@ from web.access import ANY_ROLE, FRONT_DESK, role_required
 from web.forms import PatientForm, PatientSearchForm, add_domain_error
 from web.views.common import actor
 from worklist import pn, services
+from worklist import selectors as domain_selectors
 from worklist.errors import DomainError
 from worklist.models import Patient
 
@@ -45,25 +46,36 @@ def patient_detail(request, pk: int):
 
 @role_required(*FRONT_DESK)
 def patient_create(request):
+    """Register a patient. Without a typed ID ris assigns one (RIS_PATIENT_ID_PATTERN); a
+    patient with the same name and birth date is shown first, and registering needs a tick."""
     form = PatientForm(request.POST or None)
+    duplicates: list[Patient] = []
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        try:
-            patient, _created = services.patient_upsert(
-                patient_id=data["patient_id"],
-                issuer=data.get("issuer") or "",
-                name=data["person_name"],
-                actor=actor(request),
-                replace_romanisation=True,
-                **form.demographics(),
+        if not data.get("confirm_new"):
+            duplicates = domain_selectors.possible_duplicates(
+                name=data["person_name"], birth_date=data.get("birth_date")
             )
-        except DomainError as exc:
-            add_domain_error(form, exc)
-        else:
-            messages.success(request, _("Patient %(name)s registered.") % {
-                "name": patient.person_name.display()})
-            return redirect("web:patient_detail", pk=patient.pk)
-    return render(request, "web/patient_form.html", {"form": form, "patient": None})
+        if not duplicates:
+            try:
+                patient = services.patient_register(
+                    patient_id=data["patient_id"],
+                    issuer=data.get("issuer") or "",
+                    name=data["person_name"],
+                    actor=actor(request),
+                    **form.demographics(),
+                )
+            except DomainError as exc:
+                add_domain_error(form, exc)
+            else:
+                messages.success(request, _("Patient %(name)s registered as %(id)s.") % {
+                    "name": patient.person_name.display(), "id": patient.patient_id})
+                return redirect("web:patient_detail", pk=patient.pk)
+    return render(
+        request,
+        "web/patient_form.html",
+        {"form": form, "patient": None, "duplicates": duplicates},
+    )
 
 
 @role_required(*FRONT_DESK)

@@ -45,7 +45,29 @@
     });
   }
 
+  // After a booking or a move the calendar opens on the exam: scroll it into the middle of the
+  // view (the grid scrolls on its own, so the #anchor alone is not enough) and let it glow.
+  function showHighlightedBlock() {
+    var block = document.querySelector(".block.highlight");
+    if (block) block.scrollIntoView({ block: "center", inline: "center" });
+  }
+
+  // A refused click's message (and a done note) pauses the live region it is in for a few
+  // seconds, so that the next poll does not wipe it before it is read (templates/web/_live.html).
+  function expireLivePauses() {
+    document.querySelectorAll(".live-pause:not([data-expires])").forEach(function (el) {
+      el.dataset.expires = "1";
+      window.setTimeout(function () { el.classList.remove("live-pause"); }, 8000);
+    });
+  }
+
+  document.addEventListener("htmx:afterSettle", function () {
+    expireLivePauses();
+    setUpDragAndDrop();  // a live calendar brought new blocks and slots
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
+    showHighlightedBlock();
     setUpDragAndDrop();
     setUpImportProgress();
   });

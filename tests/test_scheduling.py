@@ -1,0 +1,227 @@
+"""Slot templates, exceptions, reservations and the next-free-slot search (worklist.scheduling)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from tests.factories import (
+    DeviceFactory,
+    PatientFactory,
+    ProcedureTypeFactory,
+    at,
+    first_step,
+    make_order,
+)
+from worklist import scheduling, services
+from worklist.audit import Actor
+from worklist.errors import DomainError, ErrorCode
+from worklist.models import (
+    Modality,
+    OpeningPeriod,
+    Priority,
+    ScheduledProcedureStep,
+    ScheduleException,
+    SlotReservation,
+    Visit,
+)
+
+pytestmark = pytest.mark.django_db
+DESK = Actor.system("desk")
+#: A Monday well ahead, so that "now" never cuts into the searched days.
+MONDAY = dt.date.today() + dt.timedelta(days=7 - dt.date.today().weekday() + 7)
+
+
+def week_template(station, *, opens=dt.time(8), lunch=(dt.time(12), dt.time(13)),
+                  closes=dt.time(17), days=range(5)):
+    for weekday in days:
+        OpeningPeriod.objects.create(station=station, weekday=weekday, opens_at=opens,
+                                     closes_at=lunch[0])
+        OpeningPeriod.objects.create(station=station, weekday=weekday, opens_at=lunch[1],
+                                     closes_at=closes)
+
+
+@pytest.fixture
+def ct():
+    station = DeviceFactory(ae_title="CT1", modality=Modality.CT, slot_minutes=15)
+    week_template(station)
+    station.refresh_from_db()
+    return station
+
+
+@pytest.fixture
+def ct_head(ct):
+    ptype = ProcedureTypeFactory(code_value="CTHEAD", modality=Modality.CT,
+                                 default_duration_minutes=30)
+    ptype.stations.add(ct)
+    return ptype
+
+
+def waiting(ptype, **order_fields):
+    return first_step(make_order(procedure_type=ptype, **order_fields))
+
+
+def monday(hour, minute=0, days=0):
+    return at(hour, minute, day=MONDAY + dt.timedelta(days=days))
+
+
+def test_a_template_marks_the_station_as_scheduled_and_refuses_bookings_in_its_breaks(ct, ct_head):
+    ct.refresh_from_db()
+    assert ct.has_schedule
+    step = waiting(ct_head)
+    with pytest.raises(DomainError) as refused:
+        services.step_schedule(step=step, start=monday(12, 15), station=ct, actor=DESK)
+    assert refused.value.code == ErrorCode.OUTSIDE_OPENING_HOURS
+    with pytest.raises(DomainError):  # Saturday: no period at all
+        services.step_schedule(step=step, start=monday(9, days=5), station=ct, actor=DESK)
+    assert services.step_schedule(step=step, start=monday(13), station=ct, actor=DESK)
+
+
+def test_a_holiday_closes_the_day_and_lists_the_exams_to_rebook(ct, ct_head):
+    booked = waiting(ct_head)
+    services.step_schedule(step=booked, start=monday(9), station=ct, actor=DESK)
+    holiday = ScheduleException.objects.create(
+        station=ct, starts=monday(0), ends=monday(0, days=1),
+        kind=ScheduleException.Kind.HOLIDAY,
+    )
+    assert scheduling.affected_steps(holiday) == [booked]
+    with pytest.raises(DomainError) as refused:
+        services.step_schedule(step=waiting(ct_head), start=monday(10), station=ct, actor=DESK)
+    assert refused.value.params["why"] == "HOLIDAY"
+    slots = scheduling.next_free_slots(step=booked, after=monday(0), limit=1)
+    assert slots[0].start == monday(8, days=1)  # Tuesday's first slot
+
+
+def test_next_free_slots_skip_booked_time_and_breaks(ct, ct_head):
+    services.step_schedule(step=waiting(ct_head), start=monday(8), station=ct, actor=DESK)
+    services.step_schedule(step=waiting(ct_head), start=monday(11, 30), station=ct, actor=DESK)
+    slots = scheduling.next_free_slots(step=waiting(ct_head), after=monday(0), limit=12)
+    starts = [timezone_hm(s.start) for s in slots]
+    assert starts[:3] == ["08:30", "08:45", "09:00"]
+    assert "11:30" not in starts and "11:15" not in starts  # would run into 11:30
+    assert all(not ("11:45" <= hm < "13:00") for hm in starts)
+
+
+def timezone_hm(moment):
+    from django.utils import timezone
+
+    return timezone.localtime(moment).strftime("%H:%M")
+
+
+def test_a_reserved_slot_is_offered_only_to_the_cases_it_is_kept_for(ct, ct_head):
+    SlotReservation.objects.create(station=ct, weekday=0, starts_at=dt.time(8),
+                                   ends_at=dt.time(9), kind=SlotReservation.Kind.URGENT)
+    routine = scheduling.next_free_slots(step=waiting(ct_head), after=monday(0), limit=1)
+    urgent = scheduling.next_free_slots(
+        step=waiting(ct_head, priority=Priority.STAT), after=monday(0), limit=1
+    )
+    assert routine[0].start == monday(9)
+    assert (urgent[0].start, urgent[0].reserved) == (monday(8), "URGENT")
+
+
+def test_an_inpatient_slot_takes_inpatients(ct, ct_head):
+    SlotReservation.objects.create(station=ct, weekday=0, starts_at=dt.time(8),
+                                   ends_at=dt.time(9), kind=SlotReservation.Kind.INPATIENT)
+    patient = PatientFactory()
+    visit = Visit.objects.create(patient=patient, admission_id="ADM1", patient_class="I")
+    step = waiting(ct_head, patient=patient, visit=visit)
+    assert scheduling.next_free_slots(step=step, after=monday(0), limit=1)[0].start == monday(8)
+
+
+def test_one_patient_is_never_offered_two_rooms_at_once(ct, ct_head):
+    mr = DeviceFactory(ae_title="MR1", modality=Modality.MR)
+    mr_brain = ProcedureTypeFactory(code_value="MRBRAIN", modality=Modality.MR,
+                                    default_duration_minutes=45)
+    mr_brain.stations.add(mr)
+    patient = PatientFactory()
+    services.step_schedule(step=waiting(mr_brain, patient=patient), start=monday(8),
+                           station=mr, actor=DESK)
+    slots = scheduling.next_free_slots(step=waiting(ct_head, patient=patient),
+                                       after=monday(0), limit=1)
+    assert slots[0].start == monday(8, 45)
+
+
+def test_two_contrast_exams_of_a_patient_keep_the_contrast_gap(ct, ct_head, settings):
+    settings.RIS_CONTRAST_GAP_MINUTES = 120
+    ct_head.contrast = True
+    ct_head.save()
+    patient = PatientFactory()
+    services.step_schedule(step=waiting(ct_head, patient=patient), start=monday(8),
+                           station=ct, actor=DESK)
+    slots = scheduling.next_free_slots(step=waiting(ct_head, patient=patient),
+                                       after=monday(0), limit=1)
+    assert slots[0].start == monday(10, 30)  # 08:30 end + 120 min
+
+
+def test_the_search_spans_the_stations_that_perform_the_procedure(ct, ct_head):
+    ct2 = DeviceFactory(ae_title="CT2", modality=Modality.CT)
+    week_template(ct2, opens=dt.time(7))
+    ct_head.stations.add(ct2)
+    slots = scheduling.next_free_slots(step=waiting(ct_head), after=monday(0), limit=2)
+    assert [(s.station.ae_title, timezone_hm(s.start)) for s in slots] == [
+        ("CT2", "07:00"), ("CT2", "07:15")
+    ]
+
+
+def test_book_first_free_books_the_first_slot_or_leaves_the_step_waiting(ct, ct_head):
+    step = services.step_book_first_free(step=waiting(ct_head), actor=DESK, after=monday(0))
+    assert (step.station, step.scheduled_start) == (ct, monday(8))
+    ScheduleException.objects.create(station=ct, starts=monday(0), ends=monday(0, days=60),
+                                     kind=ScheduleException.Kind.DOWN)
+    assert services.step_book_first_free(step=waiting(ct_head), actor=DESK,
+                                         after=monday(0)) is None
+
+
+@hsettings(max_examples=25, deadline=None,
+           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    bookings=st.lists(
+        st.tuples(st.integers(0, 1), st.sampled_from([15, 20, 30, 45, 60]),
+                  st.booleans(), st.sampled_from([Priority.ROUTINE, Priority.STAT])),
+        min_size=1, max_size=12,
+    )
+)
+def test_booking_whatever_the_search_offers_never_overlaps_a_station_or_a_patient(
+    ct, bookings
+):
+    """Book each request into the first slot offered; afterwards no station and no patient
+    holds two overlapping exams, and reserved time holds only urgent exams."""
+    SlotReservation.objects.get_or_create(
+        station=ct, weekday=0, starts_at=dt.time(8), ends_at=dt.time(9),
+        kind=SlotReservation.Kind.URGENT,
+    )
+    patients = [PatientFactory(), PatientFactory()]
+    ptypes = {}
+    for who, minutes, contrast, priority in bookings:
+        key = (minutes, contrast)
+        if key not in ptypes:
+            ptypes[key] = ProcedureTypeFactory(modality=Modality.CT,
+                                               default_duration_minutes=minutes,
+                                               contrast=contrast)
+            ptypes[key].stations.add(ct)
+        step = waiting(ptypes[key], patient=patients[who], priority=priority)
+        slots = scheduling.next_free_slots(step=step, after=monday(0), limit=1, horizon_days=3)
+        if slots:
+            services.step_schedule(step=step, start=slots[0].start, station=slots[0].station,
+                                   actor=DESK)
+    booked = list(
+        ScheduledProcedureStep.objects.filter(status__in=scheduling.OCCUPYING)
+        .select_related("requested_procedure__order", "requested_procedure__procedure_type")
+        .order_by("scheduled_start")
+    )
+    try:
+        for i, a in enumerate(booked):
+            for b in booked[i + 1:]:
+                overlap = (a.scheduled_start < b.scheduled_end
+                           and b.scheduled_start < a.scheduled_end)
+                same_patient = (a.requested_procedure.order.patient_id
+                                == b.requested_procedure.order.patient_id)
+                assert not (overlap and (a.station_id == b.station_id or same_patient))
+            if monday(8) <= a.scheduled_start < monday(9):
+                assert a.requested_procedure.priority in scheduling.URGENT_PRIORITIES
+    finally:
+        ScheduledProcedureStep.objects.all().delete()
