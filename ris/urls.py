@@ -8,5 +8,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("api.urls")),
+    path("dicomweb/", include("dicomweb.urls")),
     path("", include("web.urls")),
 ]

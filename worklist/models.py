@@ -76,6 +76,17 @@ class Device(models.Model):
     opens_at = models.TimeField(null=True, blank=True)
     closes_at = models.TimeField(null=True, blank=True)
     active = models.BooleanField(default=True)
+    # The API account a web client of this device authenticates as (DICOMweb MWL-RS, MPPS-RS,
+    # UPS-RS): over HTTP there is no calling AE title, so the account names the device and the
+    # device's worklist rights, character set and restriction apply as for its C-FIND.
+    api_user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("API user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="dicom_device",
+    )
 
     class Meta:
         ordering = ["ae_title"]

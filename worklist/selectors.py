@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from django.conf import settings
 from pydicom import Dataset
 
-from worklist.dicom import ROW_FIELDS, ResponseBuilder
+from worklist.dicom import ITEM, ROW_FIELDS, SPS_SEQUENCE, ResponseBuilder
 from worklist.matching import WorklistQuery, worklist_query
 from worklist.models import Device
 
@@ -39,6 +39,33 @@ def worklist_rows(query: WorklistQuery, *, limit: int | None = None) -> Iterator
 def device_for_ae(ae_title: str) -> Device | None:
     """The active Device with this AE title (DICOM AE titles compare without padding)."""
     return Device.objects.filter(ae_title=ae_title.strip(), active=True).first()
+
+
+def device_for_user(user) -> Device | None:
+    """The active Device an API account stands for (``Device.api_user``): a web client's
+    calling AE title, since HTTP has none."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return Device.objects.filter(api_user=user, active=True).first()
+
+
+def unsupported_keys(identifier: Dataset) -> list[int]:
+    """Tags of the keys of an identifier that ris does not support (returned empty: the C-FIND
+    Pending warning FF01H of PS3.4 K.4.1.1.4, a Warning header over HTTP). Inside the Scheduled
+    Procedure Step Sequence item its own unsupported keys count too."""
+    found = []
+    for elem in identifier:
+        tag = int(elem.tag)
+        if tag == 0x00080005 or elem.tag.is_private:
+            continue
+        if tag not in ITEM:
+            found.append(tag)
+        elif tag == SPS_SEQUENCE and elem.VR == "SQ" and elem.value:
+            sps = ITEM[SPS_SEQUENCE].children or {}
+            found += [
+                int(e.tag) for e in elem.value[0] if not e.tag.is_private and int(e.tag) not in sps
+            ]
+    return found
 
 
 def known_ae_titles() -> list[str]:

@@ -1,0 +1,17 @@
+"""URLs of the DICOMweb origin server, mounted at ``/dicomweb/`` (PS3.18 resource paths)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from dicomweb import mwl
+
+app_name = "dicomweb"
+
+urlpatterns = [
+    path(
+        "modality-scheduled-procedure-steps",
+        mwl.ModalityScheduledProcedureStepsView.as_view(),
+        name="mwl-search",
+    ),
+]
