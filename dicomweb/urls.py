@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dicomweb import mwl
+from dicomweb import mpps, mwl
 
 app_name = "dicomweb"
 
@@ -13,5 +13,10 @@ urlpatterns = [
         "modality-scheduled-procedure-steps",
         mwl.ModalityScheduledProcedureStepsView.as_view(),
         name="mwl-search",
+    ),
+    path(
+        "modality-performed-procedure-steps/<str:uid>",
+        mpps.ModalityPerformedProcedureStepView.as_view(),
+        name="mpps",
     ),
 ]
