@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dicomweb import mpps, mwl
+from dicomweb import mpps, mwl, ups
 
 app_name = "dicomweb"
 
@@ -18,5 +18,13 @@ urlpatterns = [
         "modality-performed-procedure-steps/<str:uid>",
         mpps.ModalityPerformedProcedureStepView.as_view(),
         name="mpps",
+    ),
+    path("workitems", ups.WorkitemsView.as_view(), name="ups-search"),
+    path("workitems/<str:uid>", ups.WorkitemView.as_view(), name="ups-workitem"),
+    path("workitems/<str:uid>/state", ups.WorkitemStateView.as_view(), name="ups-state"),
+    path(
+        "workitems/<str:uid>/cancelrequest",
+        ups.WorkitemCancelRequestView.as_view(),
+        name="ups-cancel-request",
     ),
 ]

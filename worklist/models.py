@@ -344,6 +344,9 @@ class ScheduledProcedureStep(models.Model):
         max_length=12, choices=StepStatus.choices, default=StepStatus.UNSCHEDULED
     )
     status_reason = models.CharField(max_length=200, blank=True)
+    # Transaction UID (0008,1195) of the UPS performer that claimed this step as a workitem
+    # (PS3.4 CC.1.1): only its holder may complete or cancel it; never returned in a response.
+    ups_transaction_uid = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

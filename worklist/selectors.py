@@ -9,7 +9,8 @@ from pydicom import Dataset
 
 from worklist.dicom import ITEM, ROW_FIELDS, SPS_SEQUENCE, ResponseBuilder
 from worklist.matching import WorklistQuery, worklist_query
-from worklist.models import Device
+from worklist.models import Device, ScheduledProcedureStep
+from worklist.states import UPS_STATE_OF_STEP
 
 _NAMES = tuple(ROW_FIELDS)
 
@@ -92,3 +93,33 @@ def worklist_responses(
     )
     for row in worklist_rows(query, limit=limit):
         yield builder.dataset(row)
+
+
+def workitem_rows(
+    identifier: Dataset,
+    *,
+    pks: list[int] | None = None,
+    station_ae: str | None = None,
+    limit: int | None = None,
+) -> list[dict]:
+    """The worklist rows of the steps a UPS search names (``worklist.ups.mwl_identifier``):
+    the one MWL matching engine, narrowed to the workitem UIDs asked for, if any."""
+    query = worklist_query(identifier, station_ae=station_ae)
+    if pks is not None:
+        query = WorklistQuery(query.queryset.filter(pk__in=pks), query.predicates)
+    return list(worklist_rows(query, limit=limit))
+
+
+def workitem_row(pk: int) -> dict | None:
+    """The worklist row of one step offered as a workitem (None: no such step, or unscheduled,
+    which is no workitem)."""
+    identifier = Dataset()
+    item = Dataset()
+    item.ScheduledProcedureStepStatus = sorted(UPS_STATE_OF_STEP)
+    identifier.ScheduledProcedureStepSequence = [item]
+    rows = workitem_rows(identifier, pks=[pk], limit=1)
+    return rows[0] if rows else None
+
+
+def step_by_pk(pk: int) -> ScheduledProcedureStep | None:
+    return ScheduledProcedureStep.objects.filter(pk=pk).first()
