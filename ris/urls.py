@@ -9,5 +9,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("api.urls")),
     path("dicomweb/", include("dicomweb.urls")),
+    path("fhir/", include("api.fhir.urls")),
     path("", include("web.urls")),
 ]
