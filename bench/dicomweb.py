@@ -136,7 +136,14 @@ def main() -> None:
                 counts.add(("C-FIND", n))
                 if i >= 3:
                     c_find.append(elapsed)
-                elapsed, n = get(keep, token, path)
+                try:
+                    elapsed, n = get(keep, token, path)
+                except http.client.RemoteDisconnected:
+                    # gunicorn closes a connection idle for its keep-alive time (2 s), which
+                    # a long findscu run in between can exceed: reconnect and time the retry.
+                    keep.close()
+                    keep = http.client.HTTPConnection("127.0.0.1", http_port, timeout=60)
+                    elapsed, n = get(keep, token, path)
                 counts.add(("MWL-RS", n))
                 if i >= 3:
                     web.append(elapsed)

@@ -153,3 +153,60 @@ def render(datasets: Iterable[Dataset], media: MediaType) -> tuple[bytes, str]:
         )
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     return body, f'{MULTIPART}; type="{media.type}"; boundary={boundary}'
+
+
+# --- DICOM JSON straight from a worklist row -------------------------------------------------
+
+_PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
+
+
+def _json_values(vr: str, value) -> list:
+    if vr == "US":
+        return [int(value)]
+    texts = value if isinstance(value, list) else str(value).split("\\")
+    if vr == "DS":
+        return [float(v) for v in texts]
+    if vr == "IS":
+        return [int(v) for v in texts]
+    if vr == "PN":
+        return [dict(zip(_PN_GROUPS, v.split("="), strict=False)) for v in texts]
+    return list(texts)
+
+
+def _json_keys(keys, ctx) -> dict:
+    out = {}
+    for key in keys:
+        tag = f"{key.tag:08X}"
+        if key.children is not None:
+            items = key.attr.get(ctx) if key.attr is not None else []
+            out[tag] = {"vr": "SQ", "Value": [_json_keys(key.children, item) for item in items]}
+            continue
+        value = key.attr.get(ctx) if key.attr is not None else None
+        if value is None or value == "":
+            out[tag] = {"vr": key.vr}
+        else:
+            out[tag] = {"vr": key.vr, "Value": _json_values(key.vr, value)}
+    return out
+
+
+def worklist_json(builder, row: dict) -> dict:
+    """``builder.dataset(row).to_json_dict()`` without building the pydicom Dataset: the same
+    requested keys, getters and character set (``worklist.dicom.ResponseBuilder``), written
+    straight as DICOM JSON. pydicom's two steps are most of a broad search's time
+    (docs/BENCHMARKS.md, MWL-RS); tests/dicomweb/test_mwl_rs.py holds the two equal."""
+    out = {}
+    charset = builder.character_set_of(row)
+    if charset is not None:
+        value = ["", charset] if charset.startswith("ISO 2022") else [charset]
+        out["00080005"] = {"vr": "CS", "Value": value}
+    out.update(_json_keys(builder.keys, row))
+    return out
+
+
+def render_worklist(builder, rows: list[dict], media: MediaType) -> tuple[bytes, str]:
+    """A search answer of worklist rows: the fast DICOM JSON path for JSON, the datasets for
+    the multipart forms."""
+    if media.multipart:
+        return render((builder.dataset(row) for row in rows), media)
+    body = json.dumps([worklist_json(builder, row) for row in rows], ensure_ascii=False)
+    return body.encode("utf-8"), DICOM_JSON

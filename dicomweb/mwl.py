@@ -134,9 +134,7 @@ class ModalityScheduledProcedureStepsView(APIView):
         if not selected:
             response = HttpResponse(status=204)
         else:
-            body, content_type = media.render(
-                (builder.dataset(row) for row in selected), answer_as
-            )
+            body, content_type = media.render_worklist(builder, selected, answer_as)
             response = HttpResponse(body, content_type=content_type)
         if warnings:
             response["Warning"] = ", ".join(warnings)

@@ -258,3 +258,25 @@ def test_the_search_resource_is_in_the_openapi_document(api_user_client):
     assert {"200", "204", "400", "401", "403", "406"} <= set(operation["responses"])
     assert "application/dicom+json" in operation["responses"]["200"]["content"]
     assert {p["name"] for p in operation["parameters"]} >= {"includefield", "limit", "offset"}
+
+
+@pytest.mark.parametrize("charset", [c.value for c in CharacterSet])
+def test_the_fast_json_writer_equals_pydicoms_json_of_the_same_item(stations, charset):
+    """dicomweb.media.worklist_json skips the pydicom Dataset; it must write what pydicom's
+    to_json_dict writes for the item the C-FIND builder makes, attribute for attribute."""
+    from dicomweb.media import worklist_json
+    from dicomweb.query import parse_search
+    from worklist import selectors
+    from worklist.dicom import ResponseBuilder
+    from worklist.matching import worklist_query
+
+    li = PatientFactory(patient_id="PD-1", name_alphabetic="Li^Na", name_ideographic="李^娜",
+                        name_phonetic="li^na", weight_kg="70.5", size_m="1.75",
+                        pregnancy_status=4)
+    make_order(patient=li, station=stations[0], start=_at(11), referring_physician="Zhou^Min")
+    identifier = parse_search([]).identifier
+    rows = list(selectors.worklist_rows(worklist_query(identifier)))
+    builder = ResponseBuilder(identifier, character_set=charset)
+    assert len(rows) == 4
+    for row in rows:
+        assert worklist_json(builder, row) == builder.dataset(row).to_json_dict()
