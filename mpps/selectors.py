@@ -24,3 +24,8 @@ def performed_steps_for(step: ScheduledProcedureStep) -> QuerySet[PerformedProce
         .prefetch_related("series")
         .order_by("started_at", "id")
     )
+
+
+def performed_step(sop_instance_uid: str) -> PerformedProcedureStep | None:
+    """The PPS with this SOP Instance UID (MPPS N-GET, MPPS-RS Retrieve), or None."""
+    return PerformedProcedureStep.objects.filter(sop_instance_uid=sop_instance_uid).first()

@@ -13,5 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("api.urls")),
+    path("dicomweb/", include("dicomweb.urls")),
+    path("fhir/", include("api.fhir.urls")),
     path("", include("web.urls")),
 ]

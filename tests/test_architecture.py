@@ -21,6 +21,7 @@ ADAPTERS = sorted(
     {
         *ROOT.glob("web/**/*.py"),
         *ROOT.glob("api/**/*.py"),
+        *ROOT.glob("dicomweb/**/*.py"),
         *ROOT.glob("ris/hl7/**/*.py"),
         *ROOT.glob("ris/management/**/*.py"),
         *ROOT.glob("worklist/mwl/**/*.py"),

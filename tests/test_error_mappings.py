@@ -39,3 +39,11 @@ def test_the_hl7_table_is_keyed_by_the_enum_not_by_strings():
 def test_no_interface_maps_a_code_the_domain_does_not_have():
     for table in (ERROR_CODES, DOMAIN_ERROR_STATUS, DOMAIN_STATUS):
         assert set(table) == set(ErrorCode)
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_every_error_code_has_a_dicomweb_client_error_status(code):
+    from dicomweb.mpps import http_status_of
+
+    # MPPS-RS answers a refused create/update with the HTTP status of its DIMSE status.
+    assert 400 <= http_status_of(DOMAIN_ERROR_STATUS[code]) < 500

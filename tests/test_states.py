@@ -143,3 +143,20 @@ def test_closed_orders_are_exactly_the_orders_whose_steps_are_all_final():
 
     derived = {derive_order_status([s]) for s in FINAL_STEP_STATUSES}
     assert CLOSED_ORDER_STATUSES == derived
+
+
+def test_a_scheduled_workitem_is_exactly_a_step_that_may_still_start():
+    from worklist.states import (
+        FINAL_STEP_STATUSES,
+        STARTABLE_STEP_STATUSES,
+        UPS_STATE_OF_STEP,
+        step_statuses_in_ups_state,
+    )
+
+    assert step_statuses_in_ups_state("SCHEDULED") == STARTABLE_STEP_STATUSES
+    assert step_statuses_in_ups_state("IN PROGRESS") == {S.STARTED}
+    # every status on some worklist is some workitem state; UNSCHEDULED is none
+    assert set(UPS_STATE_OF_STEP) == set(StepStatus) - {S.UNSCHEDULED}
+    assert step_statuses_in_ups_state("CANCELED") | step_statuses_in_ups_state("COMPLETED") == (
+        FINAL_STEP_STATUSES
+    )

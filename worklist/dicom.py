@@ -460,6 +460,11 @@ class ResponseBuilder:
             return self.character_set
         return charset
 
+    def character_set_of(self, row: dict) -> str | None:
+        """The Specific Character Set (0008,0005) of ``row``'s response (None: none is sent),
+        for encoders of other forms (DICOM JSON in ``dicomweb``)."""
+        return self._charset(row)
+
     # -- as a pydicom Dataset (API, PACS coercion, and the reference for the fast encoder) --
 
     def dataset(self, row: dict) -> Dataset:

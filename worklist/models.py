@@ -120,6 +120,17 @@ class Device(models.Model):
     #: a booking checks only opens_at/closes_at and costs no query (the HL7 path counts them).
     has_schedule = models.BooleanField(default=False, editable=False)
     active = models.BooleanField(default=True)
+    # The API account a web client of this device authenticates as (DICOMweb MWL-RS, MPPS-RS,
+    # UPS-RS): over HTTP there is no calling AE title, so the account names the device and the
+    # device's worklist rights, character set and restriction apply as for its C-FIND.
+    api_user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("API user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="dicom_device",
+    )
 
     class Meta:
         verbose_name = _("device")
@@ -585,6 +596,9 @@ class ScheduledProcedureStep(models.Model):
     #: Taken off the Modality Worklist by housekeeping (overdue, RIS_STEP_OVERDUE_ACTION=REMOVE)
     #: without a status change: the order keeps the step; booking it again puts it back.
     off_worklist_at = models.DateTimeField(null=True, blank=True)
+    # Transaction UID (0008,1195) of the UPS performer that claimed this step as a workitem
+    # (PS3.4 CC.1.1): only its holder may complete or cancel it; never returned in a response.
+    ups_transaction_uid = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -12,10 +12,11 @@ from django.db.models.functions import Coalesce
 from pydicom import Dataset
 
 from worklist import pn
-from worklist.dicom import ROW_FIELDS, ResponseBuilder
+from worklist.dicom import ITEM, ROW_FIELDS, SPS_SEQUENCE, ResponseBuilder
 from worklist.matching import WorklistQuery, worklist_query
-from worklist.models import Device, Patient, PatientNameKey
+from worklist.models import Device, Patient, PatientNameKey, ScheduledProcedureStep
 from worklist.pn import PersonName
+from worklist.states import UPS_STATE_OF_STEP
 
 _NAMES = tuple(ROW_FIELDS)
 
@@ -45,6 +46,33 @@ def worklist_rows(query: WorklistQuery, *, limit: int | None = None) -> Iterator
 def device_for_ae(ae_title: str) -> Device | None:
     """The active Device with this AE title (DICOM AE titles compare without padding)."""
     return Device.objects.filter(ae_title=ae_title.strip(), active=True).first()
+
+
+def device_for_user(user) -> Device | None:
+    """The active Device an API account stands for (``Device.api_user``): a web client's
+    calling AE title, since HTTP has none."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return Device.objects.filter(api_user=user, active=True).first()
+
+
+def unsupported_keys(identifier: Dataset) -> list[int]:
+    """Tags of the keys of an identifier that ris does not support (returned empty: the C-FIND
+    Pending warning FF01H of PS3.4 K.4.1.1.4, a Warning header over HTTP). Inside the Scheduled
+    Procedure Step Sequence item its own unsupported keys count too."""
+    found = []
+    for elem in identifier:
+        tag = int(elem.tag)
+        if tag == 0x00080005 or elem.tag.is_private:
+            continue
+        if tag not in ITEM:
+            found.append(tag)
+        elif tag == SPS_SEQUENCE and elem.VR == "SQ" and elem.value:
+            sps = ITEM[SPS_SEQUENCE].children or {}
+            found += [
+                int(e.tag) for e in elem.value[0] if not e.tag.is_private and int(e.tag) not in sps
+            ]
+    return found
 
 
 def known_ae_titles() -> list[str]:
@@ -144,3 +172,33 @@ def possible_duplicates(
             if len(found) >= limit:
                 break
     return found
+
+
+def workitem_rows(
+    identifier: Dataset,
+    *,
+    pks: list[int] | None = None,
+    station_ae: str | None = None,
+    limit: int | None = None,
+) -> list[dict]:
+    """The worklist rows of the steps a UPS search names (``worklist.ups.mwl_identifier``):
+    the one MWL matching engine, narrowed to the workitem UIDs asked for, if any."""
+    query = worklist_query(identifier, station_ae=station_ae)
+    if pks is not None:
+        query = WorklistQuery(query.queryset.filter(pk__in=pks), query.predicates)
+    return list(worklist_rows(query, limit=limit))
+
+
+def workitem_row(pk: int) -> dict | None:
+    """The worklist row of one step offered as a workitem (None: no such step, or unscheduled,
+    which is no workitem)."""
+    identifier = Dataset()
+    item = Dataset()
+    item.ScheduledProcedureStepStatus = sorted(UPS_STATE_OF_STEP)
+    identifier.ScheduledProcedureStepSequence = [item]
+    rows = workitem_rows(identifier, pks=[pk], limit=1)
+    return rows[0] if rows else None
+
+
+def step_by_pk(pk: int) -> ScheduledProcedureStep | None:
+    return ScheduledProcedureStep.objects.filter(pk=pk).first()

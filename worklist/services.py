@@ -33,9 +33,11 @@ from worklist.models import (
 from worklist.pn import PersonName
 from worklist.states import (
     CLOSED_ORDER_STATUSES,
+    FINAL_STEP_STATUSES,
     MOVABLE_STEP_STATUSES,
     PERFORMED_STEP_STATUSES,
     SLOT_OCCUPYING_STEP_STATUSES,
+    STARTABLE_STEP_STATUSES,
     allowed_step_transitions,
     check_step_transition,
     check_undo_transition,
@@ -1334,3 +1336,76 @@ def worklist_queried(
         detail=f"{matches} matches for {device} from {peer}",
         after={"keys": keys, "matches": matches, "peer": peer},
     )
+
+
+# --- steps as UPS workitems (PS3.4 Annex CC) --------------------------------------------------
+
+
+class UpsRefused(InvalidTransition):
+    """A UPS state change the workitem's state or Transaction UID does not allow; ``status`` is
+    the UPS failure status of PS3.4 Table CC.2.1-2 (C300H-C312H) that names why."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+#: PS3.4 Table CC.2.1-2: the failures of a UPS state change that ris gives.
+UPS_NO_LONGER_UPDATABLE = 0xC300
+UPS_WRONG_TRANSACTION_UID = 0xC301
+UPS_ALREADY_IN_PROGRESS = 0xC302
+UPS_NOT_IN_PROGRESS = 0xC310
+UPS_ALREADY_COMPLETED = 0xC311
+
+
+@transaction.atomic
+def step_claim(
+    *, step: ScheduledProcedureStep, transaction_uid: str, actor: Actor
+) -> ScheduledProcedureStep:
+    """A UPS performer claims a step (UPS state IN PROGRESS): the step is STARTED.
+
+    The claim is a conditional UPDATE of a step that may still start, so of concurrent claimers
+    exactly one wins (the row lock, or SQLite's write lock, orders them; the later one finds the
+    step started); the others get C302H. The status then moves through the one state machine.
+    """
+    if not transaction_uid:
+        raise DomainError("a Transaction UID is required to claim a workitem")
+    claimed = ScheduledProcedureStep.objects.filter(
+        pk=step.pk, status__in=STARTABLE_STEP_STATUSES
+    ).update(ups_transaction_uid=transaction_uid[:64])
+    if claimed != 1:
+        current = ScheduledProcedureStep.objects.get(pk=step.pk)
+        if current.status == StepStatus.STARTED:
+            raise UpsRefused(
+                f"step {current.sps_id} is already IN PROGRESS", status=UPS_ALREADY_IN_PROGRESS
+            )
+        raise UpsRefused(
+            f"step {current.sps_id} is {current.status}: it may no longer be claimed",
+            status=UPS_NO_LONGER_UPDATABLE,
+        )
+    return step_transition(step=step, to=StepStatus.STARTED, actor=actor, reason="UPS claimed")
+
+
+@transaction.atomic
+def step_ups_final(
+    *, step: ScheduledProcedureStep, state: str, transaction_uid: str, actor: Actor
+) -> ScheduledProcedureStep:
+    """The performer that claimed a step ends it: UPS COMPLETED is the step COMPLETED, UPS
+    CANCELED the step DISCONTINUED (it was started: images may exist)."""
+    step = ScheduledProcedureStep.objects.select_for_update().get(pk=step.pk)
+    if step.status == StepStatus.COMPLETED:
+        raise UpsRefused(f"step {step.sps_id} is already COMPLETED", status=UPS_ALREADY_COMPLETED)
+    if step.status != StepStatus.STARTED:
+        status = UPS_NO_LONGER_UPDATABLE if step.status in FINAL_STEP_STATUSES else (
+            UPS_NOT_IN_PROGRESS
+        )
+        raise UpsRefused(f"step {step.sps_id} is not IN PROGRESS", status=status)
+    if not step.ups_transaction_uid or step.ups_transaction_uid != transaction_uid:
+        raise UpsRefused(
+            "the Transaction UID is not the one that claimed this workitem",
+            status=UPS_WRONG_TRANSACTION_UID,
+        )
+    target = {"COMPLETED": StepStatus.COMPLETED, "CANCELED": StepStatus.DISCONTINUED}.get(state)
+    if target is None:
+        raise DomainError(f"a claimed workitem can become COMPLETED or CANCELED, not {state!r}")
+    return step_transition(step=step, to=target, actor=actor, reason=f"UPS {state}")

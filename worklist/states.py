@@ -165,3 +165,22 @@ def derive_order_status(step_statuses: Iterable[str]) -> OrderStatus:
     if finished:
         return OrderStatus.IN_PROGRESS
     return OrderStatus.SCHEDULED
+
+
+#: Procedure Step State (0074,1000) of a step offered as a UPS workitem (PS3.4 CC.1.1): the
+#: steps a modality may still start are SCHEDULED, a started one is IN PROGRESS, a discontinued
+#: or cancelled one CANCELED. UNSCHEDULED steps are no workitem (they are on no worklist).
+UPS_STATE_OF_STEP: dict[str, str] = {
+    S.SCHEDULED: "SCHEDULED",
+    S.ARRIVED: "SCHEDULED",
+    S.READY: "SCHEDULED",
+    S.STARTED: "IN PROGRESS",
+    S.COMPLETED: "COMPLETED",
+    S.DISCONTINUED: "CANCELED",
+    S.CANCELED: "CANCELED",
+}
+
+
+def step_statuses_in_ups_state(state: str) -> frozenset[str]:
+    """The step statuses a UPS Procedure Step State stands for (empty for an unknown one)."""
+    return frozenset(s for s, ups in UPS_STATE_OF_STEP.items() if ups == state)

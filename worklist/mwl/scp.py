@@ -24,7 +24,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from worklist import selectors, services
 from worklist.audit import Actor
-from worklist.dicom import ITEM, SPS_SEQUENCE, ResponseBuilder
+from worklist.dicom import ResponseBuilder
 from worklist.dimse import TRANSFER_SYNTAXES, decode_incoming
 from worklist.matching import MatchError, worklist_query
 from worklist.models import Device
@@ -147,17 +147,7 @@ def _failure(status: int, comment: str, tag: int | None = None) -> Dataset:
 
 
 def _has_unsupported_keys(identifier: Dataset) -> bool:
-    for elem in identifier:
-        tag = int(elem.tag)
-        if tag == 0x00080005 or elem.tag.is_private:
-            continue
-        if tag not in ITEM:
-            return True
-        if tag == SPS_SEQUENCE and elem.VR == "SQ" and elem.value:
-            sps = ITEM[SPS_SEQUENCE].children or {}
-            if any(int(e.tag) not in sps for e in elem.value[0] if not e.tag.is_private):
-                return True
-    return False
+    return bool(selectors.unsupported_keys(identifier))
 
 
 def _decode_identifier(event, device: Device | None, calling_ae: str) -> Dataset:

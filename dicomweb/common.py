@@ -1,0 +1,57 @@
+"""What every DICOMweb resource shares: authentication as the REST API, the calling device,
+the Warning header of PS3.18 8.3.4 and errors in the REST API's ``{"detail", "code"}`` shape."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.permissions import BasePermission
+from rest_framework.renderers import JSONRenderer
+
+from ris.roles import ANY_ROLE, has_role
+from worklist import selectors
+
+#: Token first, as the REST API: an anonymous request is answered 401 with WWW-Authenticate.
+AUTHENTICATION = [TokenAuthentication, SessionAuthentication]
+
+
+class DeviceOrRole(BasePermission):
+    """A ris user with a role, or the API account of an active Device (a modality or a node
+    that authenticates as itself and holds no role)."""
+
+    message = "This account has no ris role and stands for no device."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not user or not user.is_authenticated:
+            return False
+        return has_role(user, *ANY_ROLE) or selectors.device_for_user(user) is not None
+
+
+class JSONErrorsNegotiation(BaseContentNegotiation):
+    """DRF's negotiation only picks the renderer of errors (always JSON); the DICOM media
+    type of a success is negotiated by the view itself (``dicomweb.media.negotiate``)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return JSONRenderer(), JSONRenderer.media_type
+
+    def select_parser(self, request, parsers):
+        for parser in parsers:
+            if request.content_type and request.content_type.split(";")[0].strip() in (
+                parser.media_type,
+                "application/json",
+            ):
+                return parser
+        return parsers[0] if parsers else None
+
+
+def service_uri(request: HttpRequest) -> str:
+    """``<service>`` of a Warning header: the base URI of the DICOMweb origin server."""
+    return request.build_absolute_uri("/dicomweb")
+
+
+def warning(request: HttpRequest, text: str) -> str:
+    """One warn-value of a Warning header field, in the form PS3.18 8.3.4.2 writes it:
+    ``299 <service>: <text>``."""
+    return f"299 {service_uri(request)}: {text}"
