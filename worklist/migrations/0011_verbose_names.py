@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('worklist', '0004_images_off_worklist'),
+        ('worklist', '0010_off_worklist'),
     ]
 
     operations = [

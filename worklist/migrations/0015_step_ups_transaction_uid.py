@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('worklist', '0003_webapi_device_api_user'),
+        ('worklist', '0014_device_api_user'),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('worklist', '0004_frontdesk_slot_templates'),
+        ('worklist', '0013_slot_templates'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('forwarding', '0002_images_pacs_changed'),
+        ('forwarding', '0002_pacs_changed'),
     ]
 
     operations = [

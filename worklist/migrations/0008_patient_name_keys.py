@@ -25,7 +25,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('worklist', '0005_chinese_device_name_profile'),
+        ('worklist', '0007_device_name_profile'),
     ]
 
     operations = [

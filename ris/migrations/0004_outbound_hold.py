@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ris', '0003_his_control_id'),
+        ('ris', '0003_control_id'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('worklist', '0003_chinese_name_alphabetic_derived'),
+        ('worklist', '0005_name_alphabetic_derived'),
     ]
 
     operations = [

@@ -18,5 +18,5 @@ def drop_sequence(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("worklist", "0007_chinese_verbose_names")]
+    dependencies = [("worklist", "0011_verbose_names")]
     operations = [migrations.RunPython(create_sequence, drop_sequence)]

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ris', '0003_images_outbound_hold'),
+        ('ris', '0004_outbound_hold'),
     ]
 
     operations = [

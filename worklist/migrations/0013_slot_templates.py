@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('worklist', '0003_frontdesk_patient_id_counter'),
+        ('worklist', '0012_patient_id_counter'),
     ]
 
     operations = [

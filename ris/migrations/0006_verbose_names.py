@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ris', '0004_his_destination_omi'),
+        ('ris', '0005_destination_omi'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('worklist', '0004_his_station_routing'),
+        ('worklist', '0004_station_routing'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('forwarding', '0003_images_exceptions'),
+        ('forwarding', '0003_exceptions'),
     ]
 
     operations = [

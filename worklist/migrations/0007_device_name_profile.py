@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('worklist', '0004_chinese_device_incoming_charset'),
+        ('worklist', '0006_device_incoming_charset'),
     ]
 
     operations = [

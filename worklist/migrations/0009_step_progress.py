@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('worklist', '0006_chinese_patient_name_keys'),
+        ('worklist', '0008_patient_name_keys'),
     ]
 
     operations = [

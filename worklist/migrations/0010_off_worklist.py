@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('worklist', '0003_images_step_progress'),
+        ('worklist', '0009_step_progress'),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('worklist', '0003_his_birth_date_precision'),
+        ('worklist', '0003_birth_date_precision'),
     ]
 
     operations = [
