@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.exceptions import NotAcceptable, PermissionDenied
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 
+from dicomweb import media
 from ris.roles import ANY_ROLE, has_role
 from worklist import selectors
+from worklist.models import Device
 
 #: Token first, as the REST API: an anonymous request is answered 401 with WWW-Authenticate.
 AUTHENTICATION = [TokenAuthentication, SessionAuthentication]
@@ -55,3 +58,20 @@ def warning(request: HttpRequest, text: str) -> str:
     """One warn-value of a Warning header field, in the form PS3.18 8.3.4.2 writes it:
     ``299 <service>: <text>``."""
     return f"299 {service_uri(request)}: {text}"
+
+
+def search_media(request) -> str:
+    """The DICOM media type a search answers in (PS3.18 8.7), or 406 when Accept names none."""
+    answer_as = media.negotiate(request.headers.get("Accept"))
+    if answer_as is None:
+        raise NotAcceptable("ris answers application/dicom+json or multipart/related.")
+    return answer_as
+
+
+def querying_device(request) -> Device | None:
+    """The device the authenticated account stands for (Device.api_user), refused as its
+    C-FIND would be when it may not query the worklist."""
+    device = selectors.device_for_user(request.user)
+    if device is not None and not device.may_query_worklist:
+        raise PermissionDenied(f"{device.ae_title} may not query the worklist")
+    return device

@@ -17,12 +17,19 @@ from django.http import HttpResponse
 from drf_spectacular.plumbing import build_array_type, build_basic_type
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.exceptions import NotAcceptable, PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from dicomweb import media
-from dicomweb.common import AUTHENTICATION, DeviceOrRole, JSONErrorsNegotiation, warning
+from dicomweb.common import (
+    AUTHENTICATION,
+    DeviceOrRole,
+    JSONErrorsNegotiation,
+    querying_device,
+    search_media,
+    warning,
+)
 from dicomweb.query import QueryParameterError, parse_search
 from worklist import selectors
 from worklist.dicom import ResponseBuilder
@@ -91,12 +98,8 @@ class ModalityScheduledProcedureStepsView(APIView):
     content_negotiation_class = JSONErrorsNegotiation
 
     def get(self, request: Request) -> HttpResponse:
-        answer_as = media.negotiate(request.headers.get("Accept"))
-        if answer_as is None:
-            raise NotAcceptable("ris answers application/dicom+json or multipart/related.")
-        device = selectors.device_for_user(request.user)
-        if device is not None and not device.may_query_worklist:
-            raise PermissionDenied(f"{device.ae_title} may not query the worklist")
+        answer_as = search_media(request)
+        device = querying_device(request)
         if device is None and settings.RIS_DICOM_REQUIRE_KNOWN_AE:
             raise PermissionDenied("This account stands for no device (Device.api_user).")
         try:

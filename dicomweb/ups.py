@@ -21,7 +21,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from pydicom import Dataset
 from rest_framework.exceptions import (
-    NotAcceptable,
     NotFound,
     ParseError,
     PermissionDenied,
@@ -33,7 +32,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dicomweb import media
-from dicomweb.common import AUTHENTICATION, DeviceOrRole, JSONErrorsNegotiation, warning
+from dicomweb.common import (
+    AUTHENTICATION,
+    DeviceOrRole,
+    JSONErrorsNegotiation,
+    querying_device,
+    search_media,
+    warning,
+)
 from dicomweb.query import CONTROL, QueryParameterError
 from ris.roles import TECHNOLOGIST, has_role
 from worklist import selectors, services, ups
@@ -128,12 +134,8 @@ class WorkitemsView(APIView):
     content_negotiation_class = JSONErrorsNegotiation
 
     def get(self, request: Request) -> HttpResponse:
-        answer_as = media.negotiate(request.headers.get("Accept"))
-        if answer_as is None:
-            raise NotAcceptable("ris answers application/dicom+json or multipart/related.")
-        device = selectors.device_for_user(request.user)
-        if device is not None and not device.may_query_worklist:
-            raise PermissionDenied(f"{device.ae_title} may not query the worklist")
+        answer_as = search_media(request)
+        device = querying_device(request)
         keys, offset, limit, warnings = {}, 0, None, []
         try:
             for name, values in request.query_params.lists():
