@@ -3,12 +3,17 @@ the Warning header of PS3.18 8.3.4 and errors in the REST API's ``{"detail", "co
 
 from __future__ import annotations
 
+import json
+
 from django.http import HttpRequest
+from pydicom import Dataset
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
-from rest_framework.exceptions import NotAcceptable, PermissionDenied
+from rest_framework.exceptions import NotAcceptable, ParseError, PermissionDenied
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
 
 from dicomweb import media
 from ris.roles import ANY_ROLE, has_role
@@ -75,3 +80,27 @@ def querying_device(request) -> Device | None:
     if device is not None and not device.may_query_worklist:
         raise PermissionDenied(f"{device.ae_title} may not query the worklist")
     return device
+
+
+class DicomJSONParser(BaseParser):
+    """A request payload in ``application/dicom+json`` (PS3.18 8.7.3.2), or plain JSON."""
+
+    media_type = media.DICOM_JSON
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return stream.read()
+
+
+def payload_dataset(request: Request) -> Dataset:
+    """The one dataset of the request body: a DICOM JSON object, or an array holding one."""
+    try:
+        value = json.loads(request.body or b"null")
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if not isinstance(value, dict):
+            raise ValueError("the payload must be one DICOM JSON dataset")
+        ds = Dataset.from_json(value)
+        list(ds.iterall())  # decode every value now, not halfway through validation
+    except Exception as exc:  # noqa: BLE001 - pydicom and json raise many types for bad input
+        raise ParseError(f"Not a DICOM JSON dataset: {exc}") from exc
+    return ds

@@ -17,16 +17,21 @@ import logging
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from pydicom import Dataset
 from rest_framework import status
-from rest_framework.exceptions import NotFound, ParseError
-from rest_framework.parsers import BaseParser
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dicomweb import media
-from dicomweb.common import AUTHENTICATION, DeviceOrRole, JSONErrorsNegotiation, warning
+from dicomweb.common import (
+    AUTHENTICATION,
+    DeviceOrRole,
+    DicomJSONParser,
+    JSONErrorsNegotiation,
+    payload_dataset,
+    warning,
+)
 from mpps import selectors, services
 from mpps.validation import (
     ATTRIBUTE_LIST_ERROR,
@@ -66,30 +71,6 @@ DIMSE_TO_HTTP: dict[int, int] = {
 def http_status_of(dimse_status: int) -> int:
     """The HTTP status of a DIMSE failure status (503 for one PS3.18 gives no meaning to)."""
     return DIMSE_TO_HTTP.get(dimse_status, status.HTTP_503_SERVICE_UNAVAILABLE)
-
-
-class DicomJSONParser(BaseParser):
-    """A request payload in ``application/dicom+json`` (PS3.18 8.7.3.2), or plain JSON."""
-
-    media_type = media.DICOM_JSON
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        return stream.read()
-
-
-def _payload(request: Request) -> Dataset:
-    """The one dataset of the request body: a DICOM JSON object, or an array holding one."""
-    try:
-        value = json.loads(request.body or b"null")
-        if isinstance(value, list) and len(value) == 1:
-            value = value[0]
-        if not isinstance(value, dict):
-            raise ValueError("the payload must be one DICOM JSON dataset")
-        ds = Dataset.from_json(value)
-        list(ds.iterall())  # decode every value now, not halfway through validation
-    except Exception as exc:  # noqa: BLE001 - pydicom and json raise many types for bad input
-        raise ParseError(f"Not a DICOM JSON dataset: {exc}") from exc
-    return ds
 
 
 def _error(http_status: int, detail: str, code: str, dimse_status: int | None = None) -> Response:
@@ -152,7 +133,7 @@ class ModalityPerformedProcedureStepView(APIView):
         if not is_valid_uid(uid):
             return _error(400, f"{uid[:64]!r} is not a valid SOP Instance UID", "invalid_uid")
         updating = "update" in request.query_params
-        ds = _payload(request)
+        ds = payload_dataset(request)
         actor, ae_title = _actor(request)
         operation = "update" if updating else "create"
         try:

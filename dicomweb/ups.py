@@ -12,21 +12,16 @@ only HTTP: PS3.18 11.x statuses and Warning headers.
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.plumbing import build_array_type, build_basic_type
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from pydicom import Dataset
 from rest_framework.exceptions import (
     NotFound,
-    ParseError,
     PermissionDenied,
     ValidationError,
 )
-from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,7 +30,9 @@ from dicomweb import media
 from dicomweb.common import (
     AUTHENTICATION,
     DeviceOrRole,
+    DicomJSONParser,
     JSONErrorsNegotiation,
+    payload_dataset,
     querying_device,
     search_media,
     warning,
@@ -53,25 +50,6 @@ TOO_MANY = (
     "The number of results exceeded the maximum supported by the server. "
     "Additional results can be requested."
 )
-
-
-class DicomJSONParser(BaseParser):
-    media_type = media.DICOM_JSON
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        return stream.read()
-
-
-def _payload(request: Request) -> Dataset:
-    try:
-        value = json.loads(request.body or b"null")
-        if isinstance(value, list) and len(value) == 1:
-            value = value[0]
-        if not isinstance(value, dict):
-            raise ValueError("the payload must be one DICOM JSON dataset")
-        return Dataset.from_json(value)
-    except Exception as exc:  # noqa: BLE001 - json and pydicom raise many types for bad input
-        raise ParseError(f"Not a DICOM JSON dataset: {exc}") from exc
 
 
 def _actor(request: Request) -> Actor:
@@ -232,7 +210,7 @@ class WorkitemStateView(APIView):
     def put(self, request: Request, uid: str) -> Response | HttpResponse:
         _may_perform(request)
         step = _step_for(uid)
-        ds = _payload(request)
+        ds = payload_dataset(request)
         state = str(ds.get("ProcedureStepState", "") or "").strip()
         transaction_uid = str(ds.get("TransactionUID", "") or "").strip()
         if not transaction_uid:
@@ -279,7 +257,7 @@ class WorkitemCancelRequestView(APIView):
         step = _step_for(uid)
         reason = ""
         if request.body:
-            ds = _payload(request)
+            ds = payload_dataset(request)
             reason = str(ds.get("ReasonForCancellation", "") or "")
         state = UPS_STATE_OF_STEP.get(step.status)
         if state != "SCHEDULED":
