@@ -29,6 +29,10 @@ TEST_TIMINGS = {
     "RIS_FORWARD_UPKEEP_SECONDS": "1",
     "RIS_FORWARD_COMMIT_TIMEOUT_SECONDS": "6",
     "RIS_FORWARD_BATCH_SIZE": "8",
+    # Steps that follow the images: a study is stable after 4 s without a new instance (the
+    # images-workflow tests need it from whichever server leads the scheduler).
+    "RIS_STUDY_STABLE_SECONDS": "4",
+    "RIS_STUDY_STABLE_CHECK_SECONDS": "1",
 }
 
 

@@ -20,7 +20,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         stop = StopFlag()
+        stood_down = False
         while not stop.is_set:
+            # A leader that just lost its lock lets the standbys take over first: its own
+            # database session is the one that failed, so it should not win the race back.
+            if stood_down and stop.wait(2 * options["standby_poll"]):
+                break
             lock = LeaderLock()
             if not self._wait_for_leadership(lock, stop, options["standby_poll"]):
                 break
@@ -33,6 +38,7 @@ class Command(BaseCommand):
                                  "stopping its jobs and standing by")
                     self.stdout.write("scheduler lost its lock: standing down")
                     self.stdout.flush()
+                    stood_down = True
                     break
             # Jobs are idempotent and claim work with a lease: one cut short here is taken up
             # again by the next leader, so the scheduler does not wait for a slow peer.
