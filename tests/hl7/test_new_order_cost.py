@@ -26,10 +26,18 @@ NEW_ORDER_STATEMENTS = 19
 
 
 @pytest.fixture(autouse=True)
-def _fresh_swf_b_cache():
-    """The SWF.b receivers are cached for a few seconds: loaded by the first message of a test,
-    not left over from the previous one to expire in the middle of a count."""
+def _caches_that_do_not_expire_during_a_count(monkeypatch):
+    """The catalogue, the routing rules and the SWF.b receivers are cached for a few seconds:
+    loaded by the first message of a test, not left over from the previous one, and kept for
+    the whole test, so that a slow machine cannot expire one in the middle of a count."""
+    from worklist import routing
+
     notifications.forget_swf_b()
+    mapping.forget_catalogue()
+    routing.forget()
+    monkeypatch.setattr(notifications, "_SWF_B_CACHE_SECONDS", 3600.0)
+    monkeypatch.setattr(mapping, "CATALOGUE_CACHE_SECONDS", 3600.0)
+    monkeypatch.setattr(routing, "CACHE_SECONDS", 3600.0)
 
 
 def with_procedures(message: bytes, *codes: str) -> bytes:
