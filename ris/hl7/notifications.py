@@ -121,27 +121,30 @@ def _queue(order_id: int, payload: Callable[[], dict]) -> None:
         )
 
 
-#: SWF.b destination names, read once per few seconds: ``on_order_created`` runs for every new
-#: order and most departments have none (the HL7 NW path counts its statements).
+#: Whether any SWF.b receiver is configured, read once per few seconds: ``on_order_created`` runs
+#: for every new order and most departments have none (the HL7 NW path counts its statements).
+#: Only "none" is trusted from the cache: when there are receivers their names are read again
+#: in the caller's transaction, so a receiver removed or switched off in another process (the
+#: admin's ``RisConfig`` signal reaches only its own) never gets a job. A receiver added
+#: elsewhere is seen within ``_SWF_B_CACHE_SECONDS``.
 _SWF_B_CACHE_SECONDS = 5.0
 _swf_b_cache: list = []
 
 
 def forget_swf_b(**_signal) -> None:
-    """Drop the cached SWF.b receivers (connected to HL7Destination saves in ``RisConfig``)."""
+    """Drop the cached SWF.b answer (connected to HL7Destination saves in ``RisConfig``)."""
     _swf_b_cache.clear()
 
 
 def _swf_b_destinations() -> list[str]:
     now = time.monotonic()
-    if not _swf_b_cache or now - _swf_b_cache[0] >= _SWF_B_CACHE_SECONDS:
-        names = list(
-            HL7Destination.objects.filter(active=True, swf_b_omi=True).values_list(
-                "name", flat=True
-            )
-        )
-        _swf_b_cache[:] = [now, names]
-    return _swf_b_cache[1]
+    if _swf_b_cache and now - _swf_b_cache[0] < _SWF_B_CACHE_SECONDS and not _swf_b_cache[1]:
+        return []
+    names = list(
+        HL7Destination.objects.filter(active=True, swf_b_omi=True).values_list("name", flat=True)
+    )
+    _swf_b_cache[:] = [now, bool(names)]
+    return names
 
 
 def _queue_swf_b(order_id: int, payload: Callable[[], dict]) -> None:

@@ -88,3 +88,19 @@ def test_an_swf_b_destination_gets_no_order_status_messages(hl7_service, catalog
         (job.destination, job.payload["order_control"]) for job in OutboundJob.objects.all()
     )
     assert kinds == [("HIS", "OC"), ("IM", "CA"), ("IM", "NW")]
+
+
+def test_a_receiver_switched_off_in_another_process_gets_no_job_from_a_warm_cache(catalogue):
+    """The cache may say "there are receivers" for a few seconds after the last one went away
+    in another process (no signal reaches this one): their names are read again per order."""
+    from ris.hl7 import handler
+
+    notifications.forget_swf_b()
+    HL7Destination.objects.create(name="IM", host="127.0.0.1", port=free_port(), swf_b_omi=True)
+    assert read_ack(handler.handle(orm("SWF-W1", "PL-SWF-W1"), "test")).code == "AA"
+    assert OutboundJob.objects.filter(destination="IM").count() == 1
+
+    HL7Destination.objects.filter(name="IM").update(active=False)  # no post_save: as elsewhere
+    assert read_ack(handler.handle(orm("SWF-W2", "PL-SWF-W2"), "test")).code == "AA"
+
+    assert OutboundJob.objects.filter(destination="IM").count() == 1

@@ -151,7 +151,7 @@ def test_a_cancel_requested_by_the_his_is_not_echoed_back(hl7_service, catalogue
 
     assert ack.code == "AA"
     assert Order.objects.get(placer_order_number="PL-E").status == "CA"
-    assert not OutboundJob.objects.exists()
+    assert not OutboundJob.objects.exists(), list(OutboundJob.objects.values("kind", "payload"))
 
 
 # --- a step booked or moved (worklist.signals.step_rescheduled) -----------------------------
@@ -278,7 +278,7 @@ def test_a_new_time_requested_by_the_his_is_not_echoed_back(hl7_service, catalog
     assert ack.code == "AA"
     step = first_step(Order.objects.get(placer_order_number="PL-X"))
     assert ts(step.scheduled_start) == "20261201143000"
-    assert not OutboundJob.objects.exists()
+    assert not OutboundJob.objects.exists(), list(OutboundJob.objects.values("kind", "payload"))
 
 
 def test_messages_held_behind_a_failed_one_reach_the_his_in_order_after_a_retry(
