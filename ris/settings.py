@@ -284,6 +284,9 @@ RIS_ISSUER_OF_PATIENT_ID = env_str("RIS_ISSUER_OF_PATIENT_ID", "RIS")
 RIS_PATIENT_ID_PATTERN = env_str("RIS_PATIENT_ID_PATTERN", "P{counter:08d}")
 #: No-show reason codes the check-in list offers, in order (web.forms.NO_SHOW_REASONS); empty: all.
 RIS_NO_SHOW_REASONS = env_list("RIS_NO_SHOW_REASONS", [])
+#: Cancel reason codes the order's cancel page offers, in order (web.forms.CANCEL_REASONS);
+#: empty: all.
+RIS_CANCEL_REASONS = env_list("RIS_CANCEL_REASONS", [])
 #: Next-free-slot search (worklist.scheduling): how many days ahead it looks, and the least time
 #: between two exams with contrast medium of one patient.
 RIS_FREE_SLOT_HORIZON_DAYS = env_int("RIS_FREE_SLOT_HORIZON_DAYS", 28)

@@ -99,9 +99,10 @@ def test_an_undo_cannot_itself_be_undone(step, desk):
 @pytest.mark.parametrize(("current", "previous"), [
     (StepStatus.COMPLETED, StepStatus.STARTED),
     (StepStatus.STARTED, StepStatus.READY),
-    (StepStatus.CANCELED, StepStatus.UNSCHEDULED),
+    (StepStatus.CANCELED, StepStatus.STARTED),
+    (StepStatus.DISCONTINUED, StepStatus.STARTED),
 ])
-def test_the_state_machine_refuses_undo_out_of_performed_or_unbooked_states(current, previous):
+def test_the_state_machine_refuses_undo_out_of_performed_states(current, previous):
     with pytest.raises(InvalidTransition):
         check_undo_transition(current, previous)
 
@@ -113,3 +114,66 @@ def test_booking_in_the_past_is_refused_only_when_asked(step, desk):
     assert refused.value.code == ErrorCode.IN_THE_PAST
     # the HIS may report an exam that already happened
     assert services.step_schedule(step=step, start=past, actor=desk).scheduled_start == past
+
+
+def test_a_desk_cancel_with_a_coded_reason_is_undone_and_tells_the_his(step, desk):
+    HL7Destination.objects.create(name="HIS", host="127.0.0.1", port=9)
+    order = services.order_cancel(
+        order=step.requested_procedure.order, actor=desk, reason_code="duplicate"
+    )
+    assert order.status_reason == "cancel:duplicate" and services.order_cancel_undoable(order)
+    queued = OutboundJob.objects.filter(kind="hl7.order_status").count()
+    order = services.order_cancel_undo(order=order, actor=desk)
+    assert order.status == OrderStatus.SCHEDULED
+    step.refresh_from_db()
+    assert step.status == StepStatus.SCHEDULED and step.status_reason == ""
+    assert OutboundJob.objects.filter(kind="hl7.order_status").count() == queued + 1
+    event = AuditEvent.objects.get(action="step.undo")
+    assert (event.before["status"], event.after["status"], event.detail) == (
+        "CANCELED", "SCHEDULED", "step.canceled")
+
+
+def test_a_desk_cancel_brings_a_waiting_exam_back_waiting(desk):
+    ptype = ProcedureTypeFactory(modality=Modality.CT)
+    order = make_order(procedure_type=ptype)
+    services.order_cancel(order=order, actor=desk, reason_code="patient_request")
+    services.order_cancel_undo(order=order, actor=desk)
+    assert first_step(order).status == StepStatus.UNSCHEDULED
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.SCHEDULED
+
+
+def test_a_single_step_of_a_cancelled_order_is_not_undone_alone(step, desk):
+    services.order_cancel(order=step.requested_procedure.order, actor=desk, reason_code="other")
+    with pytest.raises(DomainError) as refused:
+        services.step_undo(step=step, actor=desk)
+    assert refused.value.code == ErrorCode.NOTHING_TO_UNDO
+
+
+@pytest.mark.parametrize("how", ["his", "free text", "yesterday"])
+def test_a_cancel_by_the_his_in_free_text_or_of_another_day_stays(step, desk, how):
+    order = step.requested_procedure.order
+    if how == "his":
+        services.order_cancel(order=order, actor=Actor.hl7("HIS"), reason="CA")
+    elif how == "free text":
+        services.order_cancel(order=order, actor=desk, reason="wrong order")
+    else:
+        services.order_cancel(order=order, actor=desk, reason_code="duplicate")
+        AuditEvent.objects.filter(action="step.canceled").update(
+            at=AuditEvent.objects.get(action="step.canceled").at - dt.timedelta(days=1)
+        )
+    with pytest.raises(DomainError) as refused:
+        services.order_cancel_undo(order=Order.objects.get(pk=order.pk), actor=desk)
+    assert refused.value.code == ErrorCode.NOTHING_TO_UNDO
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.CANCELED
+
+
+def test_a_cancel_is_not_undone_when_a_slot_was_given_away(step, desk):
+    order = services.order_cancel(
+        order=step.requested_procedure.order, actor=desk, reason_code="duplicate"
+    )
+    make_order(procedure_type=step.requested_procedure.procedure_type, station=step.station,
+               start=step.scheduled_start)
+    with pytest.raises(ScheduleConflict):
+        services.order_cancel_undo(order=order, actor=desk)
+    step.refresh_from_db()
+    assert step.status == StepStatus.CANCELED

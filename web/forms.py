@@ -294,8 +294,29 @@ class EditOrderForm(OrderForm):
         del self.fields["procedure_type"]
 
 
+#: Why the front desk cancels an order: the codes stored after ``cancel:`` in the order's and
+#: its steps' reason, with their labels. A site offers the subset listed in RIS_CANCEL_REASONS,
+#: in that order.
+CANCEL_REASONS = {
+    "patient_request": _("Patient asked to cancel"),
+    "duplicate": _("Duplicate order"),
+    "wrong_procedure": _("Wrong procedure ordered"),
+    "contraindication": _("Contraindication found"),
+    "physician_request": _("Requesting physician withdrew the order"),
+    "done_elsewhere": _("Exam done elsewhere"),
+    "other": _("Other"),
+}
+
+
+def cancel_reason_choices() -> list[tuple[str, str]]:
+    codes = settings.RIS_CANCEL_REASONS or list(CANCEL_REASONS)
+    return [(code, CANCEL_REASONS.get(code, code)) for code in codes]
+
+
 class CancelOrderForm(forms.Form):
-    reason = forms.CharField(label=_("Reason"), max_length=200)
+    """The confirmation of an order cancel: a reason from the site's coded list."""
+
+    reason = forms.ChoiceField(label=_("Reason"), choices=cancel_reason_choices)
 
 
 class CheckInForm(forms.Form):

@@ -29,6 +29,7 @@ urlpatterns = [
     path("orders/<int:pk>/", orders.order_detail, name="order_detail"),
     path("orders/<int:pk>/edit/", orders.order_edit, name="order_edit"),
     path("orders/<int:pk>/cancel/", orders.order_cancel, name="order_cancel"),
+    path("orders/<int:pk>/cancel/undo/", orders.order_cancel_undo, name="order_cancel_undo"),
     path("calendar/", calendar.calendar, name="calendar"),
     path("calendar/book/", calendar.book, name="book"),
     path("steps/<int:pk>/move/", calendar.move, name="move"),

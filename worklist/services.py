@@ -50,6 +50,11 @@ PAST_BOOKING_GRACE = dt.timedelta(minutes=15)
 #: ``status_reason`` of a step cancelled because the patient did not come (``step_no_show``),
 #: followed by ``:`` and the site's reason code.
 NO_SHOW = "no-show"
+#: ``status_reason`` of an order (and its steps) cancelled by a person with a coded reason from
+#: the site's list (``order_cancel(reason_code=...)``), followed by ``:`` and the code. Unlike a
+#: cancel from the HIS or a free-text one, it can be taken back the same day
+#: (``order_cancel_undo``).
+DESK_CANCEL = "cancel"
 #: Front-desk actions ``step_undo`` can take back (audit actions of the status they set).
 UNDOABLE_ACTIONS = ("step.arrived", "step.ready", "step.canceled")
 
@@ -618,13 +623,23 @@ def procedure_change(
 
 @transaction.atomic
 def order_cancel(
-    *, order: Order, actor: Actor, reason: str = "", discontinue: bool = False
+    *,
+    order: Order,
+    actor: Actor,
+    reason: str = "",
+    discontinue: bool = False,
+    reason_code: str = "",
 ) -> Order:
     """Cancel (or discontinue) every step of an order that has not been performed.
 
     Refused when a step already STARTED or COMPLETED: the modality has acquired images, so the
     exam must be completed or discontinued at the modality, not erased by the HIS.
+
+    ``reason_code``: the front desk's coded reason (stored as ``cancel:<code>``); such a cancel
+    can be taken back the same day by ``order_cancel_undo``.
     """
+    if reason_code:
+        reason = f"{DESK_CANCEL}:{reason_code}"
     steps = list(
         ScheduledProcedureStep.objects.select_for_update()
         .filter(requested_procedure__order=order)
@@ -782,12 +797,25 @@ def is_no_show(step: ScheduledProcedureStep) -> bool:
     )
 
 
-def last_undoable_event(step: ScheduledProcedureStep) -> AuditEvent | None:
+def is_desk_cancel(step_or_order: ScheduledProcedureStep | Order) -> bool:
+    """Cancelled by a person with a coded reason (``order_cancel(reason_code=...)``)."""
+    cancelled = (
+        OrderStatus.CANCELED if isinstance(step_or_order, Order) else StepStatus.CANCELED
+    )
+    return step_or_order.status == cancelled and step_or_order.status_reason.startswith(
+        f"{DESK_CANCEL}:"
+    )
+
+
+def last_undoable_event(
+    step: ScheduledProcedureStep, *, desk_cancel: bool = False
+) -> AuditEvent | None:
     """The front-desk action ``step_undo`` would take back, or None.
 
     Only the step's latest status change counts (anything after it, an MPPS N-CREATE or a move,
     makes the old click history), only a person's click, and only today: by tomorrow the HIS
-    has acted on the status (docs/architecture.md, "Status model").
+    has acted on the status (docs/architecture.md, "Status model"). A cancel counts only when
+    it was a no-show, or with ``desk_cancel`` (``order_cancel_undo``) a desk's coded cancel.
     """
     latest = (
         AuditEvent.objects.filter(
@@ -807,8 +835,10 @@ def last_undoable_event(step: ScheduledProcedureStep) -> AuditEvent | None:
         return None
     if (latest.after or {}).get("status") != step.status:
         return None
-    if latest.action == "step.canceled" and not is_no_show(step):
-        return None  # an order cancel is final; only a no-show is taken back
+    if latest.action == "step.canceled" and not (
+        is_desk_cancel(step) if desk_cancel else is_no_show(step)
+    ):
+        return None  # a cancel by the HIS, or a free-text one, is final
     return latest
 
 
@@ -832,11 +862,20 @@ def step_undo(*, step: ScheduledProcedureStep, actor: Actor) -> ScheduledProcedu
         raise DomainError(
             f"step {step.sps_id} has no slot to go back to", code=ErrorCode.NOTHING_TO_UNDO
         )
+    _restore(step, undone, actor=actor)
+    _refresh_order_status(step.requested_procedure.order, actor=actor)
+    return step
+
+
+def _restore(step: ScheduledProcedureStep, undone: AuditEvent, *, actor: Actor) -> None:
+    """Put a (locked) step back into the status ``undone`` took it from, through
+    ``check_undo_transition``; a cancelled step with a slot claims it again (ScheduleConflict
+    when someone else was booked into it meanwhile)."""
     previous_status = StepStatus((undone.before or {}).get("status") or StepStatus.SCHEDULED)
     check_undo_transition(step.status, previous_status)
     before = audit.snapshot(step)
     current = step.status
-    if current == StepStatus.CANCELED:
+    if current == StepStatus.CANCELED and step.scheduled_start is not None:
         _place(step, step.scheduled_start, step.station)
     step.status = previous_status
     step.status_reason = (undone.before or {}).get("status_reason", "")[:200]
@@ -847,8 +886,43 @@ def step_undo(*, step: ScheduledProcedureStep, actor: Actor) -> ScheduledProcedu
     signals.step_status_changed.send(
         ScheduledProcedureStep, step=step, previous=current, actor=actor, reason="undo"
     )
-    _refresh_order_status(step.requested_procedure.order, actor=actor)
-    return step
+
+
+def order_cancel_undoable(order: Order) -> bool:
+    """Whether the order page offers to take back its cancel: a desk's coded cancel of today.
+    A hint without queries; ``order_cancel_undo`` checks each step's trail."""
+    return is_desk_cancel(order) and timezone.localtime(order.updated_at).date() == (
+        timezone.localdate()
+    )
+
+
+@transaction.atomic
+def order_cancel_undo(*, order: Order, actor: Actor) -> Order:
+    """Take back today's coded cancel of an order by the front desk (``order_cancel`` with a
+    ``reason_code``): every step it cancelled returns to the status it had, claiming its slot
+    again, each audited as ``step.undo``; the order status is derived again, so the HIS hears
+    that the order is back (ORC-5 SC).
+
+    Refused (NOTHING_TO_UNDO) for a cancel by the HIS, a free-text one, or one of another day;
+    ScheduleConflict when a slot was given to someone else meanwhile (nothing is restored then).
+    Steps cancelled before the order (an earlier no-show) stay cancelled.
+    """
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    steps = list(
+        ScheduledProcedureStep.objects.select_for_update()
+        .filter(requested_procedure__order=order, status=StepStatus.CANCELED)
+        .order_by("pk")
+    )
+    undone = [(step, last_undoable_event(step, desk_cancel=True)) for step in steps]
+    undone = [(step, event) for step, event in undone if event is not None]
+    if not is_desk_cancel(order) or not undone:
+        raise DomainError(
+            f"order {order.accession_number} has no cancel of today to undo",
+            code=ErrorCode.NOTHING_TO_UNDO,
+        )
+    for step, event in undone:
+        _restore(step, event, actor=actor)
+    return _refresh_order_status(order, actor=actor)
 
 
 def _apply_transition(

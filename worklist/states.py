@@ -92,14 +92,15 @@ CHECK_IN_LIST_STATUSES = frozenset(
     {S.SCHEDULED, S.ARRIVED, S.READY, S.STARTED, S.COMPLETED, S.DISCONTINUED, S.CANCELED}
 )
 
-#: What undoing a front-desk action may restore: the status a check-in (arrived, ready) or a
-#: no-show left the step in -> the statuses it may have come from. Cancelled is final for every
-#: other path (docs/architecture.md, "Status model"); only a no-show's cancel is reversible,
-#: and only by ``step_undo``.
+#: What undoing a front-desk action may restore: the status a check-in (arrived, ready), a
+#: no-show or a desk's coded cancel left the step in -> the statuses it may have come from.
+#: Cancelled is final for every other path (docs/architecture.md, "Status model"): only a
+#: no-show (``step_undo``) and the desk's coded order cancel (``order_cancel_undo``, which may
+#: also bring back a step still waiting for a slot) are reversible, the same day.
 UNDO_TRANSITIONS: dict[str, frozenset[str]] = {
     S.ARRIVED: frozenset({S.SCHEDULED, S.READY}),
     S.READY: frozenset({S.SCHEDULED, S.ARRIVED}),
-    S.CANCELED: frozenset({S.SCHEDULED, S.ARRIVED, S.READY}),
+    S.CANCELED: frozenset({S.UNSCHEDULED, S.SCHEDULED, S.ARRIVED, S.READY}),
 }
 
 

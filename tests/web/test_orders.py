@@ -107,17 +107,70 @@ def test_a_cancelled_order_cannot_be_edited(desk, ct_head):
     assert "can no longer be changed" in str(response.context["form"].non_field_errors())
 
 
-def test_cancelling_an_order_needs_a_reason_and_cancels_its_steps(desk, ct_head, ct1):
+def test_cancelling_an_order_needs_a_coded_reason_and_cancels_its_steps(desk, ct_head, ct1):
     order = make_order(procedure_type=ct_head, station=ct1, start=at(11))
     url = reverse("web:order_cancel", kwargs={"pk": order.pk})
     refused = desk.post(url, {"reason": ""})
     assert refused.status_code == 200 and "reason" in refused.context["form"].errors
+    invented = desk.post(url, {"reason": "because"})
+    assert invented.status_code == 200 and "reason" in invented.context["form"].errors
     assert first_step(order).status == StepStatus.SCHEDULED
-    desk.post(url, {"reason": "patient declined"})
+    desk.post(url, {"reason": "patient_request"})
     order.refresh_from_db()
     assert order.status == OrderStatus.CANCELED
     assert first_step(order).status == StepStatus.CANCELED
-    assert first_step(order).status_reason == "patient declined"
+    assert first_step(order).status_reason == "cancel:patient_request"
+
+
+def test_the_cancel_page_offers_the_sites_reasons_only(desk, ct_head, settings):
+    settings.RIS_CANCEL_REASONS = ["duplicate", "other"]
+    order = make_order(procedure_type=ct_head)
+    page = desk.get(reverse("web:order_cancel", kwargs={"pk": order.pk})).content.decode()
+    assert 'value="duplicate"' in page and 'value="other"' in page
+    assert 'value="patient_request"' not in page
+
+
+def test_a_cancel_is_undone_from_the_order_page_the_same_day(desk, ct_head, ct1):
+    order = make_order(procedure_type=ct_head, station=ct1, start=at(11))
+    desk.post(reverse("web:order_cancel", kwargs={"pk": order.pk}), {"reason": "duplicate"})
+    detail = desk.get(reverse("web:order_detail", kwargs={"pk": order.pk})).content.decode()
+    undo = reverse("web:order_cancel_undo", kwargs={"pk": order.pk})
+    assert undo in detail and "Cancelled: Duplicate order" in detail
+    response = desk.post(undo, follow=True)
+    order.refresh_from_db()
+    assert order.status == OrderStatus.SCHEDULED
+    assert first_step(order).status == StepStatus.SCHEDULED
+    text = response.content.decode()
+    assert "Cancel undone" in text and "Undone: the exam is scheduled again." in text
+    assert undo not in text
+
+
+def test_undoing_a_cancel_needs_the_role_that_cancels(client_as, ct_head, ct1):
+    order = make_order(procedure_type=ct_head, station=ct1, start=at(11))
+    client_as(Role.FRONT_DESK).post(
+        reverse("web:order_cancel", kwargs={"pk": order.pk}), {"reason": "duplicate"}
+    )
+    undo = reverse("web:order_cancel_undo", kwargs={"pk": order.pk})
+    assert client_as(Role.TECHNOLOGIST).post(undo).status_code == 403
+    order.refresh_from_db()
+    assert order.status == OrderStatus.CANCELED
+
+
+def test_a_cancel_without_undo_answers_in_chinese(client_as, ct_head, ct1):
+    from worklist import services
+    from worklist.audit import Actor
+
+    order = make_order(procedure_type=ct_head, station=ct1, start=at(11))
+    services.order_cancel(order=order, actor=Actor.hl7("HIS"), reason="CA from the HIS")
+    desk = client_as(Role.FRONT_DESK)
+    desk.post(reverse("web:set_language"), {"language": "zh-hans"})
+    page = desk.get(reverse("web:order_detail", kwargs={"pk": order.pk})).content.decode()
+    assert reverse("web:order_cancel_undo", kwargs={"pk": order.pk}) not in page
+    page = desk.post(reverse("web:order_cancel_undo", kwargs={"pk": order.pk}), follow=True)
+    text = page.content.decode()
+    assert "今天没有可撤销的操作" in text and "nothing" not in text
+    order.refresh_from_db()
+    assert order.status == OrderStatus.CANCELED
 
 
 def test_an_order_with_a_started_step_cannot_be_cancelled(desk, ct_head, ct1):
@@ -128,7 +181,7 @@ def test_an_order_with_a_started_step_cannot_be_cancelled(desk, ct_head, ct1):
     services.step_transition(step=first_step(order), to=StepStatus.STARTED,
                              actor=Actor.ae("CT1"))
     response = desk.post(reverse("web:order_cancel", kwargs={"pk": order.pk}),
-                         {"reason": "oops"})
+                         {"reason": "other"})
     assert response.status_code == 200
     assert "already started" in str(response.context["form"].non_field_errors())
     assert first_step(order).status == StepStatus.STARTED

@@ -25,6 +25,7 @@ PAGES = [
     ("web:order_detail", "order", "get", ANY),
     ("web:order_edit", "order", "get", DESK),
     ("web:order_cancel", "order", "get", DESK),
+    ("web:order_cancel_undo", "order", "post", DESK),
     ("web:calendar", None, "get", ANY),
     ("web:book", None, "get", DESK),
     ("web:move", "step", "get", DESK),

@@ -83,14 +83,18 @@ def checkin_url(action: str) -> str:
 
 @register.filter
 def reason_label(reason: str) -> str:
-    """A step's status reason for people: a no-show's code becomes its translated label."""
-    from web.forms import NO_SHOW_REASONS
+    """A step's or order's status reason for people: a no-show's or a desk cancel's code
+    becomes its translated label."""
+    from web.forms import CANCEL_REASONS, NO_SHOW_REASONS
 
     if reason == "no-show":
         return str(_("No-show"))
     if reason.startswith("no-show:"):
         code = reason.partition(":")[2]
         return f"{_('No-show')}: {NO_SHOW_REASONS.get(code, code)}"
+    if reason.startswith("cancel:"):
+        code = reason.partition(":")[2]
+        return f"{_('Cancelled')}: {CANCEL_REASONS.get(code, code)}"
     return reason
 
 

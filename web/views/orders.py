@@ -5,10 +5,12 @@ from __future__ import annotations
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
 from web import integrations, live, selectors
 from web.access import ANY_ROLE, FRONT_DESK, role_required
 from web.audit_text import audit_lines
+from web.errors import domain_message
 from web.forms import CancelOrderForm, EditOrderForm, NewOrderForm, add_domain_error
 from web.views.common import actor, int_param
 from worklist import services
@@ -82,6 +84,7 @@ def order_detail(request, pk: int):
             "movable": MOVABLE_STEP_STATUSES,
             "imaged": IMAGED_STEP_STATUSES,
             "closed": order.status in CLOSED_ORDER_STATUSES,
+            "cancel_undoable": services.order_cancel_undoable(order),
             "audit": audit_lines(selectors.order_audit_trail(order, procedures)),
             "integration": integrations.order_panels(order, steps),
         },
@@ -115,7 +118,7 @@ def order_cancel(request, pk: int):
     if request.method == "POST" and form.is_valid():
         try:
             services.order_cancel(
-                order=order, actor=actor(request), reason=form.cleaned_data["reason"]
+                order=order, actor=actor(request), reason_code=form.cleaned_data["reason"]
             )
         except DomainError as exc:
             add_domain_error(form, exc)
@@ -125,3 +128,22 @@ def order_cancel(request, pk: int):
             )
             return redirect("web:order_detail", pk=order.pk)
     return render(request, "web/order_cancel.html", {"form": form, "order": order})
+
+
+@require_POST
+@role_required(*FRONT_DESK)
+def order_cancel_undo(request, pk: int):
+    """Take back today's cancel of this order by the desk (``services.order_cancel_undo``):
+    the same role that may cancel may undo it."""
+    order = get_object_or_404(Order, pk=pk)
+    try:
+        order = services.order_cancel_undo(order=order, actor=actor(request))
+    except DomainError as exc:
+        messages.error(request, domain_message(exc))
+    else:
+        messages.success(
+            request,
+            _("Cancel undone: order %(accession)s is %(status)s again.")
+            % {"accession": order.accession_number, "status": order.get_status_display().lower()},
+        )
+    return redirect("web:order_detail", pk=order.pk)
