@@ -658,3 +658,22 @@ class Counter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}={self.value}"
+
+
+class UserPreference(models.Model):
+    """What a user's pages open on, kept on the server so that it follows the user to any
+    workstation (a technologist at the CT console and later at the front desk): the board's
+    modality. Written by ``worklist.services.user_preference_set``."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ris_preference"
+    )
+    board_modality = models.CharField(_("board modality"), max_length=16, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("user preference")
+        verbose_name_plural = _("user preferences")
+
+    def __str__(self) -> str:
+        return f"{self.user} board={self.board_modality or '-'}"

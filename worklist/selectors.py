@@ -14,7 +14,13 @@ from pydicom import Dataset
 from worklist import pn
 from worklist.dicom import ITEM, ROW_FIELDS, SPS_SEQUENCE, ResponseBuilder
 from worklist.matching import WorklistQuery, worklist_query
-from worklist.models import Device, Patient, PatientNameKey, ScheduledProcedureStep
+from worklist.models import (
+    Device,
+    Patient,
+    PatientNameKey,
+    ScheduledProcedureStep,
+    UserPreference,
+)
 from worklist.pn import PersonName
 from worklist.states import UPS_STATE_OF_STEP
 
@@ -46,6 +52,16 @@ def worklist_rows(query: WorklistQuery, *, limit: int | None = None) -> Iterator
 def device_for_ae(ae_title: str) -> Device | None:
     """The active Device with this AE title (DICOM AE titles compare without padding)."""
     return Device.objects.filter(ae_title=ae_title.strip(), active=True).first()
+
+
+def board_modality_of(user) -> str:
+    """The modality ``user``'s board showed last (``services.user_preference_set``), or ""."""
+    if not getattr(user, "is_authenticated", False):
+        return ""
+    return (
+        UserPreference.objects.filter(user=user).values_list("board_modality", flat=True).first()
+        or ""
+    )
 
 
 def device_for_user(user) -> Device | None:

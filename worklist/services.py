@@ -28,6 +28,7 @@ from worklist.models import (
     RequestedProcedure,
     ScheduledProcedureStep,
     StepStatus,
+    UserPreference,
     Visit,
 )
 from worklist.pn import PersonName
@@ -1388,6 +1389,33 @@ def _import_more_stations(
         audit.record(actor, "step.import", copy, after=audit.snapshot(copy))
         changed = True
     return changed
+
+
+# --- user preferences ------------------------------------------------------------------------
+
+
+def user_preference_set(*, user, board_modality: str) -> None:
+    """Remember the modality ``user``'s board shows, on the server (it follows the user from
+    one workstation to another, unlike a cookie). One conditional UPDATE when the row exists,
+    nothing written when the value is already the same; not audited: it changes no record of
+    the department."""
+    if not getattr(user, "is_authenticated", False):
+        return
+    board_modality = board_modality[:16]
+    changed = (
+        UserPreference.objects.filter(user=user)
+        .exclude(board_modality=board_modality)
+        .update(board_modality=board_modality, updated_at=timezone.now())
+    )
+    if changed:
+        return
+    try:
+        with transaction.atomic():
+            UserPreference.objects.get_or_create(
+                user=user, defaults={"board_modality": board_modality}
+            )
+    except IntegrityError:  # another request of the same user created it meanwhile
+        pass
 
 
 # --- access (audited reads) ---------------------------------------------------------------------

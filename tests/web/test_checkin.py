@@ -198,3 +198,30 @@ def test_board_reopens_on_the_modality_shown_last(desk, step):
     DeviceFactory(ae_title="US1", modality=Modality.US)
     desk.get(reverse("web:board_modality", kwargs={"modality": "US"}))
     assert desk.get(reverse("web:board")).context["modality"] == "US"
+
+
+def test_the_boards_modality_is_remembered_per_user_on_the_server(client_as, step):
+    """Not a cookie: the same user on another workstation (a new browser session) opens on
+    their modality, and another user is not affected."""
+    from django.test import Client
+
+    from tests.factories import DeviceFactory
+    from worklist.models import Modality, UserPreference
+
+    DeviceFactory(ae_title="US1", modality=Modality.US)
+    technologist = client_as(Role.TECHNOLOGIST)
+    technologist.get(reverse("web:board_modality", kwargs={"modality": "US"}))
+    user = UserPreference.objects.get(board_modality="US").user
+    other_workstation = Client()
+    other_workstation.force_login(user)
+    assert "ris_board_modality" not in other_workstation.cookies
+    assert other_workstation.get(reverse("web:board")).context["modality"] == "US"
+    assert client_as(Role.FRONT_DESK).get(reverse("web:board")).context["modality"] == "CT"
+
+
+def test_an_unknown_modality_is_not_remembered(desk, step):
+    from worklist.models import UserPreference
+
+    desk.get(reverse("web:board_modality", kwargs={"modality": "CT"}))
+    assert desk.get(reverse("web:board_modality", kwargs={"modality": "ZZ"})).status_code == 404
+    assert list(UserPreference.objects.values_list("board_modality", flat=True)) == ["CT"]

@@ -17,6 +17,7 @@ from web.access import ANY_ROLE, CHECK_IN, role_required
 from web.errors import domain_message
 from web.forms import CheckInForm, NoShowForm
 from web.views.common import actor, day_param, modality_param, safe_next
+from worklist import selectors as worklist_selectors
 from worklist import services
 from worklist.errors import DomainError
 from worklist.models import ScheduledProcedureStep, StepStatus
@@ -163,28 +164,24 @@ def undo(request, pk: int):
     })
 
 
-#: The board's modality is remembered per user in this cookie (a year), so a technologist's
-#: browser opens on their own modality.
-BOARD_COOKIE = "ris_board_modality"
-
-
 @role_required(*ANY_ROLE)
 def board(request, modality: str = ""):
     """What the modality will see on its worklist, with live status; the page polls itself.
 
-    Without a modality in the URL the board opens on the one this browser showed last, else on
-    the first with work today; a modality no active station has is 404, not an empty board.
+    Without a modality in the URL the board opens on the one this user showed last (kept on the
+    server, so it follows the user to another workstation), else on the first with work today;
+    a modality no active station has is 404, not an empty board.
     """
     modalities = selectors.modalities_in_use()
     today = timezone.localdate()
     start, end = selectors.day_bounds(today)
+    remembered = "" if request.htmx else worklist_selectors.board_modality_of(request.user)
     if modality:
         modality = modality.upper()
         if modality not in modalities:
             raise Http404("no active station of this modality")
     else:
         modality = modality_param(request)
-        remembered = request.COOKIES.get(BOARD_COOKIE, "")
         if modality not in modalities:
             modality = remembered if remembered in modalities else ""
         if not modality and modalities:
@@ -204,9 +201,6 @@ def board(request, modality: str = ""):
         "now": timezone.now(),
     }
     template = "web/_board_table.html" if request.htmx else "web/board.html"
-    response = render(request, template, context)
-    if modality and not request.htmx:
-        response.set_cookie(
-            BOARD_COOKIE, modality, max_age=365 * 24 * 3600, samesite="Lax", httponly=True
-        )
-    return response
+    if modality and not request.htmx and modality != remembered:
+        services.user_preference_set(user=request.user, board_modality=modality)
+    return render(request, template, context)
