@@ -8,11 +8,13 @@ so a new code cannot reach the screen as technical English.
 
 from __future__ import annotations
 
+from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from worklist.errors import DomainError, ErrorCode
-from worklist.models import StepStatus
+from worklist.models import SlotReservation, StepStatus
+from worklist.scheduling import BookingWarning
 
 
 def _status(value: str) -> str:
@@ -79,6 +81,33 @@ def _generic(code: ErrorCode) -> str:
         ErrorCode.IN_THE_PAST: _("This time is in the past: choose a later time."),
         ErrorCode.NOTHING_TO_UNDO: _("There is nothing of today to undo on this exam."),
     }[code]
+
+
+def warning_message(warning: BookingWarning) -> str:
+    """A booking warning (``scheduling.booking_warnings``) as a sentence in the user's language."""
+    facts = {
+        "station": warning.station,
+        "start": timezone.localtime(warning.start).strftime("%Y-%m-%d %H:%M")
+        if warning.start else "",
+        "end": timezone.localtime(warning.end).strftime("%H:%M") if warning.end else "",
+    }
+    if warning.code == "outside_hours":
+        return _(
+            "%(station)s is closed at %(start)s-%(end)s (outside its opening hours). Book it as "
+            "an extra session only if the station will be staffed."
+        ) % facts
+    if warning.code == "reserved":
+        try:
+            kind = str(SlotReservation.Kind(warning.kind).label).lower()
+        except ValueError:
+            kind = warning.kind
+        return _(
+            "%(start)s-%(end)s on %(station)s is reserved for %(kind)s, and this exam is not one "
+            "of them."
+        ) % {**facts, "kind": kind}
+    return _(
+        "The patient already has an exam on %(station)s at %(start)s-%(end)s."
+    ) % facts
 
 
 def domain_message(exc: DomainError) -> str:

@@ -177,6 +177,12 @@ def _aware(day: dt.date, time: dt.time) -> dt.datetime:
     return value
 
 
+def _confirm_warnings() -> forms.BooleanField:
+    """Ticked once the clerk has read the booking's warnings (``templates/web/_warnings.html``,
+    where it is rendered; ``_form.html`` leaves it out)."""
+    return forms.BooleanField(label=_("Book anyway"), required=False)
+
+
 class SlotFields(forms.Form):
     """Station, date and time of a slot; the start is department-local time."""
 
@@ -191,6 +197,7 @@ class SlotFields(forms.Form):
     duration_minutes = forms.IntegerField(
         label=_("Duration (minutes)"), min_value=1, max_value=24 * 60, required=False
     )
+    confirm_warnings = _confirm_warnings()
 
     def clean(self) -> dict:
         data = super().clean()
@@ -207,7 +214,7 @@ class BookForm(SlotFields):
 
     step = forms.ModelChoiceField(label=_("Exam to book"), queryset=None)
 
-    field_order = ["step", "station", "date", "time", "duration_minutes"]
+    field_order = ["step", "station", "date", "time", "duration_minutes", "confirm_warnings"]
 
     def __init__(self, *args, steps=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -263,6 +270,7 @@ class NewOrderForm(OrderForm):
         label=_("Time"), required=False,
         widget=forms.TimeInput(attrs={"type": "time", "step": 300}),
     )
+    confirm_warnings = _confirm_warnings()
 
     def clean(self) -> dict:
         data = super().clean()

@@ -28,11 +28,12 @@ from worklist.models import (
     ScheduledProcedureStep,
     ScheduleException,
     SlotReservation,
-    StepStatus,
 )
+from worklist.states import SLOT_OCCUPYING_STEP_STATUSES
 
-#: Steps that occupy their station's time (and their patient's).
-OCCUPYING = (StepStatus.SCHEDULED, StepStatus.ARRIVED, StepStatus.READY, StepStatus.STARTED)
+#: Steps that occupy their station's time (and their patient's): the grouping of
+#: ``worklist.states`` (rule 3 of docs/architecture.md), named here for the search.
+OCCUPYING = SLOT_OCCUPYING_STEP_STATUSES
 #: Priorities that may take a slot reserved for urgent cases (Requested Procedure Priority).
 URGENT_PRIORITIES = frozenset({Priority.STAT, Priority.HIGH})
 #: PV1-2 patient class of an inpatient.
@@ -161,6 +162,97 @@ def check_open(station: Device, start: dt.datetime, end: dt.datetime) -> str | N
     if any(a <= start and end <= b for a, b in week.open_windows(day)):
         return None
     return "closed"
+
+
+def booking_closed(station: Device, start: dt.datetime, end: dt.datetime) -> bool:
+    """[start, end) lies outside the station's opening hours (template or opens_at-closes_at),
+    not in a dated exception: what a person may confirm as an extra session."""
+    return check_open(station, start, end) == "closed"
+
+
+@dataclass(frozen=True)
+class BookingWarning:
+    """Something a person booking by hand should confirm before the slot is taken.
+
+    ``code``: ``outside_hours`` (the station is closed then), ``reserved`` (the time is kept for
+    other cases: ``kind`` is the reservation's), ``patient_busy`` (the patient has another exam
+    then, ``station`` and ``start`` name it).
+    """
+
+    code: str
+    station: str = ""
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    kind: str = ""
+
+
+def booking_warnings(
+    *,
+    station: Device,
+    start: dt.datetime,
+    minutes: int,
+    priority: str,
+    patient_class: str = "",
+    patient: Patient | None = None,
+    exclude: int | None = None,
+) -> list[BookingWarning]:
+    """What a manual booking of ``minutes`` at ``start`` on ``station`` should warn about.
+
+    The next-free-slot search never offers such a start (``next_free_slots``); a person choosing
+    a slot on the calendar may still want it (an extra session, an urgent case the order does
+    not say is urgent), so the web UI asks for confirmation instead of refusing. The domain
+    still refuses what cannot happen: a dated exception, an overlap on the station, the past.
+    """
+    end = start + dt.timedelta(minutes=minutes)
+    warnings: list[BookingWarning] = []
+    if booking_closed(station, start, end):
+        warnings.append(BookingWarning("outside_hours", station.ae_title, start, end))
+    day = timezone.localtime(start).date()
+    week = station_weeks([station], start, end)[0]
+    for a, b, kind in week.reserved(day):
+        if a < end and b > start and not may_use(
+            kind, priority=priority, patient_class=patient_class
+        ):
+            warnings.append(BookingWarning("reserved", station.ae_title, a, b, kind))
+    if patient is not None:
+        other = (
+            ScheduledProcedureStep.objects.filter(
+                Q(requested_procedure__order__patient=patient)
+                | Q(requested_procedure__order__patient__merged_into=patient),
+                status__in=OCCUPYING,
+                scheduled_start__lt=end,
+                scheduled_end__gt=start,
+            )
+            .exclude(pk=exclude)
+            .select_related("station")
+            .order_by("scheduled_start")
+            .first()
+        )
+        if other is not None:
+            warnings.append(BookingWarning(
+                "patient_busy", other.station.ae_title if other.station else "",
+                other.scheduled_start, other.scheduled_end,
+            ))
+    return warnings
+
+
+def step_booking_warnings(
+    step: ScheduledProcedureStep, *, station: Device, start: dt.datetime,
+    minutes: int | None = None,
+) -> list[BookingWarning]:
+    """``booking_warnings`` for an existing step (book or move): its priority, its patient's
+    class and the patient's other exams."""
+    procedure = step.requested_procedure
+    order = procedure.order
+    return booking_warnings(
+        station=station,
+        start=start,
+        minutes=minutes or step.expected_duration_minutes,
+        priority=procedure.priority or order.priority,
+        patient_class=order.visit.patient_class if order.visit_id else "",
+        patient=order.patient,
+        exclude=step.pk,
+    )
 
 
 def may_use(kind: str, *, priority: str, patient_class: str) -> bool:

@@ -56,6 +56,8 @@ NO_SHOW = "no-show"
 #: cancel from the HIS or a free-text one, it can be taken back the same day
 #: (``order_cancel_undo``).
 DESK_CANCEL = "cancel"
+#: Audit detail of a booking a person confirmed outside the station's opening hours.
+OUTSIDE_HOURS_CONFIRMED = "outside opening hours, confirmed"
 #: Front-desk actions ``step_undo`` can take back (audit actions of the status they set).
 UNDOABLE_ACTIONS = ("step.arrived", "step.ready", "step.canceled")
 
@@ -252,6 +254,9 @@ class ProcedureRequest:
     steps: Sequence[StepRequest] = ()
     #: The modality the order names (HL7 OBR-24), for the station routing rules
     modality_hint: str = ""
+    #: A person confirmed a start outside the station's opening hours (an extra session); dated
+    #: exceptions (holiday, station down) still refuse it. See ``step_schedule``.
+    outside_hours_ok: bool = False
 
 
 @transaction.atomic
@@ -430,7 +435,8 @@ def _build_procedure(
         # Without a station the step waits UNSCHEDULED for the front desk, time or not: it is
         # never served with an empty Scheduled Station AE Title (Type 1, PS3.4 K.6.1.2.2).
         if request.scheduled_start is not None and station is not None:
-            _place(step, request.scheduled_start, station, planned=[*planned, *steps])
+            _place(step, request.scheduled_start, station, planned=[*planned, *steps],
+                   outside_hours_ok=request.outside_hours_ok)
             step.status = StepStatus.SCHEDULED
         steps.append(step)
     return procedure, steps
@@ -670,11 +676,15 @@ def step_schedule(
     station: Device | None = None,
     duration_minutes: int | None = None,
     refuse_past: bool = False,
+    outside_hours_ok: bool = False,
 ) -> ScheduledProcedureStep:
     """Book an unscheduled step into a slot, or move a scheduled one (new time and/or station).
 
     ``refuse_past``: the front desk books forward only (``check_not_past``); the HIS and
-    worklist imports may record what already happened.
+    worklist imports may record what already happened. ``outside_hours_ok``: a person saw the
+    warning (``scheduling.booking_warnings``) and confirmed a start outside the station's
+    opening hours, an extra session; the audit event says so. Dated exceptions (holiday,
+    station down, maintenance) and overlaps are refused all the same.
     """
     if refuse_past:
         check_not_past(start)
@@ -688,12 +698,22 @@ def step_schedule(
         if duration_minutes <= 0:
             raise DomainError("the expected duration must be at least one minute")
         step.expected_duration_minutes = duration_minutes
-    _place(step, start, station or step.station)
+    station = station or step.station
+    outside = (
+        outside_hours_ok
+        and station is not None
+        and scheduling.booking_closed(station, start, start + dt.timedelta(
+            minutes=step.expected_duration_minutes))
+    )
+    _place(step, start, station, outside_hours_ok=outside_hours_ok)
     step.status = status
     step.off_worklist_at = None  # a step booked again is back on the worklist
     step.save()
     action = "step.book" if previous == StepStatus.UNSCHEDULED else "step.reschedule"
-    audit.record(actor, action, step, before=before, after=audit.snapshot(step))
+    audit.record(
+        actor, action, step, before=before, after=audit.snapshot(step),
+        detail=OUTSIDE_HOURS_CONFIRMED if outside else "",
+    )
     signals.step_rescheduled.send(ScheduledProcedureStep, step=step, actor=actor)
     if previous != status:
         signals.step_status_changed.send(
@@ -957,17 +977,19 @@ def _place(
     station: Device | None,
     *,
     planned: Sequence[ScheduledProcedureStep] = (),
+    outside_hours_ok: bool = False,
 ) -> None:
     """Set time and station after checking opening hours and overlaps on that station.
 
     ``planned``: steps placed earlier in the same call but not saved yet (the other procedures of
-    a new order), which occupy their slots as much as the stored ones.
+    a new order), which occupy their slots as much as the stored ones. ``outside_hours_ok``: a
+    person confirmed a start outside the opening hours (``step_schedule``).
     """
     if timezone.is_naive(start):
         raise DomainError("a scheduled start needs a time zone")
     end = start + dt.timedelta(minutes=step.expected_duration_minutes)
     if station is not None:
-        _check_opening_hours(station, start, end)
+        _check_opening_hours(station, start, end, outside_hours_ok=outside_hours_ok)
         if not station.allow_overbooking:
             clash = (
                 ScheduledProcedureStep.objects.filter(
@@ -1008,12 +1030,17 @@ def _place(
     step.scheduled_end = end
 
 
-def _check_opening_hours(station: Device, start: dt.datetime, end: dt.datetime) -> None:
+def _check_opening_hours(
+    station: Device, start: dt.datetime, end: dt.datetime, *, outside_hours_ok: bool = False
+) -> None:
     """Refuse a booking outside the station's weekly template or inside one of its exceptions
     (holiday, station down, maintenance), or outside opens_at-closes_at for a station without
-    a template (worklist.scheduling)."""
+    a template (worklist.scheduling). ``outside_hours_ok`` lets a confirmed booking outside the
+    hours through, never one into an exception."""
     if station.has_schedule:
         why = scheduling.check_open(station, start, end)
+        if why == "closed" and outside_hours_ok:
+            return
         if why is not None:
             reason = "outside its opening hours" if why == "closed" else why.lower()
             raise DomainError(
@@ -1022,7 +1049,7 @@ def _check_opening_hours(station: Device, start: dt.datetime, end: dt.datetime) 
                 params={"station": station.ae_title, "why": why},
             )
         return
-    if station.opens_at is None or station.closes_at is None:
+    if station.opens_at is None or station.closes_at is None or outside_hours_ok:
         return
     local_start, local_end = timezone.localtime(start), timezone.localtime(end)
     if (

@@ -52,11 +52,26 @@ def test_a_station_that_allows_overbooking_takes_the_overlap(desk, ct_head):
     assert step.status == StepStatus.SCHEDULED
 
 
-def test_a_booking_outside_opening_hours_is_refused(desk, ct_head, ct1):
+def test_a_booking_outside_opening_hours_asks_first_and_is_audited_once_confirmed(
+    desk, ct_head, ct1
+):
     step = first_step(make_order(procedure_type=ct_head))
     response = desk.post(reverse("web:book"), {"step": step.pk, **_slot(ct1, 18, 50)})
     assert response.status_code == 200
-    assert "CT1 is open 07:00-19:00" in " ".join(response.context["form"].non_field_errors())
+    (warning,) = response.context["warnings"]
+    assert "CT1 is closed at" in warning and "outside its opening hours" in warning
+    assert 'name="confirm_warnings"' in response.content.decode()
+    step.refresh_from_db()
+    assert step.status == StepStatus.UNSCHEDULED
+    confirmed = desk.post(reverse("web:book"),
+                          {"step": step.pk, **_slot(ct1, 18, 50), "confirm_warnings": "on"})
+    assert confirmed.status_code == 302
+    step.refresh_from_db()
+    assert step.scheduled_start == at(18, 50, day=TOMORROW)
+    event = AuditEvent.objects.get(action="step.book")
+    assert event.detail == "outside opening hours, confirmed"
+    detail = desk.get(reverse("web:order_detail", kwargs={"pk": step.requested_procedure.order_id}))
+    assert "Booked outside the opening hours, confirmed." in detail.content.decode()
 
 
 def test_booking_form_with_missing_fields_shows_field_errors(desk, ct_head):

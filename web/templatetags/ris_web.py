@@ -12,6 +12,7 @@ from django.utils.translation import pgettext_lazy
 from mpps.forwarding import selectors as forwarding
 from ris.roles import Role, has_role
 from worklist.pn import PersonName
+from worklist.services import OUTSIDE_HOURS_CONFIRMED
 
 register = template.Library()
 
@@ -92,6 +93,8 @@ def reason_label(reason: str) -> str:
     if reason.startswith("no-show:"):
         code = reason.partition(":")[2]
         return f"{_('No-show')}: {NO_SHOW_REASONS.get(code, code)}"
+    if reason == OUTSIDE_HOURS_CONFIRMED:
+        return str(_("Booked outside the opening hours, confirmed."))
     if reason.startswith("cancel:"):
         code = reason.partition(":")[2]
         return f"{_('Cancelled')}: {CANCEL_REASONS.get(code, code)}"

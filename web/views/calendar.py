@@ -27,9 +27,10 @@ from web.calendar import (
     render_slots,
     week_of,
 )
+from web.errors import warning_message
 from web.forms import BookForm, MoveForm, add_domain_error
 from web.views.common import actor, day_param, int_param, modality_param
-from worklist import services
+from worklist import scheduling, services
 from worklist.errors import DomainError
 from worklist.models import ScheduledProcedureStep
 from worklist.states import MOVABLE_STEP_STATUSES
@@ -143,12 +144,28 @@ def _slot_start(request) -> dt.datetime | None:
         return None
 
 
+def booking_warnings(step: ScheduledProcedureStep, data: dict) -> list[str]:
+    """The warnings of a manual booking or move, unless the clerk confirmed them: a start
+    outside the opening hours, time reserved for other cases, the patient busy elsewhere."""
+    if data.get("confirm_warnings"):
+        return []
+    found = scheduling.step_booking_warnings(
+        step, station=data["station"], start=data["start"], minutes=data.get("duration_minutes")
+    )
+    return [warning_message(warning) for warning in found]
+
+
 @role_required(*FRONT_DESK)
 def book(request):
-    """Book a waiting (unscheduled) step into a slot chosen on the calendar."""
+    """Book a waiting (unscheduled) step into a slot chosen on the calendar; what the
+    next-free-slot search would not offer (closed, reserved, the patient elsewhere) is booked
+    only once the clerk confirms the warning."""
     form = BookForm(request.POST or None, initial=_initial_slot(request))
+    warnings: list[str] = []
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        warnings = booking_warnings(data["step"], data)
+    if request.method == "POST" and form.is_valid() and not warnings:
         try:
             step = services.step_schedule(
                 step=data["step"],
@@ -157,6 +174,7 @@ def book(request):
                 duration_minutes=data.get("duration_minutes"),
                 actor=actor(request),
                 refuse_past=True,
+                outside_hours_ok=data["confirm_warnings"],
             )
         except DomainError as exc:
             add_domain_error(form, exc)
@@ -167,7 +185,7 @@ def book(request):
                 "station": step.station.ae_title,
             })
             return redirect(show_on_calendar(step, data["date"]))
-    return render(request, "web/step_book.html", {"form": form})
+    return render(request, "web/step_book.html", {"form": form, "warnings": warnings})
 
 
 @role_required(*FRONT_DESK)
@@ -191,7 +209,10 @@ def move(request, pk: int):
             "duration_minutes": step.expected_duration_minutes,
         },
     )
+    warnings: list[str] = []
     if request.method == "POST" and form.is_valid():
+        warnings = booking_warnings(step, form.cleaned_data)
+    if request.method == "POST" and form.is_valid() and not warnings:
         data = form.cleaned_data
         try:
             step = services.step_schedule(
@@ -201,6 +222,7 @@ def move(request, pk: int):
                 duration_minutes=data.get("duration_minutes"),
                 actor=actor(request),
                 refuse_past=True,
+                outside_hours_ok=data["confirm_warnings"],
             )
         except DomainError as exc:
             add_domain_error(form, exc)
@@ -210,7 +232,9 @@ def move(request, pk: int):
                 "station": step.station.ae_title,
             })
             return redirect(show_on_calendar(step, data["date"]))
-    return render(request, "web/step_move.html", {"form": form, "step": step})
+    return render(
+        request, "web/step_move.html", {"form": form, "step": step, "warnings": warnings}
+    )
 
 
 def show_on_calendar(step: ScheduledProcedureStep, day: dt.date) -> str:

@@ -10,10 +10,10 @@ from django.views.decorators.http import require_POST
 from web import integrations, live, selectors
 from web.access import ANY_ROLE, FRONT_DESK, role_required
 from web.audit_text import audit_lines
-from web.errors import domain_message
+from web.errors import domain_message, warning_message
 from web.forms import CancelOrderForm, EditOrderForm, NewOrderForm, add_domain_error
 from web.views.common import actor, int_param
-from worklist import services
+from worklist import scheduling, services
 from worklist.errors import DomainError
 from worklist.models import Order, Patient
 from worklist.services import ProcedureRequest
@@ -31,7 +31,10 @@ def order_create(request):
         return redirect("web:patient_list")
     patient = get_object_or_404(Patient, pk=patient_id)
     form = NewOrderForm(request.POST or None)
+    warnings: list[str] = []
     if request.method == "POST" and form.is_valid():
+        warnings = _new_order_warnings(patient, form.cleaned_data)
+    if request.method == "POST" and form.is_valid() and not warnings:
         data = form.cleaned_data
         try:
             order = services.order_create(
@@ -41,6 +44,7 @@ def order_create(request):
                         data["procedure_type"],
                         scheduled_start=data.get("start"),
                         station=data.get("station"),
+                        outside_hours_ok=data["confirm_warnings"],
                     )
                 ],
                 actor=actor(request),
@@ -58,7 +62,23 @@ def order_create(request):
                 request, _("Order %(accession)s created.") % {"accession": order.accession_number}
             )
             return redirect("web:order_detail", pk=order.pk)
-    return render(request, "web/order_form.html", {"form": form, "patient": patient})
+    return render(
+        request, "web/order_form.html", {"form": form, "patient": patient, "warnings": warnings}
+    )
+
+
+def _new_order_warnings(patient: Patient, data: dict) -> list[str]:
+    """The warnings of a new order booked straight into a slot (as for ``calendar.book``)."""
+    if data.get("confirm_warnings") or data.get("start") is None or data.get("station") is None:
+        return []
+    found = scheduling.booking_warnings(
+        station=data["station"],
+        start=data["start"],
+        minutes=data["procedure_type"].default_duration_minutes,
+        priority=data["priority"],
+        patient=patient,
+    )
+    return [warning_message(warning) for warning in found]
 
 
 @role_required(*ANY_ROLE)
