@@ -176,52 +176,109 @@ def test_book_first_free_books_the_first_slot_or_leaves_the_step_waiting(ct, ct_
                                          after=monday(0)) is None
 
 
-@hsettings(max_examples=25, deadline=None,
+@pytest.fixture
+def ct2(ct):
+    station = DeviceFactory(ae_title="CT2", modality=Modality.CT, slot_minutes=10)
+    week_template(station, opens=dt.time(7, 30), lunch=(dt.time(11, 30), dt.time(12)))
+    station.refresh_from_db()
+    return station
+
+
+#: (patient, PV1-2 class): two outpatients and an inpatient, so that both kinds of reserved
+#: time meet cases that may and may not use them.
+PATIENT_CLASSES = ["O", "", "I"]
+RESERVED = [
+    # (station fixture name, weekday, from, to, kind)
+    ("ct", 0, dt.time(8), dt.time(9), SlotReservation.Kind.URGENT),
+    ("ct2", 0, dt.time(7, 30), dt.time(9, 30), SlotReservation.Kind.INPATIENT),
+    ("ct", 1, dt.time(13), dt.time(15), SlotReservation.Kind.INPATIENT),
+]
+
+
+@hsettings(max_examples=30, deadline=None,
            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     bookings=st.lists(
-        st.tuples(st.integers(0, 1), st.sampled_from([15, 20, 30, 45, 60]),
-                  st.booleans(), st.sampled_from([Priority.ROUTINE, Priority.STAT])),
-        min_size=1, max_size=12,
+        st.tuples(
+            st.integers(0, len(PATIENT_CLASSES) - 1),  # which patient
+            st.sampled_from([10, 15, 20, 30, 45, 60]),  # minutes
+            st.booleans(),  # contrast
+            st.sampled_from([Priority.ROUTINE, Priority.HIGH, Priority.STAT, Priority.LOW]),
+            st.integers(0, 2),  # which of the first three offers the clerk clicks
+            st.integers(0, 2),  # search from Monday + this many half days
+        ),
+        min_size=1, max_size=14,
     )
 )
 def test_booking_whatever_the_search_offers_never_overlaps_a_station_or_a_patient(
-    ct, bookings
+    ct, ct2, bookings, settings
 ):
-    """Book each request into the first slot offered; afterwards no station and no patient
-    holds two overlapping exams, and reserved time holds only urgent exams."""
-    SlotReservation.objects.get_or_create(
-        station=ct, weekday=0, starts_at=dt.time(8), ends_at=dt.time(9),
-        kind=SlotReservation.Kind.URGENT,
-    )
-    patients = [PatientFactory(), PatientFactory()]
+    """Book each request into one of the slots offered (two stations, both kinds of reserved
+    time, inpatients and outpatients, contrast); afterwards no station and no patient holds two
+    overlapping exams, a patient's two contrast exams keep the gap, and reserved time holds only
+    the cases it is kept for."""
+    settings.RIS_CONTRAST_GAP_MINUTES = 120
+    stations = {"ct": ct, "ct2": ct2}
+    reserved = []
+    for name, weekday, a, b, kind in RESERVED:
+        SlotReservation.objects.get_or_create(
+            station=stations[name], weekday=weekday, starts_at=a, ends_at=b, kind=kind
+        )
+        day = MONDAY + dt.timedelta(days=weekday)
+        reserved.append((stations[name].pk, at(a.hour, a.minute, day=day),
+                         at(b.hour, b.minute, day=day), kind))
+    patients = []
+    for n, patient_class in enumerate(PATIENT_CLASSES):
+        patient = PatientFactory()
+        visit = Visit.objects.create(patient=patient, admission_id=f"ADM{n}",
+                                     patient_class=patient_class) if patient_class else None
+        patients.append((patient, visit))
     ptypes = {}
-    for who, minutes, contrast, priority in bookings:
-        key = (minutes, contrast)
-        if key not in ptypes:
-            ptypes[key] = ProcedureTypeFactory(modality=Modality.CT,
-                                               default_duration_minutes=minutes,
-                                               contrast=contrast)
-            ptypes[key].stations.add(ct)
-        step = waiting(ptypes[key], patient=patients[who], priority=priority)
-        slots = scheduling.next_free_slots(step=step, after=monday(0), limit=1, horizon_days=3)
-        if slots:
-            services.step_schedule(step=step, start=slots[0].start, station=slots[0].station,
-                                   actor=DESK)
-    booked = list(
-        ScheduledProcedureStep.objects.filter(status__in=scheduling.OCCUPYING)
-        .select_related("requested_procedure__order", "requested_procedure__procedure_type")
-        .order_by("scheduled_start")
-    )
     try:
+        for who, minutes, contrast, priority, pick, half_days in bookings:
+            key = (minutes, contrast)
+            if key not in ptypes:
+                ptypes[key] = ProcedureTypeFactory(modality=Modality.CT,
+                                                   default_duration_minutes=minutes,
+                                                   contrast=contrast)
+                ptypes[key].stations.add(ct, ct2)
+            patient, visit = patients[who]
+            step = waiting(ptypes[key], patient=patient, visit=visit, priority=priority)
+            slots = scheduling.next_free_slots(
+                step=step, after=monday(0) + dt.timedelta(hours=12 * half_days), limit=3,
+                horizon_days=3,
+            )
+            if slots:
+                slot = slots[min(pick, len(slots) - 1)]
+                services.step_schedule(step=step, start=slot.start, station=slot.station,
+                                       actor=DESK)
+        booked = list(
+            ScheduledProcedureStep.objects.filter(status__in=scheduling.OCCUPYING)
+            .select_related("requested_procedure__order__visit",
+                            "requested_procedure__procedure_type")
+            .order_by("scheduled_start")
+        )
+        gap = dt.timedelta(minutes=120)
         for i, a in enumerate(booked):
+            order_a = a.requested_procedure.order
             for b in booked[i + 1:]:
+                same_patient = order_a.patient_id == b.requested_procedure.order.patient_id
                 overlap = (a.scheduled_start < b.scheduled_end
                            and b.scheduled_start < a.scheduled_end)
-                same_patient = (a.requested_procedure.order.patient_id
-                                == b.requested_procedure.order.patient_id)
-                assert not (overlap and (a.station_id == b.station_id or same_patient))
-            if monday(8) <= a.scheduled_start < monday(9):
-                assert a.requested_procedure.priority in scheduling.URGENT_PRIORITIES
+                assert not (overlap and a.station_id == b.station_id), (a, b)
+                assert not (overlap and same_patient), (a, b)
+                both_contrast = (a.requested_procedure.procedure_type.contrast
+                                 and b.requested_procedure.procedure_type.contrast)
+                if same_patient and both_contrast:
+                    assert (b.scheduled_start >= a.scheduled_end + gap
+                            or a.scheduled_start >= b.scheduled_end + gap), (a, b)
+            patient_class = order_a.visit.patient_class if order_a.visit_id else ""
+            priority = a.requested_procedure.priority or order_a.priority
+            for station_id, r_start, r_end, kind in reserved:
+                if (a.station_id == station_id and a.scheduled_start < r_end
+                        and r_start < a.scheduled_end):
+                    assert scheduling.may_use(kind, priority=priority,
+                                              patient_class=patient_class), (a, kind)
     finally:
         ScheduledProcedureStep.objects.all().delete()
+        Visit.objects.all().delete()
