@@ -282,3 +282,32 @@ def test_booking_whatever_the_search_offers_never_overlaps_a_station_or_a_patien
     finally:
         ScheduledProcedureStep.objects.all().delete()
         Visit.objects.all().delete()
+
+
+@hsettings(max_examples=40, deadline=None,
+           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    first=st.integers(-10, 10),
+    days=st.integers(0, 40),
+    exceptions=st.lists(st.tuples(st.integers(-5, 30), st.integers(0, 23), st.integers(1, 60)),
+                        max_size=3),
+)
+def test_open_minutes_of_a_range_equal_the_sum_of_its_days_windows(ct, first, days, exceptions):
+    """The statistics page's per-weekday count (``StationWeek.open_minutes``) agrees with
+    building every day's open windows, exceptions included."""
+    start_day = MONDAY + dt.timedelta(days=first)
+    last_day = start_day + dt.timedelta(days=days)
+    ScheduleException.objects.filter(station=ct).delete()
+    for day, hour, hours in exceptions:
+        begin = at(hour, day=MONDAY + dt.timedelta(days=day))
+        ScheduleException.objects.create(station=ct, starts=begin,
+                                         ends=begin + dt.timedelta(hours=hours),
+                                         kind=ScheduleException.Kind.MAINTENANCE)
+    week = scheduling.station_weeks([ct], at(0, day=start_day),
+                                    at(0, day=last_day + dt.timedelta(days=1)))[0]
+    brute = 0
+    day = start_day
+    while day <= last_day:
+        brute += sum(int((b - a).total_seconds() // 60) for a, b in week.open_windows(day))
+        day += dt.timedelta(days=1)
+    assert week.open_minutes(start_day, last_day) == brute

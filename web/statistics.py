@@ -111,17 +111,11 @@ def statistics(first: dt.date, last: dt.date, *, group: str = "day") -> Statisti
         )
     weeks = scheduling.station_weeks(list(known.values()), start, end)
     for week in weeks:
-        open_minutes = 0
-        day = first
-        while day <= last:
-            open_minutes += sum(
-                int((b - a).total_seconds() // 60) for a, b in week.open_windows(day)
-            )
-            day += dt.timedelta(days=1)
+        open_minutes = week.open_minutes(first, last)
         row = rows.setdefault(week.station.pk, StationRow(week.station.ae_title,
                                                           week.station.modality))
         # A station without a template or hours is open around the clock: no meaningful rate.
-        if week.periods or week.station.opens_at is not None:
+        if open_minutes is not None:
             row.open_minutes = open_minutes
     result.stations = sorted(rows.values(), key=lambda r: r.ae_title)
 

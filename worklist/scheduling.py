@@ -94,6 +94,49 @@ class StationWeek:
             windows = [_day_bounds(day)]
         return _subtract(windows, self.exceptions)
 
+    def open_minutes(self, first: dt.date, last: dt.date) -> int | None:
+        """Minutes the station is open from ``first`` to ``last`` (both included), exceptions
+        removed; None when it has neither template nor hours (open around the clock).
+
+        Counted per weekday from the template instead of building every day's windows: a year
+        for 20 stations was 7,300 calls of ``open_windows`` (most of the statistics page's
+        time). Only the days an exception touches are built one by one. Wall-clock minutes:
+        a daylight-saving day counts as an ordinary one.
+        """
+        if not self.periods and (self.station.opens_at is None or self.station.closes_at is None):
+            return None
+        if last < first:
+            return 0
+
+        def minutes(a: dt.time, b: dt.time) -> int:
+            end = 24 * 60 if b == dt.time(0) else b.hour * 60 + b.minute
+            return max(0, end - (a.hour * 60 + a.minute))
+
+        if self.periods:
+            per_weekday = {
+                weekday: sum(minutes(a, b) for a, b in periods)
+                for weekday, periods in self.periods.items()
+            }
+        else:
+            every_day = minutes(self.station.opens_at, self.station.closes_at)
+            per_weekday = dict.fromkeys(range(7), every_day)
+        days = (last - first).days + 1
+        full_weeks, rest = divmod(days, 7)
+        total = full_weeks * sum(per_weekday.values())
+        for offset in range(rest):
+            total += per_weekday.get((first + dt.timedelta(days=offset)).weekday(), 0)
+        touched: set[dt.date] = set()
+        for start, end in self.exceptions:
+            day = max(timezone.localtime(start).date(), first)
+            until = min(timezone.localtime(end).date(), last)
+            while day <= until:
+                touched.add(day)
+                day += dt.timedelta(days=1)
+        for day in touched:
+            kept = sum(int((b - a).total_seconds() // 60) for a, b in self.open_windows(day))
+            total -= per_weekday.get(day.weekday(), 0) - kept
+        return total
+
     def reserved(self, day: dt.date) -> list[tuple[dt.datetime, dt.datetime, str]]:
         return [
             (_aware(day, a), _aware(day, b), kind)
