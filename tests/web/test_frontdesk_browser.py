@@ -159,3 +159,81 @@ def test_the_statistics_page_draws_charts_with_the_demo_data(desk_page, live_ser
     assert page.locator("svg.chart").count() == 2
     assert page.locator("svg.chart rect").count() > 0
     assert page.locator("table.grid tbody tr").count() > 0
+
+
+def test_cancel_asks_for_a_coded_reason_and_can_be_undone(desk_page, live_server, scheduled_step):
+    page = desk_page
+    order_id = scheduled_step.requested_procedure.order_id
+    page.goto(f"{live_server.url}/orders/{order_id}/")
+    with page.expect_navigation():
+        page.click("a:has-text('Cancel order')")
+    scheduled_step.refresh_from_db()
+    assert scheduled_step.status == StepStatus.SCHEDULED  # asking changed nothing
+    page.select_option("select[name=reason]", "wrong_procedure")
+    with page.expect_navigation():
+        page.click("button:has-text('Cancel the order')")
+    page.locator(".badge.ord-ca").wait_for()
+    assert "Wrong procedure ordered" in page.inner_text("main")
+    with page.expect_navigation():
+        page.click("button:has-text('Undo cancel')")
+    page.locator(".badge.ord-sc").wait_for()
+    assert "Cancel undone" in page.inner_text(".messages")
+    assert page.locator("button:has-text('Undo cancel')").count() == 0
+    scheduled_step.refresh_from_db()
+    assert scheduled_step.status == StepStatus.SCHEDULED
+
+
+def test_a_booking_into_reserved_time_warns_and_books_once_confirmed(
+    desk_page, live_server, scheduled_step
+):
+    from worklist.models import SlotReservation
+
+    station = scheduled_step.station
+    ptype = scheduled_step.requested_procedure.procedure_type
+    day = timezone.localdate() + dt.timedelta(days=1)
+    SlotReservation.objects.create(station=station, weekday=day.weekday(),
+                                   starts_at=dt.time(8), ends_at=dt.time(10),
+                                   kind=SlotReservation.Kind.URGENT)
+    waiting = first_step(make_order(procedure_type=ptype))
+    page = desk_page
+    page.goto(f"{live_server.url}/calendar/book/?station={station.pk}&date={day}&time=08:30"
+              f"&step={waiting.pk}")
+    with page.expect_navigation():
+        page.click("button:has-text('Book')")
+    warning = page.locator("#booking-warnings")
+    assert "reserved for urgent cases" in warning.inner_text()
+    waiting.refresh_from_db()
+    assert waiting.status == StepStatus.UNSCHEDULED
+    warning.locator("input[name=confirm_warnings]").check()
+    with page.expect_navigation():
+        page.click("button:has-text('Book')")
+    page.locator(f"#block-{waiting.pk}.highlight").wait_for()
+
+
+def test_the_day_plan_and_the_slip_print_without_the_screen_parts(
+    desk_page, live_server, scheduled_step
+):
+    import re
+
+    other = DeviceFactory(ae_title="CT02", modality=Modality.CT)
+    ptype = scheduled_step.requested_procedure.procedure_type
+    ptype.stations.add(other)
+    make_order(procedure_type=ptype, station=other, start=_later_today())
+    page = desk_page
+    page.goto(f"{live_server.url}/day/print/?date={timezone.localdate()}")
+    assert page.locator("section.print-plan").count() == 2
+    page.emulate_media(media="print")
+    assert page.locator(".topbar").is_hidden() and page.locator(".noprint").is_hidden()
+    breaks = page.eval_on_selector_all(
+        "section.print-plan", "els => els.map(e => getComputedStyle(e).breakAfter)"
+    )
+    assert breaks == ["page", "page"]  # one station per sheet
+    pdf = page.pdf(format="A4")
+    assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) >= 2
+    page.emulate_media(media="screen")
+    page.goto(f"{live_server.url}/steps/{scheduled_step.pk}/slip/")
+    page.emulate_media(media="print")
+    slip = page.locator(".slip")
+    assert slip.is_visible() and page.locator(".topbar").is_hidden()
+    assert scheduled_step.requested_procedure.order.accession_number in slip.inner_text()
+    assert "CT01" in slip.inner_text()

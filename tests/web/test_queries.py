@@ -44,6 +44,9 @@ PAGES = [
     ("web:day_list", {}),
     ("web:board", {"modality": "CT"}),
     ("web:patient_list", {"q": "王小东"}),
+    ("web:day_plan", {}),
+    ("web:statistics", {}),
+    ("web:schedule_exceptions", {}),
 ]
 
 
@@ -129,3 +132,17 @@ def test_order_page_with_images_does_not_grow_with_its_steps(desk, ct_head, stat
     page = desk.get(reverse("web:order_detail", kwargs={"pk": six.pk})).content.decode()
     assert page.count("Images at PACS: 2 series / 120 instances") == 6
     assert many == few
+
+
+def test_the_appointment_slip_does_not_grow_with_the_patients_history(desk, ct_head, stations):
+    patient = PatientFactory()
+    first = _book(1, ct_head, stations, patient=patient)[0]
+    url = reverse("web:appointment_slip", kwargs={"pk": first_step(first).pk})
+    few = _queries(desk, url)
+    _book(10, ct_head, stations, patient=patient, offset=1)
+    assert _queries(desk, url) == few
+
+
+def test_the_cancel_page_needs_a_handful_of_queries(desk, ct_head, stations):
+    small = _book(1, ct_head, stations)[0]
+    assert _queries(desk, reverse("web:order_cancel", kwargs={"pk": small.pk})) <= 8
