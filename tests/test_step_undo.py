@@ -177,3 +177,14 @@ def test_a_cancel_is_not_undone_when_a_slot_was_given_away(step, desk):
         services.order_cancel_undo(order=order, actor=desk)
     step.refresh_from_db()
     assert step.status == StepStatus.CANCELED
+
+
+def test_an_order_back_from_a_cancel_reaches_the_swf_b_receivers_again_as_new(step, desk):
+    HL7Destination.objects.create(name="IM", host="127.0.0.1", port=9, swf_b_omi=True)
+    order = services.order_cancel(
+        order=step.requested_procedure.order, actor=desk, reason_code="duplicate"
+    )
+    services.order_cancel_undo(order=order, actor=desk)
+    controls = [job.payload["order_control"]
+                for job in OutboundJob.objects.filter(destination="IM").order_by("pk")]
+    assert controls[-2:] == ["CA", "NW"]

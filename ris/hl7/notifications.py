@@ -60,9 +60,14 @@ def swf_b_payload(order: Order, order_control: str, *, reason: str = "") -> dict
 
 
 def on_order_status_changed(sender, order: Order, previous, actor, reason: str = "", **kwargs):
-    if order.status in (OrderStatus.CANCELED, OrderStatus.DISCONTINUED):
+    ended = (OrderStatus.CANCELED, OrderStatus.DISCONTINUED)
+    if order.status in ended:
         # RAD-13 to SWF.b receivers, also when the HIS cancelled: they did not hear it.
         _queue_swf_b(order.pk, lambda: swf_b_payload(order, "CA", reason=reason))
+    elif previous in ended:
+        # The desk took back its cancel the same day (services.order_cancel_undo, step_undo):
+        # the receivers dropped the order on CA, so it reaches them again as new (RAD-4).
+        _queue_swf_b(order.pk, lambda: swf_b_payload(order, "NW"))
     if _caused_by_the_his(actor):
         return
 
