@@ -203,11 +203,11 @@ def main() -> None:
         print(f"load average {os.getloadavg()[0]:.1f}")
         print("query plans of the year page:")
         for head, plan in query_plans(client, pages[2][1]):
-            scans = "full scan" if (" SCAN " in f" {plan} " and "USING" not in plan) or (
-                "Seq Scan" in plan
-            ) else "index"
-            print(f"  [{scans}] {head}")
-            if args.plans or scans != "index":
+            # SQLite: SEARCH reads a range of an index, SCAN the whole table (or index);
+            # PostgreSQL: Seq Scan is the whole table.
+            whole = "SCAN " in plan.replace("SCAN CONSTANT", "") or "Seq Scan" in plan
+            print(f"  [{'whole table' if whole else 'index range'}] {head}")
+            if args.plans or whole:
                 print(f"      {plan}")
     finally:
         drop_database(url, args.database_url)

@@ -97,6 +97,8 @@ class PerformedProcedureStep(models.Model):
             models.Index(fields=["reconciliation", "started_at"], name="pps_reconciliation_idx"),
             models.Index(fields=["station_ae_title", "started_at"], name="pps_station_idx"),
             models.Index(fields=["status"], name="pps_status_idx"),
+            # The statistics page's turnaround reads a date range of all stations.
+            models.Index(fields=["started_at"], name="pps_started_idx"),
         ]
 
     def __str__(self) -> str:

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -65,3 +66,67 @@ def test_the_page_costs_the_same_queries_for_many_exams(desk, ct_head, ct1):
     with CaptureQueriesContext(connection) as many:
         desk.get(url, {"to": (TOMORROW + dt.timedelta(days=5)).isoformat()})
     assert len(many) == len(few)
+
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "Europe/Berlin", "UTC"])
+@pytest.mark.parametrize("group", ["day", "week", "month"])
+def test_the_counts_per_period_follow_the_department_day(ct_head, ct1, settings, zone, group):
+    """Exams just before and after local midnight land on their local day, with a fixed
+    offset (the native day number on SQLite) and across a daylight-saving change (TruncDate);
+    weeks start on Monday and months on the 1st, as the database's own truncation did."""
+    from django.utils import timezone
+
+    from web.statistics import TRUNC, statistics
+
+    settings.TIME_ZONE = zone
+    timezone.activate(zone)
+    try:
+        ct1.opens_at = ct1.closes_at = None
+        ct1.save()
+        first = dt.date(2026, 3, 20)  # Europe/Berlin springs forward on 2026-03-29
+        starts = []
+        for offset in range(0, 24, 3):
+            day = first + dt.timedelta(days=offset)
+            for hour, minute in ((0, 5), (23, 50), (12, 0)):
+                starts.append(timezone.make_aware(dt.datetime.combine(day, dt.time(hour, minute))))
+        for start in starts:
+            make_order(procedure_type=ct_head, station=ct1, start=start)
+        stats = statistics(first, first + dt.timedelta(days=30), group=group)
+        expected: dict = {}
+        for start in starts:
+            key = (TRUNC[group](timezone.localtime(start).date()), "CT")
+            expected[key] = expected.get(key, 0) + 1
+        assert stats.per_modality == expected
+        assert stats.periods == sorted({period for period, _ in expected})
+    finally:
+        timezone.deactivate()
+
+
+def test_the_mean_times_are_the_databases_own_arithmetic(ct_head, ct1):
+    """Lead time (ordered -> scheduled) and turnaround (MPPS start -> end) in hours and
+    minutes, computed natively (no per-row Python function on SQLite)."""
+    from mpps.models import PerformedProcedureStep
+    from web.statistics import statistics
+    from worklist.models import Order
+
+    ct1.opens_at = ct1.closes_at = None
+    ct1.save()
+    starts = [at(9, day=TOMORROW), at(15, day=TOMORROW)]
+    for start in starts:
+        make_order(procedure_type=ct_head, station=ct1, start=start)
+    created = {o.pk: o.created_at for o in Order.objects.all()}
+    expected_hours = sum(
+        (s - c).total_seconds() / 3600 for s, c in zip(starts, sorted(created.values()),
+                                                        strict=True)
+    ) / 2
+    for n, minutes in enumerate((20, 41)):
+        PerformedProcedureStep.objects.create(
+            sop_instance_uid=f"2.25.{n + 1}", status="COMPLETED", pps_id=str(n),
+            station_ae_title="CT1", modality="CT", started_at=starts[n],
+            ended_at=starts[n] + dt.timedelta(minutes=minutes),
+        )
+    stats = statistics(TOMORROW, TOMORROW)
+    hours, exams = stats.lead_hours["CT"]
+    assert exams == 2 and abs(hours - expected_hours) < 0.01
+    assert stats.turnaround_minutes["CT1"] == (pytest.approx(30.5, abs=0.01), 2)
