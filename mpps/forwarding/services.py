@@ -384,7 +384,8 @@ def _count_received(step_id: int, at: dt.datetime | None = None) -> None:
     images.received_series = counts["series"]
     if at is not None:
         images.last_received_at = at
-    images.save()
+    # The received half only: the availability query writes the PACS half concurrently.
+    images.save(update_fields=["received_instances", "received_series", "last_received_at"])
 
 
 def store_job_key(destination: PacsDestination, study_uid: str) -> str:
@@ -657,7 +658,12 @@ def record_availability(
     images.pacs_checked_at = now
     if images.pacs_confirmed_at is None:
         images.pacs_confirmed_at = now
-    images.save()
+    # Only the PACS half of the row: the gateway counts received instances into the same row
+    # concurrently (``_count_new``), and a whole-row save would write back a stale count.
+    images.save(update_fields=[
+        "pacs_changed_at", "pacs_destination", "pacs_series", "pacs_instances",
+        "pacs_checked_at", "pacs_confirmed_at",
+    ])
     return images
 
 
