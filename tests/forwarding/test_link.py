@@ -260,8 +260,9 @@ def test_a_study_on_the_wrong_order_moves_and_that_step_goes_back_to_the_worklis
     right.refresh_from_db()
     assert result.previous_steps == {wrong.sps_id: forwarding.RELEASE_SCHEDULED}
     assert (wrong.status, right.status) == (StepStatus.SCHEDULED, StepStatus.STARTED)
-    assert wrong.status_reason == "images linked to order %s by tech.wang: picked the knee entry" % (
-        right.requested_procedure.order.accession_number
+    accession = right.requested_procedure.order.accession_number
+    assert wrong.status_reason == (
+        f"images linked to order {accession} by tech.wang: picked the knee entry"
     )
     assert StepImages.objects.get(step=wrong).received_instances == 0
     assert result.previous_patient_ids == []  # same patient: a plain PACS overwrites cleanly
