@@ -175,6 +175,23 @@ def coerce(
             f"{request_item.get('RequestedProcedureID', '')}/"
             f"{request_item.get('ScheduledProcedureStepID', '')}",
         ]
+    _append_record(
+        ds, originals, modifying_system=modifying_system, source=source, reason=reason, now=now
+    )
+    return changes
+
+
+def _append_record(
+    ds: Dataset,
+    originals: Dataset,
+    *,
+    modifying_system: str,
+    source: str,
+    reason: str,
+    now: dt.datetime | None = None,
+) -> None:
+    """One more item of the Original Attributes Sequence (PS3.3 C.12.1.1.9): ``originals``
+    holds the values replaced, the item says when, by whom, from where and why."""
     record = Dataset()
     record.AttributeModificationDateTime = (now or dt.datetime.now(dt.UTC)).strftime(
         "%Y%m%d%H%M%S.%f+0000"
@@ -185,7 +202,6 @@ def coerce(
     record.ModifiedAttributesSequence = Sequence([originals])
     history = list(ds.get("OriginalAttributesSequence", []))
     ds.OriginalAttributesSequence = Sequence([*history, record])
-    return changes
 
 
 def _strings(item: Dataset) -> list[str]:
@@ -196,20 +212,36 @@ def _strings(item: Dataset) -> list[str]:
     return out
 
 
-def reidentify(ds: Dataset, *, study_uid: str, series_uid: str, sop_uid: str) -> dict[str, str]:
+def reidentify(
+    ds: Dataset,
+    *,
+    study_uid: str,
+    series_uid: str,
+    sop_uid: str,
+    modifying_system: str,
+    source: str,
+    amend_last: bool,
+) -> dict[str, str]:
     """Give ``ds`` new Study, Series and SOP Instance UIDs (a corrected copy for an IOCM
     archive, which hides every instance its rejection note names: the copy must not be one of
-    them). The old UIDs join the Modified Attributes of the last Original Attributes item (the
-    correction ``coerce`` just recorded), so the copy says which instance it replaces.
-    Returns the old UIDs by keyword.
+    them). The old UIDs join the Modified Attributes of the last Original Attributes item when
+    ``amend_last`` (the correction ``coerce`` just recorded), else a new ``CORRECT`` item, so
+    the copy says which instance it replaces. Returns the old UIDs by keyword.
     """
     old = {keyword: str(ds.get(keyword, "")) for keyword in IDENTITY_UIDS}
+    replaced = Dataset()
+    for keyword in IDENTITY_UIDS:
+        if keyword in ds:
+            replaced[keyword] = deepcopy(ds[keyword])
     history = ds.get("OriginalAttributesSequence")
-    if history:
+    if amend_last and history:
         modified = history[-1].ModifiedAttributesSequence[0]
-        for keyword in IDENTITY_UIDS:
-            if keyword in ds:
-                modified[keyword] = deepcopy(ds[keyword])
+        for element in replaced:
+            modified[element.tag] = element
+    else:
+        _append_record(
+            ds, replaced, modifying_system=modifying_system, source=source, reason=CORRECT
+        )
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
     ds.SOPInstanceUID = sop_uid

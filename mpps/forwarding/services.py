@@ -958,7 +958,13 @@ def _link(
             copy = deepcopy(ds)
             series_uid = new_series.setdefault(instance.series_instance_uid, _new_uid())
             coercion.reidentify(
-                copy, study_uid=new_study_uid, series_uid=series_uid, sop_uid=_new_uid()
+                copy,
+                study_uid=new_study_uid,
+                series_uid=series_uid,
+                sop_uid=_new_uid(),
+                modifying_system=settings.RIS_AE_TITLE,
+                source=actor.name,
+                amend_last=bool(changes),
             )
             relative, size = _spool_dataset(copy, copy.SOPInstanceUID)
             correction = SpooledInstance.objects.create(
@@ -1085,11 +1091,16 @@ def _release_wrong_step(
         f"images linked to order {right.requested_procedure.order.accession_number} by "
         f"{actor.name}" + (f": {note}" if note else "")
     )
-    worklist_services.step_transition(
-        step=wrong,
-        to=StepStatus.SCHEDULED,
-        actor=actor,
-        reason=reason[:200],
-        reason_code=INCORRECT_WORKLIST_ENTRY,
-    )
+    try:
+        with transaction.atomic():
+            worklist_services.step_transition(
+                step=wrong,
+                to=StepStatus.SCHEDULED,
+                actor=actor,
+                reason=reason[:200],
+                reason_code=INCORRECT_WORKLIST_ENTRY,
+            )
+    except DomainError as exc:  # e.g. a step without a start time: the link still stands
+        logger.info("step %s stays started after the link: %s", wrong.sps_id, exc.message)
+        return RELEASE_KEPT_STATUS
     return RELEASE_SCHEDULED

@@ -318,3 +318,19 @@ def test_an_unmatched_instance_stays_in_the_spool_for_linking_after_delivery(set
     assert SpooledInstance.objects.get().path != ""
     InstanceDelivery.objects.update(sent_at=timezone.now() - dt.timedelta(hours=73))
     assert forwarding.purge_spool() == 1
+
+
+def test_a_copy_under_new_uids_records_the_old_ones_even_when_no_value_changed():
+    from mpps.forwarding import coercion
+
+    [ds] = dx_study(1)
+    old = (ds.StudyInstanceUID, ds.SOPInstanceUID)
+    coercion.reidentify(
+        ds, study_uid="2.25.1", series_uid="2.25.2", sop_uid="2.25.3", modifying_system="RIS",
+        source="tech.wang", amend_last=False,
+    )
+    [record] = ds.OriginalAttributesSequence
+    assert record.ReasonForTheAttributeModification == "CORRECT"
+    modified = record.ModifiedAttributesSequence[0]
+    assert (modified.StudyInstanceUID, modified.SOPInstanceUID) == old
+    assert (ds.SOPInstanceUID, ds.file_meta.MediaStorageSOPInstanceUID) == ("2.25.3", "2.25.3")
