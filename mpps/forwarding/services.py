@@ -881,7 +881,6 @@ def _link(
         .select_related("requested_procedure__order__patient", "station")
         .get(pk=step.pk)
     )
-    order = step.requested_procedure.order
     if step.status not in IMAGE_LINKABLE_STEP_STATUSES:
         raise InvalidTransition(
             f"step {step.sps_id} is {step.get_status_display().lower()}: images cannot be "
@@ -899,139 +898,15 @@ def _link(
         raise DomainError(
             f"the study is linked to step {step.sps_id} already", code=ErrorCode.DUPLICATE
         )
-    destinations = list(PacsDestination.objects.filter(active=True, send_images=True))
-    plain = [d for d in destinations if not d.iocm]
-    archives = [d for d in destinations if d.iocm]
     result = LinkResult(study_instance_uid=study_instance_uid, step=step)
-    result.replaced_at = [d.name for d in plain]
-    result.rejected_at = [d.name for d in archives]
     previous = sorted({i.step_id for i in originals if i.step_id and i.step_id != step.pk})
     now = timezone.now()
     match_note = (LINKED_NOTE.format(actor=actor.name) + (f": {note}" if note else ""))[:200]
-    values: dict[str, Dataset] = {}
-    new_study_uid = step.requested_procedure.study_instance_uid or _new_uid()
-    new_series: dict[str, str] = {}
-    rejected: dict[str, list[iocm.Rejected]] = {}
-    note_headers: dict[str, Dataset] = {}
-    patient_ids: set[str] = set()
-    for instance in originals:
-        if not instance.path:
-            result.not_in_spool += 1
-            continue
-        try:
-            ds = dcmread(spool.absolute(instance.path))
-        except (OSError, InvalidDicomError, ValueError) as exc:
-            logger.warning("link: spool file of %s unreadable: %s", instance.sop_instance_uid, exc)
-            result.not_in_spool += 1
-            continue
-        header = iocm.header_of(ds)  # as sent so far: the identity the archives hold
-        if str(ds.get("PatientID", "")) != order.patient.patient_id:
-            patient_ids.add(str(ds.get("PatientID", "")))
-        charset = coercion.charset_of(ds)
-        if charset not in values:
-            values[charset] = coercion.order_values(step, charset)
-        changes = coercion.coerce(
-            ds,
-            step,
-            modifying_system=settings.RIS_AE_TITLE,
-            source=actor.name,
-            order=deepcopy(values[charset]),
-            reason=coercion.CORRECT,
-        )
-        if archives:
-            held = _held_by_iocm(instance)
-            withdrawn = InstanceDelivery.objects.filter(
-                instance=held, destination__in=archives
-            ).exclude(state=InstanceDelivery.State.WITHDRAWN)
-            if withdrawn.exists():
-                rejected.setdefault(held.study_instance_uid, []).append(
-                    iocm.Rejected(
-                        held.sop_class_uid, held.sop_instance_uid, held.series_instance_uid
-                    )
-                )
-                header.StudyInstanceUID = held.study_instance_uid
-                note_headers.setdefault(held.study_instance_uid, header)
-                withdrawn.update(
-                    state=InstanceDelivery.State.WITHDRAWN,
-                    last_status=f"rejected: study linked to {order.accession_number}"[:120],
-                )
-            copy = deepcopy(ds)
-            series_uid = new_series.setdefault(instance.series_instance_uid, _new_uid())
-            coercion.reidentify(
-                copy,
-                study_uid=new_study_uid,
-                series_uid=series_uid,
-                sop_uid=_new_uid(),
-                modifying_system=settings.RIS_AE_TITLE,
-                source=actor.name,
-                amend_last=bool(changes),
-            )
-            relative, size = _spool_dataset(copy, copy.SOPInstanceUID)
-            correction = SpooledInstance.objects.create(
-                sop_instance_uid=copy.SOPInstanceUID,
-                sop_class_uid=instance.sop_class_uid,
-                transfer_syntax_uid=instance.transfer_syntax_uid,
-                study_instance_uid=new_study_uid,
-                series_instance_uid=series_uid,
-                path=relative,
-                size=size,
-                calling_ae_title=instance.calling_ae_title,
-                step=step,
-                matched=True,
-                match_note=match_note,
-                coerced=changes,
-                patient_id=instance.patient_id,
-                patient_name=instance.patient_name,
-                accession_number=instance.accession_number,
-                modality=instance.modality,
-                origin=SpooledInstance.Origin.CORRECTION,
-                corrects=instance,
-                linked_at=now,
-            )
-            _queue(correction, archives)
-        # The received instance, corrected in place: the copy for destinations without IOCM.
-        old_path = instance.path
-        instance.path, instance.size = _spool_dataset(ds, instance.sop_instance_uid)
-        instance.step = step
-        instance.matched = True
-        instance.match_note = match_note
-        instance.coerced = changes
-        instance.linked_at = now
-        instance.purged_at = None
-        instance.save()
-        transaction.on_commit(lambda path=old_path: spool.remove(path))
-        _queue(instance, plain)
-        result.corrected += 1
-    for study_uid, instances in rejected.items():
-        kos = iocm.rejection_note(
-            rejected=instances,
-            header=note_headers[study_uid],
-            series_uid=_new_uid(),
-            sop_uid=_new_uid(),
-            manufacturer="ris",
-            station_name=settings.RIS_AE_TITLE,
-            description=f"Linked to order {order.accession_number} by {actor.name}",
-        )
-        relative, size = _spool_dataset(kos, kos.SOPInstanceUID)
-        rejection = SpooledInstance.objects.create(
-            sop_instance_uid=kos.SOPInstanceUID,
-            sop_class_uid=iocm.KEY_OBJECT_SELECTION,
-            transfer_syntax_uid=str(kos.file_meta.TransferSyntaxUID),
-            study_instance_uid=study_uid,
-            series_instance_uid=kos.SeriesInstanceUID,
-            path=relative,
-            size=size,
-            calling_ae_title=settings.RIS_AE_TITLE[:16],
-            matched=True,
-            match_note=f"IOCM rejection note for {len(instances)} instance(s): {match_note}"[
-                :200
-            ],
-            origin=SpooledInstance.Origin.REJECTION_NOTE,
-            modality="KO",
-        )
-        _queue(rejection, archives)
-        result.rejection_notes += 1
-    result.previous_patient_ids = sorted(patient_ids - {""})
+    order = step.requested_procedure.order
+    _correct(
+        originals, step, actor=actor, result=result, now=now, match_note=match_note,
+        description=f"Linked to order {order.accession_number} by {actor.name}",
+    )
     if not result.corrected:
         # Nothing left in the spool: nothing was changed; staff correct the PACS copies.
         return result
@@ -1069,6 +944,173 @@ def _link(
     return result
 
 
+def _correct(
+    originals: list[SpooledInstance],
+    step: ScheduledProcedureStep,
+    *,
+    actor: Actor,
+    result: LinkResult,
+    now: dt.datetime,
+    match_note: str,
+    description: str,
+) -> None:
+    """Correct the received instances ``originals`` (one study) to ``step``'s order and queue
+    them again, as ``study_link`` describes; ``result`` counts what was done.
+
+    An IOCM archive gets a copy under new UIDs and a rejection note only for instances it has
+    stored under the old identity; one that was not sent them yet simply gets the corrected
+    instance under its own UIDs, like a destination without IOCM.
+    """
+    order = step.requested_procedure.order
+    destinations = list(PacsDestination.objects.filter(active=True, send_images=True))
+    plain = [d for d in destinations if not d.iocm]
+    archives = [d for d in destinations if d.iocm]
+    result.replaced_at = [d.name for d in plain]
+    result.rejected_at = [d.name for d in archives]
+    values: dict[str, Dataset] = {}
+    new_study_uid = step.requested_procedure.study_instance_uid or _new_uid()
+    new_series: dict[str, str] = {}
+    rejected: dict[str, list[iocm.Rejected]] = {}
+    note_headers: dict[str, Dataset] = {}
+    patient_ids: set[str] = set()
+    stored = Q(store_count__gt=0) | Q(
+        state__in=[
+            InstanceDelivery.State.SENT,
+            InstanceDelivery.State.COMMITTED,
+            InstanceDelivery.State.STORED,
+        ]
+    )
+    for instance in originals:
+        if not instance.path:
+            result.not_in_spool += 1
+            continue
+        try:
+            ds = dcmread(spool.absolute(instance.path))
+        except (OSError, InvalidDicomError, ValueError) as exc:
+            logger.warning("link: spool file of %s unreadable: %s", instance.sop_instance_uid, exc)
+            result.not_in_spool += 1
+            continue
+        header = iocm.header_of(ds)  # as sent so far: the identity the archives hold
+        if str(ds.get("PatientID", "")) != order.patient.patient_id:
+            patient_ids.add(str(ds.get("PatientID", "")))
+        charset = coercion.charset_of(ds)
+        if charset not in values:
+            values[charset] = coercion.order_values(step, charset)
+        changes = coercion.coerce(
+            ds,
+            step,
+            modifying_system=settings.RIS_AE_TITLE,
+            source=actor.name,
+            order=deepcopy(values[charset]),
+            reason=coercion.CORRECT,
+        )
+        if not changes:
+            # Its values agree with the order already (a merge's surviving patient, or a study
+            # whose identity was right): only the link changes, the copies stored stay right.
+            SpooledInstance.objects.filter(pk=instance.pk).update(
+                step=step, matched=True, match_note=match_note, linked_at=now
+            )
+            result.corrected += 1
+            continue
+        same_uids = list(plain)
+        held = _held_by_iocm(instance) if archives else instance
+        at_archives = InstanceDelivery.objects.filter(
+            instance=held, destination__in=archives
+        ).exclude(state=InstanceDelivery.State.WITHDRAWN)
+        if archives and held.pk == instance.pk and not at_archives.filter(stored).exists():
+            same_uids += archives  # never stored there: nothing to reject, no new UIDs
+        elif archives:
+            if at_archives.exists():
+                rejected.setdefault(held.study_instance_uid, []).append(
+                    iocm.Rejected(
+                        held.sop_class_uid, held.sop_instance_uid, held.series_instance_uid
+                    )
+                )
+                header.StudyInstanceUID = held.study_instance_uid
+                note_headers.setdefault(held.study_instance_uid, header)
+                at_archives.update(
+                    state=InstanceDelivery.State.WITHDRAWN,
+                    last_status=f"rejected: corrected to {order.accession_number}"[:120],
+                )
+            copy = deepcopy(ds)
+            series_uid = new_series.setdefault(instance.series_instance_uid, _new_uid())
+            coercion.reidentify(
+                copy,
+                study_uid=new_study_uid,
+                series_uid=series_uid,
+                sop_uid=_new_uid(),
+                modifying_system=settings.RIS_AE_TITLE,
+                source=actor.name,
+                amend_last=bool(changes),
+            )
+            relative, size = _spool_dataset(copy, copy.SOPInstanceUID)
+            correction = SpooledInstance.objects.create(
+                sop_instance_uid=copy.SOPInstanceUID,
+                sop_class_uid=instance.sop_class_uid,
+                transfer_syntax_uid=instance.transfer_syntax_uid,
+                study_instance_uid=new_study_uid,
+                series_instance_uid=series_uid,
+                path=relative,
+                size=size,
+                calling_ae_title=instance.calling_ae_title,
+                step=step,
+                matched=True,
+                match_note=match_note,
+                coerced=changes,
+                patient_id=instance.patient_id,
+                patient_name=instance.patient_name,
+                accession_number=instance.accession_number,
+                modality=instance.modality,
+                origin=SpooledInstance.Origin.CORRECTION,
+                corrects=instance,
+                linked_at=now,
+            )
+            _queue(correction, archives)
+        # The received instance, corrected in place: the copy sent under its own UIDs.
+        old_path = instance.path
+        instance.path, instance.size = _spool_dataset(ds, instance.sop_instance_uid)
+        instance.step = step
+        instance.matched = True
+        instance.match_note = match_note
+        instance.coerced = changes
+        instance.linked_at = now
+        instance.purged_at = None
+        instance.save()
+        transaction.on_commit(lambda path=old_path: spool.remove(path))
+        _queue(instance, same_uids)
+        result.corrected += 1
+    for study_uid, instances in rejected.items():
+        kos = iocm.rejection_note(
+            rejected=instances,
+            header=note_headers[study_uid],
+            series_uid=_new_uid(),
+            sop_uid=_new_uid(),
+            manufacturer="ris",
+            station_name=settings.RIS_AE_TITLE,
+            description=description,
+        )
+        relative, size = _spool_dataset(kos, kos.SOPInstanceUID)
+        rejection = SpooledInstance.objects.create(
+            sop_instance_uid=kos.SOPInstanceUID,
+            sop_class_uid=iocm.KEY_OBJECT_SELECTION,
+            transfer_syntax_uid=str(kos.file_meta.TransferSyntaxUID),
+            study_instance_uid=study_uid,
+            series_instance_uid=kos.SeriesInstanceUID,
+            path=relative,
+            size=size,
+            calling_ae_title=settings.RIS_AE_TITLE[:16],
+            matched=True,
+            match_note=f"IOCM rejection note for {len(instances)} instance(s): {match_note}"[
+                :200
+            ],
+            origin=SpooledInstance.Origin.REJECTION_NOTE,
+            modality="KO",
+        )
+        _queue(rejection, archives)
+        result.rejection_notes += 1
+    result.previous_patient_ids = sorted(patient_ids - {""})
+
+
 def _release_wrong_step(
     wrong: ScheduledProcedureStep, *, right: ScheduledProcedureStep, actor: Actor, note: str
 ) -> str:
@@ -1104,3 +1146,53 @@ def _release_wrong_step(
         logger.info("step %s stays started after the link: %s", wrong.sps_id, exc.message)
         return RELEASE_KEPT_STATUS
     return RELEASE_SCHEDULED
+
+
+# --- the patient's identity changed at the HIS (A40 merge, A47 identifier change) -----------
+
+
+def on_patient_identity_changed(sender, patient, actor: Actor, reason: str, **kwargs) -> None:
+    """``worklist.signals.patient_identity_changed``: correct what the spool still holds.
+
+    The received instances of the patient's steps still in the spool (not yet forwarded, or
+    kept by the retention) are corrected to the patient as the HIS now knows them and queued
+    again, to each destination as a link does (``_correct``: same UIDs without IOCM, new UIDs
+    and a rejection note for what an IOCM archive stored). Runs in the HL7 service's
+    transaction: an A40 or A47 that is refused changes no spool file's row.
+    """
+    instances = list(
+        SpooledInstance.objects.select_for_update()
+        .filter(
+            step__requested_procedure__order__patient=patient,
+            origin=SpooledInstance.Origin.RECEIVED,
+        )
+        .exclude(path="")
+        .order_by("pk")
+    )
+    studies: dict[tuple[str, int], list[SpooledInstance]] = {}
+    for instance in instances:
+        studies.setdefault((instance.study_instance_uid, instance.step_id), []).append(instance)
+    now = timezone.now()
+    for (study_uid, step_id), originals in studies.items():
+        step = ScheduledProcedureStep.objects.select_related(
+            "requested_procedure__order__patient", "station"
+        ).get(pk=step_id)
+        result = LinkResult(study_instance_uid=study_uid, step=step)
+        why = f"patient {reason}: now {patient.patient_id}"
+        _correct(
+            originals, step, actor=actor, result=result, now=now,
+            match_note=f"{why} ({actor.name})"[:200], description=why,
+        )
+        audit.record(
+            actor,
+            "step.images_corrected",
+            step,
+            after={
+                "study_instance_uid": study_uid,
+                "corrected": result.corrected,
+                "replaced_at": result.replaced_at,
+                "rejected_at": result.rejected_at,
+                "previous_patient_ids": result.previous_patient_ids,
+            },
+            detail=why,
+        )

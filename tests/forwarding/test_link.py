@@ -334,3 +334,62 @@ def test_a_copy_under_new_uids_records_the_old_ones_even_when_no_value_changed()
     modified = record.ModifiedAttributesSequence[0]
     assert (modified.StudyInstanceUID, modified.SOPInstanceUID) == old
     assert (ds.SOPInstanceUID, ds.file_meta.MediaStorageSOPInstanceUID) == ("2.25.3", "2.25.3")
+
+
+# --- A40 merge and A47 identifier change: the spool follows the patient -----------------------
+
+
+def test_a_new_patient_identifier_corrects_what_the_spool_holds_for_both_kinds_of_pacs(
+    patient, right, plain, archive
+):
+    from worklist import services
+
+    images = dx_study(2, study_uid=right.requested_procedure.study_instance_uid,
+                      patient_id="P-LINK-1")
+    receive(images)
+    delivered()
+
+    services.patient_change_identifier(
+        patient=patient, patient_id="P-NEW-7", issuer="", actor=Actor.hl7("HIS")
+    )
+
+    originals = SpooledInstance.objects.filter(origin="RECEIVED")
+    for instance in originals:
+        ds = spooled(instance)
+        assert ds.PatientID == "P-NEW-7"
+        assert ds.OriginalAttributesSequence[-1].ReasonForTheAttributeModification == "CORRECT"
+        assert ds.OriginalAttributesSequence[-1].ModifiedAttributesSequence[0].PatientID == (
+            "P-LINK-1"
+        )
+    assert set(
+        InstanceDelivery.objects.filter(instance__in=originals, destination=plain)
+        .values_list("state", flat=True)
+    ) == {"PENDING"}
+    note = spooled(SpooledInstance.objects.get(origin="REJECTION_NOTE"))
+    assert note.PatientID == "P-LINK-1"  # where the archive holds the old copies
+    copies = SpooledInstance.objects.filter(origin="CORRECTION")
+    assert {spooled(c).PatientID for c in copies} == {"P-NEW-7"}
+    assert AuditEvent.objects.filter(action="step.images_corrected").count() == 1
+
+
+def test_a_merge_corrects_the_merged_patient_s_images_and_leaves_the_survivor_s_alone(plain):
+    from worklist import services
+
+    survivor = PatientFactory(patient_id="P-KEEP", name_alphabetic="Chen^Jie")
+    duplicate = PatientFactory(patient_id="P-DUP", name_alphabetic="Chen^Jie")
+    kept = dx_exam(survivor, "DX1", "DXCHEST")
+    merged = dx_exam(duplicate, "DX2", "DXHAND")
+    receive(dx_study(1, study_uid=kept.requested_procedure.study_instance_uid,
+                     patient_id="P-KEEP"))
+    receive(dx_study(1, study_uid=merged.requested_procedure.study_instance_uid,
+                     patient_id="P-DUP"), ae_title="DX2")
+    delivered()
+    untouched = SpooledInstance.objects.get(step=kept)
+
+    services.patient_merge(source=duplicate, target=survivor, actor=STAFF)
+
+    moved = SpooledInstance.objects.get(step=merged)
+    assert spooled(moved).PatientID == "P-KEEP"
+    assert moved.deliveries.get().state == "PENDING"
+    same = SpooledInstance.objects.get(pk=untouched.pk)
+    assert same.path == untouched.path and same.deliveries.get().state == "STORED"
