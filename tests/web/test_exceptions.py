@@ -239,3 +239,11 @@ def test_the_link_outcome_is_translated(client_as, step, plain_pacs):
     shown = response.content.decode()
     assert "更正到医嘱" in shown and "按患者归档图像的 PACS" in shown
     assert "instance(s)" not in shown and "SOP Instance UIDs:" not in shown
+
+
+def test_the_step_studies_page_is_translated(client_as, step):
+    client = client_as(Role.TECHNOLOGIST)
+    client.post(reverse("web:set_language"), {"language": "zh-hans"})
+    page = client.get(reverse("web:step_studies", args=[step.pk])).content.decode()
+    assert "将图像关联到其他医嘱" in page and "网关未收到本检查的图像" in page
+    assert "Link the images" not in page and "wrong worklist entry" not in page
