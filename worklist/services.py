@@ -1064,6 +1064,7 @@ def patient_merge(*, source: Patient, target: Patient, actor: Actor) -> Patient:
         detail=f"merged into {target.patient_id} ({target.issuer}); orders {moved_orders}",
     )
     signals.patient_updated.send(Patient, patient=target, actor=actor)
+    signals.patient_identity_changed.send(Patient, patient=target, actor=actor, reason="merge")
     return target
 
 
@@ -1099,6 +1100,9 @@ def patient_change_identifier(
         detail=f"was {old}",
     )
     signals.patient_updated.send(Patient, patient=patient, actor=actor)
+    signals.patient_identity_changed.send(
+        Patient, patient=patient, actor=actor, reason="identifier change"
+    )
     return patient
 
 
