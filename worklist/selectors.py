@@ -14,7 +14,14 @@ from pydicom import Dataset
 from worklist import pn
 from worklist.dicom import ITEM, ROW_FIELDS, SPS_SEQUENCE, ResponseBuilder
 from worklist.matching import WorklistQuery, worklist_query
-from worklist.models import Device, Patient, PatientNameKey, ScheduledProcedureStep
+from worklist.models import (
+    AuditEvent,
+    Device,
+    Patient,
+    PatientNameKey,
+    ScheduledProcedureStep,
+    UpsSubscription,
+)
 from worklist.pn import PersonName
 from worklist.states import UPS_STATE_OF_STEP
 
@@ -202,3 +209,39 @@ def workitem_row(pk: int) -> dict | None:
 
 def step_by_pk(pk: int) -> ScheduledProcedureStep | None:
     return ScheduledProcedureStep.objects.filter(pk=pk).first()
+
+
+def ups_event_sources(*, since: dt.datetime, limit: int = 1000) -> list[AuditEvent]:
+    """The audit rows written since ``since`` that may make UPS event reports (``dicomweb.events``),
+    oldest first: a step's status change (a State Report when its UPS state changes), a
+    performer's progress, a cancellation request for a claimed step, a new subscription (its
+    initial State Report)."""
+    return list(
+        AuditEvent.objects.filter(at__gte=since)
+        .filter(Q(object_type="worklist.ScheduledProcedureStep", action__startswith="step.")
+                | Q(object_type="worklist.UpsSubscription", action="ups.subscribe"))
+        .order_by("pk")[:limit]
+    )
+
+
+def ups_subscriptions_of(step: ScheduledProcedureStep) -> list[UpsSubscription]:
+    """Whom a workitem's events go to (PS3.4 CC.2.3): the AEs subscribed to it, and the global
+    subscribers that include it (not suspended before it was created, not unsubscribed from
+    it). A filtered global subscription's keys are the caller's to match."""
+    rows = list(UpsSubscription.objects.filter(Q(step=step) | Q(step__isnull=True)))
+    excluded = {r.ae_title for r in rows if r.step_id is not None and not r.subscribed}
+    chosen: dict[str, UpsSubscription] = {}
+    for row in rows:
+        if row.ae_title in excluded:
+            continue
+        if row.step_id is None and row.suspended_at is not None and (
+            step.created_at >= row.suspended_at
+        ):
+            continue
+        if row.step_id is not None or row.ae_title not in chosen:
+            chosen[row.ae_title] = row
+    return list(chosen.values())
+
+
+def ups_subscription(pk: int) -> UpsSubscription | None:
+    return UpsSubscription.objects.filter(pk=pk).select_related("step").first()
