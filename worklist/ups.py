@@ -249,7 +249,9 @@ def update_request(ds: Dataset) -> dict:
         "start": parse_dt(_str(ds, "ScheduledProcedureStepStartDateTime")),
         "station_ae": _str(station, "CodeValue"),
         "progress": None if progress is None else {
-            "progress": _str(progress, "ProcedureStepProgress"),
+            # DS as written (50, not pydicom's 50.0): a percentage the performer chose
+            "progress": format(float(progress.ProcedureStepProgress), "g")
+            if progress.get("ProcedureStepProgress") is not None else "",
             "description": _str(progress, "ProcedureStepProgressDescription"),
         },
     }
