@@ -11,7 +11,8 @@ RIS_UPS_EVENTS_POLL_MS and sends:
 
 - a UPS State Report (Event Type ID 1) when a step's UPS state changes (a new workitem is
   SCHEDULED, a claim IN PROGRESS, COMPLETED, CANCELED), and to a new workitem subscriber its
-  workitem's current state (PS3.4 CC.2.3.1: the initial report);
+  workitem's current state (PS3.4 CC.2.3.1: the initial report), also each time its channel
+  opens (so a subscriber that was away learns the state it missed);
 - a UPS Cancel Requested (2) when a claimed workitem's cancellation is requested;
 - a UPS Progress Report (3) when its performer updates the progress.
 
@@ -76,6 +77,9 @@ class EventChannel:
         self.channels: dict[str, set[ServerConnection]] = defaultdict(set)
         self._sent: dict[int, float] = {}
         self._since = timezone.now()
+        #: when each AE's latest channel opened: its subscriptions before that were reported
+        #: by ``current_states`` already
+        self.opened: dict[str, dt.datetime] = {}
 
     # --- the WebSocket side ---------------------------------------------------------------
 
@@ -93,13 +97,30 @@ class EventChannel:
 
     async def handler(self, connection: ServerConnection) -> None:
         ae_title = unquote(_PATH.match(connection.request.path).group(1))
+        self.opened[ae_title] = timezone.now()
         self.channels[ae_title].add(connection)
         try:
+            for message in await asyncio.to_thread(self.current_states, ae_title):
+                await connection.send(message)
             await connection.wait_closed()
         finally:
             self.channels[ae_title].discard(connection)
             if not self.channels[ae_title]:
                 del self.channels[ae_title]
+
+    def current_states(self, ae_title: str) -> list[str]:
+        """A State Report of each workitem the AE subscribed to, sent when its channel opens:
+        the initial report of a subscription made before (PS3.4 CC.2.3.1), and after a
+        reconnection the state of what it may have missed."""
+        close_old_connections()
+        out = []
+        for subscription in selectors.ups_workitem_subscriptions(ae_title):
+            state = UPS_STATE_OF_STEP.get(subscription.step.status)
+            if state is not None:
+                report = ups.event_report(ups.workitem_uid(subscription.step_id),
+                                          ups.STATE_REPORT, {"state": state})
+                out.append(_message(report))
+        return out
 
     # --- the trail side -------------------------------------------------------------------
 
@@ -130,7 +151,9 @@ class EventChannel:
             subscription = selectors.ups_subscription(int(row.object_id))
             if subscription is None or subscription.step is None:
                 return []
-            if subscription.ae_title not in listening:
+            if subscription.ae_title not in listening or row.at < self.opened.get(
+                subscription.ae_title, row.at
+            ):
                 return []
             state = UPS_STATE_OF_STEP.get(subscription.step.status)
             if state is None:

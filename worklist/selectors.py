@@ -245,3 +245,11 @@ def ups_subscriptions_of(step: ScheduledProcedureStep) -> list[UpsSubscription]:
 
 def ups_subscription(pk: int) -> UpsSubscription | None:
     return UpsSubscription.objects.filter(pk=pk).select_related("step").first()
+
+
+def ups_workitem_subscriptions(ae_title: str) -> list[UpsSubscription]:
+    """An AE's subscriptions to single workitems (the event channel's catch-up on opening)."""
+    return list(
+        UpsSubscription.objects.filter(ae_title=ae_title, step__isnull=False, subscribed=True)
+        .select_related("step").order_by("pk")
+    )
