@@ -277,7 +277,7 @@ class WorkitemView(APIView):
         ds = payload_dataset(request)
         try:
             values = ups.update_request(ds)
-        except ValueError as exc:
+        except (ValueError, TypeError, AttributeError, IndexError) as exc:
             return _invalid(request, str(exc))
         transaction_uid = request.query_params.get("transaction") or str(
             ds.get("TransactionUID", "") or ""
@@ -404,8 +404,7 @@ class WorkitemCancelRequestView(APIView):
 def _station(ae_title: str) -> Device:
     device = Device.objects.filter(ae_title=ae_title, active=True).first()
     if device is None:
-        raise DomainError(f"no active station has the AE title {ae_title!r}",
-                          code=ErrorCode.NOT_FOUND)
+        raise DomainError(f"no active station has the AE title {ae_title!r}")
     return device
 
 
@@ -414,8 +413,9 @@ def _create_workitem(request: Request, ds) -> ScheduledProcedureStep:
     patient (registered when new), the catalogue's procedure, the station and start."""
     try:
         values = ups.create_request(ds)
-    except ValueError as exc:
-        raise DomainError(str(exc)) from exc
+    except (ValueError, TypeError, AttributeError, IndexError) as exc:
+        # a value of the wrong kind (a sequence sent as a string) is the client's error too
+        raise DomainError(f"not a workitem ris can create: {exc}") from exc
     actor = _actor(request)
     patient = Patient.objects.filter(
         patient_id=values["patient_id"], issuer=values["issuer"], merged_into__isnull=True

@@ -323,6 +323,7 @@ class SearchView(FhirView):
                    request={FHIR_JSON: OpenApiTypes.OBJECT},
                    responses={(201, FHIR_JSON): OpenApiResponse(OpenApiTypes.OBJECT),
                               400: OpenApiResponse(description="OperationOutcome: invalid."),
+                              405: OpenApiResponse(description="A type ris does not create."),
                               409: OpenApiResponse(description="OperationOutcome: refused, "
                                                    "with the domain error code.")})
     def post(self, request: Request, resource_type: str) -> JsonResponse:
@@ -348,6 +349,7 @@ class ReadView(FhirView):
                    request={FHIR_JSON: OpenApiTypes.OBJECT},
                    responses={(200, FHIR_JSON): OpenApiResponse(OpenApiTypes.OBJECT),
                               400: OpenApiResponse(description="OperationOutcome: invalid."),
+                              405: OpenApiResponse(description="A type ris does not update."),
                               409: OpenApiResponse(description="OperationOutcome: refused.")})
     def put(self, request: Request, resource_type: str, pk: str) -> JsonResponse:
         if resource_type != "Appointment" or not pk.isdigit():

@@ -34,6 +34,8 @@ def _model(model, body: Any):
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ()))
         raise WriteError(f"not a valid {model.__name__}: {where}: {first.get('msg')}") from exc
+    except (ValueError, TypeError) as exc:  # the models' own validators raise these too
+        raise WriteError(f"not a valid {model.__name__}: {exc}") from exc
 
 
 def _id_of(reference: str | None, kind: str) -> int:
