@@ -49,8 +49,8 @@ from worklist.states import UPS_STATE_OF_STEP
 logger = logging.getLogger("dicomweb.events")
 
 _PATH = re.compile(r"^(?:/dicomweb)?(?:/ws)?/subscribers/([^/?]+)/?(?:\?.*)?$")
-#: How far back each poll reads the trail: a transaction that commits late (PostgreSQL assigns
-#: ids and times before commit) is still seen; ids already sent are remembered this long.
+#: How far back each poll looks for rows committed late (PostgreSQL assigns keys and times
+#: before commit, so a row may appear below the last key read).
 _WINDOW = dt.timedelta(seconds=15)
 
 
@@ -75,8 +75,9 @@ class EventChannel:
     def __init__(self, poll_seconds: float) -> None:
         self.poll_seconds = poll_seconds
         self.channels: dict[str, set[ServerConnection]] = defaultdict(set)
+        #: keys of the audit rows read, kept twice the look-back window
         self._sent: dict[int, float] = {}
-        self._since = timezone.now()
+        self._cursor: int | None = None
         #: when each AE's latest channel opened: its subscriptions before that were reported
         #: by ``current_states`` already
         self.opened: dict[str, dt.datetime] = {}
@@ -125,12 +126,21 @@ class EventChannel:
     # --- the trail side -------------------------------------------------------------------
 
     def collect(self, listening: set[str]) -> list[tuple[str, str]]:
-        """The (AE title, message) pairs of the trail's new rows, for the AEs listening."""
+        """The (AE title, message) pairs of the trail's new rows, for the AEs listening.
+
+        New rows are those after the last key read; a transaction that committed late (its key
+        below that) is found by a look back over the last seconds, skipping keys already sent.
+        """
         close_old_connections()
-        now = timezone.now()
-        rows = selectors.ups_event_sources(since=min(self._since, now - _WINDOW))
-        self._since = now - _WINDOW
-        fresh = [row for row in rows if row.pk not in self._sent]
+        if self._cursor is None:
+            self._cursor = selectors.last_audit_pk()  # history is not replayed
+        fresh = selectors.ups_event_sources(after_pk=self._cursor)
+        late = [pk for pk in selectors.ups_event_source_pks(
+            since=timezone.now() - _WINDOW, up_to_pk=self._cursor) if pk not in self._sent]
+        if late:
+            fresh = selectors.ups_event_sources(pks=late) + fresh
+        if fresh:
+            self._cursor = max(self._cursor, max(row.pk for row in fresh))
         clock = time.monotonic()
         for row in fresh:
             self._sent[row.pk] = clock

@@ -211,17 +211,37 @@ def step_by_pk(pk: int) -> ScheduledProcedureStep | None:
     return ScheduledProcedureStep.objects.filter(pk=pk).first()
 
 
-def ups_event_sources(*, since: dt.datetime, limit: int = 1000) -> list[AuditEvent]:
-    """The audit rows written since ``since`` that may make UPS event reports (``dicomweb.events``),
-    oldest first: a step's status change (a State Report when its UPS state changes), a
-    performer's progress, a cancellation request for a claimed step, a new subscription (its
-    initial State Report)."""
+_UPS_EVENT_SOURCES = Q(
+    object_type="worklist.ScheduledProcedureStep", action__startswith="step."
+) | Q(object_type="worklist.UpsSubscription", action="ups.subscribe")
+
+
+def ups_event_sources(
+    *, after_pk: int | None = None, pks: list[int] | None = None, limit: int = 1000
+) -> list[AuditEvent]:
+    """The audit rows that may make UPS event reports (``dicomweb.events``), oldest first:
+    those after ``after_pk`` or those of ``pks``. They are a step's status change (a State
+    Report when its UPS state changes), a performer's progress, a cancellation request for a
+    claimed step, and a new subscription (its initial State Report)."""
+    rows = AuditEvent.objects.filter(_UPS_EVENT_SOURCES)
+    if after_pk is not None:
+        rows = rows.filter(pk__gt=after_pk)
+    if pks is not None:
+        rows = rows.filter(pk__in=pks)
+    return list(rows.order_by("pk")[:limit])
+
+
+def ups_event_source_pks(*, since: dt.datetime, up_to_pk: int) -> list[int]:
+    """The keys of such rows written since ``since`` up to ``up_to_pk``: a transaction that
+    committed after a later one (PostgreSQL draws keys before commit) is found among them."""
     return list(
-        AuditEvent.objects.filter(at__gte=since)
-        .filter(Q(object_type="worklist.ScheduledProcedureStep", action__startswith="step.")
-                | Q(object_type="worklist.UpsSubscription", action="ups.subscribe"))
-        .order_by("pk")[:limit]
+        AuditEvent.objects.filter(_UPS_EVENT_SOURCES, at__gte=since, pk__lte=up_to_pk)
+        .values_list("pk", flat=True)
     )
+
+
+def last_audit_pk() -> int:
+    return AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
 def ups_subscriptions_of(step: ScheduledProcedureStep) -> list[UpsSubscription]:
