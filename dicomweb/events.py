@@ -186,10 +186,13 @@ class EventChannel:
                 return []
             report = ups.event_report(uid, ups.STATE_REPORT, {"state": after})
         message = _message(report)
+        # A change made before the subscription is not reported (the poll may read it after
+        # the AE subscribed): the subscriber learnt that state from its initial report.
         return [
             (subscription.ae_title, message)
             for subscription in selectors.ups_subscriptions_of(step)
-            if subscription.ae_title in listening and _matches(subscription, step.pk)
+            if subscription.ae_title in listening and subscription.created_at <= row.at
+            and _matches(subscription, step.pk)
         ]
 
     async def poll(self, stopped: asyncio.Event) -> None:
