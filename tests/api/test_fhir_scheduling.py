@@ -220,3 +220,18 @@ def test_fhirclient_books_an_appointment_on_a_running_ris(ris_service, make_user
     found = ClientAppointment.where(struct={"actor": "urn:ris:ae-title|CT1"}).perform_resources(
         smart.server)
     assert [a.id for a in found] == [str(step.pk)]
+
+
+def test_fhir_writes_tell_the_his_as_the_front_desk_would(desk, ct1):
+    """The same services, so the same messages: a booking made over FHIR queues the HIS's
+    status message, as a booking in the web UI does."""
+    from ris.models import HL7Destination, OutboundJob
+
+    HL7Destination.objects.create(name="HIS", host="his.example", port=2575)
+    order = make_order(patient=PatientFactory(patient_id="PF-7"))
+    before = OutboundJob.objects.count()
+    response = desk.post("/fhir/Appointment", _booking(order.procedures.get().pk, _tomorrow(9)),
+                         format="json")
+    assert response.status_code == 201, response.content
+    assert OutboundJob.objects.count() > before
+    assert AuditEvent.objects.filter(action="step.book", actor__startswith="front").exists()
