@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "mpps.forwarding",
     "django_htmx",
     "web",
+    "dicomweb",
 ]
 
 MIDDLEWARE = [
@@ -247,6 +248,13 @@ LOGGING = {
 # --- ris: listeners -------------------------------------------------------------------------
 RIS_HTTP = env_str("RIS_HTTP", "127.0.0.1:8000")
 RIS_HTTP_WORKERS = env_int("RIS_HTTP_WORKERS", 2)
+#: The UPS-RS event channel (WebSocket, PS3.18 11.x): its own listener (``ris events``), since
+#: the web listener's WSGI workers hold no long-lived connection. RIS_UPS_EVENTS_URL is the
+#: address clients are told (behind a proxy: ``wss://ris.example/ws``); empty: ws://<host>:<port>.
+RIS_UPS_EVENTS_HTTP = env_str("RIS_UPS_EVENTS_HTTP", "127.0.0.1:8001")
+RIS_UPS_EVENTS_URL = env_str("RIS_UPS_EVENTS_URL", "")
+#: How often the event channel reads new changes from the audit trail.
+RIS_UPS_EVENTS_POLL_MS = env_int("RIS_UPS_EVENTS_POLL_MS", 500)
 RIS_DICOM_HOST = env_str("RIS_DICOM_HOST", "0.0.0.0")
 RIS_DICOM_PORT = env_int("RIS_DICOM_PORT", 11112)
 RIS_AE_TITLE = env_str("RIS_AE_TITLE", "RIS")

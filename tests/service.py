@@ -22,6 +22,7 @@ from django.db import connection
 TEST_TIMINGS = {
     "RIS_SCHEDULER_HEARTBEAT_SECONDS": "2",
     "RIS_OUTBOUND_POLL_SECONDS": "1",
+    "RIS_UPS_EVENTS_POLL_MS": "200",
     "RIS_OUTBOUND_BACKOFF_MS": "300",
     "RIS_OUTBOUND_BACKOFF_MAX_MS": "1000",
     "RIS_OUTBOUND_LEASE_SECONDS": "3",
@@ -86,6 +87,7 @@ class RisService:
     http_port: int = field(default_factory=free_port)
     dicom_port: int = field(default_factory=free_port)
     mllp_port: int = field(default_factory=free_port)
+    events_port: int = field(default_factory=free_port)
     ae_title: str = "RIS"
     process: subprocess.Popen | None = None
     log_path: Path | None = None
@@ -112,6 +114,7 @@ class RisService:
                 "RIS_DICOM_HOST": "127.0.0.1",
                 "RIS_MLLP_PORT": str(self.mllp_port),
                 "RIS_MLLP_HOST": "127.0.0.1",
+                "RIS_UPS_EVENTS_HTTP": f"127.0.0.1:{self.events_port}",
                 "RIS_AE_TITLE": self.ae_title,
                 "RIS_ADMIN_PASSWORD": "admin-test-password",
                 "RIS_FORWARD_SPOOL_DIR": str(self.spool_dir),
