@@ -10,7 +10,8 @@ admin.site.register(Heartbeat, ReadOnlyAdmin)
 @admin.register(HL7Sender)
 class HL7SenderAdmin(AuditedConfigurationAdmin):
     list_display = (
-        "application", "facility", "default_charset", "derive_control_id", "description"
+        "application", "facility", "default_charset", "derive_control_id", "application_response",
+        "description",
     )
 
 

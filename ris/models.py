@@ -35,6 +35,14 @@ class HL7Sender(models.Model):
         help_text="For senders that leave MSH-10 empty: use a control ID derived from the message "
         "bytes (a resend of the same bytes is then recognised). Off: an empty MSH-10 gets AR 101",
     )
+    #: Original mode only: in enhanced mode MSH-16 says whether an application acknowledgement
+    #: is wanted, and it always carries the response group.
+    application_response = models.BooleanField(
+        default=False,
+        help_text="Answer orders with ORR^O02 / ORG^O20 / ORI^O24 carrying the filler order "
+        "number, accession number and identifiers ris assigned, instead of a bare ACK "
+        "(original acknowledgement mode; in enhanced mode MSH-16 decides)",
+    )
     description = models.CharField(max_length=200, blank=True)
 
     class Meta:

@@ -104,9 +104,15 @@ class Outcome:
 
     patient: Patient | None = None
     orders: list[Order] = field(default_factory=list)
+    #: ORC-1 of the order group each of ``orders`` came from (the application response's ORC-1)
+    order_controls: list[str] = field(default_factory=list)
     note: str = ""
     #: (table 0357 code, text) of values ris ignored: ERR segments of severity W in the AA.
     warnings: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, order: Order, control: str) -> None:
+        self.orders.append(order)
+        self.order_controls.append(control)
 
     @property
     def links(self) -> list[dict]:
@@ -754,15 +760,16 @@ def _order_message(message: Message, actor: Actor) -> Outcome:
         elif control in ("CA", "DC"):
             order = _find_order(group)
             reason = group.orc.get(16, 2) or group.orc.get(16) or f"HL7 {control}"
-            outcome.orders.append(
+            outcome.add(
                 services.order_cancel(
                     order=order, actor=actor, reason=reason, discontinue=control == "DC"
-                )
+                ),
+                control,
             )
         elif control == "XO":
             first = changed_obrs.get(_placer(group), 0)
             changed_obrs[_placer(group)] = first + len(group.obrs)
-            outcome.orders.append(_change_order(group, actor, first_procedure=first))
+            outcome.add(_change_order(group, actor, first_procedure=first), control)
         elif control == "SC":
             order = _find_order(group)
             status = group.orc.get(5).upper()
@@ -773,7 +780,7 @@ def _order_message(message: Message, actor: Actor) -> Outcome:
                 )
             else:
                 outcome.note = f"status {status or '(empty)'} of the placer noted, nothing changed"
-            outcome.orders.append(order)
+            outcome.add(order, control)
         else:
             raise HL7Error(
                 f"ORC-1 order control {control or '(empty)'!r} is not supported "
@@ -789,7 +796,7 @@ def _order_message(message: Message, actor: Actor) -> Outcome:
         if settings.RIS_HL7_AUTO_BOOK:
             # The site books orders without a start time itself (RIS_HL7_AUTO_BOOK).
             order = services.order_book_waiting(order=order, actor=actor)
-        outcome.orders.append(order)
+        outcome.add(order, "NW")
     return outcome
 
 

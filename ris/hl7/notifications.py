@@ -41,7 +41,7 @@ from hl7apy.core import Message as HL7ApyMessage
 
 from ris import outbound_queue
 from ris.hl7 import charsets, er7
-from ris.hl7.mllp import END, frame
+from ris.hl7.framing import END, frame
 from ris.models import HL7Destination, OutboundJob
 from worklist.models import AuditEvent, Order, OrderStatus, ScheduledProcedureStep, StepStatus
 
@@ -210,6 +210,7 @@ def snapshot(order: Order, *, previous: str = "", reason: str = "", actor: str =
             "ideographic": patient.name_ideographic,
             "birth_date": _birth_dtm(patient),
             "sex": patient.sex,
+            "other_ids": patient.other_ids or [],
         },
         "procedures": procedures,
     }
@@ -253,33 +254,46 @@ def _xpn(pn_group: str, representation: str, delims: er7.Delimiters) -> str:
     return comp.join([c[0], c[1], c[2], c[4], c[3], "", "L", representation]).rstrip(comp)
 
 
-def build_omi(job: OutboundJob, destination: HL7Destination) -> tuple[str, str]:
-    """(ER7 text, control ID) of the OMI^O23 (v2.5.1) of ``job`` for an IHE SWF.b receiver.
-
-    IHE RAD-TF-2 4.4 (RAD-4, ORC-1 NW) and 4.13 (RAD-13, ORC-1 XO / CA): one ORC, TQ1, OBR per
-    requested procedure and one IPC per step: IPC-1 accession, -2 requested procedure ID, -3
-    Study Instance UID, -4 SPS ID, -5 modality, -6 protocol code, -7 station name, -8 location,
-    -9 station AE title: the values the modality will see on the worklist. Written by hand (the
-    structure is fixed and short) with the same escaping as the status messages.
-    """
-    data = job.payload
-    delims = er7.Delimiters()
+def pid_identifiers(patient: dict, delims: er7.Delimiters) -> str:
+    """PID-3: the patient ID in ris's domain first, then the IDs of the other domains ris keeps
+    (Other Patient IDs), each ID^^^issuer^type. Records linked by A24 are other records of the
+    person, not identifiers of this one: they are left out."""
     esc = lambda value: er7.escape(str(value or ""), delims)  # noqa: E731
-    control_id = f"RIS{job.pk}"
+    comp = delims.component
+    ids = [comp.join([esc(patient["id"]), "", "", esc(patient["issuer"])]).rstrip(comp)]
+    for other in patient.get("other_ids") or []:
+        if other.get("type") == "linked" or not other.get("id"):
+            continue
+        ids.append(comp.join([esc(other["id"]), "", "", esc(other.get("issuer")),
+                              esc(other.get("type"))]).rstrip(comp))
+    return delims.repetition.join(ids)
+
+
+def order_segments(
+    data: dict,
+    delims: er7.Delimiters,
+    *,
+    filler_application: str,
+    order_control: str,
+    timing: bool,
+    ipc: bool,
+    obr_identifiers: bool = False,
+) -> list[str]:
+    """PID and, per requested procedure, ORC [TQ1] OBR [IPC...] of an order snapshot (ER7).
+
+    One writer for the OMI^O23 sent to SWF.b receivers and for the response group of the
+    application acknowledgements (``ris.hl7.responses``), so both say the same of an order:
+    ORC-2 placer, ORC-3 filler^application, ORC-5 status; TQ1-7/-8 the schedule (``timing``);
+    OBR-4 the code, OBR-24 the modality, OBR-18/-19/-20 accession, requested procedure ID and
+    SPS ID (``obr_identifiers``: where the message has no IPC); one IPC per step (``ipc``).
+    """
+    esc = lambda value: er7.escape(str(value or ""), delims)  # noqa: E731
+    comp, sep = delims.component, delims.field
 
     def segment(name: str, fields: dict[int, str]) -> str:
         last = max(fields) if fields else 0
-        return "|".join([name, *(fields.get(n, "") for n in range(1, last + 1))])
+        return sep.join([name, *(fields.get(n, "") for n in range(1, last + 1))])
 
-    msh = [
-        "MSH", delims.encoding_characters, esc(destination.sending_application),
-        esc(destination.sending_facility), esc(destination.receiving_application),
-        esc(destination.receiving_facility),
-        data.get("changed_at") or timezone.localtime().strftime("%Y%m%d%H%M%S"), "",
-        "OMI^O23^OMI_O23", control_id, "P", "2.5.1",
-    ]
-    if destination.charset:
-        msh += ["", "", "", "", "", charsets.msh18_for(destination.charset)]
     patient = data["patient"]
     names = []
     if patient.get("alphabetic"):
@@ -287,35 +301,39 @@ def build_omi(job: OutboundJob, destination: HL7Destination) -> tuple[str, str]:
     if patient.get("ideographic"):
         names.append(_xpn(patient["ideographic"], "I", delims))
     segments = [
-        "|".join(msh),
         segment("PID", {
             1: "1",
-            3: f"{esc(patient['id'])}^^^{esc(patient['issuer'])}".rstrip("^"),
-            5: "~".join(names),
+            3: pid_identifiers(patient, delims),
+            5: delims.repetition.join(names),
             7: patient.get("birth_date", ""),
             8: patient.get("sex", ""),
         }),
     ]
-    placer = f"{esc(data['placer_number'])}^{esc(data['placer_issuer'])}".rstrip("^")
-    filler = f"{esc(data['filler_number'])}^{esc(destination.sending_application)}".rstrip("^")
+    placer = f"{esc(data['placer_number'])}{comp}{esc(data['placer_issuer'])}".rstrip(comp)
+    filler = f"{esc(data['filler_number'])}{comp}{esc(filler_application)}".rstrip(comp)
     for index, procedure in enumerate(data["procedures"] or [{}], start=1):
         segments.append(segment("ORC", {
-            1: data.get("order_control", "NW"), 2: placer, 3: filler,
+            1: order_control, 2: placer, 3: filler,
             5: data["order_status"], 9: data.get("changed_at", ""),
         }))
-        if procedure.get("start"):
+        if timing and procedure.get("start"):
             segments.append(segment("TQ1", {1: "1", 7: procedure["start"],
                                             8: procedure.get("end", "")}))
-        code = f"{esc(procedure.get('code'))}^{esc(procedure.get('meaning'))}^" \
-               f"{esc(procedure.get('scheme'))}"
-        segments.append(segment("OBR", {
-            1: str(index), 2: placer, 3: filler, 4: code.rstrip("^") or "^",
-            24: esc(procedure.get("modality")),
-        }))
+        code = comp.join([esc(procedure.get("code")), esc(procedure.get("meaning")),
+                          esc(procedure.get("scheme"))])
+        obr = {1: str(index), 2: placer, 3: filler, 4: code.rstrip(comp) or comp,
+               24: esc(procedure.get("modality"))}
+        if obr_identifiers:
+            obr[18] = esc(data["accession_number"])
+            obr[19] = esc(procedure.get("requested_procedure_id"))
+            obr[20] = esc((procedure.get("sps_ids") or [""])[0])
+        segments.append(segment("OBR", obr))
+        if not ipc:
+            continue
         steps = procedure.get("steps") or [{"sps_id": s} for s in procedure.get("sps_ids", [])]
         for step in steps:
-            protocols = "~".join(
-                f"{esc(c.get('value'))}^{esc(c.get('meaning'))}^{esc(c.get('scheme'))}"
+            protocols = delims.repetition.join(
+                comp.join([esc(c.get("value")), esc(c.get("meaning")), esc(c.get("scheme"))])
                 for c in step.get("protocol_codes", [])
             )
             segments.append(segment("IPC", {
@@ -329,6 +347,35 @@ def build_omi(job: OutboundJob, destination: HL7Destination) -> tuple[str, str]:
                 8: esc(step.get("location")),
                 9: esc(step.get("station_ae")),
             }))
+    return segments
+
+
+def build_omi(job: OutboundJob, destination: HL7Destination) -> tuple[str, str]:
+    """(ER7 text, control ID) of the OMI^O23 (v2.5.1) of ``job`` for an IHE SWF.b receiver.
+
+    IHE RAD-TF-2 4.4 (RAD-4, ORC-1 NW) and 4.13 (RAD-13, ORC-1 XO / CA): one ORC, TQ1, OBR per
+    requested procedure and one IPC per step: IPC-1 accession, -2 requested procedure ID, -3
+    Study Instance UID, -4 SPS ID, -5 modality, -6 protocol code, -7 station name, -8 location,
+    -9 station AE title: the values the modality will see on the worklist. Written by hand (the
+    structure is fixed and short) with the same escaping as the status messages.
+    """
+    data = job.payload
+    delims = er7.Delimiters()
+    esc = lambda value: er7.escape(str(value or ""), delims)  # noqa: E731
+    control_id = f"RIS{job.pk}"
+    msh = [
+        "MSH", delims.encoding_characters, esc(destination.sending_application),
+        esc(destination.sending_facility), esc(destination.receiving_application),
+        esc(destination.receiving_facility),
+        data.get("changed_at") or timezone.localtime().strftime("%Y%m%d%H%M%S"), "",
+        "OMI^O23^OMI_O23", control_id, "P", "2.5.1",
+    ]
+    if destination.charset:
+        msh += ["", "", "", "", "", charsets.msh18_for(destination.charset)]
+    segments = ["|".join(msh), *order_segments(
+        data, delims, filler_application=destination.sending_application,
+        order_control=data.get("order_control", "NW"), timing=True, ipc=True,
+    )]
     return "\r".join(segments) + "\r", control_id
 
 
@@ -357,7 +404,8 @@ def build_message(job: OutboundJob, destination: HL7Destination) -> tuple[str, s
     pid_parent = message if v25 else message.add_group("ORM_O01_PATIENT")
     pid = pid_parent.pid
     patient = data["patient"]
-    pid.pid_3 = f"{esc(patient['id'])}^^^{esc(patient['issuer'])}".rstrip("^")
+    for identifier in pid_identifiers(patient, delims).split(delims.repetition):
+        pid.add_field("PID_3").value = identifier  # one repetition each, as PID-5 below
     names = []
     if patient.get("alphabetic"):
         names.append(_xpn(patient["alphabetic"], "A", delims))
