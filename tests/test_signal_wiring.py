@@ -41,7 +41,6 @@ def test_events_nobody_listens_to_yet_have_no_receiver():
     for signal in (
         worklist_signals.step_status_changed,
         worklist_signals.patient_updated,
-        worklist_signals.order_updated,
         mpps_signals.pps_linked,
     ):
         assert _receivers(signal) == set()
@@ -54,6 +53,12 @@ def test_catalogue_edits_clear_the_hl7_listeners_procedure_cache():
     assert "ris.hl7.mapping.forget_catalogue" in _receivers(
         m2m_changed, ProcedureType.stations.through
     )
+
+
+def test_order_corrections_queue_the_swf_b_procedure_update():
+    assert _receivers(worklist_signals.order_updated) == {
+        "ris.hl7.notifications.on_order_updated"
+    }
 
 
 def test_new_orders_queue_the_swf_b_order_message():

@@ -54,6 +54,16 @@ def on_order_created(sender, order: Order, actor, **kwargs):
     _queue_swf_b(order.pk, lambda: swf_b_payload(order, "NW"))
 
 
+def on_order_updated(sender, order: Order, actor, **kwargs):
+    """IHE SWF.b RAD-13 procedure update: the request details (priority, reason, physicians),
+    an exam (a new OBR-4) or a step's location, protocol or station changed. Only SWF.b
+    receivers hear it: the status messages to the HIS carry status and schedule (RAD-3)."""
+    order_id = order.pk
+    _queue_swf_b(order_id, lambda: swf_b_payload(
+        Order.objects.select_related("patient").get(pk=order_id), "XO"
+    ))
+
+
 def swf_b_payload(order: Order, order_control: str, *, reason: str = "") -> dict:
     """The snapshot of an OMI^O23 to an SWF.b receiver: ORC-1 NW (RAD-4), XO or CA (RAD-13)."""
     return {**snapshot(order, reason=reason), "order_control": order_control}
@@ -77,11 +87,11 @@ def on_step_rescheduled(sender, step: ScheduledProcedureStep, actor, **kwargs):
     """A step was booked or moved: tell the HIS its new time, with the order status unchanged."""
     order_id = step.requested_procedure.order_id
 
-    def swf_b_payload() -> dict:
+    def procedure_update() -> dict:
         order = Order.objects.select_related("patient").get(pk=order_id)
         return swf_b_payload(order, "XO")
 
-    _queue_swf_b(order_id, swf_b_payload)  # RAD-13 procedure update
+    _queue_swf_b(order_id, procedure_update)  # RAD-13 procedure update
     if _caused_by_the_his(actor):
         return
 
