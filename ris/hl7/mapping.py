@@ -375,7 +375,12 @@ def _merged_other_ids(patient: Patient, message_ids: list[dict]) -> list[dict]:
     """Other Patient IDs after a PID: per domain (issuer), the message's ID replaces the one ris
     had; domains the message does not name, and linked records, are kept."""
     own = (patient.patient_id, patient.issuer)
-    sent = [i for i in message_ids if (i["id"], i["issuer"]) != own]
+    sent, seen = [], {own}
+    for identifier in message_ids:
+        key = (identifier["id"], identifier["issuer"])
+        if key not in seen:
+            seen.add(key)
+            sent.append(identifier)
     domains = {i["issuer"] for i in message_ids}
     kept = [
         i for i in patient.other_ids or []
