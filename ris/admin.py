@@ -18,7 +18,8 @@ class HL7SenderAdmin(AuditedConfigurationAdmin):
 @admin.register(HL7Destination)
 class HL7DestinationAdmin(AuditedConfigurationAdmin):
     list_display = (
-        "name", "host", "port", "version", "charset", "send_order_status", "swf_b_omi", "active"
+        "name", "host", "port", "version", "charset", "send_order_status", "swf_b_omi",
+        "send_patient_updates", "active"
     )
 
 

@@ -21,12 +21,16 @@ class RisConfig(AppConfig):
             on_order_created,
             on_order_status_changed,
             on_order_updated,
+            on_patient_identity_changed,
+            on_patient_updated,
             on_step_rescheduled,
         )
         from worklist.signals import (
             order_created,
             order_status_changed,
             order_updated,
+            patient_identity_changed,
+            patient_updated,
             step_rescheduled,
         )
 
@@ -38,6 +42,11 @@ class RisConfig(AppConfig):
         order_created.connect(on_order_created, dispatch_uid="ris.hl7.order_created")
         # ... and OMI^O23 XO when the request, an exam or a step's details change (RAD-13).
         order_updated.connect(on_order_updated, dispatch_uid="ris.hl7.order_updated")
+        # Archives that keep patients get every patient change as ADT (A08, A40, A47, A24, A37).
+        patient_updated.connect(on_patient_updated, dispatch_uid="ris.hl7.patient_updated")
+        patient_identity_changed.connect(
+            on_patient_identity_changed, dispatch_uid="ris.hl7.patient_identity"
+        )
 
         from ris.hl7.notifications import forget_swf_b
         from ris.models import HL7Destination

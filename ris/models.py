@@ -153,6 +153,16 @@ class HL7Destination(models.Model):
         help_text="IHE Scheduled Workflow.b: send OMI^O23 (v2.5.1, with IPC) for new, changed and "
         "cancelled orders instead of order status messages",
     )
+    #: An archive or PACS that keeps its own copy of the patient (dcm4chee-arc and most
+    #: archives take ADT): every identity change ris applies reaches it as ADT (A08 update,
+    #: A40 merge, A47 identifier change, A24 link, A37 unlink), whoever caused it.
+    send_patient_updates = models.BooleanField(
+        "ADT patient updates",
+        default=False,
+        help_text="Forward every patient change as ADT: A08 demographics, A40 merge, A47 "
+        "identifier change, A24 / A37 link and unlink (for archives and PACS that store "
+        "patients)",
+    )
     active = models.BooleanField(default=True)
 
     class Meta:

@@ -364,7 +364,10 @@ RIS_HL7_PATIENT_ID_TYPES = env_list("RIS_HL7_PATIENT_ID_TYPES", ["PI", "MR"])
 #: Issuer of Patient ID stored when PID-3's CX.4 is empty.
 RIS_HL7_DEFAULT_ISSUER = env_str("RIS_HL7_DEFAULT_ISSUER", "")
 #: Senders of outbound jobs by kind: {"kind": "module:function"} (see ris.outbound_queue).
-RIS_OUTBOUND_SENDERS = {"hl7.order_status": "ris.hl7.notifications:send_order_status"}
+RIS_OUTBOUND_SENDERS = {
+    "hl7.order_status": "ris.hl7.notifications:send_order_status",
+    "hl7.patient": "ris.hl7.notifications:send_order_status",  # the same delivery, ADT built
+}
 # The PACS forwarder's job kinds (mpps.forwarding.sender).
 RIS_OUTBOUND_SENDERS.update(
     {

@@ -40,7 +40,6 @@ def test_events_nobody_listens_to_yet_have_no_receiver():
     # them is a deliberate change, and this list changes with it.
     for signal in (
         worklist_signals.step_status_changed,
-        worklist_signals.patient_updated,
         mpps_signals.pps_linked,
     ):
         assert _receivers(signal) == set()
@@ -58,6 +57,15 @@ def test_catalogue_edits_clear_the_hl7_listeners_procedure_cache():
 def test_order_corrections_queue_the_swf_b_procedure_update():
     assert _receivers(worklist_signals.order_updated) == {
         "ris.hl7.notifications.on_order_updated"
+    }
+
+
+def test_patient_changes_queue_the_adt_to_archives_that_keep_patients():
+    assert _receivers(worklist_signals.patient_updated) == {
+        "ris.hl7.notifications.on_patient_updated"
+    }
+    assert _receivers(worklist_signals.patient_identity_changed) == {
+        "ris.hl7.notifications.on_patient_identity_changed"
     }
 
 

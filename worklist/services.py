@@ -1107,7 +1107,10 @@ def patient_merge(*, source: Patient, target: Patient, actor: Actor) -> Patient:
         after=audit.snapshot(source),
         detail=f"merged into {target.patient_id} ({target.issuer}); orders {moved_orders}",
     )
-    signals.patient_updated.send(Patient, patient=target, actor=actor)
+    signals.patient_identity_changed.send(
+        Patient, patient=target, change="merge",
+        prior={"id": source.patient_id, "issuer": source.issuer}, other=None, actor=actor,
+    )
     return target
 
 
@@ -1136,13 +1139,16 @@ def patient_change_identifier(
         )
     before = audit.snapshot(patient)
     old = f"{patient.patient_id} ({patient.issuer})"
+    prior = {"id": patient.patient_id, "issuer": patient.issuer}
     patient.patient_id, patient.issuer = patient_id, issuer
     patient.save(update_fields=["patient_id", "issuer", "updated_at"])
     audit.record(
         actor, "patient.identifier_change", patient, before=before, after=audit.snapshot(patient),
         detail=f"was {old}",
     )
-    signals.patient_updated.send(Patient, patient=patient, actor=actor)
+    signals.patient_identity_changed.send(
+        Patient, patient=patient, change="identifier", prior=prior, other=None, actor=actor
+    )
     return patient
 
 
@@ -1173,7 +1179,10 @@ def patient_change_other_identifier(
         actor, "patient.identifier_change", patient, before=before, after=audit.snapshot(patient),
         detail=f"{issuer or 'no issuer'}: was {old_id}",
     )
-    signals.patient_updated.send(Patient, patient=patient, actor=actor)
+    signals.patient_identity_changed.send(
+        Patient, patient=patient, change="identifier", prior={"id": old_id, "issuer": issuer},
+        other=None, actor=actor,
+    )
     return patient
 
 
@@ -1190,7 +1199,16 @@ def patient_link(*, patient: Patient, other: Patient, linked: bool, actor: Actor
             i for i in one.other_ids
             if (i.get("id"), i.get("issuer", "")) != (two.patient_id, two.issuer)
         ]
-        patient_update(patient=one, actor=actor, other_ids=[*kept, entry] if linked else kept)
+        before = audit.snapshot(one)
+        one.other_ids = [*kept, entry] if linked else kept
+        after = audit.snapshot(one)
+        if after != before:
+            one.save(update_fields=["other_ids", "updated_at"])
+            audit.record(actor, "patient.update", one, before=before, after=after)
+    signals.patient_identity_changed.send(
+        Patient, patient=patient, change="link" if linked else "unlink", prior=None, other=other,
+        actor=actor,
+    )
 
 
 # --- worklist files (ris import-worklist) -----------------------------------------------------

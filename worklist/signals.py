@@ -16,6 +16,11 @@ step_status_changed = Signal()
 step_rescheduled = Signal()
 #: sender=Patient, kwargs: patient, actor: demographics changed (worklist items must follow)
 patient_updated = Signal()
+#: sender=Patient, kwargs: patient, change, prior, other, actor: who the patient is changed.
+#: change "merge" (``prior`` {"id", "issuer"} merged into ``patient``), "identifier" (``patient``
+#: was known as ``prior``), "link" / "unlink" (``other``: the Patient linked or unlinked).
+#: Archives that keep their own copy of the patient are told (ris.hl7.notifications, ADT).
+patient_identity_changed = Signal()
 #: sender=Order, kwargs: order, actor: request details (priority, physicians...) corrected
 order_updated = Signal()
 #: sender=Order, kwargs: order, actor: a new order with its procedures and steps (IHE SWF.b

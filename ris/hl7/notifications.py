@@ -46,6 +46,49 @@ from ris.models import HL7Destination, OutboundJob
 from worklist.models import AuditEvent, Order, OrderStatus, ScheduledProcedureStep, StepStatus
 
 KIND = "hl7.order_status"
+#: Patient updates (ADT) to archives that keep their own copy of the patient
+PATIENT_KIND = "hl7.patient"
+#: ADT event and message structure of each patient change (HL7 v2.5.1 chapter 3)
+ADT_EVENTS = {
+    "update": ("A08", "ADT_A01"),
+    "merge": ("A40", "ADT_A39"),
+    "identifier": ("A47", "ADT_A30"),
+    "link": ("A24", "ADT_A24"),
+    "unlink": ("A37", "ADT_A37"),
+}
+
+
+def on_patient_updated(sender, patient, actor, **kwargs):
+    """Demographics changed: ADT^A08 to the destinations that keep patients."""
+    _queue_patient(patient, "update")
+
+
+def on_patient_identity_changed(sender, patient, change: str, actor, prior=None, other=None,
+                                **kwargs):
+    """A merge, an identifier change, a link or an unlink: ADT^A40 / A47 / A24 / A37 to the
+    destinations that keep patients, also when the HIS caused it (they did not hear it)."""
+    _queue_patient(patient, change, prior=prior, other=other)
+
+
+def _queue_patient(patient, change: str, *, prior=None, other=None) -> None:
+    destinations = list(
+        HL7Destination.objects.filter(active=True, send_patient_updates=True)
+        .values_list("name", flat=True)
+    )
+    if not destinations:
+        return
+    data = {
+        "change": change,
+        "patient": _patient(patient),
+        "prior": prior or {},
+        "other": _patient(other) if other is not None else None,
+        "changed_at": timezone.localtime().strftime("%Y%m%d%H%M%S"),
+    }
+    for name in destinations:
+        outbound_queue.enqueue(
+            kind=PATIENT_KIND, destination=name, payload=data,
+            ordering_key=outbound_queue.ordering_key(name, "patient", patient.pk),
+        )
 
 
 def on_order_created(sender, order: Order, actor, **kwargs):
@@ -213,16 +256,20 @@ def snapshot(order: Order, *, previous: str = "", reason: str = "", actor: str =
         "filler_number": order.filler_order_number or order.accession_number,
         "accession_number": order.accession_number,
         "changed_at": timezone.localtime().strftime("%Y%m%d%H%M%S"),
-        "patient": {
-            "id": patient.patient_id,
-            "issuer": patient.issuer,
-            "alphabetic": patient.name_alphabetic,
-            "ideographic": patient.name_ideographic,
-            "birth_date": _birth_dtm(patient),
-            "sex": patient.sex,
-            "other_ids": patient.other_ids or [],
-        },
+        "patient": _patient(patient),
         "procedures": procedures,
+    }
+
+
+def _patient(patient) -> dict:
+    return {
+        "id": patient.patient_id,
+        "issuer": patient.issuer,
+        "alphabetic": patient.name_alphabetic,
+        "ideographic": patient.name_ideographic,
+        "birth_date": _birth_dtm(patient),
+        "sex": patient.sex,
+        "other_ids": patient.other_ids or [],
     }
 
 
@@ -389,8 +436,56 @@ def build_omi(job: OutboundJob, destination: HL7Destination) -> tuple[str, str]:
     return "\r".join(segments) + "\r", control_id
 
 
+def build_adt(job: OutboundJob, destination: HL7Destination) -> tuple[str, str]:
+    """(ER7 text, control ID) of the ADT of a patient change, in the destination's version.
+
+    MSH, EVN, PID (every identifier ris keeps, name, birth date, sex) and: PV1 ``N`` (no
+    visit: A08's structure needs one), MRG-1 the prior ID (A40, A47), the second patient's PID
+    (A24, A37).
+    """
+    data = job.payload
+    delims = er7.Delimiters()
+    esc = lambda value: er7.escape(str(value or ""), delims)  # noqa: E731
+    event, structure = ADT_EVENTS[data["change"]]
+    version = destination.version
+    control_id = f"RIS{job.pk}"
+    changed_at = data.get("changed_at") or timezone.localtime().strftime("%Y%m%d%H%M%S")
+    msh = [
+        "MSH", delims.encoding_characters, esc(destination.sending_application),
+        esc(destination.sending_facility), esc(destination.receiving_application),
+        esc(destination.receiving_facility), changed_at, "",
+        f"ADT^{event}^{structure}" if version >= "2.4" else f"ADT^{event}",
+        control_id, "P", version,
+    ]
+    if destination.charset:
+        msh += ["", "", "", "", "", charsets.msh18_for(destination.charset)]
+
+    def pid(patient: dict, set_id: int) -> str:
+        names = []
+        if patient.get("alphabetic"):
+            names.append(_xpn(patient["alphabetic"], "A", delims))
+        if patient.get("ideographic"):
+            names.append(_xpn(patient["ideographic"], "I", delims))
+        fields = ["PID", str(set_id), "", pid_identifiers(patient, delims), "",
+                  delims.repetition.join(names), "", patient.get("birth_date", ""),
+                  patient.get("sex", "")]
+        return "|".join(fields).rstrip("|")
+
+    segments = ["|".join(msh), f"EVN|{event}|{changed_at}", pid(data["patient"], 1)]
+    if data["change"] == "update":
+        segments.append("PV1|1|N")
+    elif data["change"] in ("merge", "identifier"):
+        prior = data.get("prior") or {}
+        segments.append(f"MRG|{esc(prior.get('id'))}^^^{esc(prior.get('issuer'))}".rstrip("^"))
+    elif data.get("other"):
+        segments.append(pid(data["other"], 2))
+    return "\r".join(segments) + "\r", control_id
+
+
 def build_message(job: OutboundJob, destination: HL7Destination) -> tuple[str, str]:
     """(ER7 text, control ID) of the status message of ``job`` for ``destination``."""
+    if job.kind == PATIENT_KIND:
+        return build_adt(job, destination)
     if destination.swf_b_omi:
         return build_omi(job, destination)
     data = job.payload
@@ -488,7 +583,8 @@ def read_ack(reply: bytes, codec: str) -> tuple[str, str, str]:
 
 
 def send_order_status(job: OutboundJob) -> str:
-    """The ``hl7.order_status`` sender: deliver, wait for the ACK, judge it."""
+    """The sender of ``hl7.order_status`` and ``hl7.patient`` jobs: deliver, wait for the
+    ACK, judge it."""
     try:
         destination = HL7Destination.objects.get(name=job.destination)
     except HL7Destination.DoesNotExist:
