@@ -5,7 +5,8 @@ commit. Enhanced mode (either valued, 2.9.3): an accept acknowledgement (ACK wit
 CR) and an application acknowledgement (the message's response type, MSA-1 AA, AE or AR), each
 only when the sender's condition (HL7 table 0155: AL always, NE never, ER on error, SU on
 success) asks for it; both, when sent, follow the commit and travel on the same connection, the
-accept acknowledgement first (``join_replies``).
+accept acknowledgement first (``join_replies``). A request for accept acknowledgements alone
+is answered as original mode (``accept_only``).
 
 Built by hand rather than with hl7apy: an ACK is written for every message on the hot path, and
 hl7apy takes ~2.6 ms to build and serialise one (docs/BENCHMARKS.md, "HL7 inbound"). The header is
@@ -90,6 +91,19 @@ def conditions(msh: dict[str, str]) -> tuple[str, str] | None:
     if not accept and not application:
         return None
     return accept or NEVER, application or NEVER
+
+
+def accept_only(conditions: tuple[str, str]) -> bool:
+    """MSH-15 asks for accept acknowledgements, MSH-16 for no application acknowledgement.
+
+    Answered as original mode (one ACK: AA, AE or AR, after the commit), not with a bare CA:
+    MSH-15 AL / MSH-16 NE is what many feeds send by habit while they wait for an original
+    ACK, and a CA would hide every refusal from them (the message kept as ERROR, the HIS never
+    told). An enhanced-mode sender reads the AA as accepted too: it, like any ACK of ris,
+    follows the commit.
+    """
+    accept, application = conditions
+    return application == NEVER and accept != NEVER
 
 
 def wanted(condition: str, *, success: bool) -> bool:

@@ -162,7 +162,8 @@ def replies(
     """Everything ris answers to one message (``ack.join_replies``; empty: nothing), by mode.
 
     Original mode: one acknowledgement, after the commit; for orders the application response
-    with its content (``ris.hl7.responses``) when the HL7Sender asks for it. Enhanced mode
+    with its content (``ris.hl7.responses``) when the HL7Sender asks for it. So is a request
+    for an accept acknowledgement alone (``ack.accept_only``: MSH-15 AL, MSH-16 NE). Enhanced mode
     (MSH-15/16, HL7 v2.5.1 2.9.3): for a committed message an accept acknowledgement CA when
     MSH-15 asks for one, then the application acknowledgement (AA, AE: for orders with the
     response group) when MSH-16 asks for it. A message not committed (refused as AR, or the
@@ -187,7 +188,7 @@ def replies(
         return build_ack(header, code, text, error_code, warnings=warnings, response=response)
 
     conditions = acks.conditions(header) if header else None
-    if conditions is None:
+    if conditions is None or acks.accept_only(conditions):
         return application(content=is_order and _wants_content(header))
     accept, application_condition = conditions
     sent = []

@@ -231,3 +231,19 @@ def test_a_cancel_with_an_application_ack_answers_cr(hl7_service, catalogue):
     assert msa(reply) == ("AA", "ENH-12")
     assert field(reply, "ORC", 1) == "CR"
     assert field(reply, "ORC", 5) == "CA"
+
+
+def test_accept_ack_only_is_answered_as_original_mode_so_refusals_stay_visible(
+    hl7_service, catalogue
+):
+    """MSH-15 AL / MSH-16 NE, as many feeds send by habit: one ACK, AE with ERR for a refusal,
+    never a CA that would hide it."""
+    [good] = exchange(hl7_service.mllp_port, enhanced(orm("HAB-1", "PL-HAB1"), "AL", "NE"), 1)
+    [bad] = exchange(
+        hl7_service.mllp_port, enhanced(orm("HAB-2", "PL-HAB2", code="NOSUCH"), "AL", "NE"), 1
+    )
+
+    assert (message_type(good), msa(good)) == ("ACK^O01", ("AA", "HAB-1"))
+    assert msa(bad) == ("AE", "HAB-2")
+    assert "103" in str(bad.segment("ERR"))
+    assert Order.objects.count() == 1
