@@ -70,6 +70,17 @@ def on_patient_identity_changed(sender, patient, change: str, actor, prior=None,
     _queue_patient(patient, change, prior=prior, other=other)
 
 
+def patient_payload(patient, change: str, *, prior=None, other=None) -> dict:
+    """The snapshot an ADT of a patient change carries (``build_adt``)."""
+    return {
+        "change": change,
+        "patient": _patient(patient),
+        "prior": prior or {},
+        "other": _patient(other) if other is not None else None,
+        "changed_at": timezone.localtime().strftime("%Y%m%d%H%M%S"),
+    }
+
+
 def _queue_patient(patient, change: str, *, prior=None, other=None) -> None:
     destinations = list(
         HL7Destination.objects.filter(active=True, send_patient_updates=True)
@@ -77,13 +88,7 @@ def _queue_patient(patient, change: str, *, prior=None, other=None) -> None:
     )
     if not destinations:
         return
-    data = {
-        "change": change,
-        "patient": _patient(patient),
-        "prior": prior or {},
-        "other": _patient(other) if other is not None else None,
-        "changed_at": timezone.localtime().strftime("%Y%m%d%H%M%S"),
-    }
+    data = patient_payload(patient, change, prior=prior, other=other)
     for name in destinations:
         outbound_queue.enqueue(
             kind=PATIENT_KIND, destination=name, payload=data,
