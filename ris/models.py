@@ -38,10 +38,13 @@ class HL7Sender(models.Model):
     #: Original mode only: in enhanced mode MSH-16 says whether an application acknowledgement
     #: is wanted, and it always carries the response group.
     application_response = models.BooleanField(
+        _("application response"),
         default=False,
-        help_text="Answer orders with ORR^O02 / ORG^O20 / ORI^O24 carrying the filler order "
-        "number, accession number and identifiers ris assigned, instead of a bare ACK "
-        "(original acknowledgement mode; in enhanced mode MSH-16 decides)",
+        help_text=_(
+            "Answer orders with ORR^O02 / ORG^O20 / ORI^O24 carrying the filler order number, "
+            "accession number and identifiers ris assigned, instead of a bare ACK (original "
+            "acknowledgement mode; in enhanced mode MSH-16 decides)"
+        ),
     )
     description = models.CharField(max_length=200, blank=True)
 
@@ -157,11 +160,12 @@ class HL7Destination(models.Model):
     #: archives take ADT): every identity change ris applies reaches it as ADT (A08 update,
     #: A40 merge, A47 identifier change, A24 link, A37 unlink), whoever caused it.
     send_patient_updates = models.BooleanField(
-        "ADT patient updates",
+        _("ADT patient updates"),
         default=False,
-        help_text="Forward every patient change as ADT: A08 demographics, A40 merge, A47 "
-        "identifier change, A24 / A37 link and unlink (for archives and PACS that store "
-        "patients)",
+        help_text=_(
+            "Forward every patient change as ADT: A08 demographics, A40 merge, A47 identifier "
+            "change, A24 / A37 link and unlink (for archives and PACS that store patients)"
+        ),
     )
     active = models.BooleanField(default=True)
 
