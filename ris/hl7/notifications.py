@@ -340,6 +340,7 @@ def order_segments(
     timing: bool,
     ipc: bool,
     obr_identifiers: bool = False,
+    quantity_timing: bool = False,
 ) -> list[str]:
     """PID and, per requested procedure, ORC [TQ1] OBR [IPC...] of an order snapshot (ER7).
 
@@ -347,7 +348,8 @@ def order_segments(
     application acknowledgements (``ris.hl7.responses``), so both say the same of an order:
     ORC-2 placer, ORC-3 filler^application, ORC-5 status; TQ1-7/-8 the schedule (``timing``);
     OBR-4 the code, OBR-24 the modality, OBR-18/-19/-20 accession, requested procedure ID and
-    SPS ID (``obr_identifiers``: where the message has no IPC); one IPC per step (``ipc``).
+    SPS ID (``obr_identifiers``: where the message has no IPC); one IPC per step (``ipc``);
+    ORC-7.4/.5 and OBR-27.4/.5 the schedule (``quantity_timing``: v2.3.x, which has no TQ1).
     """
     esc = lambda value: er7.escape(str(value or ""), delims)  # noqa: E731
     comp, sep = delims.component, delims.field
@@ -374,10 +376,15 @@ def order_segments(
     placer = f"{esc(data['placer_number'])}{comp}{esc(data['placer_issuer'])}".rstrip(comp)
     filler = f"{esc(data['filler_number'])}{comp}{esc(filler_application)}".rstrip(comp)
     for index, procedure in enumerate(data["procedures"] or [{}], start=1):
-        segments.append(segment("ORC", {
-            1: order_control, 2: placer, 3: filler,
-            5: data["order_status"], 9: data.get("changed_at", ""),
-        }))
+        legacy_timing = ""
+        if quantity_timing and procedure.get("start"):
+            legacy_timing = f"{comp * 3}{procedure['start']}{comp}{procedure.get('end', '')}"
+            legacy_timing = legacy_timing.rstrip(comp)
+        orc = {1: order_control, 2: placer, 3: filler, 5: data["order_status"],
+               9: data.get("changed_at", "")}
+        if legacy_timing:
+            orc[7] = legacy_timing
+        segments.append(segment("ORC", orc))
         if timing and procedure.get("start"):
             segments.append(segment("TQ1", {1: "1", 7: procedure["start"],
                                             8: procedure.get("end", "")}))
@@ -389,6 +396,8 @@ def order_segments(
             obr[18] = esc(data["accession_number"])
             obr[19] = esc(procedure.get("requested_procedure_id"))
             obr[20] = esc((procedure.get("sps_ids") or [""])[0])
+        if legacy_timing:
+            obr[27] = legacy_timing
         segments.append(segment("OBR", obr))
         if not ipc:
             continue

@@ -7,7 +7,7 @@ rather than wait for the first status message:
 
 | order message | response | response group (per requested procedure) |
 |---|---|---|
-| ORM^O01 (v2.3.x, 2.4) | ORR^O02 (v2.3.1 4.2) | PID, ORC, OBR |
+| ORM^O01 (v2.3.x, 2.4) | ORR^O02 (v2.3.1 4.2) | PID, ORC, OBR (schedule in ORC-7, OBR-27) |
 | OMG^O19 (v2.5.x) | ORG^O20 (v2.5.1 4.4.2) | PID, ORC, TQ1, OBR |
 | OMI^O23 | ORI^O24 (v2.5.1 4.4.11) | PID, ORC, TQ1, OBR, IPC per step |
 
@@ -59,6 +59,7 @@ def accepted(header: dict[str, str], orders: list[tuple[Order, str]]) -> list[st
             data, delims, filler_application=filler_application,
             order_control=ACCEPTED.get(control, "OK"),
             timing=kind in ("OMG", "OMI"), ipc=kind == "OMI", obr_identifiers=kind != "OMI",
+            quantity_timing=kind == "ORM",
         )
         # One PID per response: the first order's (one message is about one patient).
         segments.extend(group if not segments else group[1:])

@@ -10,8 +10,9 @@ identifiers ris draws from counters). So an example that drifts from the code fa
 Markers, each on the line before a ```` ```hl7 ```` block:
 ``<!-- example in NAME ACK -->``, ``<!-- example ack NAME -->``,
 ``<!-- example status PLACER-NUMBER VERSION -->`` (VERSION ``swf-b``: the OMI^O23 of an IHE SWF.b
-receiver), ``<!-- example patient PATIENT-ID CHANGE -->`` (the ADT an archive with patient updates
-gets for that patient's CHANGE, ``ris.hl7.notifications.ADT_EVENTS``, v2.5.1).
+receiver), ``<!-- example patient PATIENT-ID CHANGE -->`` (the ADT an archive with patient
+updates gets for that patient's CHANGE, ``ris.hl7.notifications.ADT_EVENTS``, v2.5.1;
+``identifier=ID^ISSUER`` names the ID before an identifier change).
 """
 
 from __future__ import annotations
@@ -108,7 +109,12 @@ def test_every_example_is_what_ris_takes_and_sends(hl7_service, catalogue):
             actual = acks[name].decode()
         elif kind == "patient":
             patient = Patient.objects.get(patient_id=name)
-            job = OutboundJob(pk=1, kind="hl7.patient", payload=patient_payload(patient, extra))
+            change, _, prior = extra.partition("=")  # identifier=OLD-ID^ISSUER: the ID before
+            prior_id, _, prior_issuer = prior.partition("^")
+            payload = patient_payload(
+                patient, change, prior={"id": prior_id, "issuer": prior_issuer} if prior else None
+            )
+            job = OutboundJob(pk=1, kind="hl7.patient", payload=payload)
             actual, _ = build_message(job, destination("swf-b"))  # ARCHIVE, v2.5.1
         else:
             order = Order.objects.get(placer_order_number=name)
