@@ -23,6 +23,7 @@ class RisConfig(AppConfig):
             on_order_updated,
             on_patient_identity_changed,
             on_patient_updated,
+            on_patients_linked,
             on_step_rescheduled,
         )
         from worklist.signals import (
@@ -31,6 +32,7 @@ class RisConfig(AppConfig):
             order_updated,
             patient_identity_changed,
             patient_updated,
+            patients_linked,
             step_rescheduled,
         )
 
@@ -47,6 +49,7 @@ class RisConfig(AppConfig):
         patient_identity_changed.connect(
             on_patient_identity_changed, dispatch_uid="ris.hl7.patient_identity"
         )
+        patients_linked.connect(on_patients_linked, dispatch_uid="ris.hl7.patients_linked")
 
         from ris.hl7.notifications import forget_swf_b
         from ris.models import HL7Destination

@@ -390,6 +390,9 @@ RIS_OUTBOUND_ALERT_AFTER_SECONDS = env_int("RIS_OUTBOUND_ALERT_AFTER_SECONDS", 6
 RIS_FORWARD_SPOOL_DIR = Path(env_str("RIS_FORWARD_SPOOL_DIR", str(DATA_DIR / "spool"))).resolve()
 #: Hours a committed (or stored, without commitment) instance stays in the spool; 0: delete at once.
 RIS_FORWARD_SPOOL_RETENTION_HOURS = env_int("RIS_FORWARD_SPOOL_RETENTION_HOURS", 0)
+#: Unmatched instances stay in the spool at least this long after delivery, so that staff can
+#: still link their study to its order (corrected from the spool file and forwarded again).
+RIS_FORWARD_UNMATCHED_RETENTION_HOURS = env_int("RIS_FORWARD_UNMATCHED_RETENTION_HOURS", 72)
 #: A storage commitment without a report after this long is asked again.
 RIS_FORWARD_COMMIT_TIMEOUT_SECONDS = env_int("RIS_FORWARD_COMMIT_TIMEOUT_SECONDS", 900)
 #: Instances sent per association (and per storage commitment request).

@@ -1108,8 +1108,8 @@ def patient_merge(*, source: Patient, target: Patient, actor: Actor) -> Patient:
         detail=f"merged into {target.patient_id} ({target.issuer}); orders {moved_orders}",
     )
     signals.patient_identity_changed.send(
-        Patient, patient=target, change="merge",
-        prior={"id": source.patient_id, "issuer": source.issuer}, other=None, actor=actor,
+        Patient, patient=target, actor=actor, reason="merge",
+        prior={"id": source.patient_id, "issuer": source.issuer},
     )
     return target
 
@@ -1147,7 +1147,7 @@ def patient_change_identifier(
         detail=f"was {old}",
     )
     signals.patient_identity_changed.send(
-        Patient, patient=patient, change="identifier", prior=prior, other=None, actor=actor
+        Patient, patient=patient, actor=actor, reason="identifier change", prior=prior
     )
     return patient
 
@@ -1180,8 +1180,8 @@ def patient_change_other_identifier(
         detail=f"{issuer or 'no issuer'}: was {old_id}",
     )
     signals.patient_identity_changed.send(
-        Patient, patient=patient, change="identifier", prior={"id": old_id, "issuer": issuer},
-        other=None, actor=actor,
+        Patient, patient=patient, actor=actor, reason="identifier change",
+        prior={"id": old_id, "issuer": issuer},
     )
     return patient
 
@@ -1205,9 +1205,8 @@ def patient_link(*, patient: Patient, other: Patient, linked: bool, actor: Actor
         if after != before:
             one.save(update_fields=["other_ids", "updated_at"])
             audit.record(actor, "patient.update", one, before=before, after=after)
-    signals.patient_identity_changed.send(
-        Patient, patient=patient, change="link" if linked else "unlink", prior=None, other=other,
-        actor=actor,
+    signals.patients_linked.send(
+        Patient, patient=patient, other=other, linked=linked, actor=actor
     )
 
 

@@ -63,11 +63,15 @@ def on_patient_updated(sender, patient, actor, **kwargs):
     _queue_patient(patient, "update")
 
 
-def on_patient_identity_changed(sender, patient, change: str, actor, prior=None, other=None,
-                                **kwargs):
-    """A merge, an identifier change, a link or an unlink: ADT^A40 / A47 / A24 / A37 to the
-    destinations that keep patients, also when the HIS caused it (they did not hear it)."""
-    _queue_patient(patient, change, prior=prior, other=other)
+def on_patient_identity_changed(sender, patient, actor, reason: str, prior=None, **kwargs):
+    """A merge or an identifier change: ADT^A40 / A47 to the destinations that keep patients,
+    also when the HIS caused it (they did not hear it)."""
+    _queue_patient(patient, "merge" if reason == "merge" else "identifier", prior=prior)
+
+
+def on_patients_linked(sender, patient, other, linked: bool, actor, **kwargs):
+    """A link or an unlink of two records of one person: ADT^A24 / A37."""
+    _queue_patient(patient, "link" if linked else "unlink", other=other)
 
 
 def patient_payload(patient, change: str, *, prior=None, other=None) -> dict:
