@@ -60,7 +60,9 @@ def test_a_new_order_from_the_his_reaches_the_image_manager_as_omi_with_ris_iden
         procedure.study_instance_uid, step.sps_id, "CT",
     ]
     assert str(ipc[9]) == "CT1"
-    assert OutboundJob.objects.get().state == OutboundJob.State.DONE
+    # The archive has the message before ris has read its ACK and closed the job.
+    wait_until(lambda: OutboundJob.objects.get().state == OutboundJob.State.DONE,
+               message="the job was not marked delivered")
 
 
 def test_a_cancel_from_the_his_is_told_to_the_image_manager_as_omi_ca(hl7_service, catalogue):
