@@ -361,15 +361,21 @@ RIS_SCHEDULER_JOBS: list[tuple[str, str, int]] = [
 RIS_HL7_DEFAULT_CHARSET = env_str("RIS_HL7_DEFAULT_CHARSET", "ASCII")
 #: Where an order's start time is read, first found wins: TQ1-7 (v2.5), ORC-7.4, OBR-27.4, OBR-36.
 RIS_HL7_START_TIME_FIELDS = env_list("RIS_HL7_START_TIME_FIELDS", ["TQ1-7", "ORC-7", "OBR-27"])
-#: Which PID-3 repetition is the patient ID: the first whose CX.4 (assigning authority) is in
-#: this list, else the first whose CX.5 (identifier type) is in RIS_HL7_PATIENT_ID_TYPES, else
-#: the first repetition. The other repetitions become Other Patient IDs.
+#: The trusted patient identifier domains (PID-3 CX.4 assigning authorities), the department's
+#: primary first. The patient ID is the PID-3 repetition of the first domain in this list that
+#: the message carries (else the first whose CX.5 is in RIS_HL7_PATIENT_ID_TYPES, else the
+#: first repetition); the others become Other Patient IDs. A patient is found by the ID of any
+#: trusted domain (as Patient ID or Other Patient ID), so feeds that know only their own domain
+#: reach the same patient; empty: one domain, the Patient ID alone identifies.
 RIS_HL7_PATIENT_ID_AUTHORITIES = env_list("RIS_HL7_PATIENT_ID_AUTHORITIES", [])
 RIS_HL7_PATIENT_ID_TYPES = env_list("RIS_HL7_PATIENT_ID_TYPES", ["PI", "MR"])
 #: Issuer of Patient ID stored when PID-3's CX.4 is empty.
 RIS_HL7_DEFAULT_ISSUER = env_str("RIS_HL7_DEFAULT_ISSUER", "")
 #: Senders of outbound jobs by kind: {"kind": "module:function"} (see ris.outbound_queue).
-RIS_OUTBOUND_SENDERS = {"hl7.order_status": "ris.hl7.notifications:send_order_status"}
+RIS_OUTBOUND_SENDERS = {
+    "hl7.order_status": "ris.hl7.notifications:send_order_status",
+    "hl7.patient": "ris.hl7.notifications:send_order_status",  # the same delivery, ADT built
+}
 # The PACS forwarder's job kinds (mpps.forwarding.sender).
 RIS_OUTBOUND_SENDERS.update(
     {

@@ -235,11 +235,33 @@ def _other_ids(row: dict) -> list[dict]:
     return row["other_ids"] or []
 
 
+#: Type of Patient ID (0010,0022) has the enumerated values of PS3.3 C.7.1.1; an identifier
+#: type from HL7 (CX.5, table 0203: MR, PI, SS ...) is not one of them: it is sent as
+#: Identifier Type Code (0040,0035) of the Issuer of Patient ID Qualifiers Sequence (0010,0024),
+#: and the ID itself as TEXT.
+_DICOM_ID_TYPES = {"TEXT", "RFID", "BARCODE"}
+
+
+def _dicom_id_type(other: dict) -> str:
+    value = (other.get("type") or "").upper()
+    return value if value in _DICOM_ID_TYPES else "TEXT"
+
+
+def _id_qualifiers(other: dict) -> list[dict]:
+    value = other.get("type") or ""
+    if not value or value.upper() in _DICOM_ID_TYPES or value == "linked":
+        return []
+    return [{"type": value}]
+
+
+_ID_QUALIFIERS_ITEM = _tree([Attr(0x00400035, lambda c: c["type"][:16])])
+
 _OTHER_ID_ITEM = _tree(
     [
         Attr(0x00100020, lambda c: c.get("id", "")),
         Attr(0x00100021, lambda c: c.get("issuer", "")),
-        Attr(0x00100022, lambda c: c.get("type", "")),
+        Attr(0x00100022, _dicom_id_type),
+        Attr(0x00100024, _id_qualifiers, _ID_QUALIFIERS_ITEM),
     ]
 )
 

@@ -44,6 +44,7 @@ from worklist.states import (
     FINAL_STEP_STATUSES,
     MOVABLE_STEP_STATUSES,
     PERFORMED_STEP_STATUSES,
+    SCHEDULABLE_STEP_STATUSES,
     SLOT_OCCUPYING_STEP_STATUSES,
     STARTABLE_STEP_STATUSES,
     allowed_step_transitions,
@@ -695,6 +696,49 @@ def step_schedule(
     return step
 
 
+#: Details of a step that a correction may change without moving it (HL7 XO with IPC)
+STEP_DETAIL_FIELDS = frozenset({"location", "protocol_codes", "station"})
+
+
+@transaction.atomic
+def step_update(
+    *, step: ScheduledProcedureStep, actor: Actor, **changes
+) -> ScheduledProcedureStep:
+    """Correct a step's details that do not move it: its location (0040,0011) and protocol
+    (0040,0008), as an upstream Order Filler's RAD-13 procedure update (OMI^O23 XO with IPC)
+    sends them; the station only of a step without a time (a timed step changes station by
+    ``step_schedule``, which checks the slot). Refused once the step started or was cancelled.
+    Audited; the order's receivers hear it as ``order_updated``."""
+    unknown = set(changes) - STEP_DETAIL_FIELDS
+    if unknown:
+        raise TypeError(f"unknown step fields: {sorted(unknown)}")
+    step = ScheduledProcedureStep.objects.select_for_update().get(pk=step.pk)
+    if step.status not in SCHEDULABLE_STEP_STATUSES:
+        raise InvalidTransition(
+            f"step {step.sps_id} is {step.get_status_display().lower()}: its details can no "
+            "longer be changed"
+        )
+    station = changes.get("station")
+    if station is not None and step.scheduled_start is not None and station != step.station:
+        raise InvalidTransition(
+            f"step {step.sps_id} is booked: move it to {station.ae_title} with its time"
+        )
+    if station is not None and station.modality and station.modality != step.modality:
+        raise InvalidTransition(
+            f"station {station.ae_title} is a {station.modality} station, step {step.sps_id} "
+            f"is {step.modality}"
+        )
+    before = audit.snapshot(step)
+    for key, value in changes.items():
+        setattr(step, key, value)
+    after = audit.snapshot(step)
+    if after != before:
+        step.save()
+        audit.record(actor, "step.update", step, before=before, after=after)
+        signals.order_updated.send(Order, order=step.requested_procedure.order, actor=actor)
+    return step
+
+
 @transaction.atomic
 def step_book_first_free(
     *, step: ScheduledProcedureStep, actor: Actor, after: dt.datetime | None = None
@@ -1071,8 +1115,10 @@ def patient_merge(*, source: Patient, target: Patient, actor: Actor) -> Patient:
         after=audit.snapshot(source),
         detail=f"merged into {target.patient_id} ({target.issuer}); orders {moved_orders}",
     )
-    signals.patient_updated.send(Patient, patient=target, actor=actor)
-    signals.patient_identity_changed.send(Patient, patient=target, actor=actor, reason="merge")
+    signals.patient_identity_changed.send(
+        Patient, patient=target, actor=actor, reason="merge",
+        prior={"id": source.patient_id, "issuer": source.issuer},
+    )
     return target
 
 
@@ -1101,15 +1147,49 @@ def patient_change_identifier(
         )
     before = audit.snapshot(patient)
     old = f"{patient.patient_id} ({patient.issuer})"
+    prior = {"id": patient.patient_id, "issuer": patient.issuer}
     patient.patient_id, patient.issuer = patient_id, issuer
     patient.save(update_fields=["patient_id", "issuer", "updated_at"])
     audit.record(
         actor, "patient.identifier_change", patient, before=before, after=audit.snapshot(patient),
         detail=f"was {old}",
     )
-    signals.patient_updated.send(Patient, patient=patient, actor=actor)
     signals.patient_identity_changed.send(
-        Patient, patient=patient, actor=actor, reason="identifier change"
+        Patient, patient=patient, actor=actor, reason="identifier change", prior=prior
+    )
+    return patient
+
+
+@transaction.atomic
+def patient_change_other_identifier(
+    *, patient: Patient, issuer: str, old_id: str, new_id: str, id_type: str = "", actor: Actor
+) -> Patient:
+    """Change a patient's ID in another identifier domain than its own (HL7 A47 naming one of
+    its Other Patient IDs): that domain's entry of Other Patient IDs (0010,1002) changes, the
+    Patient ID stays. Audited as an identifier change; every open worklist item shows it."""
+    if not new_id:
+        raise DomainError("a patient ID cannot be empty", code=ErrorCode.INVALID_VALUE)
+    patient = Patient.objects.select_for_update().get(pk=patient.pk)
+    if Patient.objects.filter(patient_id=new_id, issuer=issuer).exclude(pk=patient.pk).exists():
+        raise Duplicate(
+            f"patient ID {new_id!r} ({issuer or 'no issuer'}) already belongs to another "
+            "patient: merge the two (A40) instead of changing the identifier"
+        )
+    before = audit.snapshot(patient)
+    kept = [
+        i for i in patient.other_ids or []
+        if (i.get("id"), i.get("issuer", "")) not in ((old_id, issuer), (new_id, issuer))
+        or i.get("type") == "linked"
+    ]
+    patient.other_ids = [*kept, {"id": new_id, "issuer": issuer, "type": id_type}]
+    patient.save(update_fields=["other_ids", "updated_at"])
+    audit.record(
+        actor, "patient.identifier_change", patient, before=before, after=audit.snapshot(patient),
+        detail=f"{issuer or 'no issuer'}: was {old_id}",
+    )
+    signals.patient_identity_changed.send(
+        Patient, patient=patient, actor=actor, reason="identifier change",
+        prior={"id": old_id, "issuer": issuer},
     )
     return patient
 
@@ -1127,7 +1207,15 @@ def patient_link(*, patient: Patient, other: Patient, linked: bool, actor: Actor
             i for i in one.other_ids
             if (i.get("id"), i.get("issuer", "")) != (two.patient_id, two.issuer)
         ]
-        patient_update(patient=one, actor=actor, other_ids=[*kept, entry] if linked else kept)
+        before = audit.snapshot(one)
+        one.other_ids = [*kept, entry] if linked else kept
+        after = audit.snapshot(one)
+        if after != before:
+            one.save(update_fields=["other_ids", "updated_at"])
+            audit.record(actor, "patient.update", one, before=before, after=after)
+    signals.patients_linked.send(
+        Patient, patient=patient, other=other, linked=linked, actor=actor
+    )
 
 
 # --- worklist files (ris import-worklist) -----------------------------------------------------

@@ -27,7 +27,8 @@ NEW_ORDER_STATEMENTS = 19
 
 @pytest.fixture(autouse=True)
 def _caches_that_do_not_expire_during_a_count(monkeypatch):
-    """The catalogue, the routing rules and the SWF.b receivers are cached for a few seconds:
+    """The catalogue, the routing rules, the SWF.b receivers and the senders' options are
+    cached for a few seconds:
     loaded by the first message of a test, not left over from the previous one, and kept for
     the whole test, so that a slow machine cannot expire one in the middle of a count."""
     from worklist import routing
@@ -35,6 +36,8 @@ def _caches_that_do_not_expire_during_a_count(monkeypatch):
     notifications.forget_swf_b()
     mapping.forget_catalogue()
     routing.forget()
+    handler._sender_cache.clear()  # the HL7Sender options (charset, control ID, responses)
+    monkeypatch.setattr(handler, "_SENDER_CACHE_SECONDS", 3600.0)
     monkeypatch.setattr(notifications, "_SWF_B_CACHE_SECONDS", 3600.0)
     monkeypatch.setattr(mapping, "CATALOGUE_CACHE_SECONDS", 3600.0)
     monkeypatch.setattr(routing, "CACHE_SECONDS", 3600.0)
