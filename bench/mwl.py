@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from bench import rawscu  # noqa: E402
 from bench._harness import free_port  # noqa: E402
 from tests.mwl.dcmtk import tool  # noqa: E402
-from tests.mwl.wlfiles import STATIONS, Spread, worklist_item, write_worklist  # noqa: E402
+from tests.mwl.wlfiles import STATIONS, Spread, item_values, write_worklist  # noqa: E402
 
 FIRST_DAY = dt.date(2030, 3, 1)
 TODAY = "20300320"
@@ -49,13 +49,15 @@ def spread(size: int) -> Spread:
 
 
 def load(size: int) -> None:
-    """Bulk-load the generated items straight into the tables (services would take ~40 ms per
-    item on this machine: the import path is measured by tests, not here)."""
+    """Bulk-load the generated items straight into the tables, as plain INSERTs of prepared
+    values in large batches (services would take ~40 ms per item on this machine, Django's
+    bulk_create and pydicom ~10 ms: a million steps need neither; the import path is measured
+    by tests, not here). Primary keys are given, so nothing is read back."""
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ris.settings")
     django.setup()
-    from django.db import transaction
+    from django.db import connection, transaction
     from django.utils import timezone
 
     from worklist.dicom import department_zone
@@ -66,63 +68,117 @@ def load(size: int) -> None:
         RequestedProcedure,
         ScheduledProcedureStep,
     )
+    from worklist.pn import PersonName
 
     zone = department_zone()
     devices = {s: Device.objects.get_or_create(ae_title=s, defaults={
-        "modality": s[:2], "station_name": s})[0] for s in STATIONS}
+        "modality": s[:2], "station_name": s})[0].pk for s in STATIONS}
+    ops = connection.ops
+    now = timezone.now()
     rng = random.Random(spread(size).seed)
-    patients: dict[str, Patient] = {}
-    orders, procedures, steps = [], [], []
-    for n in range(1, size + 1):
-        ds = worklist_item(n, rng, spread(size))
-        pid = str(ds.PatientID)
-        if pid not in patients:
-            p = Patient(patient_id=pid, issuer="HOSP", sex=ds.PatientSex,
-                        birth_date=dt.datetime.strptime(ds.PatientBirthDate, "%Y%m%d").date())
-            p.set_person_name(str(ds.PatientName))
-            patients[pid] = p
-        sps = ds.ScheduledProcedureStepSequence[0]
-        start = timezone.make_aware(dt.datetime.strptime(
-            sps.ScheduledProcedureStepStartDate + sps.ScheduledProcedureStepStartTime,
-            "%Y%m%d%H%M%S"), zone)
-        code = ds.RequestedProcedureCodeSequence[0]
-        orders.append(Order(accession_number=ds.AccessionNumber, source="IMPORT",
-                            referring_physician=str(ds.ReferringPhysicianName),
-                            requesting_physician=str(ds.RequestingPhysician),
-                            priority=ds.RequestedProcedurePriority))
-        procedures.append(RequestedProcedure(
-            requested_procedure_id=ds.RequestedProcedureID, study_instance_uid=ds.StudyInstanceUID,
-            description=ds.RequestedProcedureDescription, code_value=code.CodeValue,
-            code_scheme="L", code_meaning=code.CodeMeaning,
-            priority=ds.RequestedProcedurePriority))
-        steps.append(ScheduledProcedureStep(
-            sps_id=sps.ScheduledProcedureStepID, station=devices[sps.ScheduledStationAETitle],
-            modality=sps.Modality, scheduled_start=start,
-            scheduled_end=start + dt.timedelta(minutes=15),
-            performing_physician=str(sps.ScheduledPerformingPhysicianName),
-            description=sps.ScheduledProcedureStepDescription,
-            protocol_codes=[{"value": f"{code.CodeValue}-P", "scheme": "L",
-                             "meaning": f"{code.CodeMeaning} protocol"}],
-            location=sps.ScheduledProcedureStepLocation, status="SCHEDULED"))
-        orders[-1]._pid = pid
+    tables = {
+        Patient: _Table(Patient, ["id", "patient_id", "issuer", "sex", "birth_date",
+                                  "name_alphabetic", "name_ideographic", "name_phonetic",
+                                  "family_name", "given_name"], now),
+        Order: _Table(Order, ["id", "patient_id", "accession_number", "source",
+                              "referring_physician", "requesting_physician", "priority"], now),
+        RequestedProcedure: _Table(RequestedProcedure, [
+            "id", "order_id", "requested_procedure_id", "study_instance_uid", "description",
+            "code_value", "code_scheme", "code_meaning", "priority"], now),
+        ScheduledProcedureStep: _Table(ScheduledProcedureStep, [
+            "id", "requested_procedure_id", "sps_id", "station_id", "modality",
+            "scheduled_start", "scheduled_end", "performing_physician", "description",
+            "protocol_codes", "location", "status"], now),
+    }
+    protocol_json: dict[str, object] = {}
+    patients: dict[str, int] = {}
+    quarter = dt.timedelta(minutes=15)
     with transaction.atomic():
-        Patient.objects.bulk_create(patients.values(), batch_size=2000)
-        ids = dict(Patient.objects.values_list("patient_id", "pk"))
-        for order in orders:
-            order.patient_id = ids[order._pid]
-        Order.objects.bulk_create(orders, batch_size=2000)
-        order_ids = dict(Order.objects.values_list("accession_number", "pk"))
-        for order, procedure in zip(orders, procedures, strict=True):
-            procedure.order_id = order_ids[order.accession_number]
-        RequestedProcedure.objects.bulk_create(procedures, batch_size=2000)
-        rp_ids = dict(RequestedProcedure.objects.values_list("requested_procedure_id", "pk"))
-        for procedure, step in zip(procedures, steps, strict=True):
-            step.requested_procedure_id = rp_ids[procedure.requested_procedure_id]
-        ScheduledProcedureStep.objects.bulk_create(steps, batch_size=2000)
-    from django.db import connection
-
+        for n in range(1, size + 1):
+            v = item_values(n, rng, spread(size))
+            pid = v["patient_id"]
+            patient_pk = patients.get(pid)
+            if patient_pk is None:
+                patient_pk = patients[pid] = len(patients) + 1
+                name = PersonName.parse(v["name"])
+                first = (name.alphabetic or name.ideographic or name.phonetic).split("^")
+                birth = dt.date(int(v["birth"][:4]), int(v["birth"][4:6]), int(v["birth"][6:]))
+                tables[Patient].add((
+                    patient_pk, pid, "HOSP", v["sex"], ops.adapt_datefield_value(birth),
+                    name.alphabetic, name.ideographic, name.phonetic, first[0][:100],
+                    (first[1] if len(first) > 1 else "")[:100]))
+            tables[Order].add((n, patient_pk, v["accession"], "IMPORT", v["referring"],
+                               v["requesting"], v["priority"]))
+            tables[RequestedProcedure].add((n, n, v["rp_id"], v["study_uid"], v["meaning"],
+                                            v["code"], "L", v["meaning"], v["priority"]))
+            start = v["start"].replace(tzinfo=zone)
+            code = v["code"]
+            if code not in protocol_json:
+                field = ScheduledProcedureStep._meta.get_field("protocol_codes")
+                protocol_json[code] = field.get_db_prep_save(
+                    [{"value": f"{code}-P", "scheme": "L",
+                      "meaning": f"{v['meaning']} protocol"}], connection)
+            tables[ScheduledProcedureStep].add((
+                n, n, v["sps_id"], devices[v["station"]], v["modality"],
+                ops.adapt_datetimefield_value(start),
+                ops.adapt_datetimefield_value(start + quarter), v["performing"], v["meaning"],
+                protocol_json[code], f"Room {v['station']}", "SCHEDULED"))
+        for table in tables.values():
+            table.flush()
     with connection.cursor() as cursor:
+        for sql in ops.sequence_reset_sql(_no_style(), list(tables)):
+            cursor.execute(sql)
         cursor.execute("ANALYZE")
+
+
+def _no_style():
+    from django.core.management.color import no_style
+
+    return no_style()
+
+
+class _Table:
+    """INSERTs of one model's rows in batches: the given columns per row, every other concrete
+    column its field's default, prepared for the database once."""
+
+    BATCH = 5000
+
+    def __init__(self, model, columns: list[str], now: dt.datetime) -> None:
+        from django.db import connection
+
+        self.connection = connection
+        fields = {f.column: f for f in model._meta.concrete_fields}
+        fixed = {}
+        for column, field in fields.items():
+            if column in columns:
+                continue
+            if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+                value = now
+            elif field.has_default():
+                value = field.get_default()
+            elif field.null:
+                value = None
+            else:
+                value = field.get_default()  # "" for a blank text field
+            fixed[column] = field.get_db_prep_save(value, connection)
+        self.tail = tuple(fixed.values())
+        names = [*columns, *fixed]
+        quote = connection.ops.quote_name
+        self.sql = (f"INSERT INTO {quote(model._meta.db_table)} "
+                    f"({', '.join(quote(c) for c in names)}) "
+                    f"VALUES ({', '.join(['%s'] * len(names))})")
+        self.rows: list[tuple] = []
+
+    def add(self, values: tuple) -> None:
+        self.rows.append(values + self.tail)
+        if len(self.rows) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            with self.connection.cursor() as cursor:
+                cursor.executemany(self.sql, self.rows)
+            self.rows.clear()
 
 
 # --- measuring ----------------------------------------------------------------------------------
@@ -229,6 +285,23 @@ def new_association(port: int, aec: str, name: str, repeat: int) -> float:
     return statistics.median(times)
 
 
+def new_association_ab(port_a: int, port_b: int, aec: str, name: str,
+                       repeat: int) -> tuple[float, float]:
+    """``new_association`` on two servers, one query on A then the same on B, ``repeat`` times:
+    the medians of both, measured in the same seconds."""
+    rng = random.Random(1)
+    times: dict[int, list[float]] = {port_a: [], port_b: []}
+    for _ in range(repeat):
+        request = rawscu.find_rq(_dataset(queries(rng)[name]))
+        for port in (port_a, port_b):
+            started = time.perf_counter()
+            _pending, status = rawscu.query("127.0.0.1", port, aec, request)
+            times[port].append((time.perf_counter() - started) * 1000)
+            if status != 0:
+                raise RuntimeError(f"final status {status:#06x}")
+    return statistics.median(times[port_a]), statistics.median(times[port_b])
+
+
 def dcmtk_floor(repeat: int = 10) -> float:
     """Median ms of a findscu process that finds nothing listening: its start-up cost alone."""
     port = free_port()
@@ -273,42 +346,84 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
 
 
 def run_size(size: int, database: str, work: Path, repeat: int, seconds: float,
-             with_wlm: bool, one_at_a_time: bool = False):
+             with_wlm: bool, one_at_a_time: bool = False, uncached: bool = False,
+             quick: bool = False, keep: bool = False):
     """Yield the table rows of one size as they are measured."""
     env = {**os.environ, "RIS_DATA_DIR": str(work / "data"), "PYTHONUNBUFFERED": "1"}
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    reuse = False
     if database == "sqlite":
-        env["DATABASE_URL"] = f"sqlite:///{work / f'bench-{size}.sqlite3'}"
+        path = work / f"bench-{size}.sqlite3"
+        reuse = keep and path.exists()
+        env["DATABASE_URL"] = f"sqlite:///{path}"
         label = "SQLite"
     else:
         import psycopg
 
+        name = f"ris_bench_{size}" if keep else "ris_bench"
         with psycopg.connect(database, autocommit=True) as conn:
-            conn.execute("DROP DATABASE IF EXISTS ris_bench")
-            conn.execute("CREATE DATABASE ris_bench")
-        env["DATABASE_URL"] = database.rsplit("/", 1)[0] + "/ris_bench"
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                  (name,)).fetchone()
+            reuse = keep and exists is not None
+            if not reuse:
+                conn.execute(f"DROP DATABASE IF EXISTS {name}")
+                conn.execute(f"CREATE DATABASE {name}")
+        env["DATABASE_URL"] = database.rsplit("/", 1)[0] + "/" + name
         label = "PostgreSQL"
     py = sys.executable
     subprocess.run([py, "-m", "ris.cli", "migrate", "-v0"], env=env, check=True, cwd=ROOT)
-    started = time.monotonic()
-    subprocess.run([py, __file__, "--load", str(size)], env=env, check=True, cwd=ROOT)
-    print(f"# {label} {size}: loaded in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    if reuse:
+        print(f"# {label} {size}: the database kept from an earlier run", file=sys.stderr)
+    else:
+        started = time.monotonic()
+        subprocess.run([py, __file__, "--load", str(size)], env=env, check=True, cwd=ROOT)
+        print(f"# {label} {size}: loaded in {time.monotonic() - started:.0f} s",
+              file=sys.stderr, flush=True)
     port = free_port()
     server = subprocess.Popen([py, "-m", "ris.cli", "dicom", "--dicom-port", str(port)], env=env,
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The same code with the response cache off (RIS_MWL_RESPONSE_CACHE_ITEMS=0), on the same
+    # database at the same time: each query alternates between the two servers.
+    other = other_port = None
+    if uncached:
+        other_port = free_port()
+        other = subprocess.Popen(
+            [py, "-m", "ris.cli", "dicom", "--dicom-port", str(other_port)],
+            env={**env, "RIS_MWL_RESPONSE_CACHE_ITEMS": "0"}, cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port, server)
         findscu(port, "RIS", ["PatientID=warmup"])
+        if other is not None:
+            wait_port(other_port, other)
+            findscu(other_port, "RIS", ["PatientID=warmup"])
+        load_before = os.getloadavg()[0]
         for name in queries(random.Random(1)):
-            med, p95, matches = latency(port, "RIS", name, repeat)
-            fresh = new_association(port, "RIS", name, repeat)
-            assoc = in_association(port, "RIS", name, repeat)
+            if not quick:
+                med, p95, matches = latency(port, "RIS", name, repeat)
+            else:
+                med = p95 = None
+                matches = findscu(port, "RIS", queries(random.Random(1))[name], count=True)[1]
+            if other is not None:
+                fresh, fresh_off = new_association_ab(port, other_port, "RIS", name, repeat)
+            else:
+                fresh, fresh_off = new_association(port, "RIS", name, repeat), None
+            assoc = None if quick else in_association(port, "RIS", name, repeat)
             yield (label, size, "ris", name, matches, med, p95, fresh, assoc)
+            if fresh_off is not None:
+                yield (label, size, "ris, cache off", name, matches, None, None, fresh_off, None)
         yield (label, size, "ris", "8 clients, broad", None, None, None, None, None,
                throughput(port, "RIS", seconds))
+        if other is not None:
+            yield (label, size, "ris, cache off", "8 clients, broad", None, None, None, None,
+                   None, throughput(other_port, "RIS", seconds))
+        print(f"# {label} {size}: load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}",
+              file=sys.stderr, flush=True)
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        for proc in (server, other):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=20)
     if one_at_a_time:
         port = free_port()
         server = subprocess.Popen(
@@ -355,11 +470,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--one-at-a-time", action="store_true",
                         help="also measure throughput with RIS_MWL_DIRECT_SEND off")
+    parser.add_argument("--uncached", action="store_true",
+                        help="also run a server with the response cache off, side by side")
+    parser.add_argument("--quick", action="store_true",
+                        help="only the new-association latency and 8 clients (no findscu "
+                             "latency, no open association): for the largest sizes")
+    parser.add_argument("--keep", type=Path,
+                        help="keep the generated databases in this directory (SQLite)")
     args = parser.parse_args()
     if args.load:
         load(args.load)
         return
-    work = Path(tempfile.mkdtemp(prefix="ris-bench-"))
+    work = args.keep or Path(tempfile.mkdtemp(prefix="ris-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     wlm_sizes = {int(s) for s in args.wlm_sizes.split(",") if s}
     print(f"load average at start: {os.getloadavg()[0]:.1f}; findscu start-up alone (nothing "
           f"listening): {dcmtk_floor():.0f} ms median", flush=True)
@@ -369,11 +492,13 @@ def main() -> None:
     try:
         for size in (int(s) for s in args.sizes.split(",")):
             for row in run_size(size, args.database, work, args.repeat, args.seconds,
-                                size in wlm_sizes, args.one_at_a_time):
+                                size in wlm_sizes, args.one_at_a_time, args.uncached,
+                                args.quick, args.keep is not None):
                 _print_row(row)
         print(f"load average at end: {os.getloadavg()[0]:.1f}")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _print_row(row: tuple) -> None:

@@ -430,6 +430,21 @@ class ResponseBuilder:
         self.charset_requested = query is None or SPECIFIC_CHARACTER_SET in query
         self.name_profile = name_profile or pn.NameProfile.ALL
 
+    @property
+    def signature(self) -> tuple:
+        """Everything but the row that this builder's bytes depend on, hashable: the requested
+        keys (nested), the wanted character set and whether it was asked, the name profile,
+        and the settings a getter reads (institution name, time zone). Two builders with equal
+        signatures encode a row to the same bytes (the MWL response cache keys on it)."""
+        return (
+            _keys_signature(self.keys),
+            self.character_set,
+            self.charset_requested,
+            str(self.name_profile),
+            settings.RIS_INSTITUTION_NAME,
+            settings.TIME_ZONE,
+        )
+
     def _profiled(self, row: dict) -> dict:
         """The row with its person names as the Device's name profile wants them."""
         if self.name_profile == pn.NameProfile.ALL:
@@ -495,6 +510,18 @@ class ResponseBuilder:
             )
         _encode(out, self.keys, row, encodings, implicit_vr, order)
         return bytes(out)
+
+
+def _keys_signature(keys: tuple[Requested, ...]) -> tuple:
+    return tuple(
+        (
+            key.tag,
+            key.vr,
+            key.attr is not None,
+            _keys_signature(key.children) if key.children is not None else None,
+        )
+        for key in keys
+    )
 
 
 def _fill(ds: Dataset, keys: tuple[Requested, ...], ctx: Any) -> None:

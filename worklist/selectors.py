@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Q, QuerySet, Value
 from django.db.models.functions import Coalesce
+from django.db.models.sql.constants import MULTI
 from pydicom import Dataset
 
 from worklist import pn
@@ -41,6 +42,52 @@ def worklist_rows(query: WorklistQuery, *, limit: int | None = None) -> Iterator
             count += 1
             if limit is not None and count >= limit:
                 return
+
+
+class RawWorklistRows:
+    """The rows of a worklist query as the database driver returned them, before Django's
+    converters (SQLite's datetimes and JSON still text), with ``row()`` for the converted dict.
+
+    The raw tuple is a hashable image of everything a row shows: the MWL response cache
+    (worklist/mwl/response_cache.py) keys an encoded response on it, so a hit costs neither the
+    converters nor the encoding, and any change of any column is a miss.
+    """
+
+    def __init__(self, raw: list[tuple], compiler) -> None:
+        self.raw = raw
+        self._compiler = compiler
+        fields = [s[0] for s in compiler.select[: compiler.col_count]] if raw else []
+        self._converters = compiler.get_converters(fields) if raw else {}
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def row(self, raw: tuple) -> dict:
+        """The row dict of one raw tuple (the same as ``worklist_rows`` yields)."""
+        if self._converters:
+            (values,) = self._compiler.apply_converters([raw], self._converters)
+        else:
+            values = raw
+        return dict(zip(_NAMES, values, strict=True))
+
+
+def worklist_raw_rows(query: WorklistQuery, *, limit: int | None = None) -> RawWorklistRows:
+    """``worklist_rows`` unconverted: one SELECT on a cursor, the rows as the driver gives them.
+
+    A query with a Python refinement converts each row once to test it (and keeps only those it
+    accepts, at most ``limit``); without one the limit is the SQL LIMIT.
+    """
+    qs = query.queryset.all()  # a clone: never the rows another caller already read
+    if limit is not None and not query.predicates:
+        qs = qs[:limit]
+    compiler = qs.query.get_compiler(using=qs.db)
+    chunks = compiler.execute_sql(MULTI)
+    raw = [tuple(values) for chunk in chunks for values in chunk] if chunks else []
+    rows = RawWorklistRows(raw, compiler)
+    if query.predicates:
+        kept = [values for values in raw if query.accepts(rows.row(values))]
+        rows.raw = kept[:limit] if limit is not None else kept
+    return rows
 
 
 def device_for_ae(ae_title: str) -> Device | None:
