@@ -1,6 +1,7 @@
-"""The MWL response cache (worklist/mwl/response_cache.py): the same bytes as the uncached encoder
-for every query of a held set, and every change to what an item shows seen by the next C-FIND of
-a real ``ris serve``, whichever way the change was written."""
+"""The MWL response cache (worklist/mwl/response_cache.py): the same bytes as the uncached
+encoder for every query of a held set (with only the columns its keys need read), and every
+change to what an item shows seen by the next C-FIND of a real ``ris serve``, whichever way the
+change was written."""
 
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def test_cached_items_are_byte_identical_to_the_uncached_encoder_for_the_held_qu
         builder = ResponseBuilder(identifier, character_set=charset, name_profile=profile)
         expected = [builder.encode(row, implicit_vr=implicit, little_endian=little)
                     for row in worklist_rows(query)]
-        raw = worklist_raw_rows(query)
+        raw = worklist_raw_rows(query, columns=builder.columns)  # as the SCP reads them
         for _ in range(2):  # encoded (a miss), then from the cache (a hit)
             encode = cache.encoder(builder, raw, implicit_vr=implicit, little_endian=little)
             assert [encode(values) for values in raw.raw] == expected, (name, charset, profile)

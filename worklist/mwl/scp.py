@@ -228,12 +228,22 @@ def _handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
         yield _failure(UNABLE_TO_PROCESS, "the identifier could not be decoded"), None
         return
     station = calling_ae if device is not None and device.restrict_to_own_steps else None
+    charset = device.character_set if device is not None else None
     cache = response_cache()
     try:
         query = worklist_query(identifier, station_ae=station)
+        builder = ResponseBuilder(
+            identifier,
+            character_set=charset or settings.RIS_MWL_DEFAULT_CHARACTER_SET,
+            name_profile=device.name_profile if device is not None else "",
+        )
         limit = settings.RIS_MWL_MAX_MATCHES
-        read = _rows if cache is None else selectors.worklist_raw_rows
-        rows = dbthreads.run(read, query, limit=limit + 1 if limit else None)
+        read_at_most = limit + 1 if limit else None
+        if cache is None:
+            rows = dbthreads.run(_rows, query, read_at_most)
+        else:  # only the columns of the requested keys, unconverted
+            rows = dbthreads.run(selectors.worklist_raw_rows, query, limit=read_at_most,
+                                 columns=builder.columns)
     except MatchError as exc:
         logger.info("refused C-FIND from %s: %s", calling_ae, exc)
         yield _failure(IDENTIFIER_DOES_NOT_MATCH, str(exc), exc.tag), None
@@ -251,12 +261,6 @@ def _handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
     if limit and len(rows) > limit:
         yield _failure(OUT_OF_RESOURCES, f"more than {limit} matches: narrow the query"), None
         return
-    charset = device.character_set if device is not None else None
-    builder = ResponseBuilder(
-        identifier,
-        character_set=charset or settings.RIS_MWL_DEFAULT_CHARACTER_SET,
-        name_profile=device.name_profile if device is not None else "",
-    )
     pending = PENDING_WARNING if _has_unsupported_keys(identifier) else PENDING
     fast = settings.RIS_MWL_FAST_ENCODING
     ts = event.context.transfer_syntax
