@@ -285,21 +285,33 @@ def new_association(port: int, aec: str, name: str, repeat: int) -> float:
     return statistics.median(times)
 
 
-def new_association_ab(port_a: int, port_b: int, aec: str, name: str,
-                       repeat: int) -> tuple[float, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (Linux /proc): what a query costs the server whatever
+    else the machine is doing, unlike its wall-clock latency on a shared, loaded machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def new_association_ab(port_a: int, port_b: int, aec: str, name: str, repeat: int,
+                       pids: tuple[int, int]) -> tuple[float, float, float, float]:
     """``new_association`` on two servers, one query on A then the same on B, ``repeat`` times:
-    the medians of both, measured in the same seconds."""
+    the medians of both, measured in the same seconds, and each server's CPU ms per query."""
     rng = random.Random(1)
     times: dict[int, list[float]] = {port_a: [], port_b: []}
+    cpu = {port_a: 0.0, port_b: 0.0}
     for _ in range(repeat):
         request = rawscu.find_rq(_dataset(queries(rng)[name]))
-        for port in (port_a, port_b):
+        for port, pid in zip((port_a, port_b), pids, strict=True):
+            before = cpu_seconds(pid)
             started = time.perf_counter()
             _pending, status = rawscu.query("127.0.0.1", port, aec, request)
             times[port].append((time.perf_counter() - started) * 1000)
+            time.sleep(0.005)  # the server's audit row and association clean-up, counted too
+            cpu[port] += cpu_seconds(pid) - before
             if status != 0:
                 raise RuntimeError(f"final status {status:#06x}")
-    return statistics.median(times[port_a]), statistics.median(times[port_b])
+    return (statistics.median(times[port_a]), statistics.median(times[port_b]),
+            cpu[port_a] * 1000 / repeat, cpu[port_b] * 1000 / repeat)
 
 
 def dcmtk_floor(repeat: int = 10) -> float:
@@ -330,6 +342,14 @@ def throughput(port: int, aec: str, seconds: float, clients: int = 8) -> float:
     for t in threads:
         t.join()
     return sum(done) / (time.monotonic() - started)
+
+
+def _throughput_and_cpu(port: int, pid: int, seconds: float) -> tuple[float, float]:
+    """Queries/s of 8 findscu loops, and the server's CPU ms per query meanwhile."""
+    before, started = cpu_seconds(pid), time.monotonic()
+    qps = throughput(port, "RIS", seconds)
+    queries_done = qps * (time.monotonic() - started)
+    return qps, (cpu_seconds(pid) - before) * 1000 / max(queries_done, 1)
 
 
 def wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -404,19 +424,22 @@ def run_size(size: int, database: str, work: Path, repeat: int, seconds: float,
             else:
                 med = p95 = None
                 matches = findscu(port, "RIS", queries(random.Random(1))[name], count=True)[1]
+            cpu = cpu_off = None
             if other is not None:
-                fresh, fresh_off = new_association_ab(port, other_port, "RIS", name, repeat)
+                fresh, fresh_off, cpu, cpu_off = new_association_ab(
+                    port, other_port, "RIS", name, repeat, (server.pid, other.pid))
             else:
                 fresh, fresh_off = new_association(port, "RIS", name, repeat), None
             assoc = None if quick else in_association(port, "RIS", name, repeat)
-            yield (label, size, "ris", name, matches, med, p95, fresh, assoc)
+            yield (label, size, "ris", name, matches, med, p95, fresh, assoc, None, cpu)
             if fresh_off is not None:
-                yield (label, size, "ris, cache off", name, matches, None, None, fresh_off, None)
+                yield (label, size, "ris, cache off", name, matches, None, None, fresh_off, None,
+                       None, cpu_off)
         yield (label, size, "ris", "8 clients, broad", None, None, None, None, None,
-               throughput(port, "RIS", seconds))
+               *_throughput_and_cpu(port, server.pid, seconds))
         if other is not None:
             yield (label, size, "ris, cache off", "8 clients, broad", None, None, None, None,
-                   None, throughput(other_port, "RIS", seconds))
+                   None, *_throughput_and_cpu(other_port, other.pid, seconds))
         print(f"# {label} {size}: load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}",
               file=sys.stderr, flush=True)
     finally:
@@ -487,8 +510,9 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.1f}; findscu start-up alone (nothing "
           f"listening): {dcmtk_floor():.0f} ms median", flush=True)
     print("| database | steps | server | query | matches | findscu median ms | findscu p95 ms "
-          "| new association median ms | open association median ms | q/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+          "| new association median ms | open association median ms | q/s "
+          "| server CPU ms per query |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     try:
         for size in (int(s) for s in args.sizes.split(",")):
             for row in run_size(size, args.database, work, args.repeat, args.seconds,
@@ -503,14 +527,15 @@ def main() -> None:
 
 def _print_row(row: tuple) -> None:
     label, size, server, name, matches, med, p95, fresh, assoc, *rest = row
-    qps = f"{rest[0]:.1f}" if rest else ""
+    qps = f"{rest[0]:.1f}" if rest and rest[0] is not None else ""
+    cpu = f"{rest[1]:.1f}" if len(rest) > 1 and rest[1] is not None else ""
     m = f"{matches:.0f}" if matches is not None else ""
     md = f"{med:.0f}" if med is not None else ""
     p = f"{p95:.0f}" if p95 is not None else ""
     a = f"{assoc:.1f}" if assoc is not None else ""
     f = f"{fresh:.1f}" if fresh is not None else ""
-    print(f"| {label} | {size:,} | {server} | {name} | {m} | {md} | {p} | {f} | {a} | {qps} |",
-          flush=True)
+    print(f"| {label} | {size:,} | {server} | {name} | {m} | {md} | {p} | {f} | {a} | {qps} "
+          f"| {cpu} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Q, QuerySet, Value
 from django.db.models.functions import Coalesce
@@ -95,13 +96,35 @@ def worklist_raw_rows(
     if limit is not None and not query.predicates:
         qs = qs[:limit]
     compiler = qs.query.get_compiler(using=qs.db)
-    chunks = compiler.execute_sql(MULTI)
-    raw = [tuple(values) for chunk in chunks for values in chunk] if chunks else []
+    if compiler.connection.vendor == "postgresql" and settings.RIS_MWL_PREPARED_STATEMENTS:
+        raw = _prepared_fetch(compiler)
+    else:
+        chunks = compiler.execute_sql(MULTI)
+        raw = [tuple(values) for chunk in chunks for values in chunk] if chunks else []
     rows = RawWorklistRows(raw, compiler, names)
     if query.predicates:
         kept = [values for values in raw if query.accepts(rows.row(values))]
         rows.raw = kept[:limit] if limit is not None else kept
     return rows
+
+
+def _prepared_fetch(compiler) -> list[tuple]:
+    """The compiled query as a prepared statement on PostgreSQL (psycopg's server-side binding,
+    ``prepare=True``): the server plans each shape of worklist query once per connection, not
+    on every C-FIND. Django binds on the client and never prepares (for connection poolers in
+    transaction mode, which ris does not sit behind: RIS_MWL_PREPARED_STATEMENTS off if it
+    does)."""
+    import psycopg
+
+    try:
+        sql, params = compiler.as_sql()
+    except EmptyResultSet:
+        return []
+    connection = compiler.connection
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall()
 
 
 def device_for_ae(ae_title: str) -> Device | None:
