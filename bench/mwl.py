@@ -184,6 +184,54 @@ class _Table:
 # --- measuring ----------------------------------------------------------------------------------
 
 
+def handler_cpu(repeat: int) -> None:
+    """The handler's own work for each query, in this process, without a socket: the rows read
+    and every response encoded, as the code without the cache does it (``worklist_rows``, the
+    ORM's converters, ``ResponseBuilder.encode``) and with it (the columns of the requested keys
+    on a cursor, the cache warm). CPU time, alternated, medians: on a loaded shared machine the
+    wall clock of a whole association measures the machine, this measures the code."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ris.settings")
+    django.setup()
+    from worklist.dicom import ResponseBuilder
+    from worklist.matching import worklist_query
+    from worklist.mwl.response_cache import ResponseCache
+    from worklist.selectors import worklist_raw_rows, worklist_rows
+
+    cache = ResponseCache(1_000_000)
+    for name in queries(random.Random(1)):
+        rng = random.Random(1)
+        for _ in range(repeat):  # the same queries once, to fill the cache (a warm listener)
+            identifier = _dataset(queries(rng)[name])
+            builder = ResponseBuilder(identifier)
+            raw = worklist_raw_rows(worklist_query(identifier), columns=builder.columns)
+            encode = cache.encoder(builder, raw, implicit_vr=True, little_endian=True)
+            for values in raw.raw:
+                encode(values)
+        rng = random.Random(1)
+        cpu: dict[str, list[float]] = {"off": [], "on": []}
+        matches = 0
+        for _ in range(repeat):
+            identifier = _dataset(queries(rng)[name])
+            builder = ResponseBuilder(identifier)
+            started = time.process_time()
+            rows = list(worklist_rows(worklist_query(identifier)))
+            off = [builder.encode(r, implicit_vr=True, little_endian=True) for r in rows]
+            middle = time.process_time()
+            raw = worklist_raw_rows(worklist_query(identifier), columns=builder.columns)
+            encode = cache.encoder(builder, raw, implicit_vr=True, little_endian=True)
+            on = [encode(values) for values in raw.raw]
+            ended = time.process_time()
+            if on != off:
+                raise AssertionError(f"{name}: cached responses differ")
+            cpu["off"].append((middle - started) * 1000)
+            cpu["on"].append((ended - middle) * 1000)
+            matches = len(rows)
+        off_ms, on_ms = statistics.median(cpu["off"]), statistics.median(cpu["on"])
+        print(f"{name}\t{matches}\t{off_ms:.1f}\t{on_ms:.1f}", flush=True)
+
+
 def findscu(port: int, aec: str, keys: list[str], *, count: bool = False) -> tuple[float, int]:
     """One whole findscu process; with ``count`` also the number of matches (findscu -v prints
     every response, which slows the client, so timed runs do without it)."""
@@ -442,6 +490,14 @@ def run_size(size: int, database: str, work: Path, repeat: int, seconds: float,
                    None, *_throughput_and_cpu(other_port, other.pid, seconds))
         print(f"# {label} {size}: load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}",
               file=sys.stderr, flush=True)
+        # The handler's CPU per query without the network, cache off and on (handler_cpu).
+        out = subprocess.run([py, __file__, "--handler-cpu", str(max(5, repeat // 2))], env=env,
+                             cwd=ROOT, check=True, capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            name, matches, off_ms, on_ms = line.split("\t")
+            print(f"# {label} {size}: handler CPU, {name} ({matches} matches): cache off "
+                  f"{off_ms} ms, on {on_ms} ms ({float(off_ms) / max(float(on_ms), 0.01):.1f}x)",
+                  flush=True)
     finally:
         for proc in (server, other):
             if proc is not None:
@@ -486,6 +542,7 @@ def run_size(size: int, database: str, work: Path, repeat: int, seconds: float,
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--load", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--handler-cpu", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--wlm-sizes", default="1000,10000")
     parser.add_argument("--database", default="sqlite", help="sqlite or a PostgreSQL URL")
@@ -503,6 +560,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.load:
         load(args.load)
+        return
+    if args.handler_cpu:
+        handler_cpu(args.handler_cpu)
         return
     work = args.keep or Path(tempfile.mkdtemp(prefix="ris-bench-"))
     work.mkdir(parents=True, exist_ok=True)
