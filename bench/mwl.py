@@ -469,9 +469,10 @@ def run_size(size: int, database: str, work: Path, repeat: int, seconds: float,
         for name in queries(random.Random(1)):
             if not quick:
                 med, p95, matches = latency(port, "RIS", name, repeat)
-            else:
+            else:  # the same queries once, as the findscu latencies would have: a warm cache
                 med = p95 = None
                 matches = findscu(port, "RIS", queries(random.Random(1))[name], count=True)[1]
+                new_association(port, "RIS", name, repeat)
             cpu = cpu_off = None
             if other is not None:
                 fresh, fresh_off, cpu, cpu_off = new_association_ab(
