@@ -471,7 +471,8 @@ def run_size(size: int, database: str, work: Path, repeat: int, seconds: float,
                 med, p95, matches = latency(port, "RIS", name, repeat)
             else:  # the same queries once, as the findscu latencies would have: a warm cache
                 med = p95 = None
-                matches = findscu(port, "RIS", queries(random.Random(1))[name], count=True)[1]
+                request = rawscu.find_rq(_dataset(queries(random.Random(1))[name]))
+                matches = rawscu.query("127.0.0.1", port, "RIS", request)[0]
                 new_association(port, "RIS", name, repeat)
             cpu = cpu_off = None
             if other is not None:
