@@ -612,6 +612,10 @@ class ScheduledProcedureStep(models.Model):
             models.Index(fields=["modality", "scheduled_start"], name="sps_modality_start_idx"),
             models.Index(fields=["status", "scheduled_start"], name="sps_status_start_idx"),
             models.Index(fields=["scheduled_start"], name="sps_start_idx"),
+            # The booking's overlap check: the station's few long steps (services._first_clash).
+            models.Index(
+                fields=["station", "expected_duration_minutes"], name="sps_station_duration_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -112,11 +112,7 @@ def patient_upsert(
     except Patient.DoesNotExist:  # (patient ID, issuer) is unique: get() needs no ORDER BY
         existing = None
     if existing is None:
-        new = Patient(patient_id=patient_id, issuer=issuer, **demographics)
-        _set_name(new, pn.resolve(name))
-        new.save()
-        audit.record(actor, "patient.create", new, after=audit.snapshot(new))
-        return new, True
+        return _create_patient(patient_id, issuer, name, actor, demographics), True
     return patient_update(
         patient=existing,
         actor=actor,
@@ -124,6 +120,39 @@ def patient_upsert(
         replace_romanisation=replace_romanisation,
         **demographics,
     ), False
+
+
+@transaction.atomic
+def patient_create(
+    *,
+    patient_id: str,
+    issuer: str = "",
+    name: PersonName | str,
+    actor: Actor,
+    **demographics,
+) -> Patient:
+    """Register a patient the caller has just looked up and not found (the HIS feed, which
+    reads the patient first to follow merges): ``patient_upsert`` without its second look-up.
+
+    A patient registered meanwhile by another connection fails the unique (patient ID, issuer)
+    constraint, which rolls the caller's transaction back, as ``patient_upsert`` would have.
+    """
+    unknown = set(demographics) - PATIENT_FIELDS
+    if unknown:
+        raise TypeError(f"unknown patient fields: {sorted(unknown)}")
+    if not patient_id:
+        raise DomainError("a patient needs a patient ID", code=ErrorCode.INVALID_VALUE)
+    return _create_patient(patient_id, issuer, name, actor, demographics)
+
+
+def _create_patient(
+    patient_id: str, issuer: str, name: PersonName | str, actor: Actor, demographics: dict
+) -> Patient:
+    new = Patient(patient_id=patient_id, issuer=issuer, **demographics)
+    _set_name(new, pn.resolve(name))
+    new.save()
+    audit.record(actor, "patient.create", new, after=audit.snapshot(new))
+    return new
 
 
 def _set_name(patient: Patient, resolved: pn.ResolvedName) -> None:
@@ -946,17 +975,7 @@ def _place(
     if station is not None:
         _check_opening_hours(station, start, end)
         if not station.allow_overbooking:
-            clash = (
-                ScheduledProcedureStep.objects.filter(
-                    station=station,
-                    status__in=SLOT_OCCUPYING_STEP_STATUSES,
-                    scheduled_start__lt=end,
-                    scheduled_end__gt=start,
-                )
-                .exclude(pk=step.pk)
-                .order_by("scheduled_start")
-                .first()
-            )
+            clash = _first_clash(station, start, end, exclude=step.pk)
             clashes = [clash] if clash is not None else []
             clashes += [
                 other
@@ -983,6 +1002,46 @@ def _place(
             step.location = station.location[:16]
     step.scheduled_start = start
     step.scheduled_end = end
+
+
+#: Steps shorter than this are found by a two-sided range on (station, scheduled_start); the
+#: few longer ones (an all-day block, an imported long session) by (station, expected duration).
+SHORT_STEP_MINUTES = 8 * 60
+#: The upper end of the duration range: two bounds make SQLite prefer that index for the long
+#: arm (one-sided ranges on two indexes tie in its estimates).
+_LONGEST_MINUTES = 2**31 - 1
+
+
+def _first_clash(
+    station: Device, start: dt.datetime, end: dt.datetime, *, exclude: int | None
+) -> ScheduledProcedureStep | None:
+    """The earliest occupying step of ``station`` that overlaps [start, end), if any.
+
+    "Starts before ``end`` and ends after ``start``" alone bounds the index scan from above only:
+    the database read every earlier step of the station, and a booking (made after the
+    station's history) grew with it. A step lasts less than ``expected_duration_minutes`` + 1
+    minute (every write sets its end from its start and that duration), so a step shorter than
+    SHORT_STEP_MINUTES that overlaps starts after ``start - SHORT_STEP_MINUTES``: that arm reads
+    a few hours of the station. Longer steps come from the duration index. One statement.
+    """
+    occupying = ScheduledProcedureStep.objects.filter(
+        station=station,
+        status__in=SLOT_OCCUPYING_STEP_STATUSES,
+        scheduled_start__lt=end,
+        scheduled_end__gt=start,
+    ).exclude(pk=exclude)
+    near = occupying.filter(
+        scheduled_start__gt=start - dt.timedelta(minutes=SHORT_STEP_MINUTES + 1)
+    ).order_by()
+    long = occupying.filter(
+        expected_duration_minutes__range=(SHORT_STEP_MINUTES, _LONGEST_MINUTES)
+    ).order_by()
+    # No ORDER BY on the compound: SQLite would then merge two ordered scans, and order the
+    # long arm by (station, scheduled_start) too, the one-sided range again. Overlapping steps
+    # on a station that refuses overbooking are none or a few (an import may have overbooked it
+    # before): the earliest is taken here.
+    clashes = list(near.union(long, all=True))
+    return min(clashes, key=lambda other: (other.scheduled_start, other.sps_id), default=None)
 
 
 def _check_opening_hours(station: Device, start: dt.datetime, end: dt.datetime) -> None:

@@ -136,3 +136,25 @@ def test_an_unknown_code_is_found_as_soon_as_it_is_added(catalogue):
     type(catalogue.cthead).objects.filter(pk=catalogue.cthead.pk).update(code_value="XRCHEST")
 
     assert handle(orm("NEW-2", "PL-N2", code="XRCHEST")).code == "AA"
+
+
+#: The same NW for a patient ris has never seen (the visit is new as well): the mapping looks
+#: the patient up once (to follow a merge), then registers it without a second look-up
+#: (``services.patient_create``): its savepoint, INSERT, search keys, audit row, release. It was
+#: 27 (the registering service looked the patient up again, locked) before.
+NEW_PATIENT_ORDER_STATEMENTS = 26
+
+
+def test_a_new_order_for_a_new_patient_looks_the_patient_up_once(catalogue):
+    handle(orm("NEWP-1", "PL-P1", patient_id="P2001"))  # the catalogue is read
+
+    with CaptureQueriesContext(connection) as queries:
+        assert handle(orm("NEWP-2", "PL-P2", patient_id="P2002")).code == "AA"
+
+    patient_reads = [
+        q["sql"] for q in queries.captured_queries
+        if q["sql"].startswith("SELECT") and 'FROM "worklist_patient"' in q["sql"]
+        and "P2002" in q["sql"]
+    ]
+    assert len(patient_reads) == 1, patient_reads
+    assert len(queries) == NEW_PATIENT_ORDER_STATEMENTS
