@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from bench import rawscu  # noqa: E402
 from bench._harness import free_port  # noqa: E402
 from tests.mwl.dcmtk import tool  # noqa: E402
-from tests.mwl.wlfiles import STATIONS, Spread, worklist_item, write_worklist  # noqa: E402
+from tests.mwl.wlfiles import STATIONS, Spread, item_values, write_worklist  # noqa: E402
 
 FIRST_DAY = dt.date(2030, 3, 1)
 TODAY = "20300320"
@@ -49,13 +49,15 @@ def spread(size: int) -> Spread:
 
 
 def load(size: int) -> None:
-    """Bulk-load the generated items straight into the tables (services would take ~40 ms per
-    item on this machine: the import path is measured by tests, not here)."""
+    """Bulk-load the generated items straight into the tables, as plain INSERTs of prepared
+    values in large batches (services would take ~40 ms per item on this machine, Django's
+    bulk_create and pydicom ~10 ms: a million steps need neither; the import path is measured
+    by tests, not here). Primary keys are given, so nothing is read back."""
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ris.settings")
     django.setup()
-    from django.db import transaction
+    from django.db import connection, transaction
     from django.utils import timezone
 
     from worklist.dicom import department_zone
@@ -66,66 +68,168 @@ def load(size: int) -> None:
         RequestedProcedure,
         ScheduledProcedureStep,
     )
+    from worklist.pn import PersonName
 
     zone = department_zone()
     devices = {s: Device.objects.get_or_create(ae_title=s, defaults={
-        "modality": s[:2], "station_name": s})[0] for s in STATIONS}
+        "modality": s[:2], "station_name": s})[0].pk for s in STATIONS}
+    ops = connection.ops
+    now = timezone.now()
     rng = random.Random(spread(size).seed)
-    patients: dict[str, Patient] = {}
-    orders, procedures, steps = [], [], []
-    for n in range(1, size + 1):
-        ds = worklist_item(n, rng, spread(size))
-        pid = str(ds.PatientID)
-        if pid not in patients:
-            p = Patient(patient_id=pid, issuer="HOSP", sex=ds.PatientSex,
-                        birth_date=dt.datetime.strptime(ds.PatientBirthDate, "%Y%m%d").date())
-            p.set_person_name(str(ds.PatientName))
-            patients[pid] = p
-        sps = ds.ScheduledProcedureStepSequence[0]
-        start = timezone.make_aware(dt.datetime.strptime(
-            sps.ScheduledProcedureStepStartDate + sps.ScheduledProcedureStepStartTime,
-            "%Y%m%d%H%M%S"), zone)
-        code = ds.RequestedProcedureCodeSequence[0]
-        orders.append(Order(accession_number=ds.AccessionNumber, source="IMPORT",
-                            referring_physician=str(ds.ReferringPhysicianName),
-                            requesting_physician=str(ds.RequestingPhysician),
-                            priority=ds.RequestedProcedurePriority))
-        procedures.append(RequestedProcedure(
-            requested_procedure_id=ds.RequestedProcedureID, study_instance_uid=ds.StudyInstanceUID,
-            description=ds.RequestedProcedureDescription, code_value=code.CodeValue,
-            code_scheme="L", code_meaning=code.CodeMeaning,
-            priority=ds.RequestedProcedurePriority))
-        steps.append(ScheduledProcedureStep(
-            sps_id=sps.ScheduledProcedureStepID, station=devices[sps.ScheduledStationAETitle],
-            modality=sps.Modality, scheduled_start=start,
-            scheduled_end=start + dt.timedelta(minutes=15),
-            performing_physician=str(sps.ScheduledPerformingPhysicianName),
-            description=sps.ScheduledProcedureStepDescription,
-            protocol_codes=[{"value": f"{code.CodeValue}-P", "scheme": "L",
-                             "meaning": f"{code.CodeMeaning} protocol"}],
-            location=sps.ScheduledProcedureStepLocation, status="SCHEDULED"))
-        orders[-1]._pid = pid
+    tables = {
+        Patient: _Table(Patient, ["id", "patient_id", "issuer", "sex", "birth_date",
+                                  "name_alphabetic", "name_ideographic", "name_phonetic",
+                                  "family_name", "given_name"], now),
+        Order: _Table(Order, ["id", "patient_id", "accession_number", "source",
+                              "referring_physician", "requesting_physician", "priority"], now),
+        RequestedProcedure: _Table(RequestedProcedure, [
+            "id", "order_id", "requested_procedure_id", "study_instance_uid", "description",
+            "code_value", "code_scheme", "code_meaning", "priority"], now),
+        ScheduledProcedureStep: _Table(ScheduledProcedureStep, [
+            "id", "requested_procedure_id", "sps_id", "station_id", "modality",
+            "scheduled_start", "scheduled_end", "performing_physician", "description",
+            "protocol_codes", "location", "status"], now),
+    }
+    protocol_json: dict[str, object] = {}
+    patients: dict[str, int] = {}
+    quarter = dt.timedelta(minutes=15)
     with transaction.atomic():
-        Patient.objects.bulk_create(patients.values(), batch_size=2000)
-        ids = dict(Patient.objects.values_list("patient_id", "pk"))
-        for order in orders:
-            order.patient_id = ids[order._pid]
-        Order.objects.bulk_create(orders, batch_size=2000)
-        order_ids = dict(Order.objects.values_list("accession_number", "pk"))
-        for order, procedure in zip(orders, procedures, strict=True):
-            procedure.order_id = order_ids[order.accession_number]
-        RequestedProcedure.objects.bulk_create(procedures, batch_size=2000)
-        rp_ids = dict(RequestedProcedure.objects.values_list("requested_procedure_id", "pk"))
-        for procedure, step in zip(procedures, steps, strict=True):
-            step.requested_procedure_id = rp_ids[procedure.requested_procedure_id]
-        ScheduledProcedureStep.objects.bulk_create(steps, batch_size=2000)
-    from django.db import connection
-
+        for n in range(1, size + 1):
+            v = item_values(n, rng, spread(size))
+            pid = v["patient_id"]
+            patient_pk = patients.get(pid)
+            if patient_pk is None:
+                patient_pk = patients[pid] = len(patients) + 1
+                name = PersonName.parse(v["name"])
+                first = (name.alphabetic or name.ideographic or name.phonetic).split("^")
+                birth = dt.date(int(v["birth"][:4]), int(v["birth"][4:6]), int(v["birth"][6:]))
+                tables[Patient].add((
+                    patient_pk, pid, "HOSP", v["sex"], ops.adapt_datefield_value(birth),
+                    name.alphabetic, name.ideographic, name.phonetic, first[0][:100],
+                    (first[1] if len(first) > 1 else "")[:100]))
+            tables[Order].add((n, patient_pk, v["accession"], "IMPORT", v["referring"],
+                               v["requesting"], v["priority"]))
+            tables[RequestedProcedure].add((n, n, v["rp_id"], v["study_uid"], v["meaning"],
+                                            v["code"], "L", v["meaning"], v["priority"]))
+            start = v["start"].replace(tzinfo=zone)
+            code = v["code"]
+            if code not in protocol_json:
+                field = ScheduledProcedureStep._meta.get_field("protocol_codes")
+                protocol_json[code] = field.get_db_prep_save(
+                    [{"value": f"{code}-P", "scheme": "L",
+                      "meaning": f"{v['meaning']} protocol"}], connection)
+            tables[ScheduledProcedureStep].add((
+                n, n, v["sps_id"], devices[v["station"]], v["modality"],
+                ops.adapt_datetimefield_value(start),
+                ops.adapt_datetimefield_value(start + quarter), v["performing"], v["meaning"],
+                protocol_json[code], f"Room {v['station']}", "SCHEDULED"))
+        for table in tables.values():
+            table.flush()
     with connection.cursor() as cursor:
+        for sql in ops.sequence_reset_sql(_no_style(), list(tables)):
+            cursor.execute(sql)
         cursor.execute("ANALYZE")
 
 
+def _no_style():
+    from django.core.management.color import no_style
+
+    return no_style()
+
+
+class _Table:
+    """INSERTs of one model's rows in batches: the given columns per row, every other concrete
+    column its field's default, prepared for the database once."""
+
+    BATCH = 5000
+
+    def __init__(self, model, columns: list[str], now: dt.datetime) -> None:
+        from django.db import connection
+
+        self.connection = connection
+        fields = {f.column: f for f in model._meta.concrete_fields}
+        fixed = {}
+        for column, field in fields.items():
+            if column in columns:
+                continue
+            if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+                value = now
+            elif field.has_default():
+                value = field.get_default()
+            elif field.null:
+                value = None
+            else:
+                value = field.get_default()  # "" for a blank text field
+            fixed[column] = field.get_db_prep_save(value, connection)
+        self.tail = tuple(fixed.values())
+        names = [*columns, *fixed]
+        quote = connection.ops.quote_name
+        self.sql = (f"INSERT INTO {quote(model._meta.db_table)} "
+                    f"({', '.join(quote(c) for c in names)}) "
+                    f"VALUES ({', '.join(['%s'] * len(names))})")
+        self.rows: list[tuple] = []
+
+    def add(self, values: tuple) -> None:
+        self.rows.append(values + self.tail)
+        if len(self.rows) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            with self.connection.cursor() as cursor:
+                cursor.executemany(self.sql, self.rows)
+            self.rows.clear()
+
+
 # --- measuring ----------------------------------------------------------------------------------
+
+
+def handler_cpu(repeat: int) -> None:
+    """The handler's own work for each query, in this process, without a socket: the rows read
+    and every response encoded, as the code without the cache does it (``worklist_rows``, the
+    ORM's converters, ``ResponseBuilder.encode``) and with it (the columns of the requested keys
+    on a cursor, the cache warm). CPU time, alternated, medians: on a loaded shared machine the
+    wall clock of a whole association measures the machine, this measures the code."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ris.settings")
+    django.setup()
+    from worklist.dicom import ResponseBuilder
+    from worklist.matching import worklist_query
+    from worklist.mwl.response_cache import ResponseCache
+    from worklist.selectors import worklist_raw_rows, worklist_rows
+
+    cache = ResponseCache(1_000_000)
+    for name in queries(random.Random(1)):
+        rng = random.Random(1)
+        for _ in range(repeat):  # the same queries once, to fill the cache (a warm listener)
+            identifier = _dataset(queries(rng)[name])
+            builder = ResponseBuilder(identifier)
+            raw = worklist_raw_rows(worklist_query(identifier), columns=builder.columns)
+            encode = cache.encoder(builder, raw, implicit_vr=True, little_endian=True)
+            for values in raw.raw:
+                encode(values)
+        rng = random.Random(1)
+        cpu: dict[str, list[float]] = {"off": [], "on": []}
+        matches = 0
+        for _ in range(repeat):
+            identifier = _dataset(queries(rng)[name])
+            builder = ResponseBuilder(identifier)
+            started = time.process_time()
+            rows = list(worklist_rows(worklist_query(identifier)))
+            off = [builder.encode(r, implicit_vr=True, little_endian=True) for r in rows]
+            middle = time.process_time()
+            raw = worklist_raw_rows(worklist_query(identifier), columns=builder.columns)
+            encode = cache.encoder(builder, raw, implicit_vr=True, little_endian=True)
+            on = [encode(values) for values in raw.raw]
+            ended = time.process_time()
+            if on != off:
+                raise AssertionError(f"{name}: cached responses differ")
+            cpu["off"].append((middle - started) * 1000)
+            cpu["on"].append((ended - middle) * 1000)
+            matches = len(rows)
+        off_ms, on_ms = statistics.median(cpu["off"]), statistics.median(cpu["on"])
+        print(f"{name}\t{matches}\t{off_ms:.1f}\t{on_ms:.1f}", flush=True)
 
 
 def findscu(port: int, aec: str, keys: list[str], *, count: bool = False) -> tuple[float, int]:
@@ -229,6 +333,35 @@ def new_association(port: int, aec: str, name: str, repeat: int) -> float:
     return statistics.median(times)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (Linux /proc): what a query costs the server whatever
+    else the machine is doing, unlike its wall-clock latency on a shared, loaded machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def new_association_ab(port_a: int, port_b: int, aec: str, name: str, repeat: int,
+                       pids: tuple[int, int]) -> tuple[float, float, float, float]:
+    """``new_association`` on two servers, one query on A then the same on B, ``repeat`` times:
+    the medians of both, measured in the same seconds, and each server's CPU ms per query."""
+    rng = random.Random(1)
+    times: dict[int, list[float]] = {port_a: [], port_b: []}
+    cpu = {port_a: 0.0, port_b: 0.0}
+    for _ in range(repeat):
+        request = rawscu.find_rq(_dataset(queries(rng)[name]))
+        for port, pid in zip((port_a, port_b), pids, strict=True):
+            before = cpu_seconds(pid)
+            started = time.perf_counter()
+            _pending, status = rawscu.query("127.0.0.1", port, aec, request)
+            times[port].append((time.perf_counter() - started) * 1000)
+            time.sleep(0.005)  # the server's audit row and association clean-up, counted too
+            cpu[port] += cpu_seconds(pid) - before
+            if status != 0:
+                raise RuntimeError(f"final status {status:#06x}")
+    return (statistics.median(times[port_a]), statistics.median(times[port_b]),
+            cpu[port_a] * 1000 / repeat, cpu[port_b] * 1000 / repeat)
+
+
 def dcmtk_floor(repeat: int = 10) -> float:
     """Median ms of a findscu process that finds nothing listening: its start-up cost alone."""
     port = free_port()
@@ -259,6 +392,14 @@ def throughput(port: int, aec: str, seconds: float, clients: int = 8) -> float:
     return sum(done) / (time.monotonic() - started)
 
 
+def _throughput_and_cpu(port: int, pid: int, seconds: float) -> tuple[float, float]:
+    """Queries/s of 8 findscu loops, and the server's CPU ms per query meanwhile."""
+    before, started = cpu_seconds(pid), time.monotonic()
+    qps = throughput(port, "RIS", seconds)
+    queries_done = qps * (time.monotonic() - started)
+    return qps, (cpu_seconds(pid) - before) * 1000 / max(queries_done, 1)
+
+
 def wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -273,42 +414,97 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
 
 
 def run_size(size: int, database: str, work: Path, repeat: int, seconds: float,
-             with_wlm: bool, one_at_a_time: bool = False):
+             with_wlm: bool, one_at_a_time: bool = False, uncached: bool = False,
+             quick: bool = False, keep: bool = False):
     """Yield the table rows of one size as they are measured."""
     env = {**os.environ, "RIS_DATA_DIR": str(work / "data"), "PYTHONUNBUFFERED": "1"}
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    reuse = False
     if database == "sqlite":
-        env["DATABASE_URL"] = f"sqlite:///{work / f'bench-{size}.sqlite3'}"
+        path = work / f"bench-{size}.sqlite3"
+        reuse = keep and path.exists()
+        env["DATABASE_URL"] = f"sqlite:///{path}"
         label = "SQLite"
     else:
         import psycopg
 
+        name = f"ris_bench_{size}" if keep else "ris_bench"
         with psycopg.connect(database, autocommit=True) as conn:
-            conn.execute("DROP DATABASE IF EXISTS ris_bench")
-            conn.execute("CREATE DATABASE ris_bench")
-        env["DATABASE_URL"] = database.rsplit("/", 1)[0] + "/ris_bench"
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                  (name,)).fetchone()
+            reuse = keep and exists is not None
+            if not reuse:
+                conn.execute(f"DROP DATABASE IF EXISTS {name}")
+                conn.execute(f"CREATE DATABASE {name}")
+        env["DATABASE_URL"] = database.rsplit("/", 1)[0] + "/" + name
         label = "PostgreSQL"
     py = sys.executable
     subprocess.run([py, "-m", "ris.cli", "migrate", "-v0"], env=env, check=True, cwd=ROOT)
-    started = time.monotonic()
-    subprocess.run([py, __file__, "--load", str(size)], env=env, check=True, cwd=ROOT)
-    print(f"# {label} {size}: loaded in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    if reuse:
+        print(f"# {label} {size}: the database kept from an earlier run", file=sys.stderr)
+    else:
+        started = time.monotonic()
+        subprocess.run([py, __file__, "--load", str(size)], env=env, check=True, cwd=ROOT)
+        print(f"# {label} {size}: loaded in {time.monotonic() - started:.0f} s",
+              file=sys.stderr, flush=True)
     port = free_port()
     server = subprocess.Popen([py, "-m", "ris.cli", "dicom", "--dicom-port", str(port)], env=env,
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The same code with the response cache off (RIS_MWL_RESPONSE_CACHE_ITEMS=0), on the same
+    # database at the same time: each query alternates between the two servers.
+    other = other_port = None
+    if uncached:
+        other_port = free_port()
+        other = subprocess.Popen(
+            [py, "-m", "ris.cli", "dicom", "--dicom-port", str(other_port)],
+            env={**env, "RIS_MWL_RESPONSE_CACHE_ITEMS": "0"}, cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port, server)
         findscu(port, "RIS", ["PatientID=warmup"])
+        if other is not None:
+            wait_port(other_port, other)
+            findscu(other_port, "RIS", ["PatientID=warmup"])
+        load_before = os.getloadavg()[0]
         for name in queries(random.Random(1)):
-            med, p95, matches = latency(port, "RIS", name, repeat)
-            fresh = new_association(port, "RIS", name, repeat)
-            assoc = in_association(port, "RIS", name, repeat)
-            yield (label, size, "ris", name, matches, med, p95, fresh, assoc)
+            if not quick:
+                med, p95, matches = latency(port, "RIS", name, repeat)
+            else:  # the same queries once, as the findscu latencies would have: a warm cache
+                med = p95 = None
+                request = rawscu.find_rq(_dataset(queries(random.Random(1))[name]))
+                matches = rawscu.query("127.0.0.1", port, "RIS", request)[0]
+                new_association(port, "RIS", name, repeat)
+            cpu = cpu_off = None
+            if other is not None:
+                fresh, fresh_off, cpu, cpu_off = new_association_ab(
+                    port, other_port, "RIS", name, repeat, (server.pid, other.pid))
+            else:
+                fresh, fresh_off = new_association(port, "RIS", name, repeat), None
+            assoc = None if quick else in_association(port, "RIS", name, repeat)
+            yield (label, size, "ris", name, matches, med, p95, fresh, assoc, None, cpu)
+            if fresh_off is not None:
+                yield (label, size, "ris, cache off", name, matches, None, None, fresh_off, None,
+                       None, cpu_off)
         yield (label, size, "ris", "8 clients, broad", None, None, None, None, None,
-               throughput(port, "RIS", seconds))
+               *_throughput_and_cpu(port, server.pid, seconds))
+        if other is not None:
+            yield (label, size, "ris, cache off", "8 clients, broad", None, None, None, None,
+                   None, *_throughput_and_cpu(other_port, other.pid, seconds))
+        print(f"# {label} {size}: load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}",
+              file=sys.stderr, flush=True)
+        # The handler's CPU per query without the network, cache off and on (handler_cpu).
+        out = subprocess.run([py, __file__, "--handler-cpu", str(max(5, repeat // 2))], env=env,
+                             cwd=ROOT, check=True, capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            name, matches, off_ms, on_ms = line.split("\t")
+            print(f"# {label} {size}: handler CPU, {name} ({matches} matches): cache off "
+                  f"{off_ms} ms, on {on_ms} ms ({float(off_ms) / max(float(on_ms), 0.01):.1f}x)",
+                  flush=True)
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        for proc in (server, other):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=20)
     if one_at_a_time:
         port = free_port()
         server = subprocess.Popen(
@@ -348,6 +544,7 @@ def run_size(size: int, database: str, work: Path, repeat: int, seconds: float,
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--load", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--handler-cpu", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--wlm-sizes", default="1000,10000")
     parser.add_argument("--database", default="sqlite", help="sqlite or a PostgreSQL URL")
@@ -355,37 +552,52 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--one-at-a-time", action="store_true",
                         help="also measure throughput with RIS_MWL_DIRECT_SEND off")
+    parser.add_argument("--uncached", action="store_true",
+                        help="also run a server with the response cache off, side by side")
+    parser.add_argument("--quick", action="store_true",
+                        help="only the new-association latency and 8 clients (no findscu "
+                             "latency, no open association): for the largest sizes")
+    parser.add_argument("--keep", type=Path,
+                        help="keep the generated databases in this directory (SQLite)")
     args = parser.parse_args()
     if args.load:
         load(args.load)
         return
-    work = Path(tempfile.mkdtemp(prefix="ris-bench-"))
+    if args.handler_cpu:
+        handler_cpu(args.handler_cpu)
+        return
+    work = args.keep or Path(tempfile.mkdtemp(prefix="ris-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     wlm_sizes = {int(s) for s in args.wlm_sizes.split(",") if s}
     print(f"load average at start: {os.getloadavg()[0]:.1f}; findscu start-up alone (nothing "
           f"listening): {dcmtk_floor():.0f} ms median", flush=True)
     print("| database | steps | server | query | matches | findscu median ms | findscu p95 ms "
-          "| new association median ms | open association median ms | q/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+          "| new association median ms | open association median ms | q/s "
+          "| server CPU ms per query |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     try:
         for size in (int(s) for s in args.sizes.split(",")):
             for row in run_size(size, args.database, work, args.repeat, args.seconds,
-                                size in wlm_sizes, args.one_at_a_time):
+                                size in wlm_sizes, args.one_at_a_time, args.uncached,
+                                args.quick, args.keep is not None):
                 _print_row(row)
         print(f"load average at end: {os.getloadavg()[0]:.1f}")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _print_row(row: tuple) -> None:
     label, size, server, name, matches, med, p95, fresh, assoc, *rest = row
-    qps = f"{rest[0]:.1f}" if rest else ""
+    qps = f"{rest[0]:.1f}" if rest and rest[0] is not None else ""
+    cpu = f"{rest[1]:.1f}" if len(rest) > 1 and rest[1] is not None else ""
     m = f"{matches:.0f}" if matches is not None else ""
     md = f"{med:.0f}" if med is not None else ""
     p = f"{p95:.0f}" if p95 is not None else ""
     a = f"{assoc:.1f}" if assoc is not None else ""
     f = f"{fresh:.1f}" if fresh is not None else ""
-    print(f"| {label} | {size:,} | {server} | {name} | {m} | {md} | {p} | {f} | {a} | {qps} |",
-          flush=True)
+    print(f"| {label} | {size:,} | {server} | {name} | {m} | {md} | {p} | {f} | {a} | {qps} "
+          f"| {cpu} |", flush=True)
 
 
 if __name__ == "__main__":

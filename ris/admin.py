@@ -10,14 +10,16 @@ admin.site.register(Heartbeat, ReadOnlyAdmin)
 @admin.register(HL7Sender)
 class HL7SenderAdmin(AuditedConfigurationAdmin):
     list_display = (
-        "application", "facility", "default_charset", "derive_control_id", "description"
+        "application", "facility", "default_charset", "derive_control_id", "application_response",
+        "description",
     )
 
 
 @admin.register(HL7Destination)
 class HL7DestinationAdmin(AuditedConfigurationAdmin):
     list_display = (
-        "name", "host", "port", "version", "charset", "send_order_status", "swf_b_omi", "active"
+        "name", "host", "port", "version", "charset", "send_order_status", "swf_b_omi",
+        "send_patient_updates", "active"
     )
 
 

@@ -20,9 +20,21 @@ class RisConfig(AppConfig):
         from ris.hl7.notifications import (
             on_order_created,
             on_order_status_changed,
+            on_order_updated,
+            on_patient_identity_changed,
+            on_patient_updated,
+            on_patients_linked,
             on_step_rescheduled,
         )
-        from worklist.signals import order_created, order_status_changed, step_rescheduled
+        from worklist.signals import (
+            order_created,
+            order_status_changed,
+            order_updated,
+            patient_identity_changed,
+            patient_updated,
+            patients_linked,
+            step_rescheduled,
+        )
 
         # Queue the HIS status message in the transaction of the change (ris.hl7.notifications).
         order_status_changed.connect(on_order_status_changed, dispatch_uid="ris.hl7.order_status")
@@ -30,6 +42,14 @@ class RisConfig(AppConfig):
         # IHE SWF.b receivers get OMI^O23 NW for every new order (RAD-4); the short-lived cache
         # of which destinations those are forgets a destination edited in this process.
         order_created.connect(on_order_created, dispatch_uid="ris.hl7.order_created")
+        # ... and OMI^O23 XO when the request, an exam or a step's details change (RAD-13).
+        order_updated.connect(on_order_updated, dispatch_uid="ris.hl7.order_updated")
+        # Archives that keep patients get every patient change as ADT (A08, A40, A47, A24, A37).
+        patient_updated.connect(on_patient_updated, dispatch_uid="ris.hl7.patient_updated")
+        patient_identity_changed.connect(
+            on_patient_identity_changed, dispatch_uid="ris.hl7.patient_identity"
+        )
+        patients_linked.connect(on_patients_linked, dispatch_uid="ris.hl7.patients_linked")
 
         from ris.hl7.notifications import forget_swf_b
         from ris.models import HL7Destination

@@ -35,6 +35,17 @@ class HL7Sender(models.Model):
         help_text="For senders that leave MSH-10 empty: use a control ID derived from the message "
         "bytes (a resend of the same bytes is then recognised). Off: an empty MSH-10 gets AR 101",
     )
+    #: Original mode only: in enhanced mode MSH-16 says whether an application acknowledgement
+    #: is wanted, and it always carries the response group.
+    application_response = models.BooleanField(
+        _("application response"),
+        default=False,
+        help_text=_(
+            "Answer orders with ORR^O02 / ORG^O20 / ORI^O24 carrying the filler order number, "
+            "accession number and identifiers ris assigned, instead of a bare ACK (original "
+            "acknowledgement mode; in enhanced mode MSH-16 decides)"
+        ),
+    )
     description = models.CharField(max_length=200, blank=True)
 
     class Meta:
@@ -144,6 +155,17 @@ class HL7Destination(models.Model):
         default=False,
         help_text="IHE Scheduled Workflow.b: send OMI^O23 (v2.5.1, with IPC) for new, changed and "
         "cancelled orders instead of order status messages",
+    )
+    #: An archive or PACS that keeps its own copy of the patient (dcm4chee-arc and most
+    #: archives take ADT): every identity change ris applies reaches it as ADT (A08 update,
+    #: A40 merge, A47 identifier change, A24 link, A37 unlink), whoever caused it.
+    send_patient_updates = models.BooleanField(
+        _("ADT patient updates"),
+        default=False,
+        help_text=_(
+            "Forward every patient change as ADT: A08 demographics, A40 merge, A47 identifier "
+            "change, A24 / A37 link and unlink (for archives and PACS that store patients)"
+        ),
     )
     active = models.BooleanField(default=True)
 

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "mpps.forwarding",
     "django_htmx",
     "web",
+    "dicomweb",
 ]
 
 MIDDLEWARE = [
@@ -247,6 +248,13 @@ LOGGING = {
 # --- ris: listeners -------------------------------------------------------------------------
 RIS_HTTP = env_str("RIS_HTTP", "127.0.0.1:8000")
 RIS_HTTP_WORKERS = env_int("RIS_HTTP_WORKERS", 2)
+#: The UPS-RS event channel (WebSocket, PS3.18 11.x): its own listener (``ris events``), since
+#: the web listener's WSGI workers hold no long-lived connection. RIS_UPS_EVENTS_URL is the
+#: address clients are told (behind a proxy: ``wss://ris.example/ws``); empty: ws://<host>:<port>.
+RIS_UPS_EVENTS_HTTP = env_str("RIS_UPS_EVENTS_HTTP", "127.0.0.1:8001")
+RIS_UPS_EVENTS_URL = env_str("RIS_UPS_EVENTS_URL", "")
+#: How often the event channel reads new changes from the audit trail.
+RIS_UPS_EVENTS_POLL_MS = env_int("RIS_UPS_EVENTS_POLL_MS", 500)
 RIS_DICOM_HOST = env_str("RIS_DICOM_HOST", "0.0.0.0")
 RIS_DICOM_PORT = env_int("RIS_DICOM_PORT", 11112)
 RIS_AE_TITLE = env_str("RIS_AE_TITLE", "RIS")
@@ -321,6 +329,13 @@ RIS_MWL_DEFAULT_STATUSES = env_list("RIS_MWL_DEFAULT_STATUSES", ["SCHEDULED", "A
 RIS_MWL_DEFAULT_CHARACTER_SET = env_str("RIS_MWL_DEFAULT_CHARACTER_SET", "ISO_IR 192")
 #: Encode C-FIND responses straight to bytes (same bytes as pydicom, 5-8x faster on broad queries).
 RIS_MWL_FAST_ENCODING = env_bool("RIS_MWL_FAST_ENCODING", True)
+#: Encoded worklist response items the DICOM listener keeps between queries (about 1 KB each;
+#: keyed on the step's row as read, so a change anywhere is seen by the next query:
+#: worklist/mwl/response_cache.py); 0: every response is encoded again. Needs FAST_ENCODING.
+RIS_MWL_RESPONSE_CACHE_ITEMS = env_int("RIS_MWL_RESPONSE_CACHE_ITEMS", 50000)
+#: On PostgreSQL the worklist's SELECT is a prepared statement (planned once per shape and kept
+#: connection); off behind a connection pooler in transaction mode, which cannot keep them.
+RIS_MWL_PREPARED_STATEMENTS = env_bool("RIS_MWL_PREPARED_STATEMENTS", True)
 #: Write Pending C-FIND responses to the socket in batches instead of one by one through
 #: pynetdicom (worklist/mwl/dimse_stream.py); needs RIS_MWL_FAST_ENCODING; never used on TLS.
 RIS_MWL_DIRECT_SEND = env_bool("RIS_MWL_DIRECT_SEND", True)
@@ -356,15 +371,21 @@ RIS_SCHEDULER_JOBS: list[tuple[str, str, int]] = [
 RIS_HL7_DEFAULT_CHARSET = env_str("RIS_HL7_DEFAULT_CHARSET", "ASCII")
 #: Where an order's start time is read, first found wins: TQ1-7 (v2.5), ORC-7.4, OBR-27.4, OBR-36.
 RIS_HL7_START_TIME_FIELDS = env_list("RIS_HL7_START_TIME_FIELDS", ["TQ1-7", "ORC-7", "OBR-27"])
-#: Which PID-3 repetition is the patient ID: the first whose CX.4 (assigning authority) is in
-#: this list, else the first whose CX.5 (identifier type) is in RIS_HL7_PATIENT_ID_TYPES, else
-#: the first repetition. The other repetitions become Other Patient IDs.
+#: The trusted patient identifier domains (PID-3 CX.4 assigning authorities), the department's
+#: primary first. The patient ID is the PID-3 repetition of the first domain in this list that
+#: the message carries (else the first whose CX.5 is in RIS_HL7_PATIENT_ID_TYPES, else the
+#: first repetition); the others become Other Patient IDs. A patient is found by the ID of any
+#: trusted domain (as Patient ID or Other Patient ID), so feeds that know only their own domain
+#: reach the same patient; empty: one domain, the Patient ID alone identifies.
 RIS_HL7_PATIENT_ID_AUTHORITIES = env_list("RIS_HL7_PATIENT_ID_AUTHORITIES", [])
 RIS_HL7_PATIENT_ID_TYPES = env_list("RIS_HL7_PATIENT_ID_TYPES", ["PI", "MR"])
 #: Issuer of Patient ID stored when PID-3's CX.4 is empty.
 RIS_HL7_DEFAULT_ISSUER = env_str("RIS_HL7_DEFAULT_ISSUER", "")
 #: Senders of outbound jobs by kind: {"kind": "module:function"} (see ris.outbound_queue).
-RIS_OUTBOUND_SENDERS = {"hl7.order_status": "ris.hl7.notifications:send_order_status"}
+RIS_OUTBOUND_SENDERS = {
+    "hl7.order_status": "ris.hl7.notifications:send_order_status",
+    "hl7.patient": "ris.hl7.notifications:send_order_status",  # the same delivery, ADT built
+}
 # The PACS forwarder's job kinds (mpps.forwarding.sender).
 RIS_OUTBOUND_SENDERS.update(
     {
@@ -387,6 +408,9 @@ RIS_OUTBOUND_ALERT_AFTER_SECONDS = env_int("RIS_OUTBOUND_ALERT_AFTER_SECONDS", 6
 RIS_FORWARD_SPOOL_DIR = Path(env_str("RIS_FORWARD_SPOOL_DIR", str(DATA_DIR / "spool"))).resolve()
 #: Hours a committed (or stored, without commitment) instance stays in the spool; 0: delete at once.
 RIS_FORWARD_SPOOL_RETENTION_HOURS = env_int("RIS_FORWARD_SPOOL_RETENTION_HOURS", 0)
+#: Unmatched instances stay in the spool at least this long after delivery, so that staff can
+#: still link their study to its order (corrected from the spool file and forwarded again).
+RIS_FORWARD_UNMATCHED_RETENTION_HOURS = env_int("RIS_FORWARD_UNMATCHED_RETENTION_HOURS", 72)
 #: A storage commitment without a report after this long is asked again.
 RIS_FORWARD_COMMIT_TIMEOUT_SECONDS = env_int("RIS_FORWARD_COMMIT_TIMEOUT_SECONDS", 900)
 #: Instances sent per association (and per storage commitment request).

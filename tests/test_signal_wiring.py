@@ -35,13 +35,18 @@ def test_received_performed_steps_queue_the_pacs_relay():
     assert _receivers(mpps_signals.pps_received) == {"mpps.forwarding.services.on_pps_received"}
 
 
+def test_a_patient_merge_or_new_identifier_corrects_the_gateway_spool_and_tells_archives():
+    assert _receivers(worklist_signals.patient_identity_changed) == {
+        "mpps.forwarding.services.on_patient_identity_changed",
+        "ris.hl7.notifications.on_patient_identity_changed",
+    }
+
+
 def test_events_nobody_listens_to_yet_have_no_receiver():
     # Sent by the services for interfaces to come (DICOMweb, FHIR subscriptions): wiring one of
     # them is a deliberate change, and this list changes with it.
     for signal in (
         worklist_signals.step_status_changed,
-        worklist_signals.patient_updated,
-        worklist_signals.order_updated,
         mpps_signals.pps_linked,
     ):
         assert _receivers(signal) == set()
@@ -54,6 +59,21 @@ def test_catalogue_edits_clear_the_hl7_listeners_procedure_cache():
     assert "ris.hl7.mapping.forget_catalogue" in _receivers(
         m2m_changed, ProcedureType.stations.through
     )
+
+
+def test_order_corrections_queue_the_swf_b_procedure_update():
+    assert _receivers(worklist_signals.order_updated) == {
+        "ris.hl7.notifications.on_order_updated"
+    }
+
+
+def test_patient_changes_queue_the_adt_to_archives_that_keep_patients():
+    assert _receivers(worklist_signals.patient_updated) == {
+        "ris.hl7.notifications.on_patient_updated"
+    }
+    assert _receivers(worklist_signals.patients_linked) == {
+        "ris.hl7.notifications.on_patients_linked"
+    }
 
 
 def test_new_orders_queue_the_swf_b_order_message():

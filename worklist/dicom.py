@@ -168,10 +168,15 @@ class Attr:
     get: Callable[[Any], Any]
     children: dict[int, Attr] | None = None
     vr: str = field(default="")
+    #: The ROW_FIELDS a getter on the row reads (``_col`` says it itself): a query reads only
+    #: the columns of the keys it asked for (``ResponseBuilder.columns``).
+    columns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.vr:
             object.__setattr__(self, "vr", dictionary_VR(self.tag))
+        if not self.columns:
+            object.__setattr__(self, "columns", getattr(self.get, "columns", ()))
 
 
 def _tree(attrs: Iterable[Attr]) -> dict[int, Attr]:
@@ -179,7 +184,11 @@ def _tree(attrs: Iterable[Attr]) -> dict[int, Attr]:
 
 
 def _col(name: str) -> Callable[[dict], Any]:
-    return lambda row: row[name] or ""
+    def get(row: dict) -> Any:
+        return row[name] or ""
+
+    get.columns = (name,)  # type: ignore[attr-defined]
+    return get
 
 
 _CODE_ITEM = _tree(
@@ -201,14 +210,15 @@ _REFERENCED_SOP = _tree(
 _SPS_ITEM = _tree(
     [
         Attr(0x00400001, _col("station_ae")),  # Scheduled Station AE Title
-        Attr(0x00400002, lambda r: _da(r["scheduled_start"])),
-        Attr(0x00400003, lambda r: _tm(r["scheduled_start"])),
-        Attr(0x00400004, lambda r: _da(r["scheduled_end"])),
-        Attr(0x00400005, lambda r: _tm(r["scheduled_end"])),
+        Attr(0x00400002, lambda r: _da(r["scheduled_start"]), columns=("scheduled_start",)),
+        Attr(0x00400003, lambda r: _tm(r["scheduled_start"]), columns=("scheduled_start",)),
+        Attr(0x00400004, lambda r: _da(r["scheduled_end"]), columns=("scheduled_end",)),
+        Attr(0x00400005, lambda r: _tm(r["scheduled_end"]), columns=("scheduled_end",)),
         Attr(0x00080060, _col("modality")),
         Attr(0x00400006, _col("performing_physician")),
         Attr(0x00400007, _col("sps_description")),
-        Attr(PROTOCOL_CODE_SEQUENCE, lambda r: r["protocol_codes"] or [], _CODE_ITEM),
+        Attr(PROTOCOL_CODE_SEQUENCE, lambda r: r["protocol_codes"] or [], _CODE_ITEM,
+             columns=("protocol_codes",)),
         Attr(0x00400009, _col("sps_id")),
         Attr(0x00400010, _col("station_name")),
         Attr(0x00400011, _col("location")),
@@ -235,11 +245,33 @@ def _other_ids(row: dict) -> list[dict]:
     return row["other_ids"] or []
 
 
+#: Type of Patient ID (0010,0022) has the enumerated values of PS3.3 C.7.1.1; an identifier
+#: type from HL7 (CX.5, table 0203: MR, PI, SS ...) is not one of them: it is sent as
+#: Identifier Type Code (0040,0035) of the Issuer of Patient ID Qualifiers Sequence (0010,0024),
+#: and the ID itself as TEXT.
+_DICOM_ID_TYPES = {"TEXT", "RFID", "BARCODE"}
+
+
+def _dicom_id_type(other: dict) -> str:
+    value = (other.get("type") or "").upper()
+    return value if value in _DICOM_ID_TYPES else "TEXT"
+
+
+def _id_qualifiers(other: dict) -> list[dict]:
+    value = other.get("type") or ""
+    if not value or value.upper() in _DICOM_ID_TYPES or value == "linked":
+        return []
+    return [{"type": value}]
+
+
+_ID_QUALIFIERS_ITEM = _tree([Attr(0x00400035, lambda c: c["type"][:16])])
+
 _OTHER_ID_ITEM = _tree(
     [
         Attr(0x00100020, lambda c: c.get("id", "")),
         Attr(0x00100021, lambda c: c.get("issuer", "")),
-        Attr(0x00100022, lambda c: c.get("type", "")),
+        Attr(0x00100022, _dicom_id_type),
+        Attr(0x00100024, _id_qualifiers, _ID_QUALIFIERS_ITEM),
     ]
 )
 
@@ -254,12 +286,15 @@ _ISSUER_ITEM = _tree(
 #: Every attribute ris returns (and matches on) in a worklist item, keyed by tag.
 ITEM: dict[int, Attr] = _tree(
     [
-        Attr(TIMEZONE_OFFSET, lambda r: _tz_offset(r["scheduled_start"])),
+        Attr(TIMEZONE_OFFSET, lambda r: _tz_offset(r["scheduled_start"]),
+             columns=("scheduled_start",)),
+        # Its item is the row itself: its keys' columns are the row's (_requested_columns).
         Attr(SPS_SEQUENCE, lambda r: [r], _SPS_ITEM),
         # Requested Procedure
         Attr(0x00401001, _col("rp_id")),
         Attr(0x00321060, _col("rp_description")),
-        Attr(REQUESTED_PROCEDURE_CODE_SEQUENCE, _rp_codes, _CODE_ITEM),
+        Attr(REQUESTED_PROCEDURE_CODE_SEQUENCE, _rp_codes, _CODE_ITEM,
+             columns=("rp_code_value", "rp_code_scheme", "rp_code_meaning")),
         Attr(0x0020000D, _col("study_uid")),
         Attr(0x00081110, lambda r: [], _REFERENCED_SOP),  # Referenced Study Sequence
         Attr(0x00401003, _col("rp_priority")),
@@ -270,7 +305,8 @@ ITEM: dict[int, Attr] = _tree(
         Attr(0x00080050, _col("accession")),
         Attr(0x00080051, lambda r: [], _ISSUER_ITEM),  # Issuer of Accession Number Sequence
         Attr(0x00321032, _col("requesting_physician")),
-        Attr(0x00080090, lambda r: r["referring_physician"] or r["visit_referring"] or ""),
+        Attr(0x00080090, lambda r: r["referring_physician"] or r["visit_referring"] or "",
+             columns=("referring_physician", "visit_referring")),
         Attr(0x00321033, _col("requesting_service")),
         Attr(0x00402016, _col("placer_number")),
         Attr(0x00402017, _col("filler_number")),
@@ -281,19 +317,21 @@ ITEM: dict[int, Attr] = _tree(
         Attr(0x00081120, lambda r: [], _REFERENCED_SOP),  # Referenced Patient Sequence
         Attr(0x00080080, lambda r: settings.RIS_INSTITUTION_NAME),
         # Patient
-        Attr(0x00100010, person_name),
+        Attr(0x00100010, person_name,
+             columns=("name_alphabetic", "name_ideographic", "name_phonetic")),
         Attr(0x00100020, _col("patient_id")),
         Attr(0x00100021, _col("issuer")),
-        Attr(0x00101002, _other_ids, _OTHER_ID_ITEM),
+        Attr(0x00101002, _other_ids, _OTHER_ID_ITEM, columns=("other_ids",)),
         # DA is a whole date (PS3.5 6.2): a birth year or month only is left empty (Type 2),
         # never sent as the 1st of January.
-        Attr(0x00100030, lambda r: "" if r["birth_date_precision"] else _da(r["birth_date"])),
+        Attr(0x00100030, lambda r: "" if r["birth_date_precision"] else _da(r["birth_date"]),
+             columns=("birth_date_precision", "birth_date")),
         Attr(0x00100040, _col("sex")),
-        Attr(0x00101030, lambda r: _ds(r["weight_kg"])),
-        Attr(0x00101020, lambda r: _ds(r["size_m"])),
+        Attr(0x00101030, lambda r: _ds(r["weight_kg"]), columns=("weight_kg",)),
+        Attr(0x00101020, lambda r: _ds(r["size_m"]), columns=("size_m",)),
         Attr(0x00403001, _col("confidentiality")),
         Attr(0x00380500, _col("patient_state")),
-        Attr(0x001021C0, lambda r: r["pregnancy_status"]),
+        Attr(0x001021C0, lambda r: r["pregnancy_status"], columns=("pregnancy_status",)),
         Attr(0x00102000, _col("medical_alerts")),
         Attr(0x00102110, _col("allergies")),
         Attr(0x00380050, _col("special_needs")),
@@ -430,6 +468,31 @@ class ResponseBuilder:
         self.charset_requested = query is None or SPECIFIC_CHARACTER_SET in query
         self.name_profile = name_profile or pn.NameProfile.ALL
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The ROW_FIELDS this builder's responses are made of, ``pk`` first: what a query
+        needs to read for it (any other column of the row may be left None)."""
+        wanted = {"pk"}
+        _requested_columns(self.keys, wanted)
+        if self.name_profile != pn.NameProfile.ALL:  # _profiled reads every name column
+            wanted.update(("name_alphabetic", "name_ideographic", "name_phonetic", *_PN_COLUMNS))
+        return tuple(name for name in ROW_FIELDS if name in wanted)
+
+    @property
+    def signature(self) -> tuple:
+        """Everything but the row that this builder's bytes depend on, hashable: the requested
+        keys (nested), the wanted character set and whether it was asked, the name profile,
+        and the settings a getter reads (institution name, time zone). Two builders with equal
+        signatures encode a row to the same bytes (the MWL response cache keys on it)."""
+        return (
+            _keys_signature(self.keys),
+            self.character_set,
+            self.charset_requested,
+            str(self.name_profile),
+            settings.RIS_INSTITUTION_NAME,
+            settings.TIME_ZONE,
+        )
+
     def _profiled(self, row: dict) -> dict:
         """The row with its person names as the Device's name profile wants them."""
         if self.name_profile == pn.NameProfile.ALL:
@@ -495,6 +558,27 @@ class ResponseBuilder:
             )
         _encode(out, self.keys, row, encodings, implicit_vr, order)
         return bytes(out)
+
+
+def _requested_columns(keys: tuple[Requested, ...], out: set[str]) -> None:
+    for key in keys:
+        if key.attr is None:
+            continue
+        out.update(key.attr.columns)
+        if key.tag == SPS_SEQUENCE and key.children is not None:
+            _requested_columns(key.children, out)  # the item is the row (ITEM above)
+
+
+def _keys_signature(keys: tuple[Requested, ...]) -> tuple:
+    return tuple(
+        (
+            key.tag,
+            key.vr,
+            key.attr is not None,
+            _keys_signature(key.children) if key.children is not None else None,
+        )
+        for key in keys
+    )
 
 
 def _fill(ds: Dataset, keys: tuple[Requested, ...], ctx: Any) -> None:

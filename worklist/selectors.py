@@ -6,19 +6,23 @@ import datetime as dt
 from collections.abc import Iterator
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Q, QuerySet, Value
 from django.db.models.functions import Coalesce
+from django.db.models.sql.constants import MULTI
 from pydicom import Dataset
 
 from worklist import pn
 from worklist.dicom import ITEM, ROW_FIELDS, SPS_SEQUENCE, ResponseBuilder
 from worklist.matching import WorklistQuery, worklist_query
 from worklist.models import (
+    AuditEvent,
     Device,
     Patient,
     PatientNameKey,
     ScheduledProcedureStep,
+    UpsSubscription,
     UserPreference,
 )
 from worklist.pn import PersonName
@@ -47,6 +51,88 @@ def worklist_rows(query: WorklistQuery, *, limit: int | None = None) -> Iterator
             count += 1
             if limit is not None and count >= limit:
                 return
+
+
+class RawWorklistRows:
+    """The rows of a worklist query as the database driver returned them, before Django's
+    converters (SQLite's datetimes and JSON still text), with ``row()`` for the converted dict.
+
+    The raw tuple is a hashable image of everything a row shows: the MWL response cache
+    (worklist/mwl/response_cache.py) keys an encoded response on it, so a hit costs neither the
+    converters nor the encoding, and any change of any column is a miss.
+    """
+
+    def __init__(self, raw: list[tuple], compiler, names: tuple[str, ...] = _NAMES) -> None:
+        self.raw = raw
+        self.names = names
+        self._compiler = compiler
+        fields = [s[0] for s in compiler.select[: compiler.col_count]] if raw else []
+        self._converters = compiler.get_converters(fields) if raw else {}
+        self._unread = dict.fromkeys(n for n in _NAMES if n not in names)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def row(self, raw: tuple) -> dict:
+        """The row dict of one raw tuple (the same as ``worklist_rows`` yields; a column the
+        query did not read is None)."""
+        if self._converters:
+            (values,) = self._compiler.apply_converters([raw], self._converters)
+        else:
+            values = raw
+        row = dict(zip(self.names, values, strict=True))
+        if self._unread:
+            row.update(self._unread)
+        return row
+
+
+def worklist_raw_rows(
+    query: WorklistQuery, *, limit: int | None = None, columns: tuple[str, ...] | None = None
+) -> RawWorklistRows:
+    """``worklist_rows`` unconverted: one SELECT on a cursor, the rows as the driver gives them.
+
+    ``columns`` (ROW_FIELDS names, ``pk`` first: ``ResponseBuilder.columns``) reads only those,
+    which is most of a broad query's database time with 52 columns through five joins; a query
+    with a Python refinement reads them all, converts each row once to test it and keeps only
+    those it accepts, at most ``limit``. Without one the limit is the SQL LIMIT.
+    """
+    qs = query.queryset.all()  # a clone: never the rows another caller already read
+    names = _NAMES
+    if columns is not None and not query.predicates:
+        names = columns
+        qs = qs.values_list(*(ROW_FIELDS[name] for name in columns))
+    if limit is not None and not query.predicates:
+        qs = qs[:limit]
+    compiler = qs.query.get_compiler(using=qs.db)
+    if compiler.connection.vendor == "postgresql" and settings.RIS_MWL_PREPARED_STATEMENTS:
+        raw = _prepared_fetch(compiler)
+    else:
+        chunks = compiler.execute_sql(MULTI)
+        raw = [tuple(values) for chunk in chunks for values in chunk] if chunks else []
+    rows = RawWorklistRows(raw, compiler, names)
+    if query.predicates:
+        kept = [values for values in raw if query.accepts(rows.row(values))]
+        rows.raw = kept[:limit] if limit is not None else kept
+    return rows
+
+
+def _prepared_fetch(compiler) -> list[tuple]:
+    """The compiled query as a prepared statement on PostgreSQL (psycopg's server-side binding,
+    ``prepare=True``): the server plans each shape of worklist query once per connection, not
+    on every C-FIND. Django binds on the client and never prepares (for connection poolers in
+    transaction mode, which ris does not sit behind: RIS_MWL_PREPARED_STATEMENTS off if it
+    does)."""
+    import psycopg
+
+    try:
+        sql, params = compiler.as_sql()
+    except EmptyResultSet:
+        return []
+    connection = compiler.connection
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall()
 
 
 def device_for_ae(ae_title: str) -> Device | None:
@@ -218,3 +304,67 @@ def workitem_row(pk: int) -> dict | None:
 
 def step_by_pk(pk: int) -> ScheduledProcedureStep | None:
     return ScheduledProcedureStep.objects.filter(pk=pk).first()
+
+
+_UPS_EVENT_SOURCES = Q(
+    object_type="worklist.ScheduledProcedureStep", action__startswith="step."
+) | Q(object_type="worklist.UpsSubscription", action="ups.subscribe")
+
+
+def ups_event_sources(
+    *, after_pk: int | None = None, pks: list[int] | None = None, limit: int = 1000
+) -> list[AuditEvent]:
+    """The audit rows that may make UPS event reports (``dicomweb.events``), oldest first:
+    those after ``after_pk`` or those of ``pks``. They are a step's status change (a State
+    Report when its UPS state changes), a performer's progress, a cancellation request for a
+    claimed step, and a new subscription (its initial State Report)."""
+    rows = AuditEvent.objects.filter(_UPS_EVENT_SOURCES)
+    if after_pk is not None:
+        rows = rows.filter(pk__gt=after_pk)
+    if pks is not None:
+        rows = rows.filter(pk__in=pks)
+    return list(rows.order_by("pk")[:limit])
+
+
+def ups_event_source_pks(*, since: dt.datetime, up_to_pk: int) -> list[int]:
+    """The keys of such rows written since ``since`` up to ``up_to_pk``: a transaction that
+    committed after a later one (PostgreSQL draws keys before commit) is found among them."""
+    return list(
+        AuditEvent.objects.filter(_UPS_EVENT_SOURCES, at__gte=since, pk__lte=up_to_pk)
+        .values_list("pk", flat=True)
+    )
+
+
+def last_audit_pk() -> int:
+    return AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def ups_subscriptions_of(step: ScheduledProcedureStep) -> list[UpsSubscription]:
+    """Whom a workitem's events go to (PS3.4 CC.2.3): the AEs subscribed to it, and the global
+    subscribers that include it (not suspended before it was created, not unsubscribed from
+    it). A filtered global subscription's keys are the caller's to match."""
+    rows = list(UpsSubscription.objects.filter(Q(step=step) | Q(step__isnull=True)))
+    excluded = {r.ae_title for r in rows if r.step_id is not None and not r.subscribed}
+    chosen: dict[str, UpsSubscription] = {}
+    for row in rows:
+        if row.ae_title in excluded:
+            continue
+        if row.step_id is None and row.suspended_at is not None and (
+            step.created_at >= row.suspended_at
+        ):
+            continue
+        if row.step_id is not None or row.ae_title not in chosen:
+            chosen[row.ae_title] = row
+    return list(chosen.values())
+
+
+def ups_subscription(pk: int) -> UpsSubscription | None:
+    return UpsSubscription.objects.filter(pk=pk).select_related("step").first()
+
+
+def ups_workitem_subscriptions(ae_title: str) -> list[UpsSubscription]:
+    """An AE's subscriptions to single workitems (the event channel's catch-up on opening)."""
+    return list(
+        UpsSubscription.objects.filter(ae_title=ae_title, step__isnull=False, subscribed=True)
+        .select_related("step").order_by("pk")
+    )

@@ -16,7 +16,14 @@ from django.utils import timezone
 
 from worklist import audit, identifiers, pn, routing, scheduling, signals
 from worklist.audit import Actor
-from worklist.errors import DomainError, Duplicate, ErrorCode, InvalidTransition, ScheduleConflict
+from worklist.errors import (
+    DomainError,
+    Duplicate,
+    ErrorCode,
+    InvalidTransition,
+    NotFound,
+    ScheduleConflict,
+)
 from worklist.models import (
     AuditEvent,
     Device,
@@ -28,6 +35,7 @@ from worklist.models import (
     RequestedProcedure,
     ScheduledProcedureStep,
     StepStatus,
+    UpsSubscription,
     UserPreference,
     Visit,
 )
@@ -37,6 +45,7 @@ from worklist.states import (
     FINAL_STEP_STATUSES,
     MOVABLE_STEP_STATUSES,
     PERFORMED_STEP_STATUSES,
+    SCHEDULABLE_STEP_STATUSES,
     SLOT_OCCUPYING_STEP_STATUSES,
     STARTABLE_STEP_STATUSES,
     allowed_step_transitions,
@@ -111,11 +120,7 @@ def patient_upsert(
     except Patient.DoesNotExist:  # (patient ID, issuer) is unique: get() needs no ORDER BY
         existing = None
     if existing is None:
-        new = Patient(patient_id=patient_id, issuer=issuer, **demographics)
-        _set_name(new, pn.resolve(name))
-        new.save()
-        audit.record(actor, "patient.create", new, after=audit.snapshot(new))
-        return new, True
+        return _create_patient(patient_id, issuer, name, actor, demographics), True
     return patient_update(
         patient=existing,
         actor=actor,
@@ -123,6 +128,39 @@ def patient_upsert(
         replace_romanisation=replace_romanisation,
         **demographics,
     ), False
+
+
+@transaction.atomic
+def patient_create(
+    *,
+    patient_id: str,
+    issuer: str = "",
+    name: PersonName | str,
+    actor: Actor,
+    **demographics,
+) -> Patient:
+    """Register a patient the caller has just looked up and not found (the HIS feed, which
+    reads the patient first to follow merges): ``patient_upsert`` without its second look-up.
+
+    A patient registered meanwhile by another connection fails the unique (patient ID, issuer)
+    constraint, which rolls the caller's transaction back, as ``patient_upsert`` would have.
+    """
+    unknown = set(demographics) - PATIENT_FIELDS
+    if unknown:
+        raise TypeError(f"unknown patient fields: {sorted(unknown)}")
+    if not patient_id:
+        raise DomainError("a patient needs a patient ID", code=ErrorCode.INVALID_VALUE)
+    return _create_patient(patient_id, issuer, name, actor, demographics)
+
+
+def _create_patient(
+    patient_id: str, issuer: str, name: PersonName | str, actor: Actor, demographics: dict
+) -> Patient:
+    new = Patient(patient_id=patient_id, issuer=issuer, **demographics)
+    _set_name(new, pn.resolve(name))
+    new.save()
+    audit.record(actor, "patient.create", new, after=audit.snapshot(new))
+    return new
 
 
 def _set_name(patient: Patient, resolved: pn.ResolvedName) -> None:
@@ -723,6 +761,49 @@ def step_schedule(
     return step
 
 
+#: Details of a step that a correction may change without moving it (HL7 XO with IPC)
+STEP_DETAIL_FIELDS = frozenset({"location", "protocol_codes", "station"})
+
+
+@transaction.atomic
+def step_update(
+    *, step: ScheduledProcedureStep, actor: Actor, **changes
+) -> ScheduledProcedureStep:
+    """Correct a step's details that do not move it: its location (0040,0011) and protocol
+    (0040,0008), as an upstream Order Filler's RAD-13 procedure update (OMI^O23 XO with IPC)
+    sends them; the station only of a step without a time (a timed step changes station by
+    ``step_schedule``, which checks the slot). Refused once the step started or was cancelled.
+    Audited; the order's receivers hear it as ``order_updated``."""
+    unknown = set(changes) - STEP_DETAIL_FIELDS
+    if unknown:
+        raise TypeError(f"unknown step fields: {sorted(unknown)}")
+    step = ScheduledProcedureStep.objects.select_for_update().get(pk=step.pk)
+    if step.status not in SCHEDULABLE_STEP_STATUSES:
+        raise InvalidTransition(
+            f"step {step.sps_id} is {step.get_status_display().lower()}: its details can no "
+            "longer be changed"
+        )
+    station = changes.get("station")
+    if station is not None and step.scheduled_start is not None and station != step.station:
+        raise InvalidTransition(
+            f"step {step.sps_id} is booked: move it to {station.ae_title} with its time"
+        )
+    if station is not None and station.modality and station.modality != step.modality:
+        raise InvalidTransition(
+            f"station {station.ae_title} is a {station.modality} station, step {step.sps_id} "
+            f"is {step.modality}"
+        )
+    before = audit.snapshot(step)
+    for key, value in changes.items():
+        setattr(step, key, value)
+    after = audit.snapshot(step)
+    if after != before:
+        step.save()
+        audit.record(actor, "step.update", step, before=before, after=after)
+        signals.order_updated.send(Order, order=step.requested_procedure.order, actor=actor)
+    return step
+
+
 @transaction.atomic
 def step_book_first_free(
     *, step: ScheduledProcedureStep, actor: Actor, after: dt.datetime | None = None
@@ -991,17 +1072,7 @@ def _place(
     if station is not None:
         _check_opening_hours(station, start, end, outside_hours_ok=outside_hours_ok)
         if not station.allow_overbooking:
-            clash = (
-                ScheduledProcedureStep.objects.filter(
-                    station=station,
-                    status__in=SLOT_OCCUPYING_STEP_STATUSES,
-                    scheduled_start__lt=end,
-                    scheduled_end__gt=start,
-                )
-                .exclude(pk=step.pk)
-                .order_by("scheduled_start")
-                .first()
-            )
+            clash = _first_clash(station, start, end, exclude=step.pk)
             clashes = [clash] if clash is not None else []
             clashes += [
                 other
@@ -1028,6 +1099,46 @@ def _place(
             step.location = station.location[:16]
     step.scheduled_start = start
     step.scheduled_end = end
+
+
+#: Steps shorter than this are found by a two-sided range on (station, scheduled_start); the
+#: few longer ones (an all-day block, an imported long session) by (station, expected duration).
+SHORT_STEP_MINUTES = 8 * 60
+#: The upper end of the duration range: two bounds make SQLite prefer that index for the long
+#: arm (one-sided ranges on two indexes tie in its estimates).
+_LONGEST_MINUTES = 2**31 - 1
+
+
+def _first_clash(
+    station: Device, start: dt.datetime, end: dt.datetime, *, exclude: int | None
+) -> ScheduledProcedureStep | None:
+    """The earliest occupying step of ``station`` that overlaps [start, end), if any.
+
+    "Starts before ``end`` and ends after ``start``" alone bounds the index scan from above only:
+    the database read every earlier step of the station, and a booking (made after the
+    station's history) grew with it. A step lasts less than ``expected_duration_minutes`` + 1
+    minute (every write sets its end from its start and that duration), so a step shorter than
+    SHORT_STEP_MINUTES that overlaps starts after ``start - SHORT_STEP_MINUTES``: that arm reads
+    a few hours of the station. Longer steps come from the duration index. One statement.
+    """
+    occupying = ScheduledProcedureStep.objects.filter(
+        station=station,
+        status__in=SLOT_OCCUPYING_STEP_STATUSES,
+        scheduled_start__lt=end,
+        scheduled_end__gt=start,
+    ).exclude(pk=exclude)
+    near = occupying.filter(
+        scheduled_start__gt=start - dt.timedelta(minutes=SHORT_STEP_MINUTES + 1)
+    ).order_by()
+    long = occupying.filter(
+        expected_duration_minutes__range=(SHORT_STEP_MINUTES, _LONGEST_MINUTES)
+    ).order_by()
+    # No ORDER BY on the compound: SQLite would then merge two ordered scans, and order the
+    # long arm by (station, scheduled_start) too, the one-sided range again. Overlapping steps
+    # on a station that refuses overbooking are none or a few (an import may have overbooked it
+    # before): the earliest is taken here.
+    clashes = list(near.union(long, all=True))
+    return min(clashes, key=lambda other: (other.scheduled_start, other.sps_id), default=None)
 
 
 def _check_opening_hours(
@@ -1165,7 +1276,10 @@ def patient_merge(*, source: Patient, target: Patient, actor: Actor) -> Patient:
         after=audit.snapshot(source),
         detail=f"merged into {target.patient_id} ({target.issuer}); orders {moved_orders}",
     )
-    signals.patient_updated.send(Patient, patient=target, actor=actor)
+    signals.patient_identity_changed.send(
+        Patient, patient=target, actor=actor, reason="merge",
+        prior={"id": source.patient_id, "issuer": source.issuer},
+    )
     return target
 
 
@@ -1194,13 +1308,50 @@ def patient_change_identifier(
         )
     before = audit.snapshot(patient)
     old = f"{patient.patient_id} ({patient.issuer})"
+    prior = {"id": patient.patient_id, "issuer": patient.issuer}
     patient.patient_id, patient.issuer = patient_id, issuer
     patient.save(update_fields=["patient_id", "issuer", "updated_at"])
     audit.record(
         actor, "patient.identifier_change", patient, before=before, after=audit.snapshot(patient),
         detail=f"was {old}",
     )
-    signals.patient_updated.send(Patient, patient=patient, actor=actor)
+    signals.patient_identity_changed.send(
+        Patient, patient=patient, actor=actor, reason="identifier change", prior=prior
+    )
+    return patient
+
+
+@transaction.atomic
+def patient_change_other_identifier(
+    *, patient: Patient, issuer: str, old_id: str, new_id: str, id_type: str = "", actor: Actor
+) -> Patient:
+    """Change a patient's ID in another identifier domain than its own (HL7 A47 naming one of
+    its Other Patient IDs): that domain's entry of Other Patient IDs (0010,1002) changes, the
+    Patient ID stays. Audited as an identifier change; every open worklist item shows it."""
+    if not new_id:
+        raise DomainError("a patient ID cannot be empty", code=ErrorCode.INVALID_VALUE)
+    patient = Patient.objects.select_for_update().get(pk=patient.pk)
+    if Patient.objects.filter(patient_id=new_id, issuer=issuer).exclude(pk=patient.pk).exists():
+        raise Duplicate(
+            f"patient ID {new_id!r} ({issuer or 'no issuer'}) already belongs to another "
+            "patient: merge the two (A40) instead of changing the identifier"
+        )
+    before = audit.snapshot(patient)
+    kept = [
+        i for i in patient.other_ids or []
+        if (i.get("id"), i.get("issuer", "")) not in ((old_id, issuer), (new_id, issuer))
+        or i.get("type") == "linked"
+    ]
+    patient.other_ids = [*kept, {"id": new_id, "issuer": issuer, "type": id_type}]
+    patient.save(update_fields=["other_ids", "updated_at"])
+    audit.record(
+        actor, "patient.identifier_change", patient, before=before, after=audit.snapshot(patient),
+        detail=f"{issuer or 'no issuer'}: was {old_id}",
+    )
+    signals.patient_identity_changed.send(
+        Patient, patient=patient, actor=actor, reason="identifier change",
+        prior={"id": old_id, "issuer": issuer},
+    )
     return patient
 
 
@@ -1217,7 +1368,15 @@ def patient_link(*, patient: Patient, other: Patient, linked: bool, actor: Actor
             i for i in one.other_ids
             if (i.get("id"), i.get("issuer", "")) != (two.patient_id, two.issuer)
         ]
-        patient_update(patient=one, actor=actor, other_ids=[*kept, entry] if linked else kept)
+        before = audit.snapshot(one)
+        one.other_ids = [*kept, entry] if linked else kept
+        after = audit.snapshot(one)
+        if after != before:
+            one.save(update_fields=["other_ids", "updated_at"])
+            audit.record(actor, "patient.update", one, before=before, after=after)
+    signals.patients_linked.send(
+        Patient, patient=patient, other=other, linked=linked, actor=actor
+    )
 
 
 # --- worklist files (ris import-worklist) -----------------------------------------------------
@@ -1538,3 +1697,128 @@ def step_ups_final(
     if target is None:
         raise DomainError(f"a claimed workitem can become COMPLETED or CANCELED, not {state!r}")
     return step_transition(step=step, to=target, actor=actor, reason=f"UPS {state}")
+
+
+def _check_claimer(step: ScheduledProcedureStep, transaction_uid: str) -> None:
+    """Only the performer holding the Transaction UID may change a claimed workitem."""
+    if step.status != StepStatus.STARTED:
+        raise UpsRefused(
+            f"step {step.sps_id} is not IN PROGRESS",
+            status=UPS_NO_LONGER_UPDATABLE if step.status in FINAL_STEP_STATUSES
+            else UPS_NOT_IN_PROGRESS,
+        )
+    if not step.ups_transaction_uid or step.ups_transaction_uid != transaction_uid:
+        raise UpsRefused(
+            "the Transaction UID is not the one that claimed this workitem",
+            status=UPS_WRONG_TRANSACTION_UID,
+        )
+
+
+@transaction.atomic
+def step_ups_progress(
+    *, step: ScheduledProcedureStep, transaction_uid: str, progress: dict, actor: Actor
+) -> None:
+    """The performer reports progress on its claimed workitem (PS3.4 CC.2.6, N-SET of the
+    Progress Information Sequence). ris keeps no progress column: the audit row is the record,
+    and it is what the UPS event channel reports to the subscribers (a UPS Progress Report)."""
+    step = ScheduledProcedureStep.objects.select_for_update().get(pk=step.pk)
+    _check_claimer(step, transaction_uid)
+    audit.record(actor, "step.ups_progress", step, after=progress)
+
+
+@transaction.atomic
+def step_ups_cancel_request(
+    *, step: ScheduledProcedureStep, actor: Actor, reason: str = "", contact: dict | None = None
+) -> ScheduledProcedureStep:
+    """Request the cancellation of a workitem (PS3.4 CC.2.2).
+
+    A SCHEDULED one is nobody's yet: it is cancelled at once (the step CANCELED). An IN
+    PROGRESS one belongs to its performer, who decides: the request is recorded and the
+    subscribers are told (a UPS Cancel Requested event); the step stays STARTED. A final one
+    may no longer change (C300H).
+    """
+    step = ScheduledProcedureStep.objects.select_for_update().get(pk=step.pk)
+    if step.status == StepStatus.STARTED:
+        audit.record(
+            actor, "step.ups_cancel_requested", step,
+            after={"reason": reason[:64], "requesting_ae": actor.name[:16], **(contact or {})},
+            detail=reason,
+        )
+        return step
+    if step.status in FINAL_STEP_STATUSES or step.status == StepStatus.UNSCHEDULED:
+        raise UpsRefused(
+            f"step {step.sps_id} is {step.status}: it may no longer be cancelled",
+            status=UPS_NO_LONGER_UPDATABLE,
+        )
+    return step_transition(
+        step=step, to=StepStatus.CANCELED, actor=actor,
+        reason=reason or "UPS cancellation requested",
+    )
+
+
+#: The well-known UPS SOP Instance UIDs of PS3.4 Table CC.1-1 that name the global subscription.
+UPS_GLOBAL_SUBSCRIPTION_UID = "1.2.840.10008.5.1.4.34.5"
+UPS_FILTERED_GLOBAL_SUBSCRIPTION_UID = "1.2.840.10008.5.1.4.34.5.1"
+
+
+@transaction.atomic
+def ups_subscribe(
+    *,
+    ae_title: str,
+    actor: Actor,
+    step: ScheduledProcedureStep | None = None,
+    deletion_lock: bool = False,
+    filter_keys: dict | None = None,
+) -> UpsSubscription:
+    """Subscribe an AE to one workitem's event reports, or globally (``step`` None) to every
+    workitem's, optionally only those matching ``filter_keys`` (PS3.4 CC.2.3.1). Subscribing
+    again replaces the earlier options and ends a suspension."""
+    ae_title = ae_title.strip()
+    if not ae_title or len(ae_title) > 16:
+        raise DomainError("the subscriber's AE title must be 1 to 16 characters")
+    subscription, _ = UpsSubscription.objects.update_or_create(
+        ae_title=ae_title, step=step,
+        defaults={"subscribed": True, "deletion_lock": deletion_lock,
+                  "filter_keys": filter_keys or None, "suspended_at": None},
+    )
+    audit.record(actor, "ups.subscribe", subscription, after=audit.snapshot(subscription))
+    return subscription
+
+
+@transaction.atomic
+def ups_unsubscribe(
+    *, ae_title: str, actor: Actor, step: ScheduledProcedureStep | None = None
+) -> None:
+    """End a subscription (PS3.4 CC.2.3.2). Globally: the global one and every one of the AE's
+    workitem subscriptions. One workitem: its row goes; while a global subscription stands the
+    row stays, unsubscribed, so the global one does not include it again."""
+    ae_title = ae_title.strip()
+    rows = UpsSubscription.objects.filter(ae_title=ae_title)
+    if step is None:
+        rows.delete()
+        audit.record_access(actor, "ups.unsubscribe", object_type="worklist.UpsSubscription",
+                            detail=f"{ae_title}: global")
+        return
+    if rows.filter(step__isnull=True).exists():
+        UpsSubscription.objects.update_or_create(
+            ae_title=ae_title, step=step, defaults={"subscribed": False}
+        )
+    else:
+        rows.filter(step=step).delete()
+    audit.record(actor, "ups.unsubscribe", step, detail=ae_title)
+
+
+@transaction.atomic
+def ups_suspend_global(*, ae_title: str, actor: Actor) -> UpsSubscription:
+    """Suspend an AE's global subscription (PS3.4 CC.2.3.2): workitems created from now on are
+    no longer included; those it already included still are."""
+    subscription = UpsSubscription.objects.filter(
+        ae_title=ae_title.strip(), step__isnull=True
+    ).first()
+    if subscription is None:
+        raise NotFound(f"{ae_title} holds no global subscription")
+    if subscription.suspended_at is None:
+        subscription.suspended_at = timezone.now()
+        subscription.save(update_fields=["suspended_at"])
+    audit.record(actor, "ups.suspend", subscription, after=audit.snapshot(subscription))
+    return subscription

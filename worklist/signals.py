@@ -16,6 +16,15 @@ step_status_changed = Signal()
 step_rescheduled = Signal()
 #: sender=Patient, kwargs: patient, actor: demographics changed (worklist items must follow)
 patient_updated = Signal()
+#: sender=Patient, kwargs: patient (the one that remains), actor, reason ("merge" for HL7 A40,
+#: "identifier change" for A47), prior ({"id", "issuer"}: the merged-away ID, or the ID before
+#: the change): images already received under the old identity must follow (the PACS forwarder
+#: corrects what its spool holds: mpps.forwarding.services), and archives that keep their own
+#: copy of the patient are told (ADT A40 / A47: ris.hl7.notifications)
+patient_identity_changed = Signal()
+#: sender=Patient, kwargs: patient, other, linked (True: A24 link, False: A37 unlink), actor: two
+#: records of one person linked or unlinked; archives that keep patients are told (ADT A24/A37)
+patients_linked = Signal()
 #: sender=Order, kwargs: order, actor: request details (priority, physicians...) corrected
 order_updated = Signal()
 #: sender=Order, kwargs: order, actor: a new order with its procedures and steps (IHE SWF.b

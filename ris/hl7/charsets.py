@@ -104,8 +104,12 @@ def stored_text(raw: bytes | memoryview, charset: str) -> str:
 
 
 def ack_text(ack: bytes | memoryview | None) -> str:
-    """The ACK ris answered with, as text: ris writes ACKs in UTF-8 unless MSH-18 said otherwise."""
-    data = bytes(ack or b"")
+    """The ACK ris answered with, as text: ris writes ACKs in UTF-8 unless MSH-18 said otherwise.
+
+    An accept and an application acknowledgement (enhanced mode) read one after the other.
+    """
+    # The reply separator of ris.hl7.ack.join_replies (an end block and a start block)
+    data = bytes(ack or b"").replace(b"\x1c\x0d\x0b", b"\r")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

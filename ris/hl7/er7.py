@@ -72,6 +72,9 @@ def read_header(raw: bytes) -> dict[str, str]:
         "control_id": get(10),
         "processing_id": get(11),
         "version": get(12).split(comp)[0],
+        # Enhanced acknowledgement mode (HL7 table 0155), ris.hl7.ack.conditions
+        "accept_ack_type": get(15),
+        "application_ack_type": get(16),
         # MSH-18 repeats: the first repetition is the character set of the message.
         "charset": get(18).split(rep)[0],
         "component": comp,

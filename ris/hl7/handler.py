@@ -25,7 +25,8 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from ris.hl7 import charsets, er7, mapping
+from ris.hl7 import ack as acks
+from ris.hl7 import charsets, er7, mapping, responses
 from ris.hl7.ack import ERROR_CODES, build_ack
 from ris.models import HL7Sender, InboundMessage
 from worklist.audit import Actor, record_access
@@ -37,7 +38,7 @@ Status = InboundMessage.Status
 _SENDER_CACHE_SECONDS = 10.0
 #: Tries of one message's transaction when a concurrent one conflicted with it.
 _ATTEMPTS = 3
-_sender_cache: dict[tuple[str, str], tuple[float, tuple[str, bool]]] = {}
+_sender_cache: dict[tuple[str, str], tuple[float, tuple[str, bool, bool]]] = {}
 #: MSH-10 is stored whole (the resend look-up compares it whole); a longer one is refused.
 CONTROL_ID_MAX = InboundMessage._meta.get_field("control_id").max_length
 
@@ -56,9 +57,9 @@ def sender_key(header: dict[str, str]) -> str:
     return f"{header.get('sending_app', '')}|{header.get('sending_facility', '')}"[:140]
 
 
-def _sender_options(header: dict[str, str]) -> tuple[str, bool]:
-    """(default charset, derive control ID) of the HL7Sender of this MSH-3/MSH-4 (cached
-    briefly: it is read per message)."""
+def _sender_options(header: dict[str, str]) -> tuple[str, bool, bool]:
+    """(default charset, derive control ID, application response) of the HL7Sender of this
+    MSH-3/MSH-4 (cached briefly: it is read per message)."""
     key = (header.get("sending_app", ""), header.get("sending_facility", ""))
     now = time.monotonic()
     cached = _sender_cache.get(key)
@@ -67,10 +68,10 @@ def _sender_options(header: dict[str, str]) -> tuple[str, bool]:
     row = (
         HL7Sender.objects.filter(application=key[0], facility__in=[key[1], ""])
         .order_by("-facility")
-        .values_list("default_charset", "derive_control_id")
+        .values_list("default_charset", "derive_control_id", "application_response")
         .first()
     )
-    options = (row[0], row[1]) if row else ("", False)
+    options = (row[0], row[1], row[2]) if row else ("", False, False)
     _sender_cache[key] = (now, options)
     return options
 
@@ -123,11 +124,11 @@ def handle(message: bytes, peer: str) -> bytes:
     if len(header["control_id"]) > CONTROL_ID_MAX:
         # Not stored: a truncated key would make resends of different messages collide.
         logger.warning("HL7 message from %s refused: MSH-10 longer than %s", peer, CONTROL_ID_MAX)
-        return build_ack(
+        return replies(
             header, "AR",
             f"MSH-10 (message control ID) is {len(header['control_id'])} characters long; ris "
             f"keeps at most {CONTROL_ID_MAX}: not processed, send a shorter control ID",
-            "102",
+            "102", committed=False,
         )
     try:
         original = _original(header)
@@ -136,7 +137,71 @@ def handle(message: bytes, peer: str) -> bytes:
         return _process(message, header, peer)
     except Exception:  # noqa: BLE001 - the database is down or broken: the HIS must resend
         logger.exception("HL7 %s from %s could not be stored", header.get("control_id"), peer)
-        return build_ack(header, "AR", "ris could not store the message; resend it later", "207")
+        return replies(header, "AR", "ris could not store the message; resend it later", "207",
+                       committed=False, stored=False)
+
+
+def _wants_content(header: dict[str, str]) -> bool:
+    try:
+        return _sender_options(header)[2]
+    except Exception:  # noqa: BLE001 - the database is down: a plain acknowledgement then
+        return False
+
+
+def replies(
+    header: dict[str, str],
+    code: str,
+    text: str = "",
+    error_code: str = "",
+    *,
+    committed: bool,
+    stored: bool = True,
+    outcome: mapping.Outcome | None = None,
+    message: er7.Message | None = None,
+) -> bytes:
+    """Everything ris answers to one message (``ack.join_replies``; empty: nothing), by mode.
+
+    Original mode: one acknowledgement, after the commit; for orders the application response
+    with its content (``ris.hl7.responses``) when the HL7Sender asks for it. So is a request
+    for an accept acknowledgement alone (``ack.accept_only``: MSH-15 AL, MSH-16 NE). Enhanced mode
+    (MSH-15/16, HL7 v2.5.1 2.9.3): for a committed message an accept acknowledgement CA when
+    MSH-15 asks for one, then the application acknowledgement (AA, AE: for orders with the
+    response group) when MSH-16 asks for it. A message not committed (refused as AR, or the
+    database failed: ``stored`` False) gets CR or CE when MSH-15 asks for errors, else the AR
+    when MSH-16 does: it was never processed, so there is nothing more to say.
+    """
+    warnings = outcome.warnings if outcome else ()
+    kind, _, event = (header.get("message_type") or "").partition(header.get("component") or "^")
+    is_order = (kind, event.split(header.get("component") or "^")[0]) in (
+        acks.APPLICATION_RESPONSE_TYPES
+    )
+
+    def application(content: bool) -> bytes:
+        response = None
+        if content and is_order:
+            if code == "AA" and outcome is not None:
+                response = responses.accepted(
+                    header, list(zip(outcome.orders, outcome.order_controls, strict=True))
+                )
+            else:
+                response = responses.refused(header, message)
+        return build_ack(header, code, text, error_code, warnings=warnings, response=response)
+
+    conditions = acks.conditions(header) if header else None
+    if conditions is None or acks.accept_only(conditions):
+        return application(content=is_order and _wants_content(header))
+    accept, application_condition = conditions
+    sent = []
+    if committed:
+        if acks.wanted(accept, success=True):
+            sent.append(build_ack(header, "CA", accept=True))
+        if acks.wanted(application_condition, success=code == "AA"):
+            sent.append(application(content=True))
+    elif acks.wanted(accept, success=False):
+        sent.append(build_ack(header, "CE" if not stored else "CR", text, error_code, accept=True))
+    elif acks.wanted(application_condition, success=False):
+        sent.append(application(content=True))
+    return acks.join_replies(sent)
 
 
 def _original(header: dict[str, str]) -> InboundMessage | None:
@@ -178,7 +243,7 @@ def _duplicate(original: InboundMessage, raw: bytes, header: dict, peer: str) ->
 
 def _reject(raw: bytes, header: dict, peer: str, code: str, text: str) -> bytes:
     """AR: not processed (the sender may fix and resend). Stored for the record if possible."""
-    ack = build_ack(header, "AR", text, code)
+    ack = replies(header, "AR", text, code, committed=False)
     try:
         _log_message(
             raw,
@@ -250,10 +315,10 @@ def _process(raw: bytes, header: dict, peer: str) -> bytes:
                 code, error_code, text, outcome = _apply(message, header)
                 if code == "AR":
                     transaction.set_rollback(True)
-                    ack = build_ack(header, code, text, error_code)
+                    ack = b""
                 else:
-                    ack = build_ack(header, code, text, error_code, severity="E",
-                                    warnings=outcome.warnings if outcome else ())
+                    ack = replies(header, code, text, error_code, committed=True,
+                                  outcome=outcome, message=message)
                     _store(raw, header, peer, charset, code, ack, error_code, text, outcome,
                            f"{kind}^{event}")
             break
@@ -365,6 +430,7 @@ def reprocess(message: InboundMessage, *, actor: Actor | None = None) -> Inbound
         locked = InboundMessage.objects.select_for_update().get(pk=message.pk)
         if locked.status != Status.ERROR:
             return locked
+        parsed = None
         try:
             charset, parsed = decode_and_parse(raw, header)
         except mapping.HL7Error as exc:
@@ -373,8 +439,11 @@ def reprocess(message: InboundMessage, *, actor: Actor | None = None) -> Inbound
             code, error_code, text, outcome = _apply(parsed, header)
         locked.reprocess_count += 1
         locked.processed_at = timezone.now()
-        locked.ack = build_ack(header, code, text, error_code,
-                               warnings=outcome.warnings if outcome else ())
+        if code == "AR":
+            locked.ack = replies(header, code, text, error_code, committed=False)
+        else:
+            locked.ack = replies(header, code, text, error_code, committed=True,
+                                 outcome=outcome, message=parsed)
         locked.ack_code = code
         locked.error_code = error_code
         if code == "AA":

@@ -104,9 +104,15 @@ class Outcome:
 
     patient: Patient | None = None
     orders: list[Order] = field(default_factory=list)
+    #: ORC-1 of the order group each of ``orders`` came from (the application response's ORC-1)
+    order_controls: list[str] = field(default_factory=list)
     note: str = ""
     #: (table 0357 code, text) of values ris ignored: ERR segments of severity W in the AA.
     warnings: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, order: Order, control: str) -> None:
+        self.orders.append(order)
+        self.order_controls.append(control)
 
     @property
     def links(self) -> list[dict]:
@@ -280,8 +286,26 @@ def _ce_text(segment: Segment | None, n: int) -> str:
 # --- patients ---------------------------------------------------------------------------------
 
 
+def _domain_rank(issuer: str) -> int | None:
+    """Position of an assigning authority in RIS_HL7_PATIENT_ID_AUTHORITIES (0: the
+    department's primary domain); None: not a trusted domain."""
+    authorities = settings.RIS_HL7_PATIENT_ID_AUTHORITIES
+    return authorities.index(issuer) if issuer and issuer in authorities else None
+
+
+def _trust_order(identifier: dict) -> int:
+    """Sort key: identifiers of trusted domains first, the primary's first of all."""
+    rank = _domain_rank(identifier["issuer"])
+    return len(settings.RIS_HL7_PATIENT_ID_AUTHORITIES) if rank is None else rank
+
+
 def _patient_identifier(pid: Segment) -> tuple[str, str, list[dict]]:
-    """(patient ID, issuer, other IDs) from PID-3's repetitions (PID-2 if PID-3 is empty)."""
+    """(patient ID, issuer, other IDs) from PID-3's repetitions (PID-2 if PID-3 is empty).
+
+    The patient ID is the repetition of the most trusted domain (RIS_HL7_PATIENT_ID_AUTHORITIES
+    in its order, whatever the repetition's position), else the first whose CX.5 is in
+    RIS_HL7_PATIENT_ID_TYPES, else the first; the other repetitions are Other Patient IDs.
+    """
     ids = []
     for rep in range(len(pid.repetitions(3))):
         value = pid.get(3, 1, rep=rep)
@@ -293,15 +317,76 @@ def _patient_identifier(pid: Segment) -> tuple[str, str, list[dict]]:
         ids.append({"id": pid.get(2), "issuer": pid.get(2, 4), "type": pid.get(2, 5)})
     if not ids:
         raise HL7Error("PID-3 (patient identifier list) is empty", "101")
-    chosen = next(
-        (i for i in ids if i["issuer"] and i["issuer"] in settings.RIS_HL7_PATIENT_ID_AUTHORITIES),
-        None,
-    ) or next((i for i in ids if i["type"] in settings.RIS_HL7_PATIENT_ID_TYPES), ids[0])
+    trusted = [i for i in ids if _domain_rank(i["issuer"]) is not None]
+    chosen = (
+        min(trusted, key=_trust_order)
+        if trusted
+        else next((i for i in ids if i["type"] in settings.RIS_HL7_PATIENT_ID_TYPES), ids[0])
+    )
     others = [i for i in ids if i is not chosen]
     issuer = chosen["issuer"] or settings.RIS_HL7_DEFAULT_ISSUER
     if len(chosen["id"]) > 64:
         raise HL7Error(f"PID-3 patient ID {chosen['id'][:70]!r} is longer than 64", "102")
     return chosen["id"], issuer, others
+
+
+#: Other Patient IDs entries of records linked by A24: another record of the person, never an
+#: identifier of this one (not matched, not replaced by a PID-3 of the same domain).
+LINKED = "linked"
+
+
+def _by_identifier(patient_id: str, issuer: str) -> tuple[Patient | None, bool]:
+    """(patient known by this ID in this domain, whether through its Other Patient IDs)."""
+    patient = Patient.objects.filter(patient_id=patient_id, issuer=issuer).first()
+    if patient is not None:
+        return patient, False
+    # Other Patient IDs are a JSON list: a text match narrows the rows, the exact test follows.
+    for candidate in Patient.objects.filter(other_ids__icontains=patient_id).order_by("pk"):
+        for other in candidate.other_ids or []:
+            if (other.get("id"), other.get("issuer", "")) == (patient_id, issuer) and (
+                other.get("type") != LINKED
+            ):
+                return candidate, True
+    return None, False
+
+
+def _find_patient(patient_id: str, issuer: str, others: list[dict]) -> Patient | None:
+    """The patient of a PID: by its ID, else (several trusted domains configured) by the ID of
+    another trusted domain, most trusted first, as Patient ID or among Other Patient IDs."""
+    try:
+        # get(): (patient ID, issuer) is unique, and an unordered query is cheaper to build
+        return Patient.objects.get(patient_id=patient_id, issuer=issuer)
+    except Patient.DoesNotExist:
+        pass
+    if not settings.RIS_HL7_PATIENT_ID_AUTHORITIES:
+        return None  # one identifier domain: the Patient ID alone identifies
+    candidates = [{"id": patient_id, "issuer": issuer}] if _domain_rank(issuer) is not None else []
+    candidates += sorted(
+        (i for i in others if _domain_rank(i["issuer"]) is not None), key=_trust_order
+    )
+    for identifier in candidates:
+        found, _via_other = _by_identifier(identifier["id"], identifier["issuer"])
+        if found is not None:
+            return found
+    return None
+
+
+def _merged_other_ids(patient: Patient, message_ids: list[dict]) -> list[dict]:
+    """Other Patient IDs after a PID: per domain (issuer), the message's ID replaces the one ris
+    had; domains the message does not name, and linked records, are kept."""
+    own = (patient.patient_id, patient.issuer)
+    sent, seen = [], {own}
+    for identifier in message_ids:
+        key = (identifier["id"], identifier["issuer"])
+        if key not in seen:
+            seen.add(key)
+            sent.append(identifier)
+    domains = {i["issuer"] for i in message_ids}
+    kept = [
+        i for i in patient.other_ids or []
+        if i.get("type") == LINKED or i.get("issuer", "") not in domains
+    ]
+    return [*sent, *kept]
 
 
 def _person_name(pid: Segment) -> PersonName | None:
@@ -390,18 +475,29 @@ def _upsert_patient(message: Message, actor: Actor, pid: Segment | None = None) 
     patient_id, issuer, others = _patient_identifier(pid)
     name = _person_name(pid)
     demographics = _demographics(message, pid, others)
-    try:
-        # get(): (patient ID, issuer) is unique, and an unordered query is cheaper to build
-        existing = Patient.objects.get(patient_id=patient_id, issuer=issuer)
-    except Patient.DoesNotExist:
-        existing = None
+    existing = _find_patient(patient_id, issuer, others)
     if existing is None:
-        patient, _ = services.patient_upsert(
+        # Just looked up: patient_create does not look again (one SELECT less per new patient).
+        return services.patient_create(
             patient_id=patient_id, issuer=issuer, name=name or PersonName(), actor=actor,
             **demographics,
         )
-        return patient
     existing = _resolve_merged(existing)
+    message_ids = [{"id": patient_id, "issuer": issuer, "type": ""}, *others]
+    if (existing.patient_id, existing.issuer) != (patient_id, issuer):
+        # Found through another trusted domain. When the message's ID is of a more trusted
+        # domain than the one the patient is filed under (the department's primary ID arrived
+        # for a patient first registered by a clinic system), it becomes the Patient ID and the
+        # old one an Other Patient ID; otherwise the patient keeps its ID.
+        rank, current = _domain_rank(issuer), _domain_rank(existing.issuer)
+        if rank is not None and (current is None or rank < current):
+            old = {"id": existing.patient_id, "issuer": existing.issuer, "type": ""}
+            existing = services.patient_change_identifier(
+                patient=existing, patient_id=patient_id, issuer=issuer, actor=actor
+            )
+            message_ids.append(old)
+    if others or (existing.patient_id, existing.issuer) != (patient_id, issuer):
+        demographics["other_ids"] = _merged_other_ids(existing, message_ids)
     return services.patient_update(patient=existing, actor=actor, name=name, **demographics)
 
 
@@ -474,13 +570,8 @@ def _adt_merge(message: Message, actor: Actor) -> Outcome:
         raise HL7Error("A40 without an MRG segment: which patient should be merged?", "100")
     note = []
     for mrg in merges:
+        prior, _domain = _prior_patient(mrg, survivor=survivor)
         prior_id = mrg.get(1)
-        if not prior_id:
-            raise HL7Error("MRG-1 (prior patient identifier) is empty", "101")
-        issuer = mrg.get(1, 4) or settings.RIS_HL7_DEFAULT_ISSUER
-        prior = Patient.objects.filter(patient_id=prior_id, issuer=issuer).first()
-        if prior is None and not mrg.get(1, 4):
-            prior = Patient.objects.filter(patient_id=prior_id).exclude(pk=survivor.pk).first()
         if prior is None:
             # Hospital-wide merges mostly concern patients radiology never saw: nothing to move.
             note.append(f"prior patient {prior_id!r} is not known to ris: nothing to merge")
@@ -492,33 +583,80 @@ def _adt_merge(message: Message, actor: Actor) -> Outcome:
     return Outcome(patient=survivor, note="; ".join(note))
 
 
-def _prior_patient(mrg: Segment) -> Patient | None:
-    """The patient MRG-1 names (by ID and issuer; by ID alone when MRG-1 has no issuer)."""
-    prior_id = mrg.get(1)
-    if not prior_id:
+def _prior_patient(
+    mrg: Segment, *, survivor: Patient | None = None
+) -> tuple[Patient | None, dict | None]:
+    """(the patient MRG-1 names, the MRG-1 identifier when it is one of the patient's Other
+    Patient IDs rather than its Patient ID).
+
+    By ID and issuer; by ID alone when MRG-1 has no issuer. MRG-1 repeats (the prior patient
+    identifier list): with several trusted domains configured each repetition is tried, most
+    trusted first, as Patient ID and among Other Patient IDs, so a merge or an identifier
+    change sent in any trusted domain finds the patient.
+    """
+    if not mrg.get(1):
         raise HL7Error("MRG-1 (prior patient identifier) is empty", "101")
-    issuer = mrg.get(1, 4) or settings.RIS_HL7_DEFAULT_ISSUER
-    prior = Patient.objects.filter(patient_id=prior_id, issuer=issuer).first()
-    if prior is None and not mrg.get(1, 4):
-        prior = Patient.objects.filter(patient_id=prior_id).first()
-    return _resolve_merged(prior) if prior is not None else None
+    identifiers = [
+        {"id": mrg.get(1, 1, rep=rep), "issuer": mrg.get(1, 4, rep=rep),
+         "type": mrg.get(1, 5, rep=rep)}
+        for rep in range(len(mrg.repetitions(1)))
+        if mrg.get(1, 1, rep=rep)
+    ]
+    identifiers.sort(key=_trust_order)
+    for identifier in identifiers:
+        issuer = identifier["issuer"] or settings.RIS_HL7_DEFAULT_ISSUER
+        prior = Patient.objects.filter(patient_id=identifier["id"], issuer=issuer).first()
+        if prior is None and not identifier["issuer"]:
+            others = Patient.objects.filter(patient_id=identifier["id"])
+            if survivor is not None:
+                others = others.exclude(pk=survivor.pk)
+            prior = others.first()
+        if prior is not None:
+            return _resolve_merged(prior), None
+        if _domain_rank(identifier["issuer"]) is not None:
+            prior, via_other = _by_identifier(identifier["id"], identifier["issuer"])
+            if prior is not None:
+                return _resolve_merged(prior), identifier if via_other else None
+    return None, None
 
 
 def _adt_change_identifier(message: Message, actor: Actor) -> Outcome:
     """A47 (change patient identifier list): the patient of MRG-1 is now known by PID-3, keeping
     its orders and visits; the worklist shows the new ID at once. PID-3 already another
-    patient's: AE 205 (that is an A40 merge)."""
+    patient's: AE 205 (that is an A40 merge).
+
+    With several trusted domains, an MRG-1 that is one of the patient's Other Patient IDs
+    changes that domain's ID only (the PID-3 repetition of the same assigning authority): the
+    patient keeps its Patient ID in the department's domain.
+    """
     pid = message.first("PID")
     if pid is None:
         raise HL7Error("the message has no PID segment", "100")
     mrg = message.first("MRG")
     if mrg is None:
         raise HL7Error("A47 without an MRG segment: which identifier should change?", "100")
-    new_id, issuer, _others = _patient_identifier(pid)
-    prior = _prior_patient(mrg)
+    new_id, issuer, others = _patient_identifier(pid)
+    prior, other_domain = _prior_patient(mrg)
     note = ""
     if prior is None:
         note = f"prior patient {mrg.get(1)!r} is not known to ris: registered under the new ID"
+    elif other_domain is not None:
+        domain = other_domain["issuer"]
+        replacement = next(
+            (i for i in [{"id": new_id, "issuer": issuer, "type": ""}, *others]
+             if i["issuer"] == domain),
+            None,
+        )
+        if replacement is None:
+            raise HL7Error(
+                f"MRG-1 {other_domain['id']!r} is patient {prior.patient_id}'s ID in domain "
+                f"{domain!r}, but PID-3 has no ID of that domain to change it to",
+                "101",
+            )
+        services.patient_change_other_identifier(
+            patient=prior, issuer=domain, old_id=other_domain["id"], new_id=replacement["id"],
+            id_type=replacement["type"], actor=actor,
+        )
     else:
         services.patient_change_identifier(
             patient=prior, patient_id=new_id, issuer=issuer, actor=actor
@@ -754,15 +892,16 @@ def _order_message(message: Message, actor: Actor) -> Outcome:
         elif control in ("CA", "DC"):
             order = _find_order(group)
             reason = group.orc.get(16, 2) or group.orc.get(16) or f"HL7 {control}"
-            outcome.orders.append(
+            outcome.add(
                 services.order_cancel(
                     order=order, actor=actor, reason=reason, discontinue=control == "DC"
-                )
+                ),
+                control,
             )
         elif control == "XO":
             first = changed_obrs.get(_placer(group), 0)
             changed_obrs[_placer(group)] = first + len(group.obrs)
-            outcome.orders.append(_change_order(group, actor, first_procedure=first))
+            outcome.add(_change_order(group, actor, first_procedure=first), control)
         elif control == "SC":
             order = _find_order(group)
             status = group.orc.get(5).upper()
@@ -773,7 +912,7 @@ def _order_message(message: Message, actor: Actor) -> Outcome:
                 )
             else:
                 outcome.note = f"status {status or '(empty)'} of the placer noted, nothing changed"
-            outcome.orders.append(order)
+            outcome.add(order, control)
         else:
             raise HL7Error(
                 f"ORC-1 order control {control or '(empty)'!r} is not supported "
@@ -789,7 +928,7 @@ def _order_message(message: Message, actor: Actor) -> Outcome:
         if settings.RIS_HL7_AUTO_BOOK:
             # The site books orders without a start time itself (RIS_HL7_AUTO_BOOK).
             order = services.order_book_waiting(order=order, actor=actor)
-        outcome.orders.append(order)
+        outcome.add(order, "NW")
     return outcome
 
 
@@ -895,12 +1034,7 @@ def _planned_upstream(request: services.ProcedureRequest, ipcs: list[Segment]) -
                 "103",
             )
         station = _ipc_station(ipc)
-        protocols = [
-            {"value": ipc.get(6, 1, rep=rep), "scheme": ipc.get(6, 3, rep=rep),
-             "meaning": ipc.get(6, 2, rep=rep)}
-            for rep in range(len(ipc.repetitions(6)))
-            if ipc.get(6, 1, rep=rep)
-        ]
+        protocols = _ipc_protocols(ipc)
         steps.append(
             services.StepRequest(
                 sps_id=_given(ipc, 4, "SPS ID", 16),
@@ -958,6 +1092,8 @@ def _change_order(group: _OrderGroup, actor: Actor, *, first_procedure: int = 0)
         if service_code(obr)[0]
         and (ptype := catalogue_entry(obr)[0]).pk != procedure.procedure_type_id
     }
+    # IPC segments (RAD-13 from an upstream Order Filler): checked before anything changes too.
+    step_changes = _ipc_changes(group, order, procedures, new_types)
     changes = {}
     priority = _priority(group, 0) if group.obrs else ""
     if priority:
@@ -980,14 +1116,28 @@ def _change_order(group: _OrderGroup, actor: Actor, *, first_procedure: int = 0)
         movable = [s for s in steps if s.status in SCHEDULABLE_STEP_STATUSES]
         for step in movable:
             new_type = new_types.get(step.requested_procedure_id)
-            if step.scheduled_start != start:
+            station = step_changes.get(step.pk, {}).pop("station", None)
+            if step.scheduled_start != start or (station and station != step.station):
                 # Placed with the new exam's duration: the overlap check is the end state's.
                 services.step_schedule(
                     step=step,
                     start=start,
+                    station=station,
                     actor=actor,
                     duration_minutes=new_type.default_duration_minutes if new_type else None,
                 )
+    for step, details in _steps_with_changes(step_changes):
+        station = details.pop("station", None)
+        if station is not None and station != step.station:
+            if step.scheduled_start is not None:
+                # A new station at the same time: a move, with the slot checked on it.
+                step = services.step_schedule(
+                    step=step, start=step.scheduled_start, station=station, actor=actor
+                )
+            else:
+                details["station"] = station
+        if details:
+            services.step_update(step=step, actor=actor, **details)
     for procedure in procedures:
         if procedure.pk in new_types:
             services.procedure_change(
@@ -999,3 +1149,103 @@ def _change_order(group: _OrderGroup, actor: Actor, *, first_procedure: int = 0)
             "(all started, completed or cancelled)"
         )
     return order
+
+
+def _ipc_changes(
+    group: _OrderGroup, order: Order, procedures: list, new_types: dict[int, ProcedureType]
+) -> dict[int, dict]:
+    """{step pk: changes} of the IPC segments of an XO (IHE RAD-13 procedure update).
+
+    The IPC identifiers name what changes, they do not change: IPC-1 must be the order's
+    accession number, IPC-2 and IPC-3 the requested procedure's (that of the OBR the IPC
+    follows), IPC-4 one of its steps (empty: the n-th IPC is the n-th step). What may change is
+    what the modality is told about the step: IPC-9 / IPC-7 the station (of the step's
+    modality, or of the new exam's when the OBR-4 changes it), IPC-8 the location, IPC-6 the
+    protocol. Anything else (another accession, a new
+    SPS ID, another modality) is AE: cancel and order again. Empty fields change nothing.
+    """
+    changes: dict[int, dict] = {}
+    for index, ipcs in group.obr_ipcs.items():
+        if index >= len(procedures):
+            continue  # the OBR count was checked by the caller
+        procedure = procedures[index]
+        steps = list(procedure.steps.order_by("pk").select_related("station"))
+        for position, ipc in enumerate(ipcs):
+            for n, label, current in (
+                (1, "accession number", order.accession_number),
+                (2, "requested procedure ID", procedure.requested_procedure_id),
+                (3, "Study Instance UID", procedure.study_instance_uid),
+            ):
+                if ipc.get(n) and ipc.get(n) != current:
+                    raise HL7Error(
+                        f"IPC-{n} {label} {ipc.get(n)!r} is not {current!r} of order "
+                        f"{order.accession_number}: identifiers do not change in an XO "
+                        "(cancel the order and send a new one)",
+                        "207",
+                    )
+            sps_id = ipc.get(4)
+            if sps_id:
+                step = next((s for s in steps if s.sps_id == sps_id), None)
+                if step is None:
+                    raise NotFound(
+                        f"IPC-4 SPS ID {sps_id!r} is not a step of requested procedure "
+                        f"{procedure.requested_procedure_id}: a further step needs a new order"
+                    )
+            elif position < len(steps):
+                step = steps[position]
+            else:
+                raise HL7Error(
+                    f"IPC {position + 1} after OBR {index + 1} names no step (IPC-4 empty) and "
+                    f"requested procedure {procedure.requested_procedure_id} has "
+                    f"{len(steps)} step(s)",
+                    "207",
+                )
+            expected = (
+                new_types[procedure.pk].modality if procedure.pk in new_types else step.modality
+            )
+            modality = ipc.get(5).upper()
+            if modality and modality != expected:
+                raise HL7Error(
+                    f"IPC-5 modality {modality!r} of step {step.sps_id} is not its modality "
+                    f"{expected!r}: another modality is another exam (send a new OBR-4, "
+                    "or cancel and order again)",
+                    "207",
+                )
+            details: dict = {}
+            station = _ipc_station(ipc)
+            if station is not None and station != step.station:
+                if station.modality and station.modality != expected:
+                    raise HL7Error(
+                        f"IPC-9/IPC-7 station {station.ae_title} is a {station.modality} "
+                        f"station, step {step.sps_id} is {expected}",
+                        "207",
+                    )
+                details["station"] = station
+            location = _given(ipc, 8, "scheduled procedure step location", 16)
+            if location and location != step.location:
+                details["location"] = location
+            protocols = _ipc_protocols(ipc)
+            if protocols and protocols != step.protocol_codes:
+                details["protocol_codes"] = protocols
+            if details:
+                changes[step.pk] = {"step": step, **details}
+    return changes
+
+
+def _steps_with_changes(changes: dict[int, dict]):
+    """(step, its remaining changes) of ``_ipc_changes``, read again: a reschedule before may
+    have saved the step."""
+    for pk, details in changes.items():
+        rest = {k: v for k, v in details.items() if k != "step"}
+        if rest:
+            yield ScheduledProcedureStep.objects.get(pk=pk), rest
+
+
+def _ipc_protocols(ipc: Segment) -> list[dict]:
+    """IPC-6 (repeats) as Scheduled Protocol Code Sequence items."""
+    return [
+        {"value": ipc.get(6, 1, rep=rep), "scheme": ipc.get(6, 3, rep=rep),
+         "meaning": ipc.get(6, 2, rep=rep)}
+        for rep in range(len(ipc.repetitions(6)))
+        if ipc.get(6, 1, rep=rep)
+    ]

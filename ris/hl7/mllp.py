@@ -13,17 +13,14 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 
+from ris.hl7.framing import CR, END, FS, VT, frame
+
 logger = logging.getLogger("ris.mllp")
+__all__ = ["CR", "END", "FS", "VT", "MLLPServer", "frame"]
 
-VT, FS, CR = b"\x0b", b"\x1c", b"\x0d"
-END = FS + CR
-
-#: handler(message_bytes, peer) -> ACK bytes (without framing)
+#: handler(message_bytes, peer) -> ACK bytes (without framing; several replies are joined by
+#: ``ris.hl7.ack.join_replies``, so framing them once frames each; empty: nothing is sent)
 Handler = Callable[[bytes, str], bytes]
-
-
-def frame(payload: bytes) -> bytes:
-    return VT + payload + END
 
 
 class MLLPServer:
@@ -143,5 +140,6 @@ class MLLPServer:
                     await writer.drain()
                 return
             ack = await asyncio.to_thread(self.handler, message, peer)
-            writer.write(frame(ack))
-            await writer.drain()
+            if ack:  # empty: the sender asked for no acknowledgement (MSH-15/16 NE)
+                writer.write(frame(ack))
+                await writer.drain()

@@ -41,17 +41,79 @@ from hl7apy.core import Message as HL7ApyMessage
 
 from ris import outbound_queue
 from ris.hl7 import charsets, er7
-from ris.hl7.mllp import END, frame
+from ris.hl7.framing import END, frame
 from ris.models import HL7Destination, OutboundJob
 from worklist.models import AuditEvent, Order, OrderStatus, ScheduledProcedureStep, StepStatus
 
 KIND = "hl7.order_status"
+#: Patient updates (ADT) to archives that keep their own copy of the patient
+PATIENT_KIND = "hl7.patient"
+#: ADT event and message structure of each patient change (HL7 v2.5.1 chapter 3)
+ADT_EVENTS = {
+    "update": ("A08", "ADT_A01"),
+    "merge": ("A40", "ADT_A39"),
+    "identifier": ("A47", "ADT_A30"),
+    "link": ("A24", "ADT_A24"),
+    "unlink": ("A37", "ADT_A37"),
+}
+
+
+def on_patient_updated(sender, patient, actor, **kwargs):
+    """Demographics changed: ADT^A08 to the destinations that keep patients."""
+    _queue_patient(patient, "update")
+
+
+def on_patient_identity_changed(sender, patient, actor, reason: str, prior=None, **kwargs):
+    """A merge or an identifier change: ADT^A40 / A47 to the destinations that keep patients,
+    also when the HIS caused it (they did not hear it)."""
+    _queue_patient(patient, "merge" if reason == "merge" else "identifier", prior=prior)
+
+
+def on_patients_linked(sender, patient, other, linked: bool, actor, **kwargs):
+    """A link or an unlink of two records of one person: ADT^A24 / A37."""
+    _queue_patient(patient, "link" if linked else "unlink", other=other)
+
+
+def patient_payload(patient, change: str, *, prior=None, other=None) -> dict:
+    """The snapshot an ADT of a patient change carries (``build_adt``)."""
+    return {
+        "change": change,
+        "patient": _patient(patient),
+        "prior": prior or {},
+        "other": _patient(other) if other is not None else None,
+        "changed_at": timezone.localtime().strftime("%Y%m%d%H%M%S"),
+    }
+
+
+def _queue_patient(patient, change: str, *, prior=None, other=None) -> None:
+    destinations = list(
+        HL7Destination.objects.filter(active=True, send_patient_updates=True)
+        .values_list("name", flat=True)
+    )
+    if not destinations:
+        return
+    data = patient_payload(patient, change, prior=prior, other=other)
+    for name in destinations:
+        outbound_queue.enqueue(
+            kind=PATIENT_KIND, destination=name, payload=data,
+            ordering_key=outbound_queue.ordering_key(name, "patient", patient.pk),
+        )
 
 
 def on_order_created(sender, order: Order, actor, **kwargs):
     """IHE SWF.b RAD-4: the Image Manager (and other SWF.b receivers) learn every new order with
     the identifiers ris assigned, whoever placed it (the HIS's own orders most of all)."""
     _queue_swf_b(order.pk, lambda: swf_b_payload(order, "NW"))
+
+
+def on_order_updated(sender, order: Order, actor, **kwargs):
+    """IHE SWF.b RAD-13 procedure update: the request details (priority, reason, physicians),
+    an exam (a new OBR-4) or a step's location, protocol or station changed. Only SWF.b
+    receivers hear it: the status messages to the HIS carry status and schedule (RAD-3)."""
+    order_id = order.pk
+    _queue_swf_b(order_id, lambda: swf_b_payload(
+        Order.objects.select_related("patient").get(pk=order_id), "XO"
+    ))
 
 
 def swf_b_payload(order: Order, order_control: str, *, reason: str = "") -> dict:
@@ -82,11 +144,11 @@ def on_step_rescheduled(sender, step: ScheduledProcedureStep, actor, **kwargs):
     """A step was booked or moved: tell the HIS its new time, with the order status unchanged."""
     order_id = step.requested_procedure.order_id
 
-    def swf_b_payload() -> dict:
+    def procedure_update() -> dict:
         order = Order.objects.select_related("patient").get(pk=order_id)
         return swf_b_payload(order, "XO")
 
-    _queue_swf_b(order_id, swf_b_payload)  # RAD-13 procedure update
+    _queue_swf_b(order_id, procedure_update)  # RAD-13 procedure update
     if _caused_by_the_his(actor):
         return
 
@@ -208,15 +270,20 @@ def snapshot(order: Order, *, previous: str = "", reason: str = "", actor: str =
         "filler_number": order.filler_order_number or order.accession_number,
         "accession_number": order.accession_number,
         "changed_at": timezone.localtime().strftime("%Y%m%d%H%M%S"),
-        "patient": {
-            "id": patient.patient_id,
-            "issuer": patient.issuer,
-            "alphabetic": patient.name_alphabetic,
-            "ideographic": patient.name_ideographic,
-            "birth_date": _birth_dtm(patient),
-            "sex": patient.sex,
-        },
+        "patient": _patient(patient),
         "procedures": procedures,
+    }
+
+
+def _patient(patient) -> dict:
+    return {
+        "id": patient.patient_id,
+        "issuer": patient.issuer,
+        "alphabetic": patient.name_alphabetic,
+        "ideographic": patient.name_ideographic,
+        "birth_date": _birth_dtm(patient),
+        "sex": patient.sex,
+        "other_ids": patient.other_ids or [],
     }
 
 
@@ -258,33 +325,48 @@ def _xpn(pn_group: str, representation: str, delims: er7.Delimiters) -> str:
     return comp.join([c[0], c[1], c[2], c[4], c[3], "", "L", representation]).rstrip(comp)
 
 
-def build_omi(job: OutboundJob, destination: HL7Destination) -> tuple[str, str]:
-    """(ER7 text, control ID) of the OMI^O23 (v2.5.1) of ``job`` for an IHE SWF.b receiver.
-
-    IHE RAD-TF-2 4.4 (RAD-4, ORC-1 NW) and 4.13 (RAD-13, ORC-1 XO / CA): one ORC, TQ1, OBR per
-    requested procedure and one IPC per step: IPC-1 accession, -2 requested procedure ID, -3
-    Study Instance UID, -4 SPS ID, -5 modality, -6 protocol code, -7 station name, -8 location,
-    -9 station AE title: the values the modality will see on the worklist. Written by hand (the
-    structure is fixed and short) with the same escaping as the status messages.
-    """
-    data = job.payload
-    delims = er7.Delimiters()
+def pid_identifiers(patient: dict, delims: er7.Delimiters) -> str:
+    """PID-3: the patient ID in ris's domain first, then the IDs of the other domains ris keeps
+    (Other Patient IDs), each ID^^^issuer^type. Records linked by A24 are other records of the
+    person, not identifiers of this one: they are left out."""
     esc = lambda value: er7.escape(str(value or ""), delims)  # noqa: E731
-    control_id = f"RIS{job.pk}"
+    comp = delims.component
+    ids = [comp.join([esc(patient["id"]), "", "", esc(patient["issuer"])]).rstrip(comp)]
+    for other in patient.get("other_ids") or []:
+        if other.get("type") == "linked" or not other.get("id"):
+            continue
+        ids.append(comp.join([esc(other["id"]), "", "", esc(other.get("issuer")),
+                              esc(other.get("type"))]).rstrip(comp))
+    return delims.repetition.join(ids)
+
+
+def order_segments(
+    data: dict,
+    delims: er7.Delimiters,
+    *,
+    filler_application: str,
+    order_control: str,
+    timing: bool,
+    ipc: bool,
+    obr_identifiers: bool = False,
+    quantity_timing: bool = False,
+) -> list[str]:
+    """PID and, per requested procedure, ORC [TQ1] OBR [IPC...] of an order snapshot (ER7).
+
+    One writer for the OMI^O23 sent to SWF.b receivers and for the response group of the
+    application acknowledgements (``ris.hl7.responses``), so both say the same of an order:
+    ORC-2 placer, ORC-3 filler^application, ORC-5 status; TQ1-7/-8 the schedule (``timing``);
+    OBR-4 the code, OBR-24 the modality, OBR-18/-19/-20 accession, requested procedure ID and
+    SPS ID (``obr_identifiers``: where the message has no IPC); one IPC per step (``ipc``);
+    ORC-7.4/.5 and OBR-27.4/.5 the schedule (``quantity_timing``: v2.3.x, which has no TQ1).
+    """
+    esc = lambda value: er7.escape(str(value or ""), delims)  # noqa: E731
+    comp, sep = delims.component, delims.field
 
     def segment(name: str, fields: dict[int, str]) -> str:
         last = max(fields) if fields else 0
-        return "|".join([name, *(fields.get(n, "") for n in range(1, last + 1))])
+        return sep.join([name, *(fields.get(n, "") for n in range(1, last + 1))])
 
-    msh = [
-        "MSH", delims.encoding_characters, esc(destination.sending_application),
-        esc(destination.sending_facility), esc(destination.receiving_application),
-        esc(destination.receiving_facility),
-        data.get("changed_at") or timezone.localtime().strftime("%Y%m%d%H%M%S"), "",
-        "OMI^O23^OMI_O23", control_id, "P", "2.5.1",
-    ]
-    if destination.charset:
-        msh += ["", "", "", "", "", charsets.msh18_for(destination.charset)]
     patient = data["patient"]
     names = []
     if patient.get("alphabetic"):
@@ -292,35 +374,46 @@ def build_omi(job: OutboundJob, destination: HL7Destination) -> tuple[str, str]:
     if patient.get("ideographic"):
         names.append(_xpn(patient["ideographic"], "I", delims))
     segments = [
-        "|".join(msh),
         segment("PID", {
             1: "1",
-            3: f"{esc(patient['id'])}^^^{esc(patient['issuer'])}".rstrip("^"),
-            5: "~".join(names),
+            3: pid_identifiers(patient, delims),
+            5: delims.repetition.join(names),
             7: patient.get("birth_date", ""),
             8: patient.get("sex", ""),
         }),
     ]
-    placer = f"{esc(data['placer_number'])}^{esc(data['placer_issuer'])}".rstrip("^")
-    filler = f"{esc(data['filler_number'])}^{esc(destination.sending_application)}".rstrip("^")
+    placer = f"{esc(data['placer_number'])}{comp}{esc(data['placer_issuer'])}".rstrip(comp)
+    filler = f"{esc(data['filler_number'])}{comp}{esc(filler_application)}".rstrip(comp)
     for index, procedure in enumerate(data["procedures"] or [{}], start=1):
-        segments.append(segment("ORC", {
-            1: data.get("order_control", "NW"), 2: placer, 3: filler,
-            5: data["order_status"], 9: data.get("changed_at", ""),
-        }))
-        if procedure.get("start"):
+        legacy_timing = ""
+        if quantity_timing and procedure.get("start"):
+            legacy_timing = f"{comp * 3}{procedure['start']}{comp}{procedure.get('end', '')}"
+            legacy_timing = legacy_timing.rstrip(comp)
+        orc = {1: order_control, 2: placer, 3: filler, 5: data["order_status"],
+               9: data.get("changed_at", "")}
+        if legacy_timing:
+            orc[7] = legacy_timing
+        segments.append(segment("ORC", orc))
+        if timing and procedure.get("start"):
             segments.append(segment("TQ1", {1: "1", 7: procedure["start"],
                                             8: procedure.get("end", "")}))
-        code = f"{esc(procedure.get('code'))}^{esc(procedure.get('meaning'))}^" \
-               f"{esc(procedure.get('scheme'))}"
-        segments.append(segment("OBR", {
-            1: str(index), 2: placer, 3: filler, 4: code.rstrip("^") or "^",
-            24: esc(procedure.get("modality")),
-        }))
+        code = comp.join([esc(procedure.get("code")), esc(procedure.get("meaning")),
+                          esc(procedure.get("scheme"))])
+        obr = {1: str(index), 2: placer, 3: filler, 4: code.rstrip(comp) or comp,
+               24: esc(procedure.get("modality"))}
+        if obr_identifiers:
+            obr[18] = esc(data["accession_number"])
+            obr[19] = esc(procedure.get("requested_procedure_id"))
+            obr[20] = esc((procedure.get("sps_ids") or [""])[0])
+        if legacy_timing:
+            obr[27] = legacy_timing
+        segments.append(segment("OBR", obr))
+        if not ipc:
+            continue
         steps = procedure.get("steps") or [{"sps_id": s} for s in procedure.get("sps_ids", [])]
         for step in steps:
-            protocols = "~".join(
-                f"{esc(c.get('value'))}^{esc(c.get('meaning'))}^{esc(c.get('scheme'))}"
+            protocols = delims.repetition.join(
+                comp.join([esc(c.get("value")), esc(c.get("meaning")), esc(c.get("scheme"))])
                 for c in step.get("protocol_codes", [])
             )
             segments.append(segment("IPC", {
@@ -334,11 +427,88 @@ def build_omi(job: OutboundJob, destination: HL7Destination) -> tuple[str, str]:
                 8: esc(step.get("location")),
                 9: esc(step.get("station_ae")),
             }))
+    return segments
+
+
+def build_omi(job: OutboundJob, destination: HL7Destination) -> tuple[str, str]:
+    """(ER7 text, control ID) of the OMI^O23 (v2.5.1) of ``job`` for an IHE SWF.b receiver.
+
+    IHE RAD-TF-2 4.4 (RAD-4, ORC-1 NW) and 4.13 (RAD-13, ORC-1 XO / CA): one ORC, TQ1, OBR per
+    requested procedure and one IPC per step: IPC-1 accession, -2 requested procedure ID, -3
+    Study Instance UID, -4 SPS ID, -5 modality, -6 protocol code, -7 station name, -8 location,
+    -9 station AE title: the values the modality will see on the worklist. Written by hand (the
+    structure is fixed and short) with the same escaping as the status messages.
+    """
+    data = job.payload
+    delims = er7.Delimiters()
+    esc = lambda value: er7.escape(str(value or ""), delims)  # noqa: E731
+    control_id = f"RIS{job.pk}"
+    msh = [
+        "MSH", delims.encoding_characters, esc(destination.sending_application),
+        esc(destination.sending_facility), esc(destination.receiving_application),
+        esc(destination.receiving_facility),
+        data.get("changed_at") or timezone.localtime().strftime("%Y%m%d%H%M%S"), "",
+        "OMI^O23^OMI_O23", control_id, "P", "2.5.1",
+    ]
+    if destination.charset:
+        msh += ["", "", "", "", "", charsets.msh18_for(destination.charset)]
+    segments = ["|".join(msh), *order_segments(
+        data, delims, filler_application=destination.sending_application,
+        order_control=data.get("order_control", "NW"), timing=True, ipc=True,
+    )]
+    return "\r".join(segments) + "\r", control_id
+
+
+def build_adt(job: OutboundJob, destination: HL7Destination) -> tuple[str, str]:
+    """(ER7 text, control ID) of the ADT of a patient change, in the destination's version.
+
+    MSH, EVN, PID (every identifier ris keeps, name, birth date, sex) and: PV1 ``N`` (no
+    visit: A08's structure needs one), MRG-1 the prior ID (A40, A47), the second patient's PID
+    (A24, A37).
+    """
+    data = job.payload
+    delims = er7.Delimiters()
+    esc = lambda value: er7.escape(str(value or ""), delims)  # noqa: E731
+    event, structure = ADT_EVENTS[data["change"]]
+    version = destination.version
+    control_id = f"RIS{job.pk}"
+    changed_at = data.get("changed_at") or timezone.localtime().strftime("%Y%m%d%H%M%S")
+    msh = [
+        "MSH", delims.encoding_characters, esc(destination.sending_application),
+        esc(destination.sending_facility), esc(destination.receiving_application),
+        esc(destination.receiving_facility), changed_at, "",
+        f"ADT^{event}^{structure}" if version >= "2.4" else f"ADT^{event}",
+        control_id, "P", version,
+    ]
+    if destination.charset:
+        msh += ["", "", "", "", "", charsets.msh18_for(destination.charset)]
+
+    def pid(patient: dict, set_id: int) -> str:
+        names = []
+        if patient.get("alphabetic"):
+            names.append(_xpn(patient["alphabetic"], "A", delims))
+        if patient.get("ideographic"):
+            names.append(_xpn(patient["ideographic"], "I", delims))
+        fields = ["PID", str(set_id), "", pid_identifiers(patient, delims), "",
+                  delims.repetition.join(names), "", patient.get("birth_date", ""),
+                  patient.get("sex", "")]
+        return "|".join(fields).rstrip("|")
+
+    segments = ["|".join(msh), f"EVN|{event}|{changed_at}", pid(data["patient"], 1)]
+    if data["change"] == "update":
+        segments.append("PV1|1|N")
+    elif data["change"] in ("merge", "identifier"):
+        prior = data.get("prior") or {}
+        segments.append(f"MRG|{esc(prior.get('id'))}^^^{esc(prior.get('issuer'))}".rstrip("^"))
+    elif data.get("other"):
+        segments.append(pid(data["other"], 2))
     return "\r".join(segments) + "\r", control_id
 
 
 def build_message(job: OutboundJob, destination: HL7Destination) -> tuple[str, str]:
     """(ER7 text, control ID) of the status message of ``job`` for ``destination``."""
+    if job.kind == PATIENT_KIND:
+        return build_adt(job, destination)
     if destination.swf_b_omi:
         return build_omi(job, destination)
     data = job.payload
@@ -362,7 +532,8 @@ def build_message(job: OutboundJob, destination: HL7Destination) -> tuple[str, s
     pid_parent = message if v25 else message.add_group("ORM_O01_PATIENT")
     pid = pid_parent.pid
     patient = data["patient"]
-    pid.pid_3 = f"{esc(patient['id'])}^^^{esc(patient['issuer'])}".rstrip("^")
+    for identifier in pid_identifiers(patient, delims).split(delims.repetition):
+        pid.add_field("PID_3").value = identifier  # one repetition each, as PID-5 below
     names = []
     if patient.get("alphabetic"):
         names.append(_xpn(patient["alphabetic"], "A", delims))
@@ -435,7 +606,8 @@ def read_ack(reply: bytes, codec: str) -> tuple[str, str, str]:
 
 
 def send_order_status(job: OutboundJob) -> str:
-    """The ``hl7.order_status`` sender: deliver, wait for the ACK, judge it."""
+    """The sender of ``hl7.order_status`` and ``hl7.patient`` jobs: deliver, wait for the
+    ACK, judge it."""
     try:
         destination = HL7Destination.objects.get(name=job.destination)
     except HL7Destination.DoesNotExist:

@@ -10,7 +10,9 @@ identifiers ris draws from counters). So an example that drifts from the code fa
 Markers, each on the line before a ```` ```hl7 ```` block:
 ``<!-- example in NAME ACK -->``, ``<!-- example ack NAME -->``,
 ``<!-- example status PLACER-NUMBER VERSION -->`` (VERSION ``swf-b``: the OMI^O23 of an IHE SWF.b
-receiver).
+receiver), ``<!-- example patient PATIENT-ID CHANGE -->`` (the ADT an archive with patient
+updates gets for that patient's CHANGE, ``ris.hl7.notifications.ADT_EVENTS``, v2.5.1;
+``identifier=ID^ISSUER`` names the ID before an identifier change).
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from pathlib import Path
 import hl7
 import pytest
 
-from ris.hl7.notifications import build_message, snapshot, swf_b_payload
+from ris.hl7.notifications import build_message, patient_payload, snapshot, swf_b_payload
 from ris.models import HL7Destination, OutboundJob
 from tests.hl7.conftest import read_ack, send
-from worklist.models import Order
+from worklist.models import Order, Patient
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "hl7-interface.md"
 _EXAMPLE = re.compile(r"<!-- example (\w+) ([^ ]+)(?: ([^ ]+))? -->\n```hl7\n(.*?)```", re.S)
@@ -55,7 +57,7 @@ def normalised(text: str) -> list[list[str]]:
     for line in text.split("\r"):
         fields = line.split("|")
         # MSH-7 and MSH-10 (in MSH, MSH-1 is the separator itself: MSH-n is fields[n - 1])
-        for n in {"MSH": (6, 9), "ORC": (9,)}.get(fields[0], ()):
+        for n in {"MSH": (6, 9), "ORC": (9,), "EVN": (2,)}.get(fields[0], ()):
             if n < len(fields):
                 fields[n] = "*"
         line = "|".join(fields)
@@ -87,7 +89,7 @@ def test_the_document_has_an_example_of_every_message_type_in_and_out():
     }
     assert {"A01", "A03", "A04", "A08", "A11", "A24", "A37", "A40", "A47"} <= events
     kinds = {kind for kind, *_ in found}
-    assert kinds == {"in", "ack", "status"}
+    assert kinds == {"in", "ack", "status", "patient"}
     versions = {extra for kind, _, extra, _ in found if kind == "status"}
     assert versions == {"2.3.1", "2.5.1", "swf-b"}
 
@@ -105,6 +107,15 @@ def test_every_example_is_what_ris_takes_and_sends(hl7_service, catalogue):
             continue
         if kind == "ack":
             actual = acks[name].decode()
+        elif kind == "patient":
+            patient = Patient.objects.get(patient_id=name)
+            change, _, prior = extra.partition("=")  # identifier=OLD-ID^ISSUER: the ID before
+            prior_id, _, prior_issuer = prior.partition("^")
+            payload = patient_payload(
+                patient, change, prior={"id": prior_id, "issuer": prior_issuer} if prior else None
+            )
+            job = OutboundJob(pk=1, kind="hl7.patient", payload=payload)
+            actual, _ = build_message(job, destination("swf-b"))  # ARCHIVE, v2.5.1
         else:
             order = Order.objects.get(placer_order_number=name)
             payload = swf_b_payload(order, "NW") if extra == "swf-b" else snapshot(order)

@@ -27,7 +27,8 @@ NEW_ORDER_STATEMENTS = 19
 
 @pytest.fixture(autouse=True)
 def _caches_that_do_not_expire_during_a_count(monkeypatch):
-    """The catalogue, the routing rules and the SWF.b receivers are cached for a few seconds:
+    """The catalogue, the routing rules, the SWF.b receivers and the senders' options are
+    cached for a few seconds:
     loaded by the first message of a test, not left over from the previous one, and kept for
     the whole test, so that a slow machine cannot expire one in the middle of a count."""
     from worklist import routing
@@ -35,6 +36,8 @@ def _caches_that_do_not_expire_during_a_count(monkeypatch):
     notifications.forget_swf_b()
     mapping.forget_catalogue()
     routing.forget()
+    handler._sender_cache.clear()  # the HL7Sender options (charset, control ID, responses)
+    monkeypatch.setattr(handler, "_SENDER_CACHE_SECONDS", 3600.0)
     monkeypatch.setattr(notifications, "_SWF_B_CACHE_SECONDS", 3600.0)
     monkeypatch.setattr(mapping, "CATALOGUE_CACHE_SECONDS", 3600.0)
     monkeypatch.setattr(routing, "CACHE_SECONDS", 3600.0)
@@ -133,3 +136,25 @@ def test_an_unknown_code_is_found_as_soon_as_it_is_added(catalogue):
     type(catalogue.cthead).objects.filter(pk=catalogue.cthead.pk).update(code_value="XRCHEST")
 
     assert handle(orm("NEW-2", "PL-N2", code="XRCHEST")).code == "AA"
+
+
+#: The same NW for a patient ris has never seen (the visit is new as well): the mapping looks
+#: the patient up once (to follow a merge), then registers it without a second look-up
+#: (``services.patient_create``): its savepoint, INSERT, search keys, audit row, release. It was
+#: 27 (the registering service looked the patient up again, locked) before.
+NEW_PATIENT_ORDER_STATEMENTS = 26
+
+
+def test_a_new_order_for_a_new_patient_looks_the_patient_up_once(catalogue):
+    handle(orm("NEWP-1", "PL-P1", patient_id="P2001"))  # the catalogue is read
+
+    with CaptureQueriesContext(connection) as queries:
+        assert handle(orm("NEWP-2", "PL-P2", patient_id="P2002")).code == "AA"
+
+    patient_reads = [
+        q["sql"] for q in queries.captured_queries
+        if q["sql"].startswith("SELECT") and 'FROM "worklist_patient"' in q["sql"]
+        and "P2002" in q["sql"]
+    ]
+    assert len(patient_reads) == 1, patient_reads
+    assert len(queries) == NEW_PATIENT_ORDER_STATEMENTS

@@ -194,3 +194,81 @@ def test_obr4_and_obr44_both_empty_is_ae_101(hl7_service, catalogue):
 
     assert ack.code == "AE"
     assert "101" in ack.error and "OBR-44" in ack.error
+
+
+# --- XO with IPC (RAD-13 procedure update from an upstream Order Filler) -----------------------
+
+IPC_CT_MOVED = f"IPC|ACC-UP-1|RP-UP-1|{UID}|SPS-UP-1|CT|PROT2^Head contrast^L|CT2|ROOM 9|CT2"
+
+
+@pytest.fixture
+def ct2(catalogue):
+    from worklist.models import Device
+
+    return Device.objects.create(
+        ae_title="CT2", modality="CT", station_name="CT2", allow_overbooking=True
+    )
+
+
+def test_xo_with_ipc_moves_the_step_to_its_station_location_and_protocol(
+    hl7_service, catalogue, ct2
+):
+    deliver(hl7_service, omi("OMI-XI-1"))
+
+    ack = deliver(hl7_service, omi("OMI-XI-2", order_control="XO", ipcs=(IPC_CT_MOVED,)))
+
+    assert ack.code == "AA", ack.error
+    [item] = worklist(hl7_service.dicom_port)
+    sps = item.ScheduledProcedureStepSequence[0]
+    assert sps.ScheduledStationAETitle == "CT2"
+    assert sps.ScheduledProcedureStepLocation == "ROOM 9"
+    assert [c.CodeValue for c in sps.ScheduledProtocolCodeSequence] == ["PROT2"]
+    assert sps.ScheduledProcedureStepID == "SPS-UP-1"  # the identifiers stay
+    assert item.AccessionNumber == "ACC-UP-1"
+
+
+def test_xo_with_ipc_of_another_accession_is_refused_and_changes_nothing(
+    hl7_service, catalogue, ct2
+):
+    deliver(hl7_service, omi("OMI-XI-3"))
+    other = IPC_CT_MOVED.replace("ACC-UP-1", "ACC-UP-2")
+
+    ack = deliver(hl7_service, omi("OMI-XI-4", order_control="XO", ipcs=(other,)))
+
+    assert ack.code == "AE"
+    assert "207" in ack.error and "IPC-1" in ack.error
+    [item] = worklist(hl7_service.dicom_port)
+    assert item.ScheduledProcedureStepSequence[0].ScheduledStationAETitle == "CT1"
+
+
+def test_xo_with_ipc_naming_an_unknown_step_is_ae_204(hl7_service, catalogue, ct2):
+    deliver(hl7_service, omi("OMI-XI-5"))
+    other = IPC_CT_MOVED.replace("SPS-UP-1", "SPS-UP-7")
+
+    ack = deliver(hl7_service, omi("OMI-XI-6", order_control="XO", ipcs=(other,)))
+
+    assert ack.code == "AE"
+    assert "204" in ack.error and "SPS-UP-7" in ack.error
+
+
+def test_xo_with_ipc_to_a_station_of_another_modality_is_refused(hl7_service, catalogue):
+    deliver(hl7_service, omi("OMI-XI-7"))
+    to_mr = IPC_CT.replace("|CT1|ROOM 3|CT1", "|MR1|ROOM 3|MR1")
+
+    ack = deliver(hl7_service, omi("OMI-XI-8", order_control="XO", ipcs=(to_mr,)))
+
+    assert ack.code == "AE"
+    assert "MR1" in ack.error
+    assert ScheduledProcedureStep.objects.get().station.ae_title == "CT1"
+
+
+def test_xo_with_ipc_without_sps_id_changes_the_nth_step(hl7_service, catalogue, ct2):
+    deliver(hl7_service, omi("OMI-XI-9", ipcs=(IPC_CT, IPC_MR)))
+    first = "IPC|||||CT||CT2|ROOM 9|CT2"
+
+    ack = deliver(hl7_service, omi("OMI-XI-10", order_control="XO", ipcs=(first,)))
+
+    assert ack.code == "AA", ack.error
+    assert sorted(ScheduledProcedureStep.objects.values_list("sps_id", "station__ae_title")) == [
+        ("SPS-UP-1", "CT2"), ("SPS-UP-2", "MR1"),
+    ]

@@ -60,7 +60,9 @@ def test_a_new_order_from_the_his_reaches_the_image_manager_as_omi_with_ris_iden
         procedure.study_instance_uid, step.sps_id, "CT",
     ]
     assert str(ipc[9]) == "CT1"
-    assert OutboundJob.objects.get().state == OutboundJob.State.DONE
+    # The archive has the message before ris has read its ACK and closed the job.
+    wait_until(lambda: OutboundJob.objects.get().state == OutboundJob.State.DONE,
+               message="the job was not marked delivered")
 
 
 def test_a_cancel_from_the_his_is_told_to_the_image_manager_as_omi_ca(hl7_service, catalogue):
@@ -104,3 +106,32 @@ def test_a_receiver_switched_off_in_another_process_gets_no_job_from_a_warm_cach
     assert read_ack(handler.handle(orm("SWF-W2", "PL-SWF-W2"), "test")).code == "AA"
 
     assert OutboundJob.objects.filter(destination="IM").count() == 1
+
+
+def test_an_xo_with_ipc_reaches_the_image_manager_with_the_new_station_and_protocol(
+    hl7_service, catalogue
+):
+    from tests.hl7.test_omi import IPC_CT, omi
+    from worklist.models import Device
+
+    Device.objects.create(ae_title="CT2", modality="CT", station_name="CT2",
+                          allow_overbooking=True)
+    moved = IPC_CT.replace("PROT1^Head routine", "PROT2^Head contrast").replace(
+        "|CT1|ROOM 3|CT1", "|CT2|ROOM 9|CT2")
+    port = free_port()
+    image_manager(port)
+    with HISReceiver(port) as archive:
+        assert read_ack(send(hl7_service.mllp_port, omi("SWF-XI-1"))).code == "AA"
+        ack = read_ack(send(hl7_service.mllp_port, omi("SWF-XI-2", order_control="XO",
+                                                     ipcs=(moved,))))
+        assert ack.code == "AA", ack.error
+        wait_until(lambda: len(archive.received) >= 2, message="no XO reached the archive")
+        time.sleep(2)  # every XO of the change (move, then location and protocol)
+
+    assert [str(m.segment("ORC")[1]) for m in archive.received][0] == "NW"
+    assert {str(m.segment("ORC")[1]) for m in archive.received[1:]} == {"XO"}
+    [ipc] = segments(archive.received[-1], "IPC")
+    assert [str(ipc[n]) for n in (1, 4, 7, 8, 9)] == [
+        "ACC-UP-1", "SPS-UP-1", "CT2", "ROOM 9", "CT2"
+    ]
+    assert str(ipc[6]).startswith("PROT2")

@@ -116,13 +116,15 @@ class _CancelAfter:
 
 def test_a_cancel_between_batched_responses_ends_the_stream_with_cancel():
     rows = [{"n": n} for n in range(20)]
-    builder = SimpleNamespace(encode=lambda row, **_: f"row {row['n']}".encode())
+    def encode(row: dict) -> bytes:
+        return f"row {row['n']}".encode()
+
     ours, theirs = socket.socketpair()
     with ours, theirs:
         command = command_set(message_id=3, sop_class_uid=MWL, status=0xFF00)
         stream = PendingResponses(ours, context_id=1, command=command, max_pdu=0)
         event = _CancelAfter(ours, 5, stream)
-        finals = list(mwl_scp._send_directly(event, stream, builder, rows))
+        finals = list(mwl_scp._send_directly(event, stream, encode, rows))
         ours.shutdown(socket.SHUT_WR)
         received = b""
         while chunk := theirs.recv(65536):

@@ -46,7 +46,9 @@ class Spread:
     seed: int = 4
 
 
-def worklist_item(n: int, rng: random.Random, spread: Spread) -> Dataset:
+def item_values(n: int, rng: random.Random, spread: Spread) -> dict:
+    """The values of item ``n`` as plain Python (no pydicom: bench/mwl.py loads a million of
+    them), drawing from ``rng`` in the order ``worklist_item`` always has."""
     station = STATIONS[rng.randrange(len(STATIONS))]
     modality = station[:2]
     day = spread.first_day + dt.timedelta(days=rng.randrange(spread.days))
@@ -68,50 +70,68 @@ def worklist_item(n: int, rng: random.Random, spread: Spread) -> Dataset:
     weight = str(person.randrange(40, 110))
     allergies = person.choice(["", "", "", "Iodine"])
     code, meaning = rng.choice(PROCEDURES[modality])
+    referring = rng.choice(PHYSICIANS)
+    requesting = rng.choice(PHYSICIANS)
+    priority = rng.choice(["ROUTINE", "ROUTINE", "HIGH", "STAT"])
+    admission = f"V{n:07d}" if rng.random() < 0.3 else ""
+    location = rng.choice(["Ward 3", "ER"]) if admission else ""
+    performing = rng.choice(PHYSICIANS)
+    return {
+        "station": station, "modality": modality, "start": start,
+        "patient_id": f"P{patient_number:07d}", "name": name, "birth": birth, "sex": sex,
+        "weight": weight, "allergies": allergies, "code": code, "meaning": meaning,
+        "referring": referring, "requesting": requesting, "priority": priority,
+        "admission": admission, "location": location, "performing": performing,
+        "accession": f"ACC{n:07d}", "study_uid": f"1.2.826.0.1.3680043.10.543.{spread.seed}.{n}",
+        "rp_id": f"RP{n:07d}", "sps_id": f"SPS{n:07d}",
+    }
 
+
+def worklist_item(n: int, rng: random.Random, spread: Spread) -> Dataset:
+    v = item_values(n, rng, spread)
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.AccessionNumber = f"ACC{n:07d}"
-    ds.ReferringPhysicianName = rng.choice(PHYSICIANS)
-    ds.PatientName = name
-    ds.PatientID = f"P{patient_number:07d}"
+    ds.AccessionNumber = v["accession"]
+    ds.ReferringPhysicianName = v["referring"]
+    ds.PatientName = v["name"]
+    ds.PatientID = v["patient_id"]
     ds.IssuerOfPatientID = "HOSP"
-    ds.PatientBirthDate = birth
-    ds.PatientSex = sex
-    ds.PatientWeight = weight
+    ds.PatientBirthDate = v["birth"]
+    ds.PatientSex = v["sex"]
+    ds.PatientWeight = v["weight"]
     ds.MedicalAlerts = ""
-    ds.Allergies = allergies
+    ds.Allergies = v["allergies"]
     ds.PregnancyStatus = 4
-    ds.StudyInstanceUID = f"1.2.826.0.1.3680043.10.543.{spread.seed}.{n}"
-    ds.RequestingPhysician = rng.choice(PHYSICIANS)
-    ds.RequestedProcedureDescription = meaning
+    ds.StudyInstanceUID = v["study_uid"]
+    ds.RequestingPhysician = v["requesting"]
+    ds.RequestedProcedureDescription = v["meaning"]
     rp_code = Dataset()
-    rp_code.CodeValue = code
+    rp_code.CodeValue = v["code"]
     rp_code.CodingSchemeDesignator = "L"
-    rp_code.CodeMeaning = meaning
+    rp_code.CodeMeaning = v["meaning"]
     ds.RequestedProcedureCodeSequence = [rp_code]
-    ds.RequestedProcedureID = f"RP{n:07d}"
-    ds.RequestedProcedurePriority = rng.choice(["ROUTINE", "ROUTINE", "HIGH", "STAT"])
-    ds.AdmissionID = f"V{n:07d}" if rng.random() < 0.3 else ""
-    ds.CurrentPatientLocation = rng.choice(["Ward 3", "ER"]) if ds.AdmissionID else ""
+    ds.RequestedProcedureID = v["rp_id"]
+    ds.RequestedProcedurePriority = v["priority"]
+    ds.AdmissionID = v["admission"]
+    ds.CurrentPatientLocation = v["location"]
 
     sps = Dataset()
-    sps.ScheduledStationAETitle = station
-    sps.ScheduledProcedureStepStartDate = start.strftime("%Y%m%d")
-    sps.ScheduledProcedureStepStartTime = start.strftime("%H%M%S")
-    sps.Modality = modality
-    sps.ScheduledPerformingPhysicianName = rng.choice(PHYSICIANS)
-    sps.ScheduledProcedureStepDescription = meaning
+    sps.ScheduledStationAETitle = v["station"]
+    sps.ScheduledProcedureStepStartDate = v["start"].strftime("%Y%m%d")
+    sps.ScheduledProcedureStepStartTime = v["start"].strftime("%H%M%S")
+    sps.Modality = v["modality"]
+    sps.ScheduledPerformingPhysicianName = v["performing"]
+    sps.ScheduledProcedureStepDescription = v["meaning"]
     protocol = Dataset()
-    protocol.CodeValue = f"{code}-P"
+    protocol.CodeValue = f"{v['code']}-P"
     protocol.CodingSchemeDesignator = "L"
-    protocol.CodeMeaning = f"{meaning} protocol"
+    protocol.CodeMeaning = f"{v['meaning']} protocol"
     sps.ScheduledProtocolCodeSequence = [protocol]
-    sps.ScheduledProcedureStepID = f"SPS{n:07d}"
-    sps.ScheduledStationName = station
-    sps.ScheduledProcedureStepLocation = f"Room {station}"
+    sps.ScheduledProcedureStepID = v["sps_id"]
+    sps.ScheduledStationName = v["station"]
+    sps.ScheduledProcedureStepLocation = f"Room {v['station']}"
     sps.PreMedication = ""
-    sps.RequestedContrastAgent = "Iodine" if code == "CTCHEST" else ""
+    sps.RequestedContrastAgent = "Iodine" if v["code"] == "CTCHEST" else ""
     ds.ScheduledProcedureStepSequence = [sps]
     return ds
 

@@ -9,8 +9,11 @@ right to query, its restriction to its own steps) and the RIS_MWL_MAX_MATCHES li
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
 
 import pynetdicom.service_class as _service_class
 from django.conf import settings
@@ -31,6 +34,8 @@ from worklist.models import Device
 from worklist.mwl import dbthreads
 from worklist.mwl.dimse_stream import PendingResponses, wait_until_sent
 from worklist.mwl.outage import DATABASE_UNAVAILABLE, DatabaseOutage
+from worklist.mwl.response_cache import ResponseCache
+from worklist.selectors import RawWorklistRows
 
 logger = logging.getLogger("ris.mwl")
 
@@ -92,17 +97,29 @@ class EncodedIdentifier(Dataset):
     "Modality Worklist SCP"). The bytes are identical to pydicom's (tests/mwl/test_encoding.py).
     """
 
-    def __init__(self, builder: ResponseBuilder, row: dict) -> None:
+    def __init__(
+        self,
+        builder: ResponseBuilder,
+        row: dict | Callable[[], dict],
+        ready: tuple[bool, bool, bytes] | None = None,
+    ) -> None:
         super().__init__()
         self._ris_builder = builder
         self._ris_row = row
+        # (implicit VR, little endian, bytes) from the response cache, for that transfer syntax
+        self._ris_ready = ready
+
+    def _row(self) -> dict:
+        return self._ris_row() if callable(self._ris_row) else self._ris_row
 
     def as_dataset(self) -> Dataset:
-        return self._ris_builder.dataset(self._ris_row)
+        return self._ris_builder.dataset(self._row())
 
     def encoded(self, implicit_vr: bool, little_endian: bool) -> bytes:
+        if self._ris_ready is not None and self._ris_ready[:2] == (implicit_vr, little_endian):
+            return self._ris_ready[2]
         return self._ris_builder.encode(
-            self._ris_row, implicit_vr=implicit_vr, little_endian=little_endian
+            self._row(), implicit_vr=implicit_vr, little_endian=little_endian
         )
 
 
@@ -164,6 +181,24 @@ def _rows(query, limit: int | None) -> list[dict]:
     return list(selectors.worklist_rows(query, limit=limit))
 
 
+_response_cache: ResponseCache | None = None
+_response_cache_lock = threading.Lock()
+
+
+def response_cache() -> ResponseCache | None:
+    """The process's cache of encoded response items (None: RIS_MWL_RESPONSE_CACHE_ITEMS is 0,
+    or RIS_MWL_FAST_ENCODING is off)."""
+    global _response_cache
+    size = settings.RIS_MWL_RESPONSE_CACHE_ITEMS if settings.RIS_MWL_FAST_ENCODING else 0
+    if size <= 0:
+        return None
+    with _response_cache_lock:
+        if _response_cache is None:
+            _response_cache = ResponseCache(size)
+        _response_cache.max_items = size
+        return _response_cache
+
+
 def handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
     """EVT_C_FIND: yield one Pending response per matching step, then pynetdicom ends with
     Success (or the failure/cancel status yielded here). Timed into ``CFIND_SECONDS``."""
@@ -193,10 +228,22 @@ def _handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
         yield _failure(UNABLE_TO_PROCESS, "the identifier could not be decoded"), None
         return
     station = calling_ae if device is not None and device.restrict_to_own_steps else None
+    charset = device.character_set if device is not None else None
+    cache = response_cache()
     try:
         query = worklist_query(identifier, station_ae=station)
+        builder = ResponseBuilder(
+            identifier,
+            character_set=charset or settings.RIS_MWL_DEFAULT_CHARACTER_SET,
+            name_profile=device.name_profile if device is not None else "",
+        )
         limit = settings.RIS_MWL_MAX_MATCHES
-        rows = dbthreads.run(_rows, query, limit + 1 if limit else None)
+        read_at_most = limit + 1 if limit else None
+        if cache is None:
+            rows = dbthreads.run(_rows, query, read_at_most)
+        else:  # only the columns of the requested keys, unconverted
+            rows = dbthreads.run(selectors.worklist_raw_rows, query, limit=read_at_most,
+                                 columns=builder.columns)
     except MatchError as exc:
         logger.info("refused C-FIND from %s: %s", calling_ae, exc)
         yield _failure(IDENTIFIER_DOES_NOT_MATCH, str(exc), exc.tag), None
@@ -214,25 +261,34 @@ def _handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
     if limit and len(rows) > limit:
         yield _failure(OUT_OF_RESOURCES, f"more than {limit} matches: narrow the query"), None
         return
-    charset = device.character_set if device is not None else None
-    builder = ResponseBuilder(
-        identifier,
-        character_set=charset or settings.RIS_MWL_DEFAULT_CHARACTER_SET,
-        name_profile=device.name_profile if device is not None else "",
-    )
     pending = PENDING_WARNING if _has_unsupported_keys(identifier) else PENDING
     fast = settings.RIS_MWL_FAST_ENCODING
-    direct = rows and fast and settings.RIS_MWL_DIRECT_SEND
+    ts = event.context.transfer_syntax
+    implicit, little = ts.is_implicit_VR, ts.is_little_endian
+    if cache is not None:
+        raw_rows: RawWorklistRows = rows
+        encode = cache.encoder(builder, raw_rows, implicit_vr=implicit, little_endian=little)
+        items: list = raw_rows.raw
+    else:
+        def encode(row: dict) -> bytes:
+            return builder.encode(row, implicit_vr=implicit, little_endian=little)
+
+        items = rows
+    direct = items and fast and settings.RIS_MWL_DIRECT_SEND
     stream = PendingResponses.open(event, pending) if direct else None
     if stream is not None:
-        yield from _send_directly(event, stream, builder, rows)
+        yield from _send_directly(event, stream, encode, items)
         return
-    for row in rows:
+    for item in items:
         wait_until_sent(event.assoc)  # one response in flight: C-CANCEL is read in between
         if event.is_cancelled:
             yield CANCEL, None
             return
-        yield pending, EncodedIdentifier(builder, row) if fast else builder.dataset(row)
+        if cache is not None:
+            ready = None if ts.is_deflated else (implicit, little, encode(item))
+            yield pending, EncodedIdentifier(builder, partial(raw_rows.row, item), ready)
+        else:
+            yield pending, EncodedIdentifier(builder, item) if fast else builder.dataset(item)
 
 
 def _query_keys(identifier: Dataset) -> dict[str, str]:
@@ -263,20 +319,18 @@ def _audit_query(event, calling_ae: str, device, identifier: Dataset, matches: i
     )
 
 
-def _send_directly(event, stream: PendingResponses, builder: ResponseBuilder, rows: list[dict]):
+def _send_directly(event, stream: PendingResponses, encode: Callable[[Any], bytes], items: list):
     """The Pending responses in batches on the socket (worklist.mwl.dimse_stream), then the final
     status through pynetdicom. The DUL thread keeps reading meanwhile, so a C-CANCEL is seen between
-    two responses."""
-    ts = event.context.transfer_syntax
-    for row in rows:
+    two responses. ``encode`` turns one of ``items`` (a row, or a raw row for the response cache)
+    into its identifier's bytes in the association's transfer syntax."""
+    for item in items:
         if event.is_cancelled:
             stream.flush()
             yield CANCEL, None
             return
         try:
-            encoded = builder.encode(
-                row, implicit_vr=ts.is_implicit_VR, little_endian=ts.is_little_endian
-            )
+            encoded = encode(item)
         except Exception:  # noqa: BLE001 - reported to the modality, logged for the operator
             logger.exception("encoding a worklist response failed")
             stream.flush()

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("worklist", "0015_step_ups_transaction_uid"),
+        ("worklist", "0017_step_station_duration"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
