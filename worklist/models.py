@@ -46,7 +46,7 @@ class Modality(models.TextChoices):
     PT = "PT", "PT"
     XA = "XA", "XA"
     RF = "RF", "RF"
-    OT = "OT", "Other"
+    OT = "OT", _("Other")
 
 
 class Priority(models.TextChoices):
@@ -384,6 +384,10 @@ class Patient(models.Model):
     birth_date_precision = models.CharField(
         max_length=1, choices=BirthDatePrecision.choices, blank=True, default=""
     )
+    #: Patient's Age (0010,1010) as stated at registration (an Age String, ``045Y``), for a
+    #: patient whose birth date nobody gave: it is served instead of a made-up birth date
+    #: (worklist.age).
+    age = models.CharField(_("age"), max_length=4, blank=True)
     sex = models.CharField(max_length=1, choices=Sex.choices, blank=True)  # (0010,0040)
     weight_kg = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
     size_m = models.DecimalField(max_digits=4, decimal_places=2, null=True, blank=True)
