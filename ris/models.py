@@ -224,3 +224,26 @@ class OutboundPeer(models.Model):
         return f"{self.destination} failing since {self.failing_since}" if self.failing_since else (
             self.destination
         )
+
+
+class UserPreference(models.Model):
+    """What one user chose for themselves: today the UI language.
+
+    A department runs in its default language (``RIS_LANGUAGE``); a visiting radiologist or an
+    engineer from the vendor reads the UI in theirs, wherever they log in, without changing it
+    for the front desk sharing the workstation (a cookie would follow the browser, not the
+    person). Written only through ``ris.accounts``.
+    """
+
+    user = models.OneToOneField(
+        "auth.User", on_delete=models.CASCADE, related_name="preference"
+    )
+    #: One of settings.LANGUAGES; empty: the department's default.
+    language = models.CharField(_("language"), max_length=16, blank=True)
+
+    class Meta:
+        verbose_name = _("user preference")
+        verbose_name_plural = _("user preferences")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.language or '-'}"
