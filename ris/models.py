@@ -56,10 +56,10 @@ class InboundMessage(models.Model):
     """
 
     class Status(models.TextChoices):
-        PROCESSED = "PROCESSED", "processed"
-        ERROR = "ERROR", "error (AE: kept for reprocessing)"
-        REJECTED = "REJECTED", "rejected (AR: the sender may resend)"
-        DUPLICATE = "DUPLICATE", "duplicate (original ACK re-sent)"
+        PROCESSED = "PROCESSED", _("processed")
+        ERROR = "ERROR", _("error (AE: kept for reprocessing)")
+        REJECTED = "REJECTED", _("rejected (AR: the sender may resend)")
+        DUPLICATE = "DUPLICATE", _("duplicate (original ACK re-sent)")
 
     sender = models.CharField(max_length=140, help_text="MSH-3|MSH-4")
     #: HL7 v2.7+ gives MSH-10 a conformance length of 199 (earlier versions 20, but feeds send

@@ -128,6 +128,43 @@ def reason_label(reason: str) -> str:
     return translate_note(reason)
 
 
+#: Outbound job kinds (settings.RIS_OUTBOUND_SENDERS) as people read them.
+_JOB_KINDS = {
+    "hl7.order_status": _("HL7 message to the HIS"),
+    "dicom.mpps": _("MPPS to the PACS"),
+    "dicom.store": _("Images to the PACS"),
+    "dicom.commit": _("Storage commitment request"),
+}
+
+#: HL7 table 0357 (message error condition codes) in the user's language.
+_HL7_CONDITIONS = {
+    "0": _("Message accepted"),
+    "100": _("Segment sequence error"),
+    "101": _("Required field missing"),
+    "102": _("Data type error"),
+    "103": _("Table value not found"),
+    "200": _("Unsupported message type"),
+    "201": _("Unsupported event code"),
+    "202": _("Unsupported processing ID"),
+    "203": _("Unsupported version ID"),
+    "204": _("Unknown key identifier"),
+    "205": _("Duplicate key identifier"),
+    "206": _("Application record locked"),
+    "207": _("Application internal error"),
+}
+
+
+@register.filter
+def job_kind(kind: str) -> str:
+    return str(_JOB_KINDS.get(kind, kind))
+
+
+@register.filter
+def hl7_condition(code: str) -> str:
+    """An HL7 table 0357 error condition code (the ACK's ERR) as a sentence."""
+    return str(_HL7_CONDITIONS.get(code or "", code or ""))
+
+
 @register.filter
 def note(text: str) -> str:
     """A note ris wrote (a performed step's reconciliation, a gateway match) in the user's
