@@ -4,10 +4,11 @@ Performed steps, gateway studies and step statuses carry short English notes tha
 (``mpps.services``: "item 1: no scheduled step has SPS ID X"; ``mpps.forwarding``: "matched by
 Accession Number"; a step's reason "MPPS PPS1 from CT1"). The API and the logs show them as
 written; a person working in another language reads each clause here, with the facts (IDs, AE
-titles, times) kept as they are. A clause no pattern knows is shown as written: the page test
-walking every screen in zh-Hans (tests/web/test_zh_pages.py) fails on it, and
-tests/web/test_notes.py builds each note through the domain function that writes it, so a
-writer that changes its words breaks a test instead of the screen.
+titles, times) kept as they are. A clause no pattern knows is shown as written, so the patterns
+must follow the writers' wording: the page test walking every screen in zh-Hans
+(tests/web/test_zh_pages.py) renders the notes the real writers produce for the demo department
+and fails on English, and tests/web/test_notes.py holds one sample per pattern. (Storing notes as
+codes with parameters would remove the coupling; the API's consumers read the English today.)
 """
 
 from __future__ import annotations
