@@ -12,6 +12,10 @@ class Heartbeat(models.Model):
     beat_at = models.DateTimeField()
     detail = models.CharField(max_length=200, blank=True)
 
+    class Meta:
+        verbose_name = _("heartbeat")
+        verbose_name_plural = _("heartbeats")
+
     def __str__(self) -> str:
         return f"{self.name} @ {self.beat_at:%H:%M:%S}"
 

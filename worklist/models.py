@@ -252,6 +252,8 @@ class ScheduleException(models.Model):
     reason = models.CharField(max_length=200, blank=True)
 
     class Meta:
+        verbose_name = _("schedule exception")
+        verbose_name_plural = _("schedule exceptions")
         ordering = ["starts", "station"]
         indexes = [models.Index(fields=["station", "starts"], name="exception_station_idx")]
         constraints = [
@@ -274,6 +276,8 @@ class ProcedureOrderCode(models.Model):
     )
 
     class Meta:
+        verbose_name = _("HL7 order code")
+        verbose_name_plural = _("HL7 order codes")
         constraints = [
             models.UniqueConstraint(fields=["code", "coding_system"], name="uniq_order_code")
         ]
@@ -659,6 +663,10 @@ class Counter(models.Model):
 
     name = models.CharField(max_length=32, primary_key=True)
     value = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("counter")
+        verbose_name_plural = _("counters")
 
     def __str__(self) -> str:
         return f"{self.name}={self.value}"
