@@ -255,6 +255,7 @@ class PacsDestinationSerializer(serializers.ModelSerializer):
             "send_images",
             "storage_commitment",
             "query_availability",
+            "iocm",
             "use_tls",
             "timeout_seconds",
             "commitment_wait_seconds",

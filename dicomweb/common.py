@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.http import HttpRequest
 from pydicom import Dataset
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
@@ -80,6 +81,13 @@ def querying_device(request) -> Device | None:
     if device is not None and not device.may_query_worklist:
         raise PermissionDenied(f"{device.ae_title} may not query the worklist")
     return device
+
+
+def require_known_device(device: Device | None) -> None:
+    """With RIS_DICOM_REQUIRE_KNOWN_AE, only a configured device may query, over the web as
+    over DIMSE: an account that stands for none is refused (403)."""
+    if device is None and settings.RIS_DICOM_REQUIRE_KNOWN_AE:
+        raise PermissionDenied("This account stands for no device (Device.api_user).")
 
 
 class DicomJSONParser(BaseParser):

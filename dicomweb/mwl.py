@@ -17,7 +17,7 @@ from django.http import HttpResponse
 from drf_spectacular.plumbing import build_array_type, build_basic_type
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -27,6 +27,7 @@ from dicomweb.common import (
     DeviceOrRole,
     JSONErrorsNegotiation,
     querying_device,
+    require_known_device,
     search_media,
     warning,
 )
@@ -100,8 +101,7 @@ class ModalityScheduledProcedureStepsView(APIView):
     def get(self, request: Request) -> HttpResponse:
         answer_as = search_media(request)
         device = querying_device(request)
-        if device is None and settings.RIS_DICOM_REQUIRE_KNOWN_AE:
-            raise PermissionDenied("This account stands for no device (Device.api_user).")
+        require_known_device(device)
         try:
             search = parse_search(request.query_params.lists())
         except QueryParameterError as exc:

@@ -21,6 +21,16 @@ urlpatterns = [
     ),
     path("workitems", ups.WorkitemsView.as_view(), name="ups-search"),
     path("workitems/<str:uid>", ups.WorkitemView.as_view(), name="ups-workitem"),
+    path(
+        "workitems/<str:uid>/subscribers/<str:ae_title>",
+        ups.SubscriptionView.as_view(),
+        name="ups-subscription",
+    ),
+    path(
+        "workitems/<str:uid>/subscribers/<str:ae_title>/suspend",
+        ups.SuspendSubscriptionView.as_view(),
+        name="ups-subscription-suspend",
+    ),
     path("workitems/<str:uid>/state", ups.WorkitemStateView.as_view(), name="ups-state"),
     path(
         "workitems/<str:uid>/cancelrequest",

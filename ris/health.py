@@ -84,6 +84,18 @@ def check_mllp() -> dict[str, Any]:
     return {"ok": True, "address": f"{host}:{port}"}
 
 
+def check_events() -> dict[str, Any]:
+    """The UPS-RS event channel's listener accepts connections (a TCP connect, as for MLLP)."""
+    host, _, port = settings.RIS_UPS_EVENTS_HTTP.rpartition(":")
+    host = _local_host(host or "127.0.0.1")
+    try:
+        with socket.create_connection((host, int(port)), timeout=3):
+            pass
+    except OSError as exc:
+        return {"ok": False, "address": f"{host}:{port}", "error": str(exc)}
+    return {"ok": True, "address": f"{host}:{port}"}
+
+
 def check_scheduler() -> dict[str, Any]:
     beat = Heartbeat.objects.filter(name="scheduler").first()
     if beat is None:
@@ -95,7 +107,8 @@ def check_scheduler() -> dict[str, Any]:
 
 def health(listeners: list[str]) -> dict[str, Any]:
     checks = {"database": check_database}
-    available = {"dicom": check_dicom, "mllp": check_mllp, "scheduler": check_scheduler}
+    available = {"dicom": check_dicom, "mllp": check_mllp, "scheduler": check_scheduler,
+                 "events": check_events}
     for name in listeners:
         if name in available:
             checks[name] = available[name]

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "mpps.forwarding",
     "django_htmx",
     "web",
+    "dicomweb",
 ]
 
 MIDDLEWARE = [
@@ -249,6 +250,13 @@ LOGGING = {
 # --- ris: listeners -------------------------------------------------------------------------
 RIS_HTTP = env_str("RIS_HTTP", "127.0.0.1:8000")
 RIS_HTTP_WORKERS = env_int("RIS_HTTP_WORKERS", 2)
+#: The UPS-RS event channel (WebSocket, PS3.18 11.x): its own listener (``ris events``), since
+#: the web listener's WSGI workers hold no long-lived connection. RIS_UPS_EVENTS_URL is the
+#: address clients are told (behind a proxy: ``wss://ris.example/ws``); empty: ws://<host>:<port>.
+RIS_UPS_EVENTS_HTTP = env_str("RIS_UPS_EVENTS_HTTP", "127.0.0.1:8001")
+RIS_UPS_EVENTS_URL = env_str("RIS_UPS_EVENTS_URL", "")
+#: How often the event channel reads new changes from the audit trail.
+RIS_UPS_EVENTS_POLL_MS = env_int("RIS_UPS_EVENTS_POLL_MS", 500)
 RIS_DICOM_HOST = env_str("RIS_DICOM_HOST", "0.0.0.0")
 RIS_DICOM_PORT = env_int("RIS_DICOM_PORT", 11112)
 RIS_AE_TITLE = env_str("RIS_AE_TITLE", "RIS")
@@ -386,6 +394,9 @@ RIS_OUTBOUND_ALERT_AFTER_SECONDS = env_int("RIS_OUTBOUND_ALERT_AFTER_SECONDS", 6
 RIS_FORWARD_SPOOL_DIR = Path(env_str("RIS_FORWARD_SPOOL_DIR", str(DATA_DIR / "spool"))).resolve()
 #: Hours a committed (or stored, without commitment) instance stays in the spool; 0: delete at once.
 RIS_FORWARD_SPOOL_RETENTION_HOURS = env_int("RIS_FORWARD_SPOOL_RETENTION_HOURS", 0)
+#: Unmatched instances stay in the spool at least this long after delivery, so that staff can
+#: still link their study to its order (corrected from the spool file and forwarded again).
+RIS_FORWARD_UNMATCHED_RETENTION_HOURS = env_int("RIS_FORWARD_UNMATCHED_RETENTION_HOURS", 72)
 #: A storage commitment without a report after this long is asked again.
 RIS_FORWARD_COMMIT_TIMEOUT_SECONDS = env_int("RIS_FORWARD_COMMIT_TIMEOUT_SECONDS", 900)
 #: Instances sent per association (and per storage commitment request).

@@ -22,6 +22,7 @@ from django.db import connection
 TEST_TIMINGS = {
     "RIS_SCHEDULER_HEARTBEAT_SECONDS": "2",
     "RIS_OUTBOUND_POLL_SECONDS": "1",
+    "RIS_UPS_EVENTS_POLL_MS": "200",
     "RIS_OUTBOUND_BACKOFF_MS": "300",
     "RIS_OUTBOUND_BACKOFF_MAX_MS": "1000",
     "RIS_OUTBOUND_LEASE_SECONDS": "3",
@@ -36,10 +37,32 @@ TEST_TIMINGS = {
 }
 
 
+#: Listening ports for test servers come from below the kernel's ephemeral range
+#: (/proc/sys/net/ipv4/ip_local_port_range, 32768-60999 on Linux): a port from ``bind(0)`` is
+#: free when handed out, but an outgoing connection (to PostgreSQL, Orthanc, a test's own
+#: client) may take it as its source port before the server binds, and the listener then fails
+#: with EADDRINUSE. Each pytest-xdist worker gets its own slice, so workers never race for one.
+_PORT_FIRST, _PORT_SLICE = 20000, 3000
+_next_port: list[int] = []
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    if not _next_port:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+        first = _PORT_FIRST + (int(worker) % 4 if worker.isdigit() else 0) * _PORT_SLICE
+        # another pytest run on the machine (a second checkout) starts elsewhere in the slice
+        _next_port.extend([first, first + (os.getpid() * 7) % _PORT_SLICE])
+    first, port = _next_port
+    for _ in range(_PORT_SLICE):
+        port = first + (port + 1 - first) % _PORT_SLICE
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _next_port[1] = port
+        return port
+    raise RuntimeError(f"no free port in {first}-{first + _PORT_SLICE - 1}")
 
 
 def test_database_url() -> str:
@@ -64,6 +87,7 @@ class RisService:
     http_port: int = field(default_factory=free_port)
     dicom_port: int = field(default_factory=free_port)
     mllp_port: int = field(default_factory=free_port)
+    events_port: int = field(default_factory=free_port)
     ae_title: str = "RIS"
     process: subprocess.Popen | None = None
     log_path: Path | None = None
@@ -90,6 +114,7 @@ class RisService:
                 "RIS_DICOM_HOST": "127.0.0.1",
                 "RIS_MLLP_PORT": str(self.mllp_port),
                 "RIS_MLLP_HOST": "127.0.0.1",
+                "RIS_UPS_EVENTS_HTTP": f"127.0.0.1:{self.events_port}",
                 "RIS_AE_TITLE": self.ae_title,
                 "RIS_ADMIN_PASSWORD": "admin-test-password",
                 "RIS_FORWARD_SPOOL_DIR": str(self.spool_dir),

@@ -118,7 +118,7 @@ def test_anonymous_healthz_shows_status_only_and_the_token_shows_details(new_ris
     status, anonymous = _healthz(service)
     assert status == 200
     assert set(anonymous) == {
-        "ok", "status", "database", "dicom", "mllp", "scheduler", "web", "outbound"
+        "ok", "status", "database", "dicom", "mllp", "scheduler", "events", "web", "outbound"
     }
     assert anonymous["status"] == "ok"  # ok / degraded / down: a word, no detail
     assert all(

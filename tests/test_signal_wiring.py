@@ -35,6 +35,12 @@ def test_received_performed_steps_queue_the_pacs_relay():
     assert _receivers(mpps_signals.pps_received) == {"mpps.forwarding.services.on_pps_received"}
 
 
+def test_a_patient_merge_or_new_identifier_corrects_the_gateway_spool():
+    assert _receivers(worklist_signals.patient_identity_changed) == {
+        "mpps.forwarding.services.on_patient_identity_changed"
+    }
+
+
 def test_events_nobody_listens_to_yet_have_no_receiver():
     # Sent by the services for interfaces to come (DICOMweb, FHIR subscriptions): wiring one of
     # them is a deliberate change, and this list changes with it.

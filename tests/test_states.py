@@ -138,6 +138,16 @@ def test_imaged_steps_are_the_started_and_the_finished_ones_that_were_not_cancel
     assert IMAGED_STEP_STATUSES == {S.STARTED, S.COMPLETED, S.DISCONTINUED}
 
 
+def test_a_study_may_be_linked_to_a_step_that_can_still_start_or_reached_started_or_completed():
+    from worklist.states import IMAGE_LINKABLE_STEP_STATUSES
+
+    can_start = {s for s, targets in STEP_TRANSITIONS.items() if S.STARTED in targets}
+    reached_by_performing = {S.STARTED} | STEP_TRANSITIONS[S.STARTED]
+    performed = reached_by_performing - {S.DISCONTINUED, S.SCHEDULED}
+    assert IMAGE_LINKABLE_STEP_STATUSES == can_start | performed
+    assert S.CANCELED not in IMAGE_LINKABLE_STEP_STATUSES
+
+
 def test_closed_orders_are_exactly_the_orders_whose_steps_are_all_final():
     from worklist.states import CLOSED_ORDER_STATUSES, FINAL_STEP_STATUSES
 

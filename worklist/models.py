@@ -626,6 +626,44 @@ class ScheduledProcedureStep(models.Model):
         return self.sps_id
 
 
+class UpsSubscription(models.Model):
+    """An AE's subscription to UPS event reports (PS3.4 CC.2.3): to one workitem (``step``) or
+    global (no ``step``: every workitem, now and later, optionally filtered by matching keys).
+
+    A workitem unsubscribed while its AE holds a global subscription is kept as a row with
+    ``subscribed`` False, so the global one does not bring it back. ``suspended_at`` is a global
+    subscription's suspension (PS3.4 CC.2.3.2): workitems created after it are no longer
+    included, the earlier ones still are. Events go out from the audit trail (dicomweb.events).
+    """
+
+    ae_title = models.CharField(max_length=16)
+    step = models.ForeignKey(
+        "ScheduledProcedureStep", null=True, blank=True, on_delete=models.CASCADE,
+        related_name="ups_subscriptions",
+    )
+    subscribed = models.BooleanField(default=True)
+    #: Deletion Lock (PS3.4 CC.2.3.1): ris never deletes a step, so it only records the wish.
+    deletion_lock = models.BooleanField(default=False)
+    #: A filtered global subscription's UPS matching keys (``{"ProcedureStepState": ...}``).
+    filter_keys = models.JSONField(null=True, blank=True)
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("UPS subscription")
+        verbose_name_plural = _("UPS subscriptions")
+        constraints = [
+            models.UniqueConstraint(fields=["ae_title", "step"], name="ups_subscription_unique"),
+            models.UniqueConstraint(
+                fields=["ae_title"], condition=models.Q(step__isnull=True),
+                name="ups_global_subscription_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ae_title} -> {self.step_id or 'global'}"
+
+
 class AuditEvent(models.Model):
     """Who changed what, when, and from what to what: one row per domain change."""
 

@@ -14,7 +14,14 @@ from pydicom import Dataset
 from worklist import pn
 from worklist.dicom import ITEM, ROW_FIELDS, SPS_SEQUENCE, ResponseBuilder
 from worklist.matching import WorklistQuery, worklist_query
-from worklist.models import Device, Patient, PatientNameKey, ScheduledProcedureStep
+from worklist.models import (
+    AuditEvent,
+    Device,
+    Patient,
+    PatientNameKey,
+    ScheduledProcedureStep,
+    UpsSubscription,
+)
 from worklist.pn import PersonName
 from worklist.states import UPS_STATE_OF_STEP
 
@@ -202,3 +209,67 @@ def workitem_row(pk: int) -> dict | None:
 
 def step_by_pk(pk: int) -> ScheduledProcedureStep | None:
     return ScheduledProcedureStep.objects.filter(pk=pk).first()
+
+
+_UPS_EVENT_SOURCES = Q(
+    object_type="worklist.ScheduledProcedureStep", action__startswith="step."
+) | Q(object_type="worklist.UpsSubscription", action="ups.subscribe")
+
+
+def ups_event_sources(
+    *, after_pk: int | None = None, pks: list[int] | None = None, limit: int = 1000
+) -> list[AuditEvent]:
+    """The audit rows that may make UPS event reports (``dicomweb.events``), oldest first:
+    those after ``after_pk`` or those of ``pks``. They are a step's status change (a State
+    Report when its UPS state changes), a performer's progress, a cancellation request for a
+    claimed step, and a new subscription (its initial State Report)."""
+    rows = AuditEvent.objects.filter(_UPS_EVENT_SOURCES)
+    if after_pk is not None:
+        rows = rows.filter(pk__gt=after_pk)
+    if pks is not None:
+        rows = rows.filter(pk__in=pks)
+    return list(rows.order_by("pk")[:limit])
+
+
+def ups_event_source_pks(*, since: dt.datetime, up_to_pk: int) -> list[int]:
+    """The keys of such rows written since ``since`` up to ``up_to_pk``: a transaction that
+    committed after a later one (PostgreSQL draws keys before commit) is found among them."""
+    return list(
+        AuditEvent.objects.filter(_UPS_EVENT_SOURCES, at__gte=since, pk__lte=up_to_pk)
+        .values_list("pk", flat=True)
+    )
+
+
+def last_audit_pk() -> int:
+    return AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def ups_subscriptions_of(step: ScheduledProcedureStep) -> list[UpsSubscription]:
+    """Whom a workitem's events go to (PS3.4 CC.2.3): the AEs subscribed to it, and the global
+    subscribers that include it (not suspended before it was created, not unsubscribed from
+    it). A filtered global subscription's keys are the caller's to match."""
+    rows = list(UpsSubscription.objects.filter(Q(step=step) | Q(step__isnull=True)))
+    excluded = {r.ae_title for r in rows if r.step_id is not None and not r.subscribed}
+    chosen: dict[str, UpsSubscription] = {}
+    for row in rows:
+        if row.ae_title in excluded:
+            continue
+        if row.step_id is None and row.suspended_at is not None and (
+            step.created_at >= row.suspended_at
+        ):
+            continue
+        if row.step_id is not None or row.ae_title not in chosen:
+            chosen[row.ae_title] = row
+    return list(chosen.values())
+
+
+def ups_subscription(pk: int) -> UpsSubscription | None:
+    return UpsSubscription.objects.filter(pk=pk).select_related("step").first()
+
+
+def ups_workitem_subscriptions(ae_title: str) -> list[UpsSubscription]:
+    """An AE's subscriptions to single workitems (the event channel's catch-up on opening)."""
+    return list(
+        UpsSubscription.objects.filter(ae_title=ae_title, step__isnull=False, subscribed=True)
+        .select_related("step").order_by("pk")
+    )

@@ -16,7 +16,14 @@ from django.utils import timezone
 
 from worklist import audit, identifiers, pn, routing, scheduling, signals
 from worklist.audit import Actor
-from worklist.errors import DomainError, Duplicate, ErrorCode, InvalidTransition, ScheduleConflict
+from worklist.errors import (
+    DomainError,
+    Duplicate,
+    ErrorCode,
+    InvalidTransition,
+    NotFound,
+    ScheduleConflict,
+)
 from worklist.models import (
     AuditEvent,
     Device,
@@ -28,6 +35,7 @@ from worklist.models import (
     RequestedProcedure,
     ScheduledProcedureStep,
     StepStatus,
+    UpsSubscription,
     Visit,
 )
 from worklist.pn import PersonName
@@ -1065,6 +1073,7 @@ def patient_merge(*, source: Patient, target: Patient, actor: Actor) -> Patient:
         detail=f"merged into {target.patient_id} ({target.issuer}); orders {moved_orders}",
     )
     signals.patient_updated.send(Patient, patient=target, actor=actor)
+    signals.patient_identity_changed.send(Patient, patient=target, actor=actor, reason="merge")
     return target
 
 
@@ -1100,6 +1109,9 @@ def patient_change_identifier(
         detail=f"was {old}",
     )
     signals.patient_updated.send(Patient, patient=patient, actor=actor)
+    signals.patient_identity_changed.send(
+        Patient, patient=patient, actor=actor, reason="identifier change"
+    )
     return patient
 
 
@@ -1410,3 +1422,128 @@ def step_ups_final(
     if target is None:
         raise DomainError(f"a claimed workitem can become COMPLETED or CANCELED, not {state!r}")
     return step_transition(step=step, to=target, actor=actor, reason=f"UPS {state}")
+
+
+def _check_claimer(step: ScheduledProcedureStep, transaction_uid: str) -> None:
+    """Only the performer holding the Transaction UID may change a claimed workitem."""
+    if step.status != StepStatus.STARTED:
+        raise UpsRefused(
+            f"step {step.sps_id} is not IN PROGRESS",
+            status=UPS_NO_LONGER_UPDATABLE if step.status in FINAL_STEP_STATUSES
+            else UPS_NOT_IN_PROGRESS,
+        )
+    if not step.ups_transaction_uid or step.ups_transaction_uid != transaction_uid:
+        raise UpsRefused(
+            "the Transaction UID is not the one that claimed this workitem",
+            status=UPS_WRONG_TRANSACTION_UID,
+        )
+
+
+@transaction.atomic
+def step_ups_progress(
+    *, step: ScheduledProcedureStep, transaction_uid: str, progress: dict, actor: Actor
+) -> None:
+    """The performer reports progress on its claimed workitem (PS3.4 CC.2.6, N-SET of the
+    Progress Information Sequence). ris keeps no progress column: the audit row is the record,
+    and it is what the UPS event channel reports to the subscribers (a UPS Progress Report)."""
+    step = ScheduledProcedureStep.objects.select_for_update().get(pk=step.pk)
+    _check_claimer(step, transaction_uid)
+    audit.record(actor, "step.ups_progress", step, after=progress)
+
+
+@transaction.atomic
+def step_ups_cancel_request(
+    *, step: ScheduledProcedureStep, actor: Actor, reason: str = "", contact: dict | None = None
+) -> ScheduledProcedureStep:
+    """Request the cancellation of a workitem (PS3.4 CC.2.2).
+
+    A SCHEDULED one is nobody's yet: it is cancelled at once (the step CANCELED). An IN
+    PROGRESS one belongs to its performer, who decides: the request is recorded and the
+    subscribers are told (a UPS Cancel Requested event); the step stays STARTED. A final one
+    may no longer change (C300H).
+    """
+    step = ScheduledProcedureStep.objects.select_for_update().get(pk=step.pk)
+    if step.status == StepStatus.STARTED:
+        audit.record(
+            actor, "step.ups_cancel_requested", step,
+            after={"reason": reason[:64], "requesting_ae": actor.name[:16], **(contact or {})},
+            detail=reason,
+        )
+        return step
+    if step.status in FINAL_STEP_STATUSES or step.status == StepStatus.UNSCHEDULED:
+        raise UpsRefused(
+            f"step {step.sps_id} is {step.status}: it may no longer be cancelled",
+            status=UPS_NO_LONGER_UPDATABLE,
+        )
+    return step_transition(
+        step=step, to=StepStatus.CANCELED, actor=actor,
+        reason=reason or "UPS cancellation requested",
+    )
+
+
+#: The well-known UPS SOP Instance UIDs of PS3.4 Table CC.1-1 that name the global subscription.
+UPS_GLOBAL_SUBSCRIPTION_UID = "1.2.840.10008.5.1.4.34.5"
+UPS_FILTERED_GLOBAL_SUBSCRIPTION_UID = "1.2.840.10008.5.1.4.34.5.1"
+
+
+@transaction.atomic
+def ups_subscribe(
+    *,
+    ae_title: str,
+    actor: Actor,
+    step: ScheduledProcedureStep | None = None,
+    deletion_lock: bool = False,
+    filter_keys: dict | None = None,
+) -> UpsSubscription:
+    """Subscribe an AE to one workitem's event reports, or globally (``step`` None) to every
+    workitem's, optionally only those matching ``filter_keys`` (PS3.4 CC.2.3.1). Subscribing
+    again replaces the earlier options and ends a suspension."""
+    ae_title = ae_title.strip()
+    if not ae_title or len(ae_title) > 16:
+        raise DomainError("the subscriber's AE title must be 1 to 16 characters")
+    subscription, _ = UpsSubscription.objects.update_or_create(
+        ae_title=ae_title, step=step,
+        defaults={"subscribed": True, "deletion_lock": deletion_lock,
+                  "filter_keys": filter_keys or None, "suspended_at": None},
+    )
+    audit.record(actor, "ups.subscribe", subscription, after=audit.snapshot(subscription))
+    return subscription
+
+
+@transaction.atomic
+def ups_unsubscribe(
+    *, ae_title: str, actor: Actor, step: ScheduledProcedureStep | None = None
+) -> None:
+    """End a subscription (PS3.4 CC.2.3.2). Globally: the global one and every one of the AE's
+    workitem subscriptions. One workitem: its row goes; while a global subscription stands the
+    row stays, unsubscribed, so the global one does not include it again."""
+    ae_title = ae_title.strip()
+    rows = UpsSubscription.objects.filter(ae_title=ae_title)
+    if step is None:
+        rows.delete()
+        audit.record_access(actor, "ups.unsubscribe", object_type="worklist.UpsSubscription",
+                            detail=f"{ae_title}: global")
+        return
+    if rows.filter(step__isnull=True).exists():
+        UpsSubscription.objects.update_or_create(
+            ae_title=ae_title, step=step, defaults={"subscribed": False}
+        )
+    else:
+        rows.filter(step=step).delete()
+    audit.record(actor, "ups.unsubscribe", step, detail=ae_title)
+
+
+@transaction.atomic
+def ups_suspend_global(*, ae_title: str, actor: Actor) -> UpsSubscription:
+    """Suspend an AE's global subscription (PS3.4 CC.2.3.2): workitems created from now on are
+    no longer included; those it already included still are."""
+    subscription = UpsSubscription.objects.filter(
+        ae_title=ae_title.strip(), step__isnull=True
+    ).first()
+    if subscription is None:
+        raise NotFound(f"{ae_title} holds no global subscription")
+    if subscription.suspended_at is None:
+        subscription.suspended_at = timezone.now()
+        subscription.save(update_fields=["suspended_at"])
+    audit.record(actor, "ups.suspend", subscription, after=audit.snapshot(subscription))
+    return subscription

@@ -16,6 +16,10 @@ step_status_changed = Signal()
 step_rescheduled = Signal()
 #: sender=Patient, kwargs: patient, actor: demographics changed (worklist items must follow)
 patient_updated = Signal()
+#: sender=Patient, kwargs: patient (the one that remains), actor, reason ("merge" for HL7 A40,
+#: "identifier change" for A47): images already received under the old identity must follow
+#: (the PACS forwarder corrects what its spool holds: mpps.forwarding.services)
+patient_identity_changed = Signal()
 #: sender=Order, kwargs: order, actor: request details (priority, physicians...) corrected
 order_updated = Signal()
 #: sender=Order, kwargs: order, actor: a new order with its procedures and steps (IHE SWF.b

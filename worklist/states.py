@@ -59,6 +59,9 @@ CLOSED_ORDER_STATUSES = frozenset(
 #: change (a modality that queries again after the exam still finds its entry); 0: they leave at
 #: once, as the MWL default statuses (RIS_MWL_DEFAULT_STATUSES) say.
 MWL_LINGERING_STATUSES = frozenset({S.STARTED, S.COMPLETED, S.DISCONTINUED})
+#: Steps a study may be linked to by staff (reconciliation): one that may still start, or was
+#: performed (more images of it). A cancelled, discontinued or unscheduled exam takes none.
+IMAGE_LINKABLE_STEP_STATUSES = STARTABLE_STEP_STATUSES | PERFORMED_STEP_STATUSES
 #: Steps that can be overdue: still waiting hours after their scheduled end.
 OVERDUE_STATUSES = WORKLIST_STATUSES
 #: Steps the first image of their study starts (devices whose steps follow the images).

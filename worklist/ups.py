@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from django.utils import timezone
 from pydicom import Dataset
 from pydicom.sequence import Sequence
 
@@ -163,4 +164,126 @@ def workitem(row: dict) -> Dataset:
     request.PlacerOrderNumberImagingServiceRequest = row["placer_number"] or ""
     request.FillerOrderNumberImagingServiceRequest = row["filler_number"] or ""
     ds.ReferencedRequestSequence = Sequence([request])
+    return ds
+
+
+#: Scheduled Procedure Step Priority (0074,1200) -> ris's priority.
+PRIORITY_OF_UPS = {"HIGH": "STAT", "MEDIUM": "ROUTINE", "LOW": "ROUTINE"}
+
+
+def _first(ds: Dataset, keyword: str) -> Dataset | None:
+    sequence = ds.get(keyword)
+    return sequence[0] if sequence else None
+
+
+def _str(ds: Dataset | None, keyword: str) -> str:
+    return str(ds.get(keyword, "") or "").strip() if ds is not None else ""
+
+
+def parse_dt(text: str) -> dt.datetime | None:
+    """A DT value (``YYYYMMDDHHMM[SS[.f]][&ZZXX]``) as an aware datetime (local time without an
+    offset), None when empty; ValueError when it is no DT."""
+    text = text.strip()
+    if not text:
+        return None
+    match = re.fullmatch(r"(\d{8})(\d{2})?(\d{2})?(\d{2})?(?:\.\d{1,6})?([+-]\d{4})?", text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a DICOM date-time")
+    date, hour, minute, second, offset = match.groups()
+    value = dt.datetime.strptime(
+        date + (hour or "00") + (minute or "00") + (second or "00"), "%Y%m%d%H%M%S"
+    )
+    if offset:
+        sign = 1 if offset[0] == "+" else -1
+        tz = dt.timezone(sign * dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[3:])))
+        return value.replace(tzinfo=tz)
+    return timezone.make_aware(value)
+
+
+def create_request(ds: Dataset) -> dict:
+    """What a UPS-RS Create Workitem (PS3.4 CC.2.5.1.3) asks ris to book, as plain values:
+    the patient, the procedure code (the catalogue's), the station (Scheduled Station Name Code
+    Sequence > Code Value: its AE title), the start, the priority and an accession number an
+    upstream scheduler assigned (Referenced Request Sequence). ValueError names what is missing.
+    """
+    state = _str(ds, "ProcedureStepState") or "SCHEDULED"
+    if state != "SCHEDULED":
+        raise ValueError("a new workitem's Procedure Step State must be SCHEDULED")
+    code = _first(ds, "ScheduledWorkitemCodeSequence")
+    station = _first(ds, "ScheduledStationNameCodeSequence")
+    request = _first(ds, "ReferencedRequestSequence")
+    values = {
+        "patient_id": _str(ds, "PatientID"),
+        "issuer": _str(ds, "IssuerOfPatientID"),
+        "patient_name": _str(ds, "PatientName"),
+        "birth_date": _str(ds, "PatientBirthDate"),
+        "sex": _str(ds, "PatientSex"),
+        "procedure_code": _str(code, "CodeValue"),
+        "station_ae": _str(station, "CodeValue"),
+        "start": parse_dt(_str(ds, "ScheduledProcedureStepStartDateTime")),
+        "priority": PRIORITY_OF_UPS.get(_str(ds, "ScheduledProcedureStepPriority"), "ROUTINE"),
+        "accession_number": _str(request, "AccessionNumber"),
+        "label": _str(ds, "ProcedureStepLabel"),
+    }
+    for key, name in (("patient_id", "Patient ID (0010,0020)"),
+                      ("procedure_code", "Scheduled Workitem Code Sequence > Code Value"),
+                      ("start", "Scheduled Procedure Step Start DateTime (0040,4005)")):
+        if not values[key]:
+            raise ValueError(f"{name} is required to create a workitem")
+    return values
+
+
+def update_request(ds: Dataset) -> dict:
+    """What a UPS-RS Update Workitem (PS3.4 CC.2.6) may change in ris: a SCHEDULED workitem's
+    start and station (a move, through the scheduling service), a claimed one's progress
+    (Procedure Step Progress Information Sequence). Anything else is refused by name."""
+    allowed = {"ScheduledProcedureStepStartDateTime", "ScheduledStationNameCodeSequence",
+               "ProcedureStepProgressInformationSequence", "TransactionUID",
+               "SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID"}
+    other = sorted(elem.keyword or f"{elem.tag:08X}" for elem in ds if elem.keyword not in allowed)
+    if other:
+        raise ValueError(f"ris does not update {', '.join(other)} of a workitem")
+    station = _first(ds, "ScheduledStationNameCodeSequence")
+    progress = _first(ds, "ProcedureStepProgressInformationSequence")
+    return {
+        "start": parse_dt(_str(ds, "ScheduledProcedureStepStartDateTime")),
+        "station_ae": _str(station, "CodeValue"),
+        "progress": None if progress is None else {
+            # DS as written (50, not pydicom's 50.0): a percentage the performer chose
+            "progress": format(float(progress.ProcedureStepProgress), "g")
+            if progress.get("ProcedureStepProgress") is not None else "",
+            "description": _str(progress, "ProcedureStepProgressDescription"),
+        },
+    }
+
+
+#: Event Type ID (0000,1002) of the UPS event reports (PS3.4 Table CC.2.4-1).
+STATE_REPORT, CANCEL_REQUESTED, PROGRESS_REPORT = 1, 2, 3
+
+
+def event_report(uid: str, event_type: int, info: dict[str, str]) -> Dataset:
+    """A UPS event report as the UPS-RS event channel sends it (PS3.18 11.x, the N-EVENT-REPORT
+    of PS3.4 CC.2.4 in DICOM JSON): Affected SOP Class and Instance UID, Event Type ID, and the
+    event information (state, readiness, cancellation reason, progress)."""
+    ds = Dataset()
+    ds.AffectedSOPClassUID = UPS_PUSH_SOP_CLASS
+    ds.AffectedSOPInstanceUID = uid
+    ds.EventTypeID = event_type
+    if event_type == STATE_REPORT:
+        ds.ProcedureStepState = info["state"]
+        ds.InputReadinessState = "READY"
+    elif event_type == CANCEL_REQUESTED:
+        ds.RequestingAE = info.get("requesting_ae", "")[:16]
+        ds.ReasonForCancellation = info.get("reason", "")[:64]
+        if info.get("contact_name"):
+            ds.ContactDisplayName = info["contact_name"][:64]
+        if info.get("contact_uri"):
+            ds.ContactURI = info["contact_uri"]
+    elif event_type == PROGRESS_REPORT:
+        item = Dataset()
+        if info.get("progress"):
+            item.ProcedureStepProgress = info["progress"]
+        if info.get("description"):
+            item.ProcedureStepProgressDescription = info["description"][:64]
+        ds.ProcedureStepProgressInformationSequence = [item]
     return ds

@@ -1,7 +1,14 @@
 """ris rows -> FHIR resources: one function per resource type, each validated by fhir.resources.
 
 fhir.resources 8 ships R5 and R4B models (its R4 models need pydantic 1): the R4B (4.3) models
-are used, whose Patient, ServiceRequest, Task, Bundle and CapabilityStatement are R4's.
+are used, whose Patient, ServiceRequest, Appointment, Slot, Schedule, ImagingStudy, Task, Bundle,
+OperationOutcome and CapabilityStatement are R4's. How ris's rows are seen:
+
+- ServiceRequest: an order's requested procedure; Task: a step's status;
+- Appointment: a booked step (one with a start); Slot: the time it occupies on its station;
+  Schedule: a station (a Device that performs procedures);
+- ImagingStudy: what the gateway received and the availability query found at the PACS for a
+  step (``mpps.forwarding.models.StepImages``).
 """
 
 from __future__ import annotations
@@ -10,20 +17,37 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
+from fhir.resources.R4B.appointment import Appointment
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.imagingstudy import ImagingStudy
+from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient as FhirPatient
+from fhir.resources.R4B.schedule import Schedule
 from fhir.resources.R4B.servicerequest import ServiceRequest
+from fhir.resources.R4B.slot import Slot
 from fhir.resources.R4B.task import Task
 
-from worklist.models import OrderStatus, Patient, RequestedProcedure, ScheduledProcedureStep
+from mpps.forwarding.models import StepImages
+from worklist.models import (
+    Device,
+    OrderStatus,
+    Patient,
+    RequestedProcedure,
+    ScheduledProcedureStep,
+)
 from worklist.models import StepStatus as S
+from worklist.states import SLOT_OCCUPYING_STEP_STATUSES
 
 #: identifier systems ris names its own identifiers with (local, configurable by nothing yet)
 PATIENT_ID_SYSTEM = "urn:ris:patient-id"
 ACCESSION_SYSTEM = "urn:ris:accession"
 PLACER_SYSTEM = "urn:ris:placer-order-number"
 SPS_SYSTEM = "urn:ris:sps-id"
+AE_TITLE_SYSTEM = "urn:ris:ae-title"
+ERROR_CODE_SYSTEM = "urn:ris:error-code"
+DICOM_UID_SYSTEM = "urn:dicom:uid"
+_DCM = "http://dicom.nema.org/resources/ontology/DCM"
 _V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 
 #: Order status (ORC-5) -> ServiceRequest.status (R4 request-status).
@@ -43,6 +67,17 @@ TASK_STATUS = {
     S.STARTED: "in-progress",
     S.COMPLETED: "completed",
     S.DISCONTINUED: "failed",
+    S.CANCELED: "cancelled",
+}
+#: Step status -> Appointment.status (R4 appointmentstatus) of a booked step; a no-show's
+#: cancellation is "noshow" (``appointment``).
+APPOINTMENT_STATUS = {
+    S.SCHEDULED: "booked",
+    S.ARRIVED: "arrived",
+    S.READY: "checked-in",
+    S.STARTED: "fulfilled",
+    S.COMPLETED: "fulfilled",
+    S.DISCONTINUED: "fulfilled",
     S.CANCELED: "cancelled",
 }
 _GENDER = {"M": "male", "F": "female", "O": "other"}
@@ -147,6 +182,90 @@ def task(step: ScheduledProcedureStep) -> dict[str, Any]:
     return _valid(Task, data)
 
 
+def _station(device: Device) -> dict[str, Any]:
+    """A station as a reference: its AE title as identifier (ris serves no Device resource)."""
+    return {"identifier": {"system": AE_TITLE_SYSTEM, "value": device.ae_title},
+            "display": device.station_name or device.ae_title}
+
+
+def appointment(step: ScheduledProcedureStep, *, no_show: bool = False) -> dict[str, Any]:
+    rp = step.requested_procedure
+    participants = [{"actor": {"reference": f"Patient/{rp.order.patient_id}"},
+                     "status": "accepted", "required": "required"}]
+    if step.station_id:
+        participants.append({"actor": _station(step.station), "status": "accepted",
+                             "required": "required"})
+    status = "noshow" if no_show else APPOINTMENT_STATUS.get(step.status, "proposed")
+    data = {
+        "resourceType": "Appointment",
+        "id": str(step.pk),
+        "identifier": [{"system": SPS_SYSTEM, "value": step.sps_id}],
+        "status": status,
+        "cancelationReason": {"text": step.status_reason}
+        if status in ("cancelled", "noshow") and step.status_reason else None,
+        "description": step.description or rp.description or None,
+        "start": _instant(step.scheduled_start),
+        "end": _instant(step.scheduled_end),
+        "minutesDuration": step.expected_duration_minutes or None,
+        "slot": [{"reference": f"Slot/{step.pk}"}] if step.station_id else None,
+        "created": _instant(step.created_at),
+        "basedOn": [{"reference": f"ServiceRequest/{rp.pk}"}],
+        "participant": participants,
+    }
+    return _valid(Appointment, data)
+
+
+def slot(step: ScheduledProcedureStep) -> dict[str, Any]:
+    """The time a booked step occupies on its station (busy while the step holds it)."""
+    data = {
+        "resourceType": "Slot",
+        "id": str(step.pk),
+        "schedule": {"reference": f"Schedule/{step.station_id}"},
+        "status": "busy" if step.status in SLOT_OCCUPYING_STEP_STATUSES else "free",
+        "start": _instant(step.scheduled_start),
+        "end": _instant(step.scheduled_end),
+    }
+    return _valid(Slot, data)
+
+
+def schedule(device: Device) -> dict[str, Any]:
+    data = {
+        "resourceType": "Schedule",
+        "id": str(device.pk),
+        "identifier": [{"system": AE_TITLE_SYSTEM, "value": device.ae_title}],
+        "active": device.active,
+        "serviceType": [{"text": device.modality}] if device.modality else None,
+        "actor": [_station(device)],
+    }
+    return _valid(Schedule, data)
+
+
+def imaging_study(images: StepImages) -> dict[str, Any]:
+    """A step's study as ris knows it: the counts found at the PACS once it confirmed them,
+    else what the gateway received; the PACS that holds it as the endpoint's display."""
+    step = images.step
+    rp = step.requested_procedure
+    at_pacs = images.pacs_confirmed_at is not None
+    data = {
+        "resourceType": "ImagingStudy",
+        "id": str(images.pk),
+        "identifier": [{"system": DICOM_UID_SYSTEM, "value": f"urn:oid:{rp.study_instance_uid}"},
+                       {"system": ACCESSION_SYSTEM, "value": rp.order.accession_number,
+                        "type": {"coding": [{"system": _V2_0203, "code": "ACSN"}]}}],
+        "status": "available" if at_pacs or images.received_instances else "registered",
+        "modality": [{"system": _DCM, "code": step.modality}] if step.modality else None,
+        "subject": {"reference": f"Patient/{rp.order.patient_id}"},
+        "started": _instant(images.last_received_at or step.scheduled_start),
+        "basedOn": [{"reference": f"ServiceRequest/{rp.pk}"}],
+        "endpoint": [{"display": f"PACS {images.pacs_destination}"}]
+        if images.pacs_destination else None,
+        "numberOfSeries": images.pacs_series if at_pacs else images.received_series,
+        "numberOfInstances": images.pacs_instances if at_pacs else images.received_instances,
+        "description": rp.description or None,
+    }
+    return _valid(ImagingStudy, data)
+
+
 def bundle(entries: list[dict[str, Any]], *, total: int, links: dict[str, str]) -> dict[str, Any]:
     data = {
         "resourceType": "Bundle",
@@ -166,8 +285,21 @@ def bundle(entries: list[dict[str, Any]], *, total: int, links: dict[str, str]) 
 SEARCH_PARAMS = {
     "Patient": ["identifier", "name", "birthdate", "_count", "_offset"],
     "ServiceRequest": ["identifier", "patient", "subject", "status", "_count", "_offset"],
+    "Appointment": ["identifier", "patient", "subject", "status", "date", "actor",
+                    "based-on", "_count", "_offset"],
+    "Slot": ["schedule", "start", "status", "_count", "_offset"],
+    "Schedule": ["identifier", "actor", "active", "_count", "_offset"],
+    "ImagingStudy": ["identifier", "patient", "subject", "status", "basedon", "_count",
+                     "_offset"],
     "Task": ["identifier", "patient", "subject", "status", "owner", "_count", "_offset"],
 }
+#: The types a client may write: create (POST) and update (PUT), through the same services as
+#: an HL7 new order (ServiceRequest) and the front desk's booking and cancelling (Appointment).
+WRITABLE = {"ServiceRequest": ["create"], "Appointment": ["create", "update"]}
+_PARAM_TYPE = {"identifier": "token", "status": "token", "active": "token", "patient": "reference",
+               "subject": "reference", "actor": "reference", "schedule": "reference",
+               "based-on": "reference", "basedon": "reference", "owner": "string",
+               "date": "date", "start": "date", "birthdate": "date", "name": "string"}
 
 
 def capability_statement(base: str) -> dict[str, Any]:
@@ -185,11 +317,11 @@ def capability_statement(base: str) -> dict[str, Any]:
             "resource": [
                 {
                     "type": name,
-                    "interaction": [{"code": "read"}, {"code": "search-type"}],
+                    "interaction": [{"code": code} for code in
+                                    ["read", "search-type", *WRITABLE.get(name, [])]],
                     "searchParam": [
-                        {"name": p, "type": "number" if p.startswith("_") else "token"
-                         if p in ("identifier", "status") else "reference"
-                         if p in ("patient", "subject") else "string"}
+                        {"name": p, "type": "number" if p.startswith("_")
+                         else _PARAM_TYPE.get(p, "string")}
                         for p in params
                     ],
                 }
@@ -198,6 +330,16 @@ def capability_statement(base: str) -> dict[str, Any]:
         }],
     }
     return _valid(CapabilityStatement, data)
+
+
+def operation_outcome(code: str, text: str, *, domain_code: str = "") -> dict[str, Any]:
+    """An error as FHIR says (R4 3.1.0.4): the issue type, the message, and ris's domain error
+    code (``worklist.errors.ErrorCode``) as the issue's details, as the REST API's ``code``."""
+    issue: dict[str, Any] = {"severity": "error", "code": code, "diagnostics": text}
+    if domain_code:
+        issue["details"] = {"coding": [{"system": ERROR_CODE_SYSTEM, "code": domain_code}],
+                            "text": text}
+    return _valid(OperationOutcome, {"resourceType": "OperationOutcome", "issue": [issue]})
 
 
 def _valid(model, data: dict[str, Any]) -> dict[str, Any]:

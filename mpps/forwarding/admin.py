@@ -19,10 +19,11 @@ class PacsDestinationAdmin(AuditedConfigurationAdmin):
         "send_images",
         "storage_commitment",
         "query_availability",
+        "iocm",
         "use_tls",
         "active",
     )
-    list_filter = ("active", "send_mpps", "send_images", "storage_commitment", "use_tls")
+    list_filter = ("active", "send_mpps", "send_images", "storage_commitment", "iocm", "use_tls")
     search_fields = ("name", "ae_title", "host")
 
 
@@ -40,12 +41,13 @@ class SpooledInstanceAdmin(ReadOnlyAdmin):
         "sop_instance_uid",
         "study_instance_uid",
         "calling_ae_title",
+        "origin",
         "matched",
         "step",
         "received_at",
         "purged_at",
     )
-    list_filter = ("matched", "calling_ae_title")
+    list_filter = ("origin", "matched", "calling_ae_title")
     search_fields = ("sop_instance_uid", "study_instance_uid", "series_instance_uid")
     date_hierarchy = "received_at"
     inlines = [DeliveryInline]

@@ -48,6 +48,13 @@ _REQUEST_FROM_STEP = (
 )
 
 
+#: Reasons for the Attribute Modification (0400,0565), PS3.3 C.12.1.1.9.2.
+COERCE = "COERCE"
+CORRECT = "CORRECT"
+#: The UIDs a corrected copy for an IOCM archive gets anew (``reidentify``).
+IDENTITY_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+
+
 def _query(character_set: str) -> Dataset:
     """The C-FIND-like identifier asking ``worklist.dicom`` for exactly what coercion needs."""
     query = Dataset()
@@ -112,11 +119,15 @@ def coerce(
     source: str,
     now: dt.datetime | None = None,
     order: Dataset | None = None,
+    reason: str = COERCE,
 ) -> dict[str, list[str]]:
     """Set ``ds``'s patient and request attributes to ``step``'s order; returns what changed
     as ``{keyword: [old, new]}`` (empty: the instance already agreed with the order).
 
     ``order`` is ``order_values(step, <ds's character set>)`` when the caller has it already.
+    ``reason`` is the Reason for the Attribute Modification (0400,0565), PS3.3 C.12.1.1.9.2:
+    ``COERCE`` at reception (the gateway imposes the RIS's values), ``CORRECT`` when staff link a
+    study to the right order afterwards (the values it carried were wrong).
     """
     if order is None:
         order = order_values(step, charset_of(ds))
@@ -164,17 +175,33 @@ def coerce(
             f"{request_item.get('RequestedProcedureID', '')}/"
             f"{request_item.get('ScheduledProcedureStepID', '')}",
         ]
+    _append_record(
+        ds, originals, modifying_system=modifying_system, source=source, reason=reason, now=now
+    )
+    return changes
+
+
+def _append_record(
+    ds: Dataset,
+    originals: Dataset,
+    *,
+    modifying_system: str,
+    source: str,
+    reason: str,
+    now: dt.datetime | None = None,
+) -> None:
+    """One more item of the Original Attributes Sequence (PS3.3 C.12.1.1.9): ``originals``
+    holds the values replaced, the item says when, by whom, from where and why."""
     record = Dataset()
     record.AttributeModificationDateTime = (now or dt.datetime.now(dt.UTC)).strftime(
         "%Y%m%d%H%M%S.%f+0000"
     )
     record.ModifyingSystem = modifying_system[:64]
     record.SourceOfPreviousValues = source[:64]
-    record.ReasonForTheAttributeModification = "COERCE"
+    record.ReasonForTheAttributeModification = reason
     record.ModifiedAttributesSequence = Sequence([originals])
     history = list(ds.get("OriginalAttributesSequence", []))
     ds.OriginalAttributesSequence = Sequence([*history, record])
-    return changes
 
 
 def _strings(item: Dataset) -> list[str]:
@@ -183,3 +210,42 @@ def _strings(item: Dataset) -> list[str]:
         if isinstance(elem.value, str):
             out.append(elem.value)
     return out
+
+
+def reidentify(
+    ds: Dataset,
+    *,
+    study_uid: str,
+    series_uid: str,
+    sop_uid: str,
+    modifying_system: str,
+    source: str,
+    amend_last: bool,
+) -> dict[str, str]:
+    """Give ``ds`` new Study, Series and SOP Instance UIDs (a corrected copy for an IOCM
+    archive, which hides every instance its rejection note names: the copy must not be one of
+    them). The old UIDs join the Modified Attributes of the last Original Attributes item when
+    ``amend_last`` (the correction ``coerce`` just recorded), else a new ``CORRECT`` item, so
+    the copy says which instance it replaces. Returns the old UIDs by keyword.
+    """
+    old = {keyword: str(ds.get(keyword, "")) for keyword in IDENTITY_UIDS}
+    replaced = Dataset()
+    for keyword in IDENTITY_UIDS:
+        if keyword in ds:
+            replaced[keyword] = deepcopy(ds[keyword])
+    history = ds.get("OriginalAttributesSequence")
+    if amend_last and history:
+        modified = history[-1].ModifiedAttributesSequence[0]
+        for element in replaced:
+            modified[element.tag] = element
+    else:
+        _append_record(
+            ds, replaced, modifying_system=modifying_system, source=source, reason=CORRECT
+        )
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.SOPInstanceUID = sop_uid
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        meta.MediaStorageSOPInstanceUID = sop_uid
+    return old

@@ -34,6 +34,14 @@ class PacsDestination(models.Model):
     query_availability = models.BooleanField(
         default=True, help_text=_("Ask this PACS (C-FIND) which studies of ris it holds.")
     )
+    #: The archive applies IHE IOCM rejection notes (Key Object Selection, CID 7011 titles): a
+    #: study linked to another order reaches it under new UIDs with a note rejecting the old
+    #: copies; other destinations get the corrected copies under the same UIDs.
+    iocm = models.BooleanField(
+        _("IOCM rejection notes"),
+        default=False,
+        help_text=_("The archive hides instances named in an IHE IOCM rejection note."),
+    )
     use_tls = models.BooleanField(_("TLS"), default=False)
     timeout_seconds = models.PositiveIntegerField(default=30)
     #: Seconds to keep the association open after N-ACTION for a report on the same association
@@ -51,7 +59,14 @@ class PacsDestination(models.Model):
 
 
 class SpooledInstance(models.Model):
-    """One composite instance received by the storage gateway."""
+    """One composite instance received by the storage gateway, or made by ris from one."""
+
+    class Origin(models.TextChoices):
+        RECEIVED = "RECEIVED", _("received from a modality")
+        #: A study linked to another order, under new UIDs, for IOCM destinations.
+        CORRECTION = "CORRECTION", _("corrected copy (new UIDs)")
+        #: The IOCM Key Object Selection that rejects the copies a correction replaces.
+        REJECTION_NOTE = "REJECTION_NOTE", _("IOCM rejection note")
 
     sop_instance_uid = models.CharField(max_length=64, unique=True)
     sop_class_uid = models.CharField(max_length=64)
@@ -82,6 +97,14 @@ class SpooledInstance(models.Model):
     patient_name = models.CharField(max_length=200, blank=True)
     accession_number = models.CharField(max_length=16, blank=True)
     modality = models.CharField(max_length=16, blank=True)
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.RECEIVED)
+    #: When staff linked the instance's study to its step (reconciliation): later instances of
+    #: the study follow that link (``services.match_step``).
+    linked_at = models.DateTimeField(null=True, blank=True)
+    #: For a CORRECTION: the received instance it is a corrected copy of.
+    corrects = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="corrections"
+    )
 
     class Meta:
         verbose_name = _("spooled instance")
@@ -134,6 +157,9 @@ class InstanceDelivery(models.Model):
         COMMITTED = "COMMITTED", _("committed by the PACS")
         STORED = "STORED", _("stored (no commitment asked)")
         FAILED = "FAILED", _("refused by the PACS")
+        #: Replaced by a corrected copy under new UIDs and rejected by an IOCM note: never
+        #: sent (again) under the old identity.
+        WITHDRAWN = "WITHDRAWN", _("withdrawn (rejected by an IOCM note)")
 
     instance = models.ForeignKey(
         SpooledInstance, on_delete=models.CASCADE, related_name="deliveries"
@@ -164,7 +190,13 @@ class InstanceDelivery(models.Model):
         return f"{self.instance_id} -> {self.destination_id} {self.state}"
 
 
-FINAL_DELIVERY_STATES = frozenset({InstanceDelivery.State.COMMITTED, InstanceDelivery.State.STORED})
+FINAL_DELIVERY_STATES = frozenset(
+    {
+        InstanceDelivery.State.COMMITTED,
+        InstanceDelivery.State.STORED,
+        InstanceDelivery.State.WITHDRAWN,
+    }
+)
 
 
 class StepImages(models.Model):

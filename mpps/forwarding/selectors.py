@@ -6,6 +6,7 @@ from django.db.models import Count, QuerySet
 
 from mpps.forwarding.models import InstanceDelivery, SpooledInstance, StepImages
 from worklist.models import ScheduledProcedureStep
+from worklist.states import IMAGE_LINKABLE_STEP_STATUSES
 
 
 def step_images(step) -> StepImages | None:
@@ -54,3 +55,26 @@ def delivery_counts_by_step(step_ids) -> dict[int, dict[str, int]]:
     for step_id, state, n in rows:
         counts.setdefault(step_id, {})[state] = n
     return counts
+
+
+def step_to_link(*, accession_number: str, modality: str = "") -> ScheduledProcedureStep | None:
+    """The step a study is linked to when staff name its order by accession number: the step
+    of the study's modality that may take images, else the order's first such step."""
+    steps = list(
+        ScheduledProcedureStep.objects.filter(
+            requested_procedure__order__accession_number=accession_number.strip(),
+            status__in=IMAGE_LINKABLE_STEP_STATUSES,
+        ).order_by("pk")
+    )
+    same = [s for s in steps if modality and s.modality == modality]
+    return (same or steps or [None])[0]
+
+
+def gateway_studies_of(step) -> list[str]:
+    """Study Instance UIDs of the instances the gateway received for ``step``."""
+    return list(
+        SpooledInstance.objects.filter(step=step, origin=SpooledInstance.Origin.RECEIVED)
+        .values_list("study_instance_uid", flat=True)
+        .distinct()
+        .order_by("study_instance_uid")
+    )

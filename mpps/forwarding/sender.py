@@ -299,9 +299,10 @@ def _record_stores(
         logger.warning(
             "PACS %s refused %s: %s", destination.name, delivery.instance.sop_instance_uid, why
         )
-        InstanceDelivery.objects.filter(pk=delivery.pk).update(
-            state=InstanceDelivery.State.FAILED, last_status=why[:120]
-        )
+        # A delivery withdrawn meanwhile (its study corrected for an IOCM archive) stays so.
+        InstanceDelivery.objects.filter(pk=delivery.pk).exclude(
+            state=InstanceDelivery.State.WITHDRAWN
+        ).update(state=InstanceDelivery.State.FAILED, last_status=why[:120])
     if not destination.storage_commitment and stored:
         transaction.on_commit(services.purge_spool)
 

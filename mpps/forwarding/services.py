@@ -22,10 +22,11 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, Max, Q
 from django.utils import timezone
-from pydicom import Dataset, dcmwrite
+from pydicom import Dataset, dcmread, dcmwrite
 from pydicom.dataset import FileMetaDataset
+from pydicom.errors import InvalidDicomError
 
-from mpps.forwarding import coercion, progress, spool
+from mpps.forwarding import coercion, iocm, progress, spool
 from mpps.forwarding.models import (
     FINAL_DELIVERY_STATES,
     CommitmentRequest,
@@ -35,10 +36,20 @@ from mpps.forwarding.models import (
     SpooledInstance,
     StepImages,
 )
+from mpps.models import StepLink
 from ris import outbound_queue
 from ris.models import OutboundJob
+from worklist import audit
+from worklist import services as worklist_services
+from worklist.audit import Actor
+from worklist.errors import DomainError, ErrorCode, InvalidTransition, NotFound
 from worklist.models import Order, RequestedProcedure, ScheduledProcedureStep, StepStatus
-from worklist.states import IMAGE_STARTABLE_STATUSES, PERFORMED_STEP_STATUSES
+from worklist.states import (
+    IMAGE_LINKABLE_STEP_STATUSES,
+    IMAGE_STARTABLE_STATUSES,
+    INCORRECT_WORKLIST_ENTRY,
+    PERFORMED_STEP_STATUSES,
+)
 
 logger = logging.getLogger("forwarding")
 
@@ -101,9 +112,31 @@ class Match:
 def match_step(
     *, study_instance_uid: str, accession_number: str, modality: str, patient_id: str = ""
 ) -> Match:
-    """The scheduled step an instance belongs to: by Study Instance UID (the modality used the
-    worklist), else by Accession Number (typed or scanned at the modality), else by Patient ID,
-    modality and day (the modality keyed in only the patient ID: exactly one candidate step)."""
+    """The scheduled step an instance belongs to: the step staff linked its study to, else by
+    Study Instance UID (the modality used the worklist), else by Accession Number (typed or
+    scanned at the modality), else by Patient ID, modality and day (the modality keyed in only
+    the patient ID: exactly one candidate step)."""
+    linked = (
+        SpooledInstance.objects.filter(
+            study_instance_uid=study_instance_uid,
+            origin=SpooledInstance.Origin.RECEIVED,
+            linked_at__isnull=False,
+            step__isnull=False,
+        )
+        .order_by("-linked_at")
+        .values_list("step_id", flat=True)
+        .first()
+    )
+    if linked is not None:
+        # Staff linked this study to its step (``study_link``): more of it goes there too,
+        # whatever its UIDs or accession say (they were what was wrong).
+        step = (
+            ScheduledProcedureStep.objects.select_related(
+                "requested_procedure__order__patient", "station"
+            )
+            .get(pk=linked)
+        )
+        return Match(step, "matched by a link made by staff")
     procedures = list(RequestedProcedure.objects.filter(study_instance_uid=study_instance_uid))
     how = "Study Instance UID"
     if not procedures and accession_number:
@@ -207,6 +240,7 @@ class Received:
 
 
 def _encode(ds: Dataset, file_meta: FileMetaDataset) -> bytes:
+    """The instance as a Part 10 file (the spool's format)."""
     ds.file_meta = file_meta
     buffer = io.BytesIO()
     dcmwrite(buffer, ds, enforce_file_format=True)
@@ -376,7 +410,10 @@ def _count_new(instance: SpooledInstance, *, at: dt.datetime) -> None:
 
 
 def _count_received(step_id: int, at: dt.datetime | None = None) -> None:
-    counts = SpooledInstance.objects.filter(step_id=step_id).aggregate(
+    # What the modality sent: corrected copies and rejection notes are ris's, not more images.
+    counts = SpooledInstance.objects.filter(
+        step_id=step_id, origin=SpooledInstance.Origin.RECEIVED
+    ).aggregate(
         instances=Count("id"), series=Count("series_instance_uid", distinct=True)
     )
     images, _ = StepImages.objects.get_or_create(step_id=step_id)
@@ -384,7 +421,8 @@ def _count_received(step_id: int, at: dt.datetime | None = None) -> None:
     images.received_series = counts["series"]
     if at is not None:
         images.last_received_at = at
-    images.save()
+    # The received half only: the availability query writes the PACS half concurrently.
+    images.save(update_fields=["received_instances", "received_series", "last_received_at"])
 
 
 def store_job_key(destination: PacsDestination, study_uid: str) -> str:
@@ -578,12 +616,21 @@ def purge_spool() -> int:
         )
         .filter(total__gt=0)
     )
+    # Unmatched instances stay longer: staff may still link their study to its order, which
+    # corrects the spool file and forwards it again (``study_link``).
+    unmatched_retention = max(
+        retention, dt.timedelta(hours=settings.RIS_FORWARD_UNMATCHED_RETENTION_HOURS)
+    )
+    unmatched_limit = timezone.now() - unmatched_retention
     purged = 0
     for instance in candidates.iterator():
         if instance.final != instance.total:
             continue
         finished = instance.last or instance.last_sent
-        if retention and finished and finished > limit:
+        keep, until = (
+            (retention, limit) if instance.matched else (unmatched_retention, unmatched_limit)
+        )
+        if keep and finished and finished > until:
             continue
         with transaction.atomic():
             # Received again since the query (new path, deliveries pending): not purgeable.
@@ -657,7 +704,12 @@ def record_availability(
     images.pacs_checked_at = now
     if images.pacs_confirmed_at is None:
         images.pacs_confirmed_at = now
-    images.save()
+    # Only the PACS half of the row: the gateway counts received instances into the same row
+    # concurrently (``_count_new``), and a whole-row save would write back a stale count.
+    images.save(update_fields=[
+        "pacs_changed_at", "pacs_destination", "pacs_series", "pacs_instances",
+        "pacs_checked_at", "pacs_confirmed_at",
+    ])
     return images
 
 
@@ -719,3 +771,434 @@ def record_pacs_studies(*, destination: str, studies: list[dict]) -> int:
                 orphan.resolved_at = None
                 orphan.save()
     return PacsOrphanStudy.objects.filter(destination=destination, resolved_at__isnull=True).count()
+
+
+# --- reconciliation: link a study to the right order ----------------------------------------
+
+
+@dataclass
+class LinkResult:
+    """What ``study_link`` did, for the person who asked (the web UI words it)."""
+
+    study_instance_uid: str
+    step: ScheduledProcedureStep
+    #: Instances corrected from their spool file and queued again.
+    corrected: int = 0
+    #: Instances whose spool file was purged already: they must be corrected at the PACS.
+    not_in_spool: int = 0
+    #: Destinations without IOCM: the corrected copies go under the same UIDs and must replace
+    #: the old ones there (the PACS must allow overwriting; the UI says to check it).
+    replaced_at: list[str] = field(default_factory=list)
+    #: IOCM destinations: corrected copies under new UIDs, and a rejection note for the old ones.
+    rejected_at: list[str] = field(default_factory=list)
+    rejection_notes: int = 0
+    #: Patient IDs the instances carried before, when not the order's: a PACS that files an
+    #: instance under its patient (Orthanc does) keeps the old copy there despite overwriting.
+    previous_patient_ids: list[str] = field(default_factory=list)
+    #: What became of each step the study was linked to before: ``sps_id -> RELEASE_*``.
+    previous_steps: dict[str, str] = field(default_factory=dict)
+
+
+#: What ``study_link`` did with a step the study was linked to before (the UI words them).
+RELEASE_SCHEDULED = "scheduled"  # back on the worklist (110514)
+RELEASE_KEPT_IMAGES = "kept_images"  # other images of it remain: it was performed
+RELEASE_KEPT_PPS = "kept_pps"  # a performed procedure step is linked: MPPS decides
+RELEASE_KEPT_STATUS = "kept_status"  # not started (nothing to undo) or finished (final)
+
+
+#: The note of an instance that staff linked, in ``SpooledInstance.match_note``.
+LINKED_NOTE = "linked by {actor}"
+
+
+def _new_uid() -> str:
+    # A UUID-derived UID (PS3.5 B.2): unique without a registered root or a counter.
+    return f"2.25.{uuid.uuid4().int}"
+
+
+def _spool_dataset(ds: Dataset, sop_uid: str) -> tuple[str, int]:
+    relative = spool.relative_path(sop_uid)
+    return relative, spool.write(relative, _encode(ds, ds.file_meta))
+
+
+def _queue(instance: SpooledInstance, destinations: list[PacsDestination]) -> None:
+    """(Re)deliver ``instance`` to ``destinations``: a delivery PENDING and a store job each."""
+    for destination in destinations:
+        delivery, created = InstanceDelivery.objects.get_or_create(
+            instance=instance,
+            destination=destination,
+            defaults={"study_instance_uid": instance.study_instance_uid},
+        )
+        if not created:
+            InstanceDelivery.objects.filter(pk=delivery.pk).update(
+                state=InstanceDelivery.State.PENDING,
+                study_instance_uid=instance.study_instance_uid,
+                commitment=None,
+                committed_at=None,
+                last_status="corrected: sent again",
+            )
+        ensure_store_job(destination, instance.study_instance_uid)
+
+
+def _held_by_iocm(instance: SpooledInstance) -> SpooledInstance:
+    """The copy of a received instance that IOCM destinations hold: its latest correction (a
+    study linked twice), else the instance itself."""
+    latest = instance.corrections.order_by("-pk").first()
+    return latest or instance
+
+
+def study_link(
+    *,
+    study_instance_uid: str,
+    step: ScheduledProcedureStep,
+    actor: Actor,
+    note: str = "",
+) -> LinkResult:
+    """Link a gateway study to ``step`` (unmatched, or matched to the wrong order).
+
+    Every received instance of the study still in the spool is corrected to the step's order
+    (``coercion.coerce`` with reason ``CORRECT``: a new Original Attributes item keeps what it
+    said before, with the user as Source of Previous Values) and forwarded again:
+
+    - to destinations without IOCM under the same UIDs, so that the corrected copy replaces
+      the one they stored (the PACS must allow overwriting: PS3.4 leaves a second C-STORE of a
+      SOP Instance UID to the SCP; the screen tells staff to check);
+    - to IOCM destinations (``PacsDestination.iocm``) as a copy under new UIDs in the step's
+      study, with a rejection note (``iocm.rejection_note``, title 113038 "Incorrect Modality
+      Worklist Entry") naming the copies they hold under the wrong identity. The new UIDs are
+      required: the archive hides every SOP Instance UID the note names.
+
+    The step moves on as its device says (``progress``: images start it); a step the study was
+    linked to before goes back to the worklist when it was started by these images only (as an
+    MPPS discontinued with 110514 does), and both orders' status messages go to the HIS through
+    the state machine. Audited on both steps. All in one transaction; spool files written for
+    a rolled-back link are swept as unreferenced.
+    """
+    with transaction.atomic():
+        result = _link(study_instance_uid=study_instance_uid, step=step, actor=actor, note=note)
+    _match_cache.clear()
+    return result
+
+
+def _link(
+    *, study_instance_uid: str, step: ScheduledProcedureStep, actor: Actor, note: str
+) -> LinkResult:
+    step = (
+        ScheduledProcedureStep.objects.select_for_update(of=("self",))
+        .select_related("requested_procedure__order__patient", "station")
+        .get(pk=step.pk)
+    )
+    if step.status not in IMAGE_LINKABLE_STEP_STATUSES:
+        raise InvalidTransition(
+            f"step {step.sps_id} is {step.get_status_display().lower()}: images cannot be "
+            "linked to it",
+            params={"current": step.status, "target": StepStatus.STARTED},
+        )
+    originals = list(
+        SpooledInstance.objects.select_for_update()
+        .filter(study_instance_uid=study_instance_uid, origin=SpooledInstance.Origin.RECEIVED)
+        .order_by("pk")
+    )
+    if not originals:
+        raise NotFound(f"the gateway has no instance of study {study_instance_uid[:64]}")
+    if all(i.step_id == step.pk and i.matched for i in originals):
+        raise DomainError(
+            f"the study is linked to step {step.sps_id} already", code=ErrorCode.DUPLICATE
+        )
+    result = LinkResult(study_instance_uid=study_instance_uid, step=step)
+    previous = sorted({i.step_id for i in originals if i.step_id and i.step_id != step.pk})
+    now = timezone.now()
+    match_note = (LINKED_NOTE.format(actor=actor.name) + (f": {note}" if note else ""))[:200]
+    order = step.requested_procedure.order
+    _correct(
+        originals, step, actor=actor, result=result, now=now, match_note=match_note,
+        description=f"Linked to order {order.accession_number} by {actor.name}",
+    )
+    if not result.corrected:
+        # Nothing left in the spool: nothing was changed; staff correct the PACS copies.
+        return result
+    _count_received(step.pk, at=now)  # a study "new" to the step: its stable time restarts
+    progress.start_from_images(step, source=f"linked by {actor.name}")
+    for previous_step in ScheduledProcedureStep.objects.filter(pk__in=previous).select_related(
+        "requested_procedure__order", "station"
+    ):
+        _count_received(previous_step.pk)
+        outcome = _release_wrong_step(previous_step, right=step, actor=actor, note=note)
+        result.previous_steps[previous_step.sps_id] = outcome
+        audit.record(
+            actor,
+            "step.images_unlinked",
+            previous_step,
+            after={"study_instance_uid": study_instance_uid, "linked_to": step.sps_id,
+                   "outcome": outcome},
+            detail=note,
+        )
+    audit.record(
+        actor,
+        "step.images_linked",
+        step,
+        before={"steps": list(result.previous_steps)},
+        after={
+            "study_instance_uid": study_instance_uid,
+            "corrected": result.corrected,
+            "not_in_spool": result.not_in_spool,
+            "replaced_at": result.replaced_at,
+            "rejected_at": result.rejected_at,
+            "previous_patient_ids": result.previous_patient_ids,
+        },
+        detail=note,
+    )
+    return result
+
+
+def _correct(
+    originals: list[SpooledInstance],
+    step: ScheduledProcedureStep,
+    *,
+    actor: Actor,
+    result: LinkResult,
+    now: dt.datetime,
+    match_note: str,
+    description: str,
+) -> None:
+    """Correct the received instances ``originals`` (one study) to ``step``'s order and queue
+    them again, as ``study_link`` describes; ``result`` counts what was done.
+
+    An IOCM archive gets a copy under new UIDs and a rejection note only for instances it has
+    stored under the old identity; one that was not sent them yet simply gets the corrected
+    instance under its own UIDs, like a destination without IOCM.
+    """
+    order = step.requested_procedure.order
+    destinations = list(PacsDestination.objects.filter(active=True, send_images=True))
+    plain = [d for d in destinations if not d.iocm]
+    archives = [d for d in destinations if d.iocm]
+    result.replaced_at = [d.name for d in plain]
+    result.rejected_at = [d.name for d in archives]
+    values: dict[str, Dataset] = {}
+    new_study_uid = step.requested_procedure.study_instance_uid or _new_uid()
+    new_series: dict[str, str] = {}
+    rejected: dict[str, list[iocm.Rejected]] = {}
+    note_headers: dict[str, Dataset] = {}
+    patient_ids: set[str] = set()
+    stored = Q(store_count__gt=0) | Q(
+        state__in=[
+            InstanceDelivery.State.SENT,
+            InstanceDelivery.State.COMMITTED,
+            InstanceDelivery.State.STORED,
+        ]
+    )
+    for instance in originals:
+        if not instance.path:
+            result.not_in_spool += 1
+            continue
+        try:
+            ds = dcmread(spool.absolute(instance.path))
+        except (OSError, InvalidDicomError, ValueError) as exc:
+            logger.warning("link: spool file of %s unreadable: %s", instance.sop_instance_uid, exc)
+            result.not_in_spool += 1
+            continue
+        header = iocm.header_of(ds)  # as sent so far: the identity the archives hold
+        if str(ds.get("PatientID", "")) != order.patient.patient_id:
+            patient_ids.add(str(ds.get("PatientID", "")))
+        charset = coercion.charset_of(ds)
+        if charset not in values:
+            values[charset] = coercion.order_values(step, charset)
+        changes = coercion.coerce(
+            ds,
+            step,
+            modifying_system=settings.RIS_AE_TITLE,
+            source=actor.name,
+            order=deepcopy(values[charset]),
+            reason=coercion.CORRECT,
+        )
+        if not changes:
+            # Its values agree with the order already (a merge's surviving patient, or a study
+            # whose identity was right): only the link changes, the copies stored stay right.
+            SpooledInstance.objects.filter(pk=instance.pk).update(
+                step=step, matched=True, match_note=match_note, linked_at=now
+            )
+            result.corrected += 1
+            continue
+        same_uids = list(plain)
+        held = _held_by_iocm(instance) if archives else instance
+        at_archives = InstanceDelivery.objects.filter(
+            instance=held, destination__in=archives
+        ).exclude(state=InstanceDelivery.State.WITHDRAWN)
+        if archives and held.pk == instance.pk and not at_archives.filter(stored).exists():
+            same_uids += archives  # never stored there: nothing to reject, no new UIDs
+        elif archives:
+            if at_archives.exists():
+                rejected.setdefault(held.study_instance_uid, []).append(
+                    iocm.Rejected(
+                        held.sop_class_uid, held.sop_instance_uid, held.series_instance_uid
+                    )
+                )
+                header.StudyInstanceUID = held.study_instance_uid
+                note_headers.setdefault(held.study_instance_uid, header)
+                at_archives.update(
+                    state=InstanceDelivery.State.WITHDRAWN,
+                    last_status=f"rejected: corrected to {order.accession_number}"[:120],
+                )
+            copy = deepcopy(ds)
+            series_uid = new_series.setdefault(instance.series_instance_uid, _new_uid())
+            coercion.reidentify(
+                copy,
+                study_uid=new_study_uid,
+                series_uid=series_uid,
+                sop_uid=_new_uid(),
+                modifying_system=settings.RIS_AE_TITLE,
+                source=actor.name,
+                amend_last=bool(changes),
+            )
+            relative, size = _spool_dataset(copy, copy.SOPInstanceUID)
+            correction = SpooledInstance.objects.create(
+                sop_instance_uid=copy.SOPInstanceUID,
+                sop_class_uid=instance.sop_class_uid,
+                transfer_syntax_uid=instance.transfer_syntax_uid,
+                study_instance_uid=new_study_uid,
+                series_instance_uid=series_uid,
+                path=relative,
+                size=size,
+                calling_ae_title=instance.calling_ae_title,
+                step=step,
+                matched=True,
+                match_note=match_note,
+                coerced=changes,
+                patient_id=instance.patient_id,
+                patient_name=instance.patient_name,
+                accession_number=instance.accession_number,
+                modality=instance.modality,
+                origin=SpooledInstance.Origin.CORRECTION,
+                corrects=instance,
+                linked_at=now,
+            )
+            _queue(correction, archives)
+        # The received instance, corrected in place: the copy sent under its own UIDs.
+        old_path = instance.path
+        instance.path, instance.size = _spool_dataset(ds, instance.sop_instance_uid)
+        instance.step = step
+        instance.matched = True
+        instance.match_note = match_note
+        instance.coerced = changes
+        instance.linked_at = now
+        instance.purged_at = None
+        instance.save()
+        transaction.on_commit(lambda path=old_path: spool.remove(path))
+        _queue(instance, same_uids)
+        result.corrected += 1
+    for study_uid, instances in rejected.items():
+        kos = iocm.rejection_note(
+            rejected=instances,
+            header=note_headers[study_uid],
+            series_uid=_new_uid(),
+            sop_uid=_new_uid(),
+            manufacturer="ris",
+            station_name=settings.RIS_AE_TITLE,
+            description=description,
+        )
+        relative, size = _spool_dataset(kos, kos.SOPInstanceUID)
+        rejection = SpooledInstance.objects.create(
+            sop_instance_uid=kos.SOPInstanceUID,
+            sop_class_uid=iocm.KEY_OBJECT_SELECTION,
+            transfer_syntax_uid=str(kos.file_meta.TransferSyntaxUID),
+            study_instance_uid=study_uid,
+            series_instance_uid=kos.SeriesInstanceUID,
+            path=relative,
+            size=size,
+            calling_ae_title=settings.RIS_AE_TITLE[:16],
+            matched=True,
+            match_note=f"IOCM rejection note for {len(instances)} instance(s): {match_note}"[
+                :200
+            ],
+            origin=SpooledInstance.Origin.REJECTION_NOTE,
+            modality="KO",
+        )
+        _queue(rejection, archives)
+        result.rejection_notes += 1
+    result.previous_patient_ids = sorted(patient_ids - {""})
+
+
+def _release_wrong_step(
+    wrong: ScheduledProcedureStep, *, right: ScheduledProcedureStep, actor: Actor, note: str
+) -> str:
+    """Give back the step a study was wrongly linked to; returns what became of it.
+
+    Back to the worklist (SCHEDULED, reason 110514 "Incorrect worklist entry selected", the
+    transition an MPPS discontinued for a wrong entry takes) when it was started and nothing
+    else says it was performed: no other received instance, no performed procedure step. A
+    finished step stays as it is (final in the state machine): staff settle it with the HIS.
+    """
+    if SpooledInstance.objects.filter(
+        step_id=wrong.pk, origin=SpooledInstance.Origin.RECEIVED
+    ).exists():
+        return RELEASE_KEPT_IMAGES
+    if StepLink.objects.filter(step_id=wrong.pk).exists():
+        return RELEASE_KEPT_PPS
+    if wrong.status != StepStatus.STARTED:
+        return RELEASE_KEPT_STATUS
+    reason = (
+        f"images linked to order {right.requested_procedure.order.accession_number} by "
+        f"{actor.name}" + (f": {note}" if note else "")
+    )
+    try:
+        with transaction.atomic():
+            worklist_services.step_transition(
+                step=wrong,
+                to=StepStatus.SCHEDULED,
+                actor=actor,
+                reason=reason[:200],
+                reason_code=INCORRECT_WORKLIST_ENTRY,
+            )
+    except DomainError as exc:  # e.g. a step without a start time: the link still stands
+        logger.info("step %s stays started after the link: %s", wrong.sps_id, exc.message)
+        return RELEASE_KEPT_STATUS
+    return RELEASE_SCHEDULED
+
+
+# --- the patient's identity changed at the HIS (A40 merge, A47 identifier change) -----------
+
+
+def on_patient_identity_changed(sender, patient, actor: Actor, reason: str, **kwargs) -> None:
+    """``worklist.signals.patient_identity_changed``: correct what the spool still holds.
+
+    The received instances of the patient's steps still in the spool (not yet forwarded, or
+    kept by the retention) are corrected to the patient as the HIS now knows them and queued
+    again, to each destination as a link does (``_correct``: same UIDs without IOCM, new UIDs
+    and a rejection note for what an IOCM archive stored). Runs in the HL7 service's
+    transaction: an A40 or A47 that is refused changes no spool file's row.
+    """
+    instances = list(
+        SpooledInstance.objects.select_for_update()
+        .filter(
+            step__requested_procedure__order__patient=patient,
+            origin=SpooledInstance.Origin.RECEIVED,
+        )
+        .exclude(path="")
+        .order_by("pk")
+    )
+    studies: dict[tuple[str, int], list[SpooledInstance]] = {}
+    for instance in instances:
+        studies.setdefault((instance.study_instance_uid, instance.step_id), []).append(instance)
+    now = timezone.now()
+    for (study_uid, step_id), originals in studies.items():
+        step = ScheduledProcedureStep.objects.select_related(
+            "requested_procedure__order__patient", "station"
+        ).get(pk=step_id)
+        result = LinkResult(study_instance_uid=study_uid, step=step)
+        why = f"patient {reason}: now {patient.patient_id}"
+        _correct(
+            originals, step, actor=actor, result=result, now=now,
+            match_note=f"{why} ({actor.name})"[:200], description=why,
+        )
+        audit.record(
+            actor,
+            "step.images_corrected",
+            step,
+            after={
+                "study_instance_uid": study_uid,
+                "corrected": result.corrected,
+                "replaced_at": result.replaced_at,
+                "rejected_at": result.rejected_at,
+                "previous_patient_ids": result.previous_patient_ids,
+            },
+            detail=why,
+        )

@@ -1,6 +1,7 @@
-"""FHIR R4 facade (read-only): Patient, ServiceRequest, Task and the CapabilityStatement; every
-resource returned validates with fhir.resources, and fhirclient (the SMART on FHIR client,
-written elsewhere) reads and searches them from a running ris serve."""
+"""FHIR R4 facade, reads: Patient, ServiceRequest, Task and the CapabilityStatement (Appointment,
+Slot, Schedule, ImagingStudy and the writes are in test_fhir_scheduling.py); every resource
+returned validates with fhir.resources, and fhirclient (the SMART on FHIR client, written
+elsewhere) reads and searches them from a running ris serve."""
 
 from __future__ import annotations
 
@@ -85,7 +86,11 @@ def test_errors_are_operation_outcomes(radiologist, anonymous):
 def test_the_capability_statement_lists_the_served_resources(radiologist):
     statement = CapabilityStatement.model_validate(radiologist.get("/fhir/metadata").json())
     assert statement.fhirVersion == "4.0.1"
-    assert {r.type for r in statement.rest[0].resource} == {"Patient", "ServiceRequest", "Task"}
+    served = {r.type: {i.code for i in r.interaction} for r in statement.rest[0].resource}
+    assert set(served) == {"Patient", "ServiceRequest", "Appointment", "Slot", "Schedule",
+                           "ImagingStudy", "Task"}
+    assert served["Appointment"] == {"read", "search-type", "create", "update"}
+    assert served["ServiceRequest"] == {"read", "search-type", "create"}
 
 
 @pytest.mark.django_db(transaction=True)

@@ -175,12 +175,29 @@ def test_a_cancellation_request_cancels_a_scheduled_step(performer, step):
 
 
 @pytest.mark.django_db
-def test_a_cancellation_request_for_a_claimed_workitem_is_409(performer, step):
+def test_a_cancellation_request_for_a_claimed_workitem_is_passed_to_its_performer(
+    performer, step
+):
+    """PS3.4 CC.2.2: the performer decides; the request is recorded (it is what the event
+    channel reports as UPS Cancel Requested) and the step stays STARTED."""
+    from worklist.models import AuditEvent
+
     _state(performer, step, "IN PROGRESS", generate_uid())
     response = performer.post(f"{BASE}/{ups.workitem_uid(step.pk)}/cancelrequest")
-    assert response.status_code == 409
+    assert response.status_code == 202
     step.refresh_from_db()
     assert step.status == StepStatus.STARTED
+    assert AuditEvent.objects.filter(action="step.ups_cancel_requested",
+                                     object_id=str(step.pk)).exists()
+
+
+@pytest.mark.django_db
+def test_a_cancellation_request_for_a_completed_workitem_is_409(performer, step):
+    transaction_uid = generate_uid()
+    _state(performer, step, "IN PROGRESS", transaction_uid)
+    _state(performer, step, "COMPLETED", transaction_uid)
+    response = performer.post(f"{BASE}/{ups.workitem_uid(step.pk)}/cancelrequest")
+    assert (response.status_code, response.json()["dimse_status"]) == (409, "C300")
 
 
 @pytest.mark.django_db

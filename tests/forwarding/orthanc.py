@@ -5,7 +5,8 @@ Started from its own JSON config and storage directory under the test's tmp dir,
 to bind its DICOM port to one address, so that port listens on all interfaces for the few
 seconds of a test run. ris is declared in ``DicomModalities`` with storage commitment allowed:
 Orthanc's storage commitment SCP (since 1.6.0) sends its N-EVENT-REPORT on a new association to
-the AE the N-ACTION came from, which it looks up there.
+the AE the N-ACTION came from, which it looks up there. ``OverwriteInstances`` is on, as
+docs/conformance.md asks of a PACS without IOCM (a corrected instance replaces the old copy).
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class Orthanc:
             "SaveJobs": False,
             "ConcurrentJobs": 2,
             "DicomScuTimeout": 5,
+            # A study linked to the right order is sent again under the same SOP Instance UIDs
+            # to a PACS without IOCM: the corrected copy must replace the stored one, which
+            # Orthanc does only when told (by default it keeps the first copy).
+            "OverwriteInstances": True,
             "DicomModalities": {
                 "ris": {
                     "AET": self.ris_ae_title,

@@ -197,3 +197,26 @@ def test_the_availability_query_also_asks_about_waiting_steps_of_today_and_recen
     services.record_availability(step=found, destination="PACS", series=1, instances=1)
 
     assert sorted(s.pk for s in steps_to_check()) == sorted([today.pk, recent.pk])
+
+
+def test_the_availability_query_never_writes_back_a_stale_count_of_received_instances(
+    monkeypatch,
+):
+    """The gateway counts an instance into the row between the availability query's read and
+    its write (they run in different threads; the interleaving is forced here by counting one
+    right after the read, as a concurrent C-STORE commits it)."""
+    step = dx_step()
+    receive(dx_study(1, study_uid=step.requested_procedure.study_instance_uid))
+    read = StepImages.objects.get_or_create
+
+    def read_then_the_gateway_counts(**kwargs):
+        row = read(**kwargs)
+        monkeypatch.setattr(StepImages.objects, "get_or_create", read)  # the gateway's own read
+        receive(dx_study(1, study_uid=step.requested_procedure.study_instance_uid))
+        return row
+
+    monkeypatch.setattr(StepImages.objects, "get_or_create", read_then_the_gateway_counts)
+    services.record_availability(step=step, destination="PACS", series=1, instances=1)
+
+    images = StepImages.objects.get(step=step)
+    assert (images.received_instances, images.pacs_instances) == (2, 1)

@@ -153,3 +153,97 @@ def test_the_exceptions_screen_is_translated(client_as, step):
     client.post(reverse("web:set_language"), {"language": "zh-hans"})
     page = client.get(reverse("web:exceptions")).content.decode()
     assert "异常" in page and "网关未匹配的检查" in page and "PACS 中无医嘱的检查" in page
+
+
+# --- linking a gateway study to its order (mpps.forwarding.services.study_link) --------------
+
+
+@pytest.fixture
+def plain_pacs(db):
+    from mpps.forwarding.models import PacsDestination
+
+    return PacsDestination.objects.create(
+        name="pacs", ae_title="PACS", host="127.0.0.1", port=1, storage_commitment=False
+    )
+
+
+def test_a_technologist_links_an_unmatched_study_from_the_exceptions_screen(
+    client_as, step, plain_pacs
+):
+    from mpps.forwarding.models import SpooledInstance
+
+    unmatched_study(1)
+    uid = SpooledInstance.objects.get().study_instance_uid
+    client = client_as(Role.TECHNOLOGIST)
+    page = client.get(reverse("web:exceptions")).content.decode()
+    assert f'name="study_instance_uid" value="{uid}"' in page
+
+    response = client.post(reverse("web:exception_study_link"), {
+        "study_instance_uid": uid, "modality": "CT",
+        "accession_number": step.requested_procedure.order.accession_number, "note": "typo",
+    }, follow=True)
+
+    assert SpooledInstance.objects.get().step_id == step.pk
+    shown = response.content.decode()
+    assert "pacs received the corrected instances under the same SOP Instance UIDs" in shown
+    assert "keeps the old copy under WALK-IN-1" in shown  # the Patient ID changed
+    assert exception_counts()["gateway"] == 0
+
+
+def test_an_unknown_accession_links_nothing(client_as, step, plain_pacs):
+    from mpps.forwarding.models import SpooledInstance
+
+    unmatched_study(1)
+    response = client_as(Role.TECHNOLOGIST).post(reverse("web:exception_study_link"), {
+        "study_instance_uid": SpooledInstance.objects.get().study_instance_uid,
+        "accession_number": "NO-SUCH",
+    }, follow=True)
+    assert "No order with accession number NO-SUCH" in response.content.decode()
+    assert not SpooledInstance.objects.get().matched
+
+
+def test_images_on_the_wrong_order_are_moved_from_that_order_s_page(client_as, step, ct_head, ct1):
+    from mpps.forwarding.models import SpooledInstance
+
+    patient = step.requested_procedure.order.patient
+    wrong = first_step(make_order(patient=patient, procedure_type=ct_head, station=ct1,
+                                  start=at(11)))
+    for ds in ct_study(1, patient_id="P-5", study_uid=wrong.requested_procedure.study_instance_uid):
+        forwarding.receive_instance(dataset=ds, file_meta=ds.file_meta, calling_ae_title="CT1")
+    client = client_as(Role.TECHNOLOGIST)
+    order_page = client.get(reverse("web:order_detail", args=[wrong.requested_procedure.order_id]))
+    assert reverse("web:step_studies", args=[wrong.pk]) in order_page.content.decode()
+    page = client.get(reverse("web:step_studies", args=[wrong.pk])).content.decode()
+    assert wrong.requested_procedure.study_instance_uid in page
+
+    response = client.post(reverse("web:exception_study_link"), {
+        "study_instance_uid": wrong.requested_procedure.study_instance_uid, "modality": "CT",
+        "accession_number": step.requested_procedure.order.accession_number,
+        "back": wrong.pk,
+    })
+
+    assert response.url == reverse("web:order_detail", args=[step.requested_procedure.order_id])
+    assert SpooledInstance.objects.get().step_id == step.pk
+
+
+def test_the_link_outcome_is_translated(client_as, step, plain_pacs):
+    from mpps.forwarding.models import SpooledInstance
+
+    unmatched_study(1)
+    client = client_as(Role.TECHNOLOGIST)
+    client.post(reverse("web:set_language"), {"language": "zh-hans"})
+    response = client.post(reverse("web:exception_study_link"), {
+        "study_instance_uid": SpooledInstance.objects.get().study_instance_uid,
+        "accession_number": step.requested_procedure.order.accession_number,
+    }, follow=True)
+    shown = response.content.decode()
+    assert "更正到医嘱" in shown and "按患者归档图像的 PACS" in shown
+    assert "instance(s)" not in shown and "SOP Instance UIDs:" not in shown
+
+
+def test_the_step_studies_page_is_translated(client_as, step):
+    client = client_as(Role.TECHNOLOGIST)
+    client.post(reverse("web:set_language"), {"language": "zh-hans"})
+    page = client.get(reverse("web:step_studies", args=[step.pk])).content.decode()
+    assert "将图像关联到其他医嘱" in page and "网关未收到本检查的图像" in page
+    assert "Link the images" not in page and "wrong worklist entry" not in page

@@ -22,7 +22,7 @@ from django.db import connection
 
 from ris.listeners import add_listener_arguments, override_settings_from_options
 
-LISTENERS = ("web", "dicom", "mllp", "scheduler")
+LISTENERS = ("web", "dicom", "mllp", "scheduler", "events")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -68,7 +68,10 @@ def _startup_lock():
 
 
 class Command(BaseCommand):
-    help = "Run every ris listener (web, DICOM, HL7 MLLP, scheduler) in supervised children."
+    help = (
+        "Run every ris listener (web, DICOM, HL7 MLLP, scheduler, UPS events) in supervised "
+        "children."
+    )
 
     def add_arguments(self, parser):
         add_listener_arguments(parser)
@@ -105,6 +108,7 @@ class Command(BaseCommand):
                 "RIS_DICOM_PORT": str(settings.RIS_DICOM_PORT),
                 "RIS_AE_TITLE": str(settings.RIS_AE_TITLE),
                 "RIS_MLLP_PORT": str(settings.RIS_MLLP_PORT),
+                "RIS_UPS_EVENTS_HTTP": str(settings.RIS_UPS_EVENTS_HTTP),
                 "RIS_DATA_DIR": str(settings.DATA_DIR),
                 "RIS_SECRET_KEY": settings.SECRET_KEY,
                 "RIS_LISTENERS": ",".join(name for name in listeners if name != "web"),

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('worklist', '0015_step_ups_transaction_uid'),
+        ('worklist', '0016_ups_subscriptions'),
     ]
 
     operations = [
