@@ -36,6 +36,7 @@ from ris.hl7 import handler
 from ris.models import HL7Destination, InboundMessage, OutboundJob
 from tests.factories import at, first_step, make_order
 from tests.forwarding.instances import ct_study
+from tests.hl7.conftest import orm
 from tests.mpps.modality import Modality as ModalityScu
 from worklist import services
 from worklist.audit import Actor
@@ -169,17 +170,6 @@ def _get_patterns(resolver=None, prefix=""):
             yield entry.name, str(entry.pattern)
 
 
-def _orm(control_id: str, code: str) -> bytes:
-    segments = [
-        f"MSH|^~\\&|HIS|HOSP|RIS|RAD|20261130120000||ORM^O01|{control_id}|P|2.3.1",
-        "PID|1||P1001^^^HOSP^MR||Doe^Jane||19700101|F",
-        "PV1|1|O|RAD",
-        "ORC|NW|PL1^HIS||||||^^^202612011000^^R",
-        f"OBR|1|PL1^HIS||{code}^{code} exam^L",
-    ]
-    return ("\r".join(segments) + "\r").encode()
-
-
 @pytest.fixture
 def department(db, settings, tmp_path):
     """The demo department plus one record for each list the integration pages show."""
@@ -202,7 +192,9 @@ def department(db, settings, tmp_path):
     for image in ct_study(1, patient_id="WALK-IN-1", accession="NOT-OURS"):
         forwarding.receive_instance(dataset=image, file_meta=image.file_meta,
                                     calling_ae_title="CT9")
-    handler.handle(_orm("MSG1", "NOPE"), "127.0.0.1:4000")
+    # an order for a procedure the catalogue lacks: kept as ERROR (AE) in the message log
+    handler.handle(orm("MSG1", "PL1", code="NOPE"), "127.0.0.1:4000")
+    assert InboundMessage.objects.get(control_id="MSG1").status == InboundMessage.Status.ERROR
     OutboundJob.objects.create(
         kind="hl7.order_status", destination="HIS", state=OutboundJob.State.FAILED,
         attempts=20, last_error="connection refused",
