@@ -69,6 +69,7 @@ UNDOABLE_ACTIONS = ("step.arrived", "step.ready", "step.canceled")
 DEMOGRAPHICS = (
     "birth_date",
     "birth_date_precision",
+    "age",
     "sex",
     "weight_kg",
     "size_m",
