@@ -15,6 +15,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from worklist import age
 from worklist.models import (
     AuditEvent,
     Device,
@@ -195,6 +196,13 @@ class PatientUpdateSerializer(serializers.ModelSerializer):
         if not value:
             raise serializers.ValidationError("A patient needs a name.")
         return value
+
+    def validate_age(self, value: str) -> str:
+        """Patient's Age as stated (``45``, ``45Y``, ``3M``), stored as an Age String."""
+        try:
+            return age.parse_age(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
 
 class PatientCreateSerializer(PatientUpdateSerializer):

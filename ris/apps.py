@@ -17,6 +17,13 @@ class RisConfig(AppConfig):
 
         security.connect()  # audit of logins, failures, logouts and lockouts
 
+        from django.contrib.auth.signals import user_logged_in
+
+        from ris.accounts import copy_language_into_session
+
+        # A new session speaks the language stored on the account (ris.accounts).
+        user_logged_in.connect(copy_language_into_session, dispatch_uid="ris.user-language")
+
         from ris.hl7.notifications import (
             on_order_created,
             on_order_status_changed,

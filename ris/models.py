@@ -12,6 +12,10 @@ class Heartbeat(models.Model):
     beat_at = models.DateTimeField()
     detail = models.CharField(max_length=200, blank=True)
 
+    class Meta:
+        verbose_name = _("heartbeat")
+        verbose_name_plural = _("heartbeats")
+
     def __str__(self) -> str:
         return f"{self.name} @ {self.beat_at:%H:%M:%S}"
 
@@ -67,10 +71,10 @@ class InboundMessage(models.Model):
     """
 
     class Status(models.TextChoices):
-        PROCESSED = "PROCESSED", "processed"
-        ERROR = "ERROR", "error (AE: kept for reprocessing)"
-        REJECTED = "REJECTED", "rejected (AR: the sender may resend)"
-        DUPLICATE = "DUPLICATE", "duplicate (original ACK re-sent)"
+        PROCESSED = "PROCESSED", _("processed")
+        ERROR = "ERROR", _("error (AE: kept for reprocessing)")
+        REJECTED = "REJECTED", _("rejected (AR: the sender may resend)")
+        DUPLICATE = "DUPLICATE", _("duplicate (original ACK re-sent)")
 
     sender = models.CharField(max_length=140, help_text="MSH-3|MSH-4")
     #: HL7 v2.7+ gives MSH-10 a conformance length of 199 (earlier versions 20, but feeds send
@@ -246,3 +250,29 @@ class OutboundPeer(models.Model):
         return f"{self.destination} failing since {self.failing_since}" if self.failing_since else (
             self.destination
         )
+
+
+class UserPreference(models.Model):
+    """What one user chose for themselves: the UI language, the board's modality.
+
+    A department runs in its default language (``RIS_LANGUAGE``); a visiting radiologist or an
+    engineer from the vendor reads the UI in theirs, wherever they log in, without changing it
+    for the front desk sharing the workstation (a cookie would follow the browser, not the
+    person). Written only through ``ris.accounts``.
+    """
+
+    user = models.OneToOneField(
+        "auth.User", on_delete=models.CASCADE, related_name="preference"
+    )
+    #: One of settings.LANGUAGES; empty: the department's default.
+    language = models.CharField(_("language"), max_length=16, blank=True)
+    #: The modality the user's worklist board showed last (``board_modality_set``): the board
+    #: opens on it at any workstation.
+    board_modality = models.CharField(_("board modality"), max_length=16, blank=True)
+
+    class Meta:
+        verbose_name = _("user preference")
+        verbose_name_plural = _("user preferences")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.language or '-'}"

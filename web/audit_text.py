@@ -40,6 +40,9 @@ class _Facts:
     def station(self) -> str:
         return self.stations.get(self.after.get("station_id"), "—")
 
+    def exam(self) -> str:
+        return str(self.after.get("description") or "")
+
     def start(self) -> str:
         return local_time(self.after.get("scheduled_start") or "") or "—"
 
@@ -64,10 +67,14 @@ SENTENCES: dict[str, Callable[[_Facts], str]] = {
     "step.import": lambda f: _("Exam taken over from a worklist file."),
     "step.update": lambda f: _("Exam changed to %(description)s.")
     % {"description": f.after.get("description", "")},
-    "step.book": lambda f: _("Booked on %(station)s for %(start)s.")
-    % {"station": f.station(), "start": f.start()},
-    "step.reschedule": lambda f: _("Moved to %(station)s at %(start)s.")
-    % {"station": f.station(), "start": f.start()},
+    # An order may hold several exams: the sentence names the one booked ("CT head booked on
+    # CT1 for ..."), from the step's snapshot.
+    "step.book": lambda f: (_("%(exam)s booked on %(station)s for %(start)s.") if f.exam() else
+                            _("Booked on %(station)s for %(start)s."))
+    % {"exam": f.exam(), "station": f.station(), "start": f.start()},
+    "step.reschedule": lambda f: (_("%(exam)s moved to %(station)s at %(start)s.") if f.exam()
+                                  else _("Moved to %(station)s at %(start)s."))
+    % {"exam": f.exam(), "station": f.station(), "start": f.start()},
     "step.scheduled": lambda f: _("Back to scheduled."),
     "step.arrived": lambda f: _("Checked in: the patient has arrived."),
     "step.ready": lambda f: _("Checked in: the patient is ready for the exam."),

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
+from web.notes import translate_clause
 from worklist.errors import DomainError, ErrorCode
 from worklist.models import SlotReservation, StepStatus
 from worklist.scheduling import BookingWarning
@@ -124,4 +125,9 @@ def domain_message(exc: DomainError) -> str:
             pass
     if (get_language() or "en").startswith("en"):
         return exc.message
+    # A refusal worded like one of ris's notes (an MPPS step conflict: "step X is completed and
+    # cannot become started") keeps its facts in translation.
+    said = translate_clause(exc.message)
+    if said != exc.message:
+        return said
     return _generic(exc.code)

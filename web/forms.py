@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from worklist import pn
+from worklist import age, pn
 from worklist.errors import DomainError
 from worklist.models import Device, Patient, Priority, ProcedureType
 from worklist.pn import PersonName
@@ -33,6 +33,10 @@ def add_domain_error(form: forms.Form, exc: DomainError) -> None:
 
 def _component(label, required=False) -> forms.CharField:
     return forms.CharField(label=label, max_length=PN_GROUP_MAX, required=required)
+
+
+#: Units of an Age String (PS3.5 6.2, VR AS) as the form offers them.
+AGE_UNITS = [("Y", _("years")), ("M", _("months")), ("W", _("weeks")), ("D", _("days"))]
 
 
 class PatientForm(forms.Form):
@@ -54,6 +58,13 @@ class PatientForm(forms.Form):
     birth_date = forms.DateField(
         label=_("Birth date"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
+    #: Patient's Age as the patient or the referral states it, for a patient without a known
+    #: birth date (worklist.age): stored as said, never turned into an invented birth date.
+    age_value = forms.IntegerField(
+        label=_("Age"), min_value=0, max_value=999, required=False,
+        help_text=_("Only when the birth date is not known."),
+    )
+    age_unit = forms.ChoiceField(label=_("Age unit"), choices=AGE_UNITS, required=False)
     sex = forms.ChoiceField(label=_("Sex"), choices=Patient.Sex.choices, required=False)
     medical_alerts = forms.CharField(label=_("Medical alerts"), max_length=64, required=False)
     allergies = forms.CharField(label=_("Allergies"), max_length=64, required=False)
@@ -97,6 +108,8 @@ class PatientForm(forms.Form):
             "issuer": patient.issuer,
             "birth_date": patient.birth_date,
             "sex": patient.sex,
+            "age_value": int(patient.age[:3]) if patient.age else None,
+            "age_unit": patient.age[3:] or "Y",
             "medical_alerts": patient.medical_alerts,
             "allergies": patient.allergies,
             "pregnancy_status": patient.pregnancy_status,
@@ -147,8 +160,11 @@ class PatientForm(forms.Form):
 
     def demographics(self) -> dict:
         data = self.cleaned_data
+        number = data.get("age_value")
         return {
             "birth_date": data.get("birth_date"),
+            "age": age.parse_age(str(number), data.get("age_unit") or "Y")
+            if number is not None else "",
             "sex": data.get("sex") or "",
             "medical_alerts": data.get("medical_alerts") or "",
             "allergies": data.get("allergies") or "",

@@ -1,6 +1,6 @@
 """URLs of the web UI (mounted at the site root by ``ris/urls.py``)."""
 
-from django.urls import include, path
+from django.urls import path
 
 from web.views import (
     admin_pages,
@@ -9,6 +9,7 @@ from web.views import (
     exceptions,
     home,
     integration,
+    language,
     orders,
     patients,
     prints,
@@ -59,5 +60,5 @@ urlpatterns = [
     path("outbound/", integration.outbound_queue, name="outbound_queue"),
     path("outbound/retry/", integration.outbound_retry, name="outbound_retry"),
     path("outbound/supersede/", integration.outbound_supersede, name="outbound_supersede"),
-    path("i18n/", include("django.conf.urls.i18n")),
+    path("i18n/setlang/", language.set_language, name="set_language"),
 ]

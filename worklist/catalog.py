@@ -33,7 +33,12 @@ class ImportReport:
 
 
 class CatalogFormatError(ValueError):
-    pass
+    """The file is not a catalogue; ``missing`` names the required columns it lacks, so a UI
+    can say so in its own language."""
+
+    def __init__(self, message: str, *, missing: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.missing = missing or []
 
 
 def _ae_title_problem(title: str) -> str | None:
@@ -103,7 +108,8 @@ def read_catalog(source: str | Iterable[str]) -> CatalogRows:
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     if missing:
         raise CatalogFormatError(
-            f"the header must be {','.join(REQUIRED_COLUMNS)}; missing: {', '.join(missing)}"
+            f"the header must be {','.join(REQUIRED_COLUMNS)}; missing: {', '.join(missing)}",
+            missing=missing,
         )
     reader.fieldnames = header
     return CatalogRows(list(enumerate(reader, start=2)))  # line 1 is the header

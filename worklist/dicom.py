@@ -34,7 +34,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.sequence import Sequence
 from pydicom.valuerep import PersonName as DicomPersonName
 
-from worklist import pn
+from worklist import age, pn
 
 #: Flat row of one worklist item: name -> ORM path from ScheduledProcedureStep.
 ROW_FIELDS: dict[str, str] = {
@@ -79,6 +79,7 @@ ROW_FIELDS: dict[str, str] = {
     "name_phonetic": "requested_procedure__order__patient__name_phonetic",
     "birth_date": "requested_procedure__order__patient__birth_date",
     "birth_date_precision": "requested_procedure__order__patient__birth_date_precision",
+    "age": "requested_procedure__order__patient__age",
     "sex": "requested_procedure__order__patient__sex",
     "weight_kg": "requested_procedure__order__patient__weight_kg",
     "size_m": "requested_procedure__order__patient__size_m",
@@ -142,6 +143,15 @@ def _ds(value: Decimal | float | None) -> str:
         return ""
     text = format(Decimal(value).normalize(), "f")
     return text[:16]
+
+
+def _patient_age(row: dict) -> str:
+    return age.served_age(
+        age=row["age"] or "",
+        birth_date=row["birth_date"],
+        precision=row["birth_date_precision"] or "",
+        on=dt.datetime.now(department_zone()).date(),
+    )
 
 
 def _tz_offset(value: dt.datetime | None) -> str:
@@ -326,6 +336,9 @@ ITEM: dict[int, Attr] = _tree(
         # never sent as the 1st of January.
         Attr(0x00100030, lambda r: "" if r["birth_date_precision"] else _da(r["birth_date"]),
              columns=("birth_date_precision", "birth_date")),
+        # Patient's Age: asked for by modalities that show it; only where no whole birth date is
+        # known (a stated age, or what a birth year implies), never computed from a full date.
+        Attr(0x00101010, _patient_age, columns=("age", "birth_date", "birth_date_precision")),
         Attr(0x00100040, _col("sex")),
         Attr(0x00101030, lambda r: _ds(r["weight_kg"]), columns=("weight_kg",)),
         Attr(0x00101020, lambda r: _ds(r["size_m"]), columns=("size_m",)),

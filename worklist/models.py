@@ -46,7 +46,7 @@ class Modality(models.TextChoices):
     PT = "PT", "PT"
     XA = "XA", "XA"
     RF = "RF", "RF"
-    OT = "OT", "Other"
+    OT = "OT", _("Other")
 
 
 class Priority(models.TextChoices):
@@ -252,6 +252,8 @@ class ScheduleException(models.Model):
     reason = models.CharField(max_length=200, blank=True)
 
     class Meta:
+        verbose_name = _("schedule exception")
+        verbose_name_plural = _("schedule exceptions")
         ordering = ["starts", "station"]
         indexes = [models.Index(fields=["station", "starts"], name="exception_station_idx")]
         constraints = [
@@ -274,6 +276,8 @@ class ProcedureOrderCode(models.Model):
     )
 
     class Meta:
+        verbose_name = _("HL7 order code")
+        verbose_name_plural = _("HL7 order codes")
         constraints = [
             models.UniqueConstraint(fields=["code", "coding_system"], name="uniq_order_code")
         ]
@@ -384,6 +388,10 @@ class Patient(models.Model):
     birth_date_precision = models.CharField(
         max_length=1, choices=BirthDatePrecision.choices, blank=True, default=""
     )
+    #: Patient's Age (0010,1010) as stated at registration (an Age String, ``045Y``), for a
+    #: patient whose birth date nobody gave: it is served instead of a made-up birth date
+    #: (worklist.age).
+    age = models.CharField(_("age"), max_length=4, blank=True)
     sex = models.CharField(max_length=1, choices=Sex.choices, blank=True)  # (0010,0040)
     weight_kg = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
     size_m = models.DecimalField(max_digits=4, decimal_places=2, null=True, blank=True)
@@ -698,24 +706,10 @@ class Counter(models.Model):
     name = models.CharField(max_length=32, primary_key=True)
     value = models.BigIntegerField(default=0)
 
+    class Meta:
+        verbose_name = _("counter")
+        verbose_name_plural = _("counters")
+
     def __str__(self) -> str:
         return f"{self.name}={self.value}"
 
-
-class UserPreference(models.Model):
-    """What a user's pages open on, kept on the server so that it follows the user to any
-    workstation (a technologist at the CT console and later at the front desk): the board's
-    modality. Written by ``worklist.services.user_preference_set``."""
-
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ris_preference"
-    )
-    board_modality = models.CharField(_("board modality"), max_length=16, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        verbose_name = _("user preference")
-        verbose_name_plural = _("user preferences")
-
-    def __str__(self) -> str:
-        return f"{self.user} board={self.board_modality or '-'}"

@@ -23,7 +23,6 @@ from worklist.models import (
     PatientNameKey,
     ScheduledProcedureStep,
     UpsSubscription,
-    UserPreference,
 )
 from worklist.pn import PersonName
 from worklist.states import UPS_STATE_OF_STEP
@@ -138,16 +137,6 @@ def _prepared_fetch(compiler) -> list[tuple]:
 def device_for_ae(ae_title: str) -> Device | None:
     """The active Device with this AE title (DICOM AE titles compare without padding)."""
     return Device.objects.filter(ae_title=ae_title.strip(), active=True).first()
-
-
-def board_modality_of(user) -> str:
-    """The modality ``user``'s board showed last (``services.user_preference_set``), or ""."""
-    if not getattr(user, "is_authenticated", False):
-        return ""
-    return (
-        UserPreference.objects.filter(user=user).values_list("board_modality", flat=True).first()
-        or ""
-    )
 
 
 def device_for_user(user) -> Device | None:

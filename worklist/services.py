@@ -36,7 +36,6 @@ from worklist.models import (
     ScheduledProcedureStep,
     StepStatus,
     UpsSubscription,
-    UserPreference,
     Visit,
 )
 from worklist.pn import PersonName
@@ -77,6 +76,7 @@ UNDOABLE_ACTIONS = ("step.arrived", "step.ready", "step.canceled")
 DEMOGRAPHICS = (
     "birth_date",
     "birth_date_precision",
+    "age",
     "sex",
     "weight_kg",
     "size_m",
@@ -1575,33 +1575,6 @@ def _import_more_stations(
         audit.record(actor, "step.import", copy, after=audit.snapshot(copy))
         changed = True
     return changed
-
-
-# --- user preferences ------------------------------------------------------------------------
-
-
-def user_preference_set(*, user, board_modality: str) -> None:
-    """Remember the modality ``user``'s board shows, on the server (it follows the user from
-    one workstation to another, unlike a cookie). One conditional UPDATE when the row exists,
-    nothing written when the value is already the same; not audited: it changes no record of
-    the department."""
-    if not getattr(user, "is_authenticated", False):
-        return
-    board_modality = board_modality[:16]
-    changed = (
-        UserPreference.objects.filter(user=user)
-        .exclude(board_modality=board_modality)
-        .update(board_modality=board_modality, updated_at=timezone.now())
-    )
-    if changed:
-        return
-    try:
-        with transaction.atomic():
-            UserPreference.objects.get_or_create(
-                user=user, defaults={"board_modality": board_modality}
-            )
-    except IntegrityError:  # another request of the same user created it meanwhile
-        pass
 
 
 # --- access (audited reads) ---------------------------------------------------------------------

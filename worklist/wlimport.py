@@ -23,6 +23,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 
 from worklist import audit, pn, services
+from worklist.age import AGE_STRING
 from worklist.audit import Actor
 from worklist.dicom import department_zone
 from worklist.errors import DomainError
@@ -63,6 +64,13 @@ def _text(ds: Dataset, keyword: str, limit: int | None = None) -> str:
     text = str(value).strip()
     if limit is not None and len(text) > limit:
         raise WorklistFileError(f"{keyword} {text!r} is longer than {limit} characters")
+    return text
+
+
+def _age(ds: Dataset) -> str:
+    text = _text(ds, "PatientAge")
+    if not AGE_STRING.match(text):
+        return ""
     return text
 
 
@@ -197,6 +205,8 @@ def import_dataset(ds: Dataset, *, name: str, actor: Actor, report: ImportReport
     ]
     demographics = {
         "birth_date": _date(ds, "PatientBirthDate"),
+        # Patient's Age of a file without a birth date (worklist.age): kept, not made a date.
+        "age": _age(ds),
         "sex": _text(ds, "PatientSex")[:1] if _text(ds, "PatientSex") in ("M", "F", "O") else "",
         "weight_kg": _decimal(ds, "PatientWeight"),
         "size_m": _decimal(ds, "PatientSize"),

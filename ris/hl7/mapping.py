@@ -23,7 +23,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from ris.hl7.er7 import Message, Segment
-from worklist import pn, services
+from worklist import age, pn, services
 from worklist.audit import Actor
 from worklist.errors import DomainError, NotFound, UnknownProcedure
 from worklist.models import (
@@ -62,6 +62,9 @@ PATIENT_CLASSES = {"E", "I", "O", "P", "R", "B", "C", "N", "U"}
 #: OBX-3 codes (LOINC) of body weight and height
 WEIGHT_CODES = {"3141-9", "29463-7", "WEIGHT"}
 HEIGHT_CODES = {"8302-2", "3137-7", "HEIGHT"}
+#: OBX-3 codes of the patient's age (LOINC 30525-0 "Age", 21612-7 "Age - Reported"): HIS that
+#: know no birth date send the stated age, with its unit in OBX-6 (UCUM a, mo, wk, d).
+AGE_CODES = {"30525-0", "21612-7", "AGE"}
 
 _TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?$")
 
@@ -434,6 +437,12 @@ def _demographics(message: Message, pid: Segment, others: list[dict]) -> dict:
     for obx in message.all("OBX"):
         code = obx.get(3, 1).upper()
         raw = obx.get(5).replace(",", ".")
+        if raw and code in AGE_CODES:
+            try:
+                data["age"] = age.parse_age(raw, obx.get(6, 1))
+            except ValueError as exc:
+                raise HL7Error(f"OBX-5 {raw!r} of {code}: {exc}", "102") from None
+            continue
         if not raw or code not in WEIGHT_CODES | HEIGHT_CODES:
             continue
         try:

@@ -105,3 +105,40 @@ def test_a_gb18030_device_gets_gb18030_answers_and_dcmdump_does_not_warn(port):
     assert "Li^Na=李^娜".encode("gb18030") in raw
     dump = dcmdump(raw, "+U8")
     assert "Li^Na=李^娜" in dump and "W:" not in dump
+
+
+# --- the same keys typed on findscu's command line (-k), as a site engineer tests a scanner ----
+# DCMTK puts the bytes of a -k value into the query as they are, so the Chinese name goes in
+# already encoded in the character set that the (0008,0005) key declares.
+
+
+def test_an_ir58_name_key_on_the_command_line_matches(port):
+    keys = [b"SpecificCharacterSet=\\ISO 2022 IR 58",
+            b"PatientName=" + iso2022_ir58("王^小东", "PN"), "PatientID"]
+    result = findscu(port, keys, calling_ae="IR58SCU")
+    assert result.final == "Success", result.output
+    assert result.patient_ids == ["PID-01"]
+    (raw,) = result.raw
+    assert b"\x1b$)A\xcd\xf5^\x1b$)A\xd0\xa1\xb6\xab" in raw
+    assert "W:" not in dcmdump(raw, "+U8")
+
+
+def test_an_ir58_wild_card_key_on_the_command_line_matches(port):
+    keys = [b"SpecificCharacterSet=\\ISO 2022 IR 58",
+            b"PatientName=" + iso2022_ir58("王*", "PN"), "PatientID"]
+    assert findscu(port, keys, calling_ae="IR58SCU").patient_ids == ["PID-01"]
+
+
+def test_a_gb18030_name_key_on_the_command_line_matches(port):
+    keys = [b"SpecificCharacterSet=GB18030", b"PatientName=" + "王^小东".encode("gb18030"),
+            "PatientID"]
+    result = findscu(port, keys, calling_ae="GBSCU")
+    assert result.patient_ids == ["PID-01"], result.output
+    (raw,) = result.raw
+    assert "王^小东".encode("gb18030") in raw
+
+
+def test_a_utf8_wild_card_key_on_the_command_line_matches(port):
+    keys = ["SpecificCharacterSet=ISO_IR 192", "PatientName=王*", "PatientID"]
+    result = findscu(port, keys, calling_ae="UTF8SCU")
+    assert result.patient_ids == ["PID-01"], result.output

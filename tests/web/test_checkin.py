@@ -205,8 +205,9 @@ def test_the_boards_modality_is_remembered_per_user_on_the_server(client_as, ste
     their modality, and another user is not affected."""
     from django.test import Client
 
+    from ris.models import UserPreference
     from tests.factories import DeviceFactory
-    from worklist.models import Modality, UserPreference
+    from worklist.models import Modality
 
     DeviceFactory(ae_title="US1", modality=Modality.US)
     technologist = client_as(Role.TECHNOLOGIST)
@@ -220,7 +221,7 @@ def test_the_boards_modality_is_remembered_per_user_on_the_server(client_as, ste
 
 
 def test_an_unknown_modality_is_not_remembered(desk, step):
-    from worklist.models import UserPreference
+    from ris.models import UserPreference
 
     desk.get(reverse("web:board_modality", kwargs={"modality": "CT"}))
     assert desk.get(reverse("web:board_modality", kwargs={"modality": "ZZ"})).status_code == 404

@@ -7,10 +7,12 @@ import datetime as dt
 from django import template
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import ngettext, pgettext_lazy
 
 from mpps.forwarding import selectors as forwarding
 from ris.roles import Role, has_role
+from web.notes import translate_note
+from worklist import age
 from worklist.pn import PersonName
 from worklist.services import OUTSIDE_HOURS_CONFIRMED
 
@@ -42,6 +44,38 @@ def pn_text(value: str) -> str:
         return PersonName.parse(value or "").display()
     except ValueError:
         return value
+
+
+#: An Age String's unit as people read it; ``%(n)s`` is the number.
+_AGE_UNITS = {
+    "Y": lambda n: ngettext("%(n)s year", "%(n)s years", n) % {"n": n},
+    "M": lambda n: ngettext("%(n)s month", "%(n)s months", n) % {"n": n},
+    "W": lambda n: ngettext("%(n)s week", "%(n)s weeks", n) % {"n": n},
+    "D": lambda n: ngettext("%(n)s day", "%(n)s days", n) % {"n": n},
+}
+
+
+@register.filter
+def age_label(value: str) -> str:
+    """An Age String (``045Y``) as people say it (``45 years``, ``45 岁``)."""
+    if not value or len(value) != 4 or value[3] not in _AGE_UNITS or not value[:3].isdigit():
+        return value or ""
+    return _AGE_UNITS[value[3]](int(value[:3]))
+
+
+@register.filter
+def birth(patient) -> str:
+    """The birth date as far as it is known (``1950``, ``1950-03``, ``1950-03-12``), else the
+    stated age (``45 years``): what the front desk and the technologist need to tell patients
+    apart, with nothing invented."""
+    if patient is None:
+        return ""
+    if patient.birth_date is not None:
+        formats = {"Y": "%Y", "M": "%Y-%m"}
+        return patient.birth_date.strftime(formats.get(patient.birth_date_precision, "%Y-%m-%d"))
+    served = age.served_age(age=patient.age, birth_date=None, precision="",
+                            on=timezone.localdate())
+    return age_label(served)
 
 
 @register.filter
@@ -98,7 +132,51 @@ def reason_label(reason: str) -> str:
     if reason.startswith("cancel:"):
         code = reason.partition(":")[2]
         return f"{_('Cancelled')}: {CANCEL_REASONS.get(code, code)}"
-    return reason
+    return translate_note(reason)
+
+
+#: Outbound job kinds (settings.RIS_OUTBOUND_SENDERS) as people read them.
+_JOB_KINDS = {
+    "hl7.order_status": _("HL7 message to the HIS"),
+    "dicom.mpps": _("MPPS to the PACS"),
+    "dicom.store": _("Images to the PACS"),
+    "dicom.commit": _("Storage commitment request"),
+}
+
+#: HL7 table 0357 (message error condition codes) in the user's language.
+_HL7_CONDITIONS = {
+    "0": _("Message accepted"),
+    "100": _("Segment sequence error"),
+    "101": _("Required field missing"),
+    "102": _("Data type error"),
+    "103": _("Table value not found"),
+    "200": _("Unsupported message type"),
+    "201": _("Unsupported event code"),
+    "202": _("Unsupported processing ID"),
+    "203": _("Unsupported version ID"),
+    "204": _("Unknown key identifier"),
+    "205": _("Duplicate key identifier"),
+    "206": _("Application record locked"),
+    "207": _("Application internal error"),
+}
+
+
+@register.filter
+def job_kind(kind: str) -> str:
+    return str(_JOB_KINDS.get(kind, kind))
+
+
+@register.filter
+def hl7_condition(code: str) -> str:
+    """An HL7 table 0357 error condition code (the ACK's ERR) as a sentence."""
+    return str(_HL7_CONDITIONS.get(code or "", code or ""))
+
+
+@register.filter
+def note(text: str) -> str:
+    """A note ris wrote (a performed step's reconciliation, a gateway match) in the user's
+    language (web.notes)."""
+    return translate_note(text or "")
 
 
 @register.filter

@@ -41,8 +41,14 @@ def catalog_import(request):
     if request.method == "POST" and form.is_valid():
         try:
             rows = read_catalog(form.cleaned_data["file"])
-        except (CatalogFormatError, csv.Error) as exc:
-            form.add_error("file", str(exc))
+        except CatalogFormatError as exc:
+            form.add_error("file", _(
+                "This is not a catalogue file: the header lacks the columns %(missing)s."
+            ) % {"missing": ", ".join(exc.missing)} if exc.missing else _(
+                "This is not a catalogue file."
+            ))
+        except csv.Error:
+            form.add_error("file", _("This is not a CSV file."))
         else:
             return _streamed_import(request, form, rows)
     return render(request, "web/catalog_import.html", _context(form))

@@ -12,12 +12,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from mpps.forwarding import selectors as forwarding
+from ris import accounts
 from web import live, selectors
 from web.access import ANY_ROLE, CHECK_IN, role_required
 from web.errors import domain_message
 from web.forms import CheckInForm, NoShowForm
 from web.views.common import actor, day_param, modality_param, safe_next
-from worklist import selectors as worklist_selectors
 from worklist import services
 from worklist.errors import DomainError
 from worklist.models import ScheduledProcedureStep, StepStatus
@@ -175,7 +175,7 @@ def board(request, modality: str = ""):
     modalities = selectors.modalities_in_use()
     today = timezone.localdate()
     start, end = selectors.day_bounds(today)
-    remembered = "" if request.htmx else worklist_selectors.board_modality_of(request.user)
+    remembered = "" if request.htmx else accounts.board_modality(request.user)
     if modality:
         modality = modality.upper()
         if modality not in modalities:
@@ -202,5 +202,5 @@ def board(request, modality: str = ""):
     }
     template = "web/_board_table.html" if request.htmx else "web/board.html"
     if modality and not request.htmx and modality != remembered:
-        services.user_preference_set(user=request.user, board_modality=modality)
+        accounts.board_modality_set(user=request.user, modality=modality)
     return render(request, template, context)

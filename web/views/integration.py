@@ -24,6 +24,8 @@ from ris.hl7 import charsets
 from ris.hl7 import handler as hl7_handler
 from ris.models import InboundMessage, OutboundJob
 from web.access import ADMIN, TECHNOLOGIST, role_required
+from web.errors import domain_message
+from web.templatetags.ris_web import hl7_condition
 from web.views.common import actor
 from worklist.errors import DomainError
 from worklist.models import Order
@@ -67,7 +69,7 @@ def mpps_link(request, pk: int):
             pps=pps, order=order, actor=actor(request), note=form.cleaned_data["note"]
         )
     except DomainError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, domain_message(exc))
     else:
         messages.success(request, _("PPS %(pps)s linked to order %(accession)s.") % {
             "pps": pps.pps_id, "accession": order.accession_number})
@@ -86,7 +88,7 @@ def mpps_dismiss(request, pk: int):
         mpps_services.pps_dismiss(pps=pps, actor=actor(request),
                                   reason=form.cleaned_data["reason"])
     except DomainError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, domain_message(exc))
     else:
         messages.success(request, _("PPS %(pps)s dismissed.") % {"pps": pps.pps_id})
     return redirect("web:mpps_exceptions")
@@ -160,14 +162,14 @@ def hl7_reprocess(request, pk: int):
     message = get_object_or_404(InboundMessage, pk=pk)
     try:
         message = hl7_handler.reprocess(message, actor=actor(request))
-    except ValueError as exc:
-        messages.error(request, str(exc))
+    except ValueError:
+        messages.error(request, _("Only a message in error can be reprocessed."))
     else:
         if message.status == InboundMessage.Status.PROCESSED:
             messages.success(request, _("Message reprocessed."))
         else:
             messages.error(request, _("Reprocessing failed again: %(error)s") % {
-                "error": message.error})
+                "error": hl7_condition(message.error_code)})
     return redirect("web:hl7_message", pk=pk)
 
 
