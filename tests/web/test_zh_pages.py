@@ -344,3 +344,33 @@ def test_linking_a_performed_step_to_a_cancelled_exam_reads_in_chinese(client_as
     [message] = [str(m) for m in response.context["messages"]]
     assert order.accession_number in message and "申请单" in message
     _assert_chinese(message, _data_strings())
+
+
+def test_booking_warnings_and_a_desk_cancel_read_in_chinese(client_as, ct_head, ct1, ct2):
+    """The three warnings before a booking by hand, the cancel page's coded reasons, the
+    cancelled order's reason and its undo, all without English."""
+    from worklist.models import SlotReservation
+
+    tomorrow = timezone.localdate() + dt.timedelta(days=1)
+    SlotReservation.objects.create(station=ct1, weekday=tomorrow.weekday(),
+                                   starts_at=dt.time(18), ends_at=dt.time(20),
+                                   kind=SlotReservation.Kind.URGENT)
+    ct_head.stations.add(ct2)
+    other = make_order(procedure_type=ct_head, station=ct2, start=at(18, 40, day=tomorrow))
+    step = first_step(make_order(procedure_type=ct_head, patient=other.patient))
+    desk = _zh_desk(client_as)
+    response = desk.post(reverse("web:book"), {
+        "step": step.pk, "station": ct1.pk, "date": tomorrow.isoformat(), "time": "18:50",
+    })
+    warnings = response.context["warnings"]
+    assert len(warnings) == 3  # closed at 19:00, urgent time, the patient on CT2 at 18:40
+    for warning in warnings:
+        _assert_chinese(warning, _data_strings())
+    page = visible_text(response.content.decode())
+    assert english_words(page, _data_strings()) == []
+    cancel = desk.get(reverse("web:order_cancel", kwargs={"pk": other.pk})).content.decode()
+    assert english_words(visible_text(cancel), _data_strings()) == []
+    desk.post(reverse("web:order_cancel", kwargs={"pk": other.pk}), {"reason": "duplicate"})
+    detail = desk.get(reverse("web:order_detail", kwargs={"pk": other.pk})).content.decode()
+    assert "重复申请" in detail and "撤销取消" in detail
+    assert english_words(visible_text(detail), _data_strings()) == []
