@@ -31,6 +31,23 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _no_session_left_on_the_test_database(django_db_setup, django_db_blocker):
+    """At the end of the run, close what still holds the PostgreSQL test database (the kept
+    connections of in-process worklist threads, a server a failed test left running), so that
+    pytest-django can drop it instead of leaving one database per run on the server."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _shared_spool(tmp_path_factory):
     RisService.shared_spool = tmp_path_factory.mktemp("shared-spool")
 
