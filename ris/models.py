@@ -87,11 +87,17 @@ class InboundMessage(models.Model):
         REJECTED = "REJECTED", _("rejected (AR: the sender may resend)")
         DUPLICATE = "DUPLICATE", _("duplicate (original ACK re-sent)")
 
-    sender = models.CharField(max_length=140, help_text=_("MSH-3|MSH-4: the sending application and facility"), verbose_name=_("sender"))
+    sender = models.CharField(
+        max_length=140,
+        help_text=_("MSH-3|MSH-4: the sending application and facility"),
+        verbose_name=_("sender"),
+    )
     #: HL7 v2.7+ gives MSH-10 a conformance length of 199 (earlier versions 20, but feeds send
     #: longer): stored whole, so that the resend look-up compares what was sent.
     control_id = models.CharField(
-        max_length=199, help_text=_("MSH-10 as the sender wrote it"), verbose_name=_("message control ID")
+        max_length=199,
+        help_text=_("MSH-10 as the sender wrote it"),
+        verbose_name=_("message control ID"),
     )
     message_type = models.CharField(max_length=32, blank=True, verbose_name=_("message type"))
     version = models.CharField(max_length=12, blank=True, verbose_name=_("HL7 version"))
