@@ -21,10 +21,10 @@ class CharacterSet(models.TextChoices):
     """Values of Specific Character Set (0008,0005) that ris can answer in."""
 
     UTF8 = "ISO_IR 192", "UTF-8 (ISO_IR 192)"
-    LATIN1 = "ISO_IR 100", "Latin-1 (ISO_IR 100)"
+    LATIN1 = "ISO_IR 100", _("Latin-1 (ISO_IR 100)")
     GB18030 = "GB18030", "GB18030"
     GB2312 = "ISO 2022 IR 58", "GB2312 (ISO 2022 IR 58)"
-    ASCII = "ISO_IR 6", "ASCII (default repertoire)"
+    ASCII = "ISO_IR 6", _("ASCII (default repertoire)")
 
 
 class NameProfile(models.TextChoices):
