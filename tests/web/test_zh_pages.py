@@ -275,7 +275,8 @@ def test_the_login_page_and_a_refused_form_show_no_english(department):
 
 def test_the_settings_index_names_every_app_and_model_in_chinese(department):
     """The admin's index (every app and model an administrator configures); the products Django
-    and django-axes keep their names. Each model's pages: ``test_every_admin_page_in_chinese_...``."""
+    and django-axes keep their names. Each model's own pages are walked by
+    ``test_every_admin_page_in_chinese_shows_no_english``."""
     client = Client()
     client.force_login(department["admin"])
     client.post(reverse("web:set_language"), {"language": "zh-hans"})
