@@ -5,6 +5,7 @@ rows here: the steps' status, the audit trail and the HIS messages must follow a
 """
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from mpps import models
 from worklist.admin import ReadOnlyAdmin
@@ -16,6 +17,10 @@ class PerformedSeriesInline(admin.TabularInline):
     can_delete = False
     fields = ("series_instance_uid", "protocol_name", "description", "operators", "image_count")
     readonly_fields = fields
+
+    @admin.display(description=_("images"))
+    def image_count(self, series: models.PerformedSeries) -> int:
+        return series.image_count
 
 
 class StepLinkInline(admin.TabularInline):

@@ -48,46 +48,73 @@ EXCEPTION_STATES = frozenset({Reconciliation.UNMATCHED, Reconciliation.CONFLICT}
 class PerformedProcedureStep(models.Model):
     sop_instance_uid = models.CharField(_("SOP instance UID"), max_length=64, unique=True)
     status = models.CharField(  # (0040,0252)
-        max_length=12, choices=PPSStatus.choices, default=PPSStatus.IN_PROGRESS
+        max_length=12, choices=PPSStatus.choices, default=PPSStatus.IN_PROGRESS,
+        verbose_name=_("status"),
     )
     pps_id = models.CharField(_("PPS ID"), max_length=16)  # (0040,0253)
     #: The association's calling AE title (who sent it); may differ from the station's own AE.
-    calling_ae_title = models.CharField(max_length=16, blank=True)
-    station_ae_title = models.CharField(max_length=16)  # (0040,0241)
-    station_name = models.CharField(max_length=16, blank=True)  # (0040,0242)
-    location = models.CharField(max_length=16, blank=True)  # (0040,0243)
-    modality = models.CharField(max_length=16)  # (0008,0060)
-    started_at = models.DateTimeField()  # (0040,0244)/(0040,0245), department time zone
-    ended_at = models.DateTimeField(null=True, blank=True)  # (0040,0250)/(0040,0251)
-    description = models.CharField(max_length=64, blank=True)  # (0040,0254)
-    type_description = models.CharField(max_length=64, blank=True)  # (0040,0255)
-    comments = models.TextField(blank=True)  # (0040,0280)
-    study_id = models.CharField(max_length=16, blank=True)  # (0020,0010)
+    calling_ae_title = models.CharField(
+        max_length=16, blank=True, verbose_name=_("calling AE title")
+    )
+    station_ae_title = models.CharField(  # (0040,0241)
+        max_length=16, verbose_name=_("station AE title")
+    )
+    station_name = models.CharField(  # (0040,0242)
+        max_length=16, blank=True, verbose_name=_("station name")
+    )
+    location = models.CharField(  # (0040,0243)
+        max_length=16, blank=True, verbose_name=_("location")
+    )
+    modality = models.CharField(max_length=16, verbose_name=_("modality"))  # (0008,0060)
+    started_at = models.DateTimeField(  # (0040,0244)/(0040,0245), department time zone
+        verbose_name=_("started at")
+    )
+    ended_at = models.DateTimeField(  # (0040,0250)/(0040,0251)
+        null=True, blank=True, verbose_name=_("ended at")
+    )
+    description = models.CharField(  # (0040,0254)
+        max_length=64, blank=True, verbose_name=_("description")
+    )
+    type_description = models.CharField(  # (0040,0255)
+        max_length=64, blank=True, verbose_name=_("type description")
+    )
+    comments = models.TextField(blank=True, verbose_name=_("comments"))  # (0040,0280)
+    study_id = models.CharField(  # (0020,0010)
+        max_length=16, blank=True, verbose_name=_("study ID")
+    )
     # As the modality reported the patient (0010,0010)/(0010,0020): may differ from the order's.
-    patient_name = models.CharField(max_length=200, blank=True)
-    patient_id = models.CharField(max_length=64, blank=True)
+    patient_name = models.CharField(max_length=200, blank=True, verbose_name=_("patient name"))
+    patient_id = models.CharField(max_length=64, blank=True, verbose_name=_("patient ID"))
     # Procedure Code Sequence (0008,1032) and Performed Protocol Code Sequence (0040,0260):
     # [{"value", "scheme", "meaning"}, ...]
-    procedure_codes = models.JSONField(default=list, blank=True)
-    protocol_codes = models.JSONField(default=list, blank=True)
+    procedure_codes = models.JSONField(default=list, blank=True, verbose_name=_("procedure codes"))
+    protocol_codes = models.JSONField(default=list, blank=True, verbose_name=_("protocol codes"))
     # PPS Discontinuation Reason Code Sequence (0040,0281), first item: {"value", "scheme", ...}
-    discontinuation_reason = models.JSONField(null=True, blank=True)
+    discontinuation_reason = models.JSONField(
+        null=True, blank=True, verbose_name=_("discontinuation reason")
+    )
     #: The Scheduled Step Attributes Sequence (0040,0270) items as identifiers, for reconciling:
     #: [{"study_instance_uid", "accession_number", "requested_procedure_id", "sps_id"}, ...]
-    scheduled_step_refs = models.JSONField(default=list, blank=True)
-    character_set = models.CharField(max_length=64, blank=True)  # (0008,0005) as declared
+    scheduled_step_refs = models.JSONField(
+        default=list, blank=True, verbose_name=_("scheduled steps referenced")
+    )
+    character_set = models.CharField(  # (0008,0005) as declared
+        max_length=64, blank=True, verbose_name=_("character set")
+    )
     #: The whole PPS (N-CREATE merged with every N-SET) as DICOM JSON (PS3.18 F.2).
-    dataset = models.JSONField(default=dict)
+    dataset = models.JSONField(default=dict, verbose_name=_("dataset"))
     steps = models.ManyToManyField(
-        ScheduledProcedureStep, through="StepLink", related_name="performed_steps", blank=True
+        ScheduledProcedureStep, through="StepLink", related_name="performed_steps", blank=True,
+        verbose_name=_("scheduled procedure steps"),
     )
     reconciliation = models.CharField(
-        max_length=10, choices=Reconciliation.choices, default=Reconciliation.MATCHED
+        max_length=10, choices=Reconciliation.choices, default=Reconciliation.MATCHED,
+        verbose_name=_("reconciliation"),
     )
     #: Why the PPS is (or was) an exception, written for the person reconciling it.
-    reconciliation_note = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    reconciliation_note = models.TextField(blank=True, verbose_name=_("reconciliation note"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
         verbose_name_plural = _("performed procedure steps")
@@ -127,17 +154,28 @@ class StepLink(models.Model):
         MPPS = "MPPS", _("From the modality's Scheduled Step Attributes")
         STAFF = "STAFF", _("Linked by staff")
 
-    pps = models.ForeignKey(PerformedProcedureStep, on_delete=models.CASCADE, related_name="links")
+    pps = models.ForeignKey(
+        PerformedProcedureStep,
+        on_delete=models.CASCADE,
+        related_name="links",
+        verbose_name=_("performed procedure step"),
+    )
     step = models.ForeignKey(
-        ScheduledProcedureStep, on_delete=models.PROTECT, related_name="pps_links"
+        ScheduledProcedureStep, on_delete=models.PROTECT, related_name="pps_links",
+        verbose_name=_("step"),
     )
-    source = models.CharField(max_length=5, choices=Source.choices, default=Source.MPPS)
+    source = models.CharField(
+        max_length=5, choices=Source.choices, default=Source.MPPS, verbose_name=_("source")
+    )
     linked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        verbose_name=_("linked by"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("link to a scheduled step")
+        verbose_name_plural = _("links to scheduled steps")
         constraints = [models.UniqueConstraint(fields=["pps", "step"], name="uniq_pps_step")]
 
     def __str__(self) -> str:
@@ -148,21 +186,39 @@ class PerformedSeries(models.Model):
     """One item of the Performed Series Sequence (0040,0340); replaced whole on every N-SET."""
 
     pps = models.ForeignKey(
-        PerformedProcedureStep, on_delete=models.CASCADE, related_name="series"
+        PerformedProcedureStep, on_delete=models.CASCADE, related_name="series",
+        verbose_name=_("performed procedure step"),
     )
-    series_instance_uid = models.CharField(max_length=64)  # (0020,000E)
-    protocol_name = models.CharField(max_length=64, blank=True)  # (0018,1030)
-    description = models.CharField(max_length=64, blank=True)  # (0008,103E)
-    performing_physician = models.CharField(max_length=200, blank=True)  # (0008,1050)
-    operators = models.CharField(max_length=400, blank=True)  # (0008,1070), "\"-separated
-    retrieve_ae_title = models.CharField(max_length=200, blank=True)  # (0008,0054)
+    series_instance_uid = models.CharField(  # (0020,000E)
+        max_length=64, verbose_name=_("Series Instance UID")
+    )
+    protocol_name = models.CharField(  # (0018,1030)
+        max_length=64, blank=True, verbose_name=_("protocol name")
+    )
+    description = models.CharField(  # (0008,103E)
+        max_length=64, blank=True, verbose_name=_("description")
+    )
+    performing_physician = models.CharField(  # (0008,1050)
+        max_length=200, blank=True, verbose_name=_("performing physician")
+    )
+    operators = models.CharField(  # (0008,1070), "\"-separated
+        max_length=400, blank=True, verbose_name=_("operators")
+    )
+    retrieve_ae_title = models.CharField(  # (0008,0054)
+        max_length=200, blank=True, verbose_name=_("retrieve AE title")
+    )
     # Referenced Image Sequence (0008,1140) and Non-Image Composite (0040,0220):
     # [[sop_class_uid, sop_instance_uid], ...]
-    referenced_images = models.JSONField(default=list, blank=True)
-    referenced_non_images = models.JSONField(default=list, blank=True)
+    referenced_images = models.JSONField(
+        default=list, blank=True, verbose_name=_("referenced images")
+    )
+    referenced_non_images = models.JSONField(
+        default=list, blank=True, verbose_name=_("referenced non-image objects")
+    )
 
     class Meta:
         ordering = ["pps", "id"]
+        verbose_name = _("performed series")
         verbose_name_plural = _("performed series")
         indexes = [models.Index(fields=["series_instance_uid"], name="pps_series_uid_idx")]
 

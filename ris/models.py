@@ -8,9 +8,9 @@ from django.utils.translation import gettext_lazy as _
 class Heartbeat(models.Model):
     """The last time a background listener (the scheduler) proved it was alive."""
 
-    name = models.CharField(max_length=32, primary_key=True)
-    beat_at = models.DateTimeField()
-    detail = models.CharField(max_length=200, blank=True)
+    name = models.CharField(max_length=32, primary_key=True, verbose_name=_("listener"))
+    beat_at = models.DateTimeField(verbose_name=_("last heartbeat"))
+    detail = models.CharField(max_length=200, blank=True, verbose_name=_("detail"))
 
     class Meta:
         verbose_name = _("heartbeat")
@@ -27,17 +27,28 @@ class HL7Sender(models.Model):
     decodes them without changing the sender.
     """
 
-    application = models.CharField(max_length=64, help_text="MSH-3 sending application")
+    application = models.CharField(
+        max_length=64, help_text=_("MSH-3 sending application"),
+        verbose_name=_("sending application"),
+    )
     facility = models.CharField(
-        max_length=64, blank=True, help_text="MSH-4 sending facility (empty: any facility)"
+        max_length=64, blank=True, help_text=_("MSH-4 sending facility (empty: any facility)"),
+        verbose_name=_("sending facility"),
     )
     default_charset = models.CharField(
-        max_length=32, blank=True, help_text="MSH-18 value assumed when a message leaves it empty"
+        max_length=32,
+        blank=True,
+        help_text=_("MSH-18 value assumed when a message leaves it empty"),
+        verbose_name=_("default character set"),
     )
     derive_control_id = models.BooleanField(
         default=False,
-        help_text="For senders that leave MSH-10 empty: use a control ID derived from the message "
-        "bytes (a resend of the same bytes is then recognised). Off: an empty MSH-10 gets AR 101",
+        help_text=_(
+            "For senders that leave MSH-10 empty: use a control ID derived from the message "
+            "bytes (a resend of the same bytes is then recognised). Off: an empty MSH-10 gets "
+            "AR 101"
+        ),
+        verbose_name=_("derive a missing control ID"),
     )
     #: Original mode only: in enhanced mode MSH-16 says whether an application acknowledgement
     #: is wanted, and it always carries the response group.
@@ -50,7 +61,7 @@ class HL7Sender(models.Model):
             "acknowledgement mode; in enhanced mode MSH-16 decides)"
         ),
     )
-    description = models.CharField(max_length=200, blank=True)
+    description = models.CharField(max_length=200, blank=True, verbose_name=_("description"))
 
     class Meta:
         verbose_name = _("HL7 sender")
@@ -76,35 +87,46 @@ class InboundMessage(models.Model):
         REJECTED = "REJECTED", _("rejected (AR: the sender may resend)")
         DUPLICATE = "DUPLICATE", _("duplicate (original ACK re-sent)")
 
-    sender = models.CharField(max_length=140, help_text="MSH-3|MSH-4")
+    sender = models.CharField(
+        max_length=140,
+        help_text=_("MSH-3|MSH-4: the sending application and facility"),
+        verbose_name=_("sender"),
+    )
     #: HL7 v2.7+ gives MSH-10 a conformance length of 199 (earlier versions 20, but feeds send
     #: longer): stored whole, so that the resend look-up compares what was sent.
-    control_id = models.CharField(max_length=199, help_text="MSH-10")
-    message_type = models.CharField(max_length=32, blank=True)
-    version = models.CharField(max_length=12, blank=True)
-    charset = models.CharField(max_length=32, blank=True)
-    peer = models.CharField(max_length=100, blank=True)
-    raw = models.BinaryField()
-    size = models.PositiveIntegerField(default=0)
-    status = models.CharField(max_length=10, choices=Status.choices)
-    ack_code = models.CharField(max_length=2, blank=True)
-    ack = models.BinaryField(default=b"")
-    error_code = models.CharField(max_length=8, blank=True)
-    error = models.TextField(blank=True)
-    received_at = models.DateTimeField(default=timezone.now)
-    processed_at = models.DateTimeField(null=True, blank=True)
-    reprocess_count = models.PositiveIntegerField(default=0)
+    control_id = models.CharField(
+        max_length=199,
+        help_text=_("MSH-10 as the sender wrote it"),
+        verbose_name=_("message control ID"),
+    )
+    message_type = models.CharField(max_length=32, blank=True, verbose_name=_("message type"))
+    version = models.CharField(max_length=12, blank=True, verbose_name=_("HL7 version"))
+    charset = models.CharField(max_length=32, blank=True, verbose_name=_("character set"))
+    peer = models.CharField(max_length=100, blank=True, verbose_name=_("network peer"))
+    raw = models.BinaryField(verbose_name=_("message bytes"))
+    size = models.PositiveIntegerField(default=0, verbose_name=_("size (bytes)"))
+    status = models.CharField(max_length=10, choices=Status.choices, verbose_name=_("status"))
+    ack_code = models.CharField(max_length=2, blank=True, verbose_name=_("acknowledgement code"))
+    ack = models.BinaryField(default=b"", verbose_name=_("acknowledgement"))
+    error_code = models.CharField(max_length=8, blank=True, verbose_name=_("error code"))
+    error = models.TextField(blank=True, verbose_name=_("error"))
+    received_at = models.DateTimeField(default=timezone.now, verbose_name=_("received at"))
+    processed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("processed at"))
+    reprocess_count = models.PositiveIntegerField(default=0, verbose_name=_("times reprocessed"))
     duplicate_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="duplicates"
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="duplicates",
+        verbose_name=_("duplicate of"),
     )
     patient = models.ForeignKey(
-        "worklist.Patient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "worklist.Patient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("patient"),
     )
     order = models.ForeignKey(
-        "worklist.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "worklist.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("order"),
     )
     #: Everything the message changed: [{"type": "order", "id": 3, "key": "A000000012"}, ...]
-    links = models.JSONField(default=list, blank=True)
+    links = models.JSONField(default=list, blank=True, verbose_name=_("linked records"))
 
     class Meta:
         verbose_name = _("inbound HL7 message")
@@ -137,28 +159,43 @@ class HL7Destination(models.Model):
         V25 = "2.5", "2.5 (OMG^O19)"
         V251 = "2.5.1", "2.5.1 (OMG^O19)"
 
-    name = models.CharField(max_length=64, unique=True)
-    host = models.CharField(max_length=255)
-    port = models.PositiveIntegerField()
-    version = models.CharField(max_length=8, choices=Version.choices, default=Version.V251)
-    charset = models.CharField(
-        max_length=32, default="UNICODE UTF-8", help_text="MSH-18 of the messages sent"
+    name = models.CharField(max_length=64, unique=True, verbose_name=_("name"))
+    host = models.CharField(max_length=255, verbose_name=_("host"))
+    port = models.PositiveIntegerField(verbose_name=_("port"))
+    version = models.CharField(
+        max_length=8, choices=Version.choices, default=Version.V251, verbose_name=_("HL7 version")
     )
-    sending_application = models.CharField(max_length=64, default="RIS")
-    sending_facility = models.CharField(max_length=64, blank=True)
-    receiving_application = models.CharField(max_length=64, blank=True)
-    receiving_facility = models.CharField(max_length=64, blank=True)
-    use_tls = models.BooleanField(default=False)
-    ack_timeout_seconds = models.PositiveIntegerField(default=30)
-    send_order_status = models.BooleanField(default=True)
+    charset = models.CharField(
+        max_length=32, default="UNICODE UTF-8", help_text=_("MSH-18 of the messages sent"),
+        verbose_name=_("character set"),
+    )
+    sending_application = models.CharField(
+        max_length=64, default="RIS", verbose_name=_("sending application")
+    )
+    sending_facility = models.CharField(
+        max_length=64, blank=True, verbose_name=_("sending facility")
+    )
+    receiving_application = models.CharField(
+        max_length=64, blank=True, verbose_name=_("receiving application")
+    )
+    receiving_facility = models.CharField(
+        max_length=64, blank=True, verbose_name=_("receiving facility")
+    )
+    use_tls = models.BooleanField(default=False, verbose_name=_("use TLS"))
+    ack_timeout_seconds = models.PositiveIntegerField(
+        default=30, verbose_name=_("acknowledgement timeout (seconds)")
+    )
+    send_order_status = models.BooleanField(default=True, verbose_name=_("send order status"))
     #: IHE Scheduled Workflow.b (RAD-4 Procedure Scheduled / RAD-13 Procedure Update): this
     #: receiver (an Image Manager, a reporting system) gets OMI^O23 with the IPC identifiers ris
     #: assigned, for every new, changed and cancelled order, instead of ORM/OMG status messages.
     swf_b_omi = models.BooleanField(
-        "SWF.b OMI^O23",
         default=False,
-        help_text="IHE Scheduled Workflow.b: send OMI^O23 (v2.5.1, with IPC) for new, changed and "
-        "cancelled orders instead of order status messages",
+        help_text=_(
+            "IHE Scheduled Workflow.b: send OMI^O23 (v2.5.1, with IPC) for new, changed and "
+            "cancelled orders instead of order status messages"
+        ),
+        verbose_name=_("send OMI orders (SWF.b)"),
     )
     #: An archive or PACS that keeps its own copy of the patient (dcm4chee-arc and most
     #: archives take ADT): every identity change ris applies reaches it as ADT (A08 update,
@@ -171,7 +208,7 @@ class HL7Destination(models.Model):
             "change, A24 / A37 link and unlink (for archives and PACS that store patients)"
         ),
     )
-    active = models.BooleanField(default=True)
+    active = models.BooleanField(default=True, verbose_name=_("active"))
 
     class Meta:
         verbose_name = _("HL7 destination")
@@ -203,21 +240,23 @@ class OutboundJob(models.Model):
         #: Marked by staff as replaced by a later message: never sent, releases its key.
         SUPERSEDED = "SUPERSEDED", _("superseded (not sent)")
 
-    kind = models.CharField(max_length=64)
-    destination = models.CharField(max_length=100, blank=True)
-    payload = models.JSONField(default=dict)
+    kind = models.CharField(max_length=64, verbose_name=_("kind"))
+    destination = models.CharField(max_length=100, blank=True, verbose_name=_("destination"))
+    payload = models.JSONField(default=dict, verbose_name=_("payload"))
     #: Jobs with the same key are delivered one after another in id order (e.g. "order:42").
-    ordering_key = models.CharField(max_length=100, blank=True)
-    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    max_attempts = models.PositiveIntegerField(default=20)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
-    last_error = models.TextField(blank=True)
-    result = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    claimed_by = models.CharField(max_length=100, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    ordering_key = models.CharField(max_length=100, blank=True, verbose_name=_("ordering key"))
+    state = models.CharField(
+        max_length=12, choices=State.choices, default=State.PENDING, verbose_name=_("state")
+    )
+    attempts = models.PositiveIntegerField(default=0, verbose_name=_("attempts"))
+    max_attempts = models.PositiveIntegerField(default=20, verbose_name=_("maximum attempts"))
+    next_attempt_at = models.DateTimeField(default=timezone.now, verbose_name=_("next attempt at"))
+    last_error = models.TextField(blank=True, verbose_name=_("last error"))
+    result = models.TextField(blank=True, verbose_name=_("result"))
+    created_at = models.DateTimeField(default=timezone.now, verbose_name=_("created at"))
+    claimed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("claimed at"))
+    claimed_by = models.CharField(max_length=100, blank=True, verbose_name=_("claimed by"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
 
     class Meta:
         verbose_name = _("outbound job")
@@ -240,11 +279,15 @@ class OutboundPeer(models.Model):
     so a destination that stays down is logged at ERROR once, not once per attempt.
     """
 
-    destination = models.CharField(max_length=100, primary_key=True)
-    failing_since = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    last_success_at = models.DateTimeField(null=True, blank=True)
-    alerted_at = models.DateTimeField(null=True, blank=True)
+    destination = models.CharField(max_length=100, primary_key=True, verbose_name=_("destination"))
+    failing_since = models.DateTimeField(null=True, blank=True, verbose_name=_("failing since"))
+    last_error = models.TextField(blank=True, verbose_name=_("last error"))
+    last_success_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last success at"))
+    alerted_at = models.DateTimeField(null=True, blank=True, verbose_name=_("alerted at"))
+
+    class Meta:
+        verbose_name = _("outbound peer")
+        verbose_name_plural = _("outbound peers")
 
     def __str__(self) -> str:
         return f"{self.destination} failing since {self.failing_since}" if self.failing_since else (
@@ -262,7 +305,8 @@ class UserPreference(models.Model):
     """
 
     user = models.OneToOneField(
-        "auth.User", on_delete=models.CASCADE, related_name="preference"
+        "auth.User", on_delete=models.CASCADE, related_name="preference",
+        verbose_name=_("user"),
     )
     #: One of settings.LANGUAGES; empty: the department's default.
     language = models.CharField(_("language"), max_length=16, blank=True)

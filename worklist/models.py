@@ -21,10 +21,10 @@ class CharacterSet(models.TextChoices):
     """Values of Specific Character Set (0008,0005) that ris can answer in."""
 
     UTF8 = "ISO_IR 192", "UTF-8 (ISO_IR 192)"
-    LATIN1 = "ISO_IR 100", "Latin-1 (ISO_IR 100)"
+    LATIN1 = "ISO_IR 100", _("Latin-1 (ISO_IR 100)")
     GB18030 = "GB18030", "GB18030"
     GB2312 = "ISO 2022 IR 58", "GB2312 (ISO 2022 IR 58)"
-    ASCII = "ISO_IR 6", "ASCII (default repertoire)"
+    ASCII = "ISO_IR 6", _("ASCII (default repertoire)")
 
 
 class NameProfile(models.TextChoices):
@@ -81,18 +81,27 @@ class Device(models.Model):
         OTHER = "OTHER", _("Other")
 
     ae_title = models.CharField(_("AE title"), max_length=16, unique=True)
-    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MODALITY)
-    host = models.CharField(max_length=255, blank=True)
-    port = models.PositiveIntegerField(null=True, blank=True)
-    modality = models.CharField(max_length=16, choices=Modality.choices, blank=True)
-    station_name = models.CharField(max_length=16, blank=True)  # (0040,0010)
-    location = models.CharField(max_length=16, blank=True)  # (0040,0011)
-    description = models.CharField(max_length=200, blank=True)
-    may_query_worklist = models.BooleanField(default=True)
+    kind = models.CharField(
+        max_length=10, choices=Kind.choices, default=Kind.MODALITY, verbose_name=_("kind")
+    )
+    host = models.CharField(max_length=255, blank=True, verbose_name=_("host"))
+    port = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("port"))
+    modality = models.CharField(
+        max_length=16, choices=Modality.choices, blank=True, verbose_name=_("modality")
+    )
+    station_name = models.CharField(  # (0040,0010)
+        max_length=16, blank=True, verbose_name=_("station name")
+    )
+    location = models.CharField(  # (0040,0011)
+        max_length=16, blank=True, verbose_name=_("location")
+    )
+    description = models.CharField(max_length=200, blank=True, verbose_name=_("description"))
+    may_query_worklist = models.BooleanField(default=True, verbose_name=_("may query the worklist"))
     # A device restricted to its own steps sees only steps whose station is its calling AE title.
-    restrict_to_own_steps = models.BooleanField(default=False)
+    restrict_to_own_steps = models.BooleanField(default=False, verbose_name=_("only its own steps"))
     character_set = models.CharField(
-        max_length=20, choices=CharacterSet.choices, default=CharacterSet.UTF8
+        max_length=20, choices=CharacterSet.choices, default=CharacterSet.UTF8,
+        verbose_name=_("character set"),
     )
     name_profile = models.CharField(
         _("name profile"), max_length=20, choices=NameProfile.choices, default=NameProfile.ALL
@@ -106,20 +115,24 @@ class Device(models.Model):
         default=IncomingCharacterSet.AS_LABELLED,
         blank=True,
     )
-    allow_overbooking = models.BooleanField(default=False)
-    opens_at = models.TimeField(null=True, blank=True)
-    closes_at = models.TimeField(null=True, blank=True)
+    allow_overbooking = models.BooleanField(default=False, verbose_name=_("allow overbooking"))
+    opens_at = models.TimeField(null=True, blank=True, verbose_name=_("opens at"))
+    closes_at = models.TimeField(null=True, blank=True, verbose_name=_("closes at"))
     #: What moves its steps: MPPS, images, or both (empty: RIS_STEP_PROGRESS_DEFAULT).
     step_progress = models.CharField(
         _("step status from"), max_length=8, choices=StepProgress.choices, blank=True, default=""
     )
     #: The grid free slots are offered on (next-free-slot search): starts at multiples of this
     #: from the opening time.
-    slot_minutes = models.PositiveSmallIntegerField(default=15)
+    slot_minutes = models.PositiveSmallIntegerField(
+        default=15, verbose_name=_("slot length (minutes)")
+    )
     #: Kept by ``worklist.scheduling`` when opening periods or exceptions are saved: without any,
     #: a booking checks only opens_at/closes_at and costs no query (the HL7 path counts them).
-    has_schedule = models.BooleanField(default=False, editable=False)
-    active = models.BooleanField(default=True)
+    has_schedule = models.BooleanField(
+        default=False, editable=False, verbose_name=_("has a booking calendar")
+    )
+    active = models.BooleanField(default=True, verbose_name=_("active"))
     # The API account a web client of this device authenticates as (DICOMweb MWL-RS, MPPS-RS,
     # UPS-RS): over HTTP there is no calling AE title, so the account names the device and the
     # device's worklist rights, character set and restriction apply as for its C-FIND.
@@ -144,19 +157,29 @@ class Device(models.Model):
 class ProcedureType(models.Model):
     """The department's procedure catalogue: what can be ordered and how it is scheduled."""
 
-    code_value = models.CharField(max_length=16)  # (0008,0100) of (0032,1064)
-    code_scheme = models.CharField(max_length=16, default="L")  # (0008,0102)
-    code_meaning = models.CharField(max_length=64)  # (0008,0104)
-    modality = models.CharField(max_length=16, choices=Modality.choices)
-    default_duration_minutes = models.PositiveIntegerField(default=15)
-    description = models.CharField(max_length=64, blank=True)  # (0032,1060) / (0040,0007)
+    code_value = models.CharField(  # (0008,0100) of (0032,1064)
+        max_length=16, verbose_name=_("code")
+    )
+    code_scheme = models.CharField(  # (0008,0102)
+        max_length=16, default="L", verbose_name=_("coding scheme")
+    )
+    code_meaning = models.CharField(max_length=64, verbose_name=_("code meaning"))  # (0008,0104)
+    modality = models.CharField(max_length=16, choices=Modality.choices, verbose_name=_("modality"))
+    default_duration_minutes = models.PositiveIntegerField(
+        default=15, verbose_name=_("default duration (minutes)")
+    )
+    description = models.CharField(  # (0032,1060) / (0040,0007)
+        max_length=64, blank=True, verbose_name=_("description")
+    )
     # Scheduled Protocol Code Sequence (0040,0008): [{"value", "scheme", "meaning"}, ...]
-    protocol_codes = models.JSONField(default=list, blank=True)
-    stations = models.ManyToManyField(Device, blank=True, related_name="procedure_types")
+    protocol_codes = models.JSONField(default=list, blank=True, verbose_name=_("protocol codes"))
+    stations = models.ManyToManyField(
+        Device, blank=True, related_name="procedure_types", verbose_name=_("stations")
+    )
     #: The exam gives contrast medium: a patient's two contrast exams need the site's
     #: RIS_CONTRAST_GAP_MINUTES between them (next-free-slot search).
-    contrast = models.BooleanField(default=False)
-    active = models.BooleanField(default=True)
+    contrast = models.BooleanField(default=False, verbose_name=_("contrast"))
+    active = models.BooleanField(default=True, verbose_name=_("active"))
 
     class Meta:
         verbose_name = _("procedure type")
@@ -192,12 +215,16 @@ class OpeningPeriod(models.Model):
     every day (or is open around the clock without those).
     """
 
-    station = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="opening_periods")
-    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
-    opens_at = models.TimeField()
-    closes_at = models.TimeField()
+    station = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="opening_periods", verbose_name=_("station")
+    )
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices, verbose_name=_("weekday"))
+    opens_at = models.TimeField(verbose_name=_("opens at"))
+    closes_at = models.TimeField(verbose_name=_("closes at"))
 
     class Meta:
+        verbose_name = _("opening period")
+        verbose_name_plural = _("opening periods")
         ordering = ["station", "weekday", "opens_at"]
         constraints = [
             models.CheckConstraint(
@@ -218,13 +245,17 @@ class SlotReservation(models.Model):
         URGENT = "URGENT", _("Urgent cases")
         INPATIENT = "INPATIENT", _("Inpatients")
 
-    station = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="reservations")
-    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
-    starts_at = models.TimeField()
-    ends_at = models.TimeField()
-    kind = models.CharField(max_length=10, choices=Kind.choices)
+    station = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="reservations", verbose_name=_("station")
+    )
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices, verbose_name=_("weekday"))
+    starts_at = models.TimeField(verbose_name=_("starts at"))
+    ends_at = models.TimeField(verbose_name=_("ends at"))
+    kind = models.CharField(max_length=10, choices=Kind.choices, verbose_name=_("kind"))
 
     class Meta:
+        verbose_name = _("slot reservation")
+        verbose_name_plural = _("slot reservations")
         ordering = ["station", "weekday", "starts_at"]
         constraints = [
             models.CheckConstraint(
@@ -245,11 +276,13 @@ class ScheduleException(models.Model):
         DOWN = "DOWN", _("Station down")
         MAINTENANCE = "MAINTENANCE", _("Maintenance")
 
-    station = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="exceptions")
-    starts = models.DateTimeField()
-    ends = models.DateTimeField()
-    kind = models.CharField(max_length=12, choices=Kind.choices)
-    reason = models.CharField(max_length=200, blank=True)
+    station = models.ForeignKey(
+        Device, on_delete=models.CASCADE, related_name="exceptions", verbose_name=_("station")
+    )
+    starts = models.DateTimeField(verbose_name=_("starts"))
+    ends = models.DateTimeField(verbose_name=_("ends"))
+    kind = models.CharField(max_length=12, choices=Kind.choices, verbose_name=_("kind"))
+    reason = models.CharField(max_length=200, blank=True, verbose_name=_("reason"))
 
     class Meta:
         verbose_name = _("schedule exception")
@@ -269,10 +302,11 @@ class ScheduleException(models.Model):
 class ProcedureOrderCode(models.Model):
     """An HL7 order code (OBR-4.1, optionally with its coding system) that maps to a procedure."""
 
-    code = models.CharField(max_length=64)
-    coding_system = models.CharField(max_length=32, blank=True)
+    code = models.CharField(max_length=64, verbose_name=_("order code"))
+    coding_system = models.CharField(max_length=32, blank=True, verbose_name=_("coding system"))
     procedure_type = models.ForeignKey(
-        ProcedureType, on_delete=models.CASCADE, related_name="order_codes"
+        ProcedureType, on_delete=models.CASCADE, related_name="order_codes",
+        verbose_name=_("procedure type"),
     )
 
     class Meta:
@@ -371,44 +405,73 @@ class Patient(models.Model):
     patient_id = models.CharField(_("patient ID"), max_length=64)  # (0010,0020)
     issuer = models.CharField(_("issuer of patient ID"), max_length=64, blank=True)  # (0010,0021)
     # Other Patient IDs Sequence (0010,1002): [{"id": ..., "issuer": ..., "type": ...}]
-    other_ids = models.JSONField(default=list, blank=True)
+    other_ids = models.JSONField(default=list, blank=True, verbose_name=_("other patient IDs"))
     # Patient's Name (0010,0010), one column per PN component group so that each can be searched.
-    name_alphabetic = models.CharField(max_length=200, blank=True)
-    name_ideographic = models.CharField(max_length=200, blank=True)
-    name_phonetic = models.CharField(max_length=200, blank=True)
+    name_alphabetic = models.CharField(
+        max_length=200, blank=True, verbose_name=_("name (alphabetic)")
+    )
+    name_ideographic = models.CharField(
+        max_length=200, blank=True, verbose_name=_("name (ideographic)")
+    )
+    name_phonetic = models.CharField(max_length=200, blank=True, verbose_name=_("name (phonetic)"))
     #: The alphabetic group is the Pinyin ris derived from the ideographic one (worklist.pn), not a
     #: romanisation somebody typed or the HIS sent: only a derived one is re-derived on updates.
-    name_alphabetic_derived = models.BooleanField(default=False)
-    family_name = models.CharField(max_length=100, blank=True)
-    given_name = models.CharField(max_length=100, blank=True)
-    birth_date = models.DateField(null=True, blank=True)  # (0010,0030)
+    name_alphabetic_derived = models.BooleanField(
+        default=False, verbose_name=_("Pinyin suggested by ris")
+    )
+    family_name = models.CharField(max_length=100, blank=True, verbose_name=_("family name"))
+    given_name = models.CharField(max_length=100, blank=True, verbose_name=_("given name"))
+    birth_date = models.DateField(  # (0010,0030)
+        null=True, blank=True, verbose_name=_("birth date")
+    )
     #: How much of ``birth_date`` is known: HL7 DTM may be a year (``1950``) or a year and month
     #: (``195003``), and such a birth date is stored as its first day with the precision here,
     #: so that it is never shown or sent as an exact day (a birth year is a birth year).
     birth_date_precision = models.CharField(
-        max_length=1, choices=BirthDatePrecision.choices, blank=True, default=""
+        max_length=1, choices=BirthDatePrecision.choices, blank=True, default="",
+        verbose_name=_("birth date precision"),
     )
     #: Patient's Age (0010,1010) as stated at registration (an Age String, ``045Y``), for a
     #: patient whose birth date nobody gave: it is served instead of a made-up birth date
     #: (worklist.age).
     age = models.CharField(_("age"), max_length=4, blank=True)
-    sex = models.CharField(max_length=1, choices=Sex.choices, blank=True)  # (0010,0040)
-    weight_kg = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
-    size_m = models.DecimalField(max_digits=4, decimal_places=2, null=True, blank=True)
-    medical_alerts = models.CharField(max_length=64, blank=True)  # (0010,2000)
-    allergies = models.CharField(max_length=64, blank=True)  # (0010,2110)
+    sex = models.CharField(  # (0010,0040)
+        max_length=1, choices=Sex.choices, blank=True, verbose_name=_("sex")
+    )
+    weight_kg = models.DecimalField(
+        max_digits=6, decimal_places=2, null=True, blank=True, verbose_name=_("weight (kg)")
+    )
+    size_m = models.DecimalField(
+        max_digits=4, decimal_places=2, null=True, blank=True, verbose_name=_("height (m)")
+    )
+    medical_alerts = models.CharField(  # (0010,2000)
+        max_length=64, blank=True, verbose_name=_("medical alerts")
+    )
+    allergies = models.CharField(  # (0010,2110)
+        max_length=64, blank=True, verbose_name=_("allergies")
+    )
     pregnancy_status = models.PositiveSmallIntegerField(
-        choices=Pregnancy.choices, null=True, blank=True
+        choices=Pregnancy.choices, null=True, blank=True,
+        verbose_name=_("pregnancy status"),
     )
-    patient_state = models.CharField(max_length=64, blank=True)  # (0038,0500)
-    special_needs = models.CharField(max_length=64, blank=True)  # (0038,0050)
-    confidentiality = models.CharField(max_length=64, blank=True)  # (0040,3001)
-    additional_history = models.TextField(blank=True)  # (0010,21B0)
+    patient_state = models.CharField(  # (0038,0500)
+        max_length=64, blank=True, verbose_name=_("patient state")
+    )
+    special_needs = models.CharField(  # (0038,0050)
+        max_length=64, blank=True, verbose_name=_("special needs")
+    )
+    confidentiality = models.CharField(  # (0040,3001)
+        max_length=64, blank=True, verbose_name=_("confidentiality")
+    )
+    additional_history = models.TextField(  # (0010,21B0)
+        blank=True, verbose_name=_("additional history")
+    )
     merged_into = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_from"
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_from",
+        verbose_name=_("merged into"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
         verbose_name = _("patient")
@@ -450,12 +513,16 @@ class PatientNameKey(models.Model):
     PostgreSQL alike. Kept in step with the patient's name by a post_save receiver
     (worklist.receivers), so every way a Patient row is written keeps its keys."""
 
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="name_keys")
+    patient = models.ForeignKey(
+        Patient, on_delete=models.CASCADE, related_name="name_keys", verbose_name=_("patient")
+    )
     #: db_index: on PostgreSQL Django adds a varchar_pattern_ops index too, which LIKE 'prefix%'
     #: uses whatever the database collation; SQLite uses the plain index for a range.
-    key = models.CharField(max_length=64, db_index=True)
+    key = models.CharField(max_length=64, db_index=True, verbose_name=_("search key"))
 
     class Meta:
+        verbose_name = _("patient name search key")
+        verbose_name_plural = _("patient name search keys")
         constraints = [
             models.UniqueConstraint(fields=["patient", "key"], name="uniq_patient_name_key")
         ]
@@ -465,15 +532,25 @@ class PatientNameKey(models.Model):
 
 
 class Visit(models.Model):
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="visits")
-    admission_id = models.CharField(max_length=64, blank=True)  # (0038,0010)
-    patient_class = models.CharField(max_length=8, blank=True)  # PV1-2: I, O, E, ...
-    assigned_location = models.CharField(max_length=64, blank=True)  # (0038,0300)
-    referring_physician = models.CharField(max_length=200, blank=True)  # (0008,0090)
-    admitted_at = models.DateTimeField(null=True, blank=True)
-    discharged_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    patient = models.ForeignKey(
+        Patient, on_delete=models.CASCADE, related_name="visits", verbose_name=_("patient")
+    )
+    admission_id = models.CharField(  # (0038,0010)
+        max_length=64, blank=True, verbose_name=_("admission ID")
+    )
+    patient_class = models.CharField(  # PV1-2: I, O, E, ...
+        max_length=8, blank=True, verbose_name=_("patient class")
+    )
+    assigned_location = models.CharField(  # (0038,0300)
+        max_length=64, blank=True, verbose_name=_("assigned location")
+    )
+    referring_physician = models.CharField(  # (0008,0090)
+        max_length=200, blank=True, verbose_name=_("referring physician")
+    )
+    admitted_at = models.DateTimeField(null=True, blank=True, verbose_name=_("admitted at"))
+    discharged_at = models.DateTimeField(null=True, blank=True, verbose_name=_("discharged at"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
         verbose_name = _("visit")
@@ -503,27 +580,49 @@ class Order(models.Model):
         API = "API", "API"
         IMPORT = "IMPORT", _("Import")
 
-    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="orders")
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, related_name="orders", verbose_name=_("patient")
+    )
     visit = models.ForeignKey(
-        Visit, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
+        Visit, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders",
+        verbose_name=_("visit"),
     )
-    placer_order_number = models.CharField(max_length=64, blank=True)  # (0040,2016)
-    placer_issuer = models.CharField(max_length=64, blank=True)
-    filler_order_number = models.CharField(max_length=64, blank=True)  # (0040,2017)
-    accession_number = models.CharField(max_length=16, unique=True)  # (0008,0050)
-    requesting_physician = models.CharField(max_length=200, blank=True)  # (0032,1032)
-    referring_physician = models.CharField(max_length=200, blank=True)  # (0008,0090)
-    requesting_service = models.CharField(max_length=64, blank=True)  # (0032,1033)
-    reason = models.CharField(max_length=64, blank=True)  # (0040,1002)
-    priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.ROUTINE)
-    comments = models.TextField(blank=True)  # (0040,2400)
-    source = models.CharField(max_length=8, choices=Source.choices, default=Source.MANUAL)
+    placer_order_number = models.CharField(  # (0040,2016)
+        max_length=64, blank=True, verbose_name=_("placer order number")
+    )
+    placer_issuer = models.CharField(max_length=64, blank=True, verbose_name=_("placer issuer"))
+    filler_order_number = models.CharField(  # (0040,2017)
+        max_length=64, blank=True, verbose_name=_("filler order number")
+    )
+    accession_number = models.CharField(  # (0008,0050)
+        max_length=16, unique=True, verbose_name=_("accession number")
+    )
+    requesting_physician = models.CharField(  # (0032,1032)
+        max_length=200, blank=True, verbose_name=_("requesting physician")
+    )
+    referring_physician = models.CharField(  # (0008,0090)
+        max_length=200, blank=True, verbose_name=_("referring physician")
+    )
+    requesting_service = models.CharField(  # (0032,1033)
+        max_length=64, blank=True, verbose_name=_("requesting service")
+    )
+    reason = models.CharField(  # (0040,1002)
+        max_length=64, blank=True, verbose_name=_("reason for the exam")
+    )
+    priority = models.CharField(
+        max_length=8, choices=Priority.choices, default=Priority.ROUTINE, verbose_name=_("priority")
+    )
+    comments = models.TextField(blank=True, verbose_name=_("comments"))  # (0040,2400)
+    source = models.CharField(
+        max_length=8, choices=Source.choices, default=Source.MANUAL, verbose_name=_("source")
+    )
     status = models.CharField(
-        max_length=2, choices=OrderStatus.choices, default=OrderStatus.SCHEDULED
+        max_length=2, choices=OrderStatus.choices, default=OrderStatus.SCHEDULED,
+        verbose_name=_("status"),
     )
-    status_reason = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    status_reason = models.CharField(max_length=200, blank=True, verbose_name=_("status reason"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
         verbose_name = _("order")
@@ -544,18 +643,31 @@ class Order(models.Model):
 
 
 class RequestedProcedure(models.Model):
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="procedures")
-    procedure_type = models.ForeignKey(
-        ProcedureType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="procedures", verbose_name=_("order")
     )
-    requested_procedure_id = models.CharField(max_length=16, unique=True)  # (0040,1001)
-    description = models.CharField(max_length=64, blank=True)  # (0032,1060)
-    code_value = models.CharField(max_length=16, blank=True)  # (0032,1064)
-    code_scheme = models.CharField(max_length=16, blank=True)
-    code_meaning = models.CharField(max_length=64, blank=True)
-    study_instance_uid = models.CharField(max_length=64, unique=True)  # (0020,000D)
-    priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.ROUTINE)
-    transport_arrangements = models.CharField(max_length=64, blank=True)  # (0040,1004)
+    procedure_type = models.ForeignKey(
+        ProcedureType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("procedure type"),
+    )
+    requested_procedure_id = models.CharField(  # (0040,1001)
+        max_length=16, unique=True, verbose_name=_("requested procedure ID")
+    )
+    description = models.CharField(  # (0032,1060)
+        max_length=64, blank=True, verbose_name=_("description")
+    )
+    code_value = models.CharField(max_length=16, blank=True, verbose_name=_("code"))  # (0032,1064)
+    code_scheme = models.CharField(max_length=16, blank=True, verbose_name=_("coding scheme"))
+    code_meaning = models.CharField(max_length=64, blank=True, verbose_name=_("code meaning"))
+    study_instance_uid = models.CharField(  # (0020,000D)
+        max_length=64, unique=True, verbose_name=_("Study Instance UID")
+    )
+    priority = models.CharField(
+        max_length=8, choices=Priority.choices, default=Priority.ROUTINE, verbose_name=_("priority")
+    )
+    transport_arrangements = models.CharField(  # (0040,1004)
+        max_length=64, blank=True, verbose_name=_("transport arrangements")
+    )
 
     class Meta:
         verbose_name = _("requested procedure")
@@ -580,35 +692,62 @@ class StepStatus(models.TextChoices):
 
 class ScheduledProcedureStep(models.Model):
     requested_procedure = models.ForeignKey(
-        RequestedProcedure, on_delete=models.CASCADE, related_name="steps"
+        RequestedProcedure, on_delete=models.CASCADE, related_name="steps",
+        verbose_name=_("requested procedure"),
     )
-    sps_id = models.CharField(max_length=16, unique=True)  # (0040,0009)
+    sps_id = models.CharField(max_length=16, unique=True, verbose_name=_("SPS ID"))  # (0040,0009)
     station = models.ForeignKey(
-        Device, null=True, blank=True, on_delete=models.PROTECT, related_name="steps"
+        Device, null=True, blank=True, on_delete=models.PROTECT, related_name="steps",
+        verbose_name=_("station"),
     )  # (0040,0001) from station.ae_title
-    modality = models.CharField(max_length=16, choices=Modality.choices)  # (0008,0060)
-    scheduled_start = models.DateTimeField(null=True, blank=True)  # (0040,0002)/(0040,0003)
-    expected_duration_minutes = models.PositiveIntegerField(default=15)
-    # Kept (not computed) so that overlap checks on a station are one indexed range query.
-    scheduled_end = models.DateTimeField(null=True, blank=True)  # (0040,0004)/(0040,0005)
-    performing_physician = models.CharField(max_length=200, blank=True)  # (0040,0006)
-    description = models.CharField(max_length=64, blank=True)  # (0040,0007)
-    protocol_codes = models.JSONField(default=list, blank=True)  # (0040,0008)
-    location = models.CharField(max_length=16, blank=True)  # (0040,0011)
-    pre_medication = models.CharField(max_length=64, blank=True)  # (0040,0012)
-    contrast_agent = models.CharField(max_length=64, blank=True)  # (0032,1070)
-    status = models.CharField(
-        max_length=12, choices=StepStatus.choices, default=StepStatus.UNSCHEDULED
+    modality = models.CharField(  # (0008,0060)
+        max_length=16, choices=Modality.choices, verbose_name=_("modality")
     )
-    status_reason = models.CharField(max_length=200, blank=True)
+    scheduled_start = models.DateTimeField(  # (0040,0002)/(0040,0003)
+        null=True, blank=True, verbose_name=_("scheduled start")
+    )
+    expected_duration_minutes = models.PositiveIntegerField(
+        default=15, verbose_name=_("expected duration (minutes)")
+    )
+    # Kept (not computed) so that overlap checks on a station are one indexed range query.
+    scheduled_end = models.DateTimeField(  # (0040,0004)/(0040,0005)
+        null=True, blank=True, verbose_name=_("scheduled end")
+    )
+    performing_physician = models.CharField(  # (0040,0006)
+        max_length=200, blank=True, verbose_name=_("performing physician")
+    )
+    description = models.CharField(  # (0040,0007)
+        max_length=64, blank=True, verbose_name=_("description")
+    )
+    protocol_codes = models.JSONField(  # (0040,0008)
+        default=list, blank=True, verbose_name=_("protocol codes")
+    )
+    location = models.CharField(  # (0040,0011)
+        max_length=16, blank=True, verbose_name=_("location")
+    )
+    pre_medication = models.CharField(  # (0040,0012)
+        max_length=64, blank=True, verbose_name=_("pre-medication")
+    )
+    contrast_agent = models.CharField(  # (0032,1070)
+        max_length=64, blank=True, verbose_name=_("contrast agent")
+    )
+    status = models.CharField(
+        max_length=12, choices=StepStatus.choices, default=StepStatus.UNSCHEDULED,
+        verbose_name=_("status"),
+    )
+    status_reason = models.CharField(max_length=200, blank=True, verbose_name=_("status reason"))
     #: Taken off the Modality Worklist by housekeeping (overdue, RIS_STEP_OVERDUE_ACTION=REMOVE)
     #: without a status change: the order keeps the step; booking it again puts it back.
-    off_worklist_at = models.DateTimeField(null=True, blank=True)
+    off_worklist_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("left the worklist at")
+    )
     # Transaction UID (0008,1195) of the UPS performer that claimed this step as a workitem
     # (PS3.4 CC.1.1): only its holder may complete or cancel it; never returned in a response.
-    ups_transaction_uid = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    ups_transaction_uid = models.CharField(
+        max_length=64, blank=True, verbose_name=_("UPS transaction UID")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
         verbose_name = _("scheduled procedure step")
@@ -640,18 +779,19 @@ class UpsSubscription(models.Model):
     included, the earlier ones still are. Events go out from the audit trail (dicomweb.events).
     """
 
-    ae_title = models.CharField(max_length=16)
+    ae_title = models.CharField(max_length=16, verbose_name=_("AE title"))
     step = models.ForeignKey(
         "ScheduledProcedureStep", null=True, blank=True, on_delete=models.CASCADE,
         related_name="ups_subscriptions",
+        verbose_name=_("step"),
     )
-    subscribed = models.BooleanField(default=True)
+    subscribed = models.BooleanField(default=True, verbose_name=_("subscribed"))
     #: Deletion Lock (PS3.4 CC.2.3.1): ris never deletes a step, so it only records the wish.
-    deletion_lock = models.BooleanField(default=False)
+    deletion_lock = models.BooleanField(default=False, verbose_name=_("deletion lock"))
     #: A filtered global subscription's UPS matching keys (``{"ProcedureStepState": ...}``).
-    filter_keys = models.JSONField(null=True, blank=True)
-    suspended_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    filter_keys = models.JSONField(null=True, blank=True, verbose_name=_("filter keys"))
+    suspended_at = models.DateTimeField(null=True, blank=True, verbose_name=_("suspended at"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
         verbose_name = _("UPS subscription")
@@ -677,18 +817,21 @@ class AuditEvent(models.Model):
         HL7 = "HL7", _("HL7 sender")
         SYSTEM = "SYSTEM", _("System")
 
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
-    actor_type = models.CharField(max_length=8, choices=ActorType.choices)
-    actor = models.CharField(max_length=200)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("time"))
+    actor_type = models.CharField(
+        max_length=8, choices=ActorType.choices, verbose_name=_("actor type")
     )
-    action = models.CharField(max_length=64)
-    object_type = models.CharField(max_length=64)
-    object_id = models.CharField(max_length=64)
-    before = models.JSONField(null=True, blank=True)
-    after = models.JSONField(null=True, blank=True)
-    detail = models.TextField(blank=True)
+    actor = models.CharField(max_length=200, verbose_name=_("actor"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        verbose_name=_("user"),
+    )
+    action = models.CharField(max_length=64, verbose_name=_("action"))
+    object_type = models.CharField(max_length=64, verbose_name=_("record type"))
+    object_id = models.CharField(max_length=64, verbose_name=_("record ID"))
+    before = models.JSONField(null=True, blank=True, verbose_name=_("before"))
+    after = models.JSONField(null=True, blank=True, verbose_name=_("after"))
+    detail = models.TextField(blank=True, verbose_name=_("detail"))
 
     class Meta:
         verbose_name = _("audit event")
@@ -703,8 +846,8 @@ class AuditEvent(models.Model):
 class Counter(models.Model):
     """Named monotonic counters behind accession numbers and IDs (see ``worklist.identifiers``)."""
 
-    name = models.CharField(max_length=32, primary_key=True)
-    value = models.BigIntegerField(default=0)
+    name = models.CharField(max_length=32, primary_key=True, verbose_name=_("name"))
+    value = models.BigIntegerField(default=0, verbose_name=_("value"))
 
     class Meta:
         verbose_name = _("counter")

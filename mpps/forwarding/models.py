@@ -19,20 +19,24 @@ from worklist.models import ScheduledProcedureStep
 class PacsDestination(models.Model):
     """A PACS (or any archive) that ris forwards MPPS and/or images to and queries for studies."""
 
-    name = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=64, unique=True, verbose_name=_("name"))
     ae_title = models.CharField(_("AE title"), max_length=16)
-    host = models.CharField(max_length=255)
-    port = models.PositiveIntegerField()
+    host = models.CharField(max_length=255, verbose_name=_("host"))
+    port = models.PositiveIntegerField(verbose_name=_("port"))
     #: Calling AE title ris uses towards this PACS (empty: RIS_AE_TITLE). The PACS sends its
     #: storage commitment reports to the AE it knows under this title.
-    calling_ae_title = models.CharField(max_length=16, blank=True)
+    calling_ae_title = models.CharField(
+        max_length=16, blank=True, verbose_name=_("calling AE title")
+    )
     send_mpps = models.BooleanField(_("forward MPPS"), default=True)
     send_images = models.BooleanField(_("forward images"), default=True)
     storage_commitment = models.BooleanField(
-        default=True, help_text=_("Ask for storage commitment; spool files wait for it.")
+        default=True, help_text=_("Ask for storage commitment; spool files wait for it."),
+        verbose_name=_("storage commitment"),
     )
     query_availability = models.BooleanField(
-        default=True, help_text=_("Ask this PACS (C-FIND) which studies of ris it holds.")
+        default=True, help_text=_("Ask this PACS (C-FIND) which studies of ris it holds."),
+        verbose_name=_("query availability"),
     )
     #: The archive applies IHE IOCM rejection notes (Key Object Selection, CID 7011 titles): a
     #: study linked to another order reaches it under new UIDs with a note rejecting the old
@@ -43,11 +47,13 @@ class PacsDestination(models.Model):
         help_text=_("The archive hides instances named in an IHE IOCM rejection note."),
     )
     use_tls = models.BooleanField(_("TLS"), default=False)
-    timeout_seconds = models.PositiveIntegerField(default=30)
+    timeout_seconds = models.PositiveIntegerField(default=30, verbose_name=_("timeout (seconds)"))
     #: Seconds to keep the association open after N-ACTION for a report on the same association
     #: (PS3.4 J.3.3); 0 when the PACS always reports on a new association (Orthanc does).
-    commitment_wait_seconds = models.PositiveIntegerField(default=0)
-    active = models.BooleanField(default=True)
+    commitment_wait_seconds = models.PositiveIntegerField(
+        default=0, verbose_name=_("commitment wait (seconds)")
+    )
+    active = models.BooleanField(default=True, verbose_name=_("active"))
 
     class Meta:
         verbose_name_plural = _("PACS destinations")
@@ -68,42 +74,54 @@ class SpooledInstance(models.Model):
         #: The IOCM Key Object Selection that rejects the copies a correction replaces.
         REJECTION_NOTE = "REJECTION_NOTE", _("IOCM rejection note")
 
-    sop_instance_uid = models.CharField(max_length=64, unique=True)
-    sop_class_uid = models.CharField(max_length=64)
-    transfer_syntax_uid = models.CharField(max_length=64)
-    study_instance_uid = models.CharField(max_length=64, db_index=True)
-    series_instance_uid = models.CharField(max_length=64)
+    sop_instance_uid = models.CharField(
+        max_length=64, unique=True, verbose_name=_("SOP Instance UID")
+    )
+    sop_class_uid = models.CharField(max_length=64, verbose_name=_("SOP Class UID"))
+    transfer_syntax_uid = models.CharField(max_length=64, verbose_name=_("Transfer Syntax UID"))
+    study_instance_uid = models.CharField(
+        max_length=64, db_index=True, verbose_name=_("Study Instance UID")
+    )
+    series_instance_uid = models.CharField(max_length=64, verbose_name=_("Series Instance UID"))
     #: Relative to the spool directory; empty once the file was purged.
-    path = models.CharField(max_length=255, blank=True)
-    size = models.PositiveBigIntegerField(default=0)
-    calling_ae_title = models.CharField(max_length=16, blank=True)
+    path = models.CharField(max_length=255, blank=True, verbose_name=_("file path"))
+    size = models.PositiveBigIntegerField(default=0, verbose_name=_("size (bytes)"))
+    calling_ae_title = models.CharField(
+        max_length=16, blank=True, verbose_name=_("calling AE title")
+    )
     step = models.ForeignKey(
         ScheduledProcedureStep,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="gateway_instances",
+        verbose_name=_("step"),
     )
     #: False: no order matched; forwarded unchanged and listed for staff.
-    matched = models.BooleanField(default=False)
-    match_note = models.CharField(max_length=200, blank=True)
+    matched = models.BooleanField(default=False, verbose_name=_("matched"))
+    match_note = models.CharField(max_length=200, blank=True, verbose_name=_("match note"))
     #: Attributes changed to the order's: {"PatientID": ["old", "new"], ...}
-    coerced = models.JSONField(default=dict, blank=True)
-    received_count = models.PositiveIntegerField(default=1)
-    received_at = models.DateTimeField(default=timezone.now)
-    purged_at = models.DateTimeField(null=True, blank=True)
+    coerced = models.JSONField(default=dict, blank=True, verbose_name=_("attributes corrected"))
+    received_count = models.PositiveIntegerField(default=1, verbose_name=_("times received"))
+    received_at = models.DateTimeField(default=timezone.now, verbose_name=_("received at"))
+    purged_at = models.DateTimeField(null=True, blank=True, verbose_name=_("purged at"))
     #: What the modality sent (before coercion): the exceptions list shows and filters on it.
-    patient_id = models.CharField(max_length=64, blank=True)
-    patient_name = models.CharField(max_length=200, blank=True)
-    accession_number = models.CharField(max_length=16, blank=True)
-    modality = models.CharField(max_length=16, blank=True)
-    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.RECEIVED)
+    patient_id = models.CharField(max_length=64, blank=True, verbose_name=_("patient ID"))
+    patient_name = models.CharField(max_length=200, blank=True, verbose_name=_("patient name"))
+    accession_number = models.CharField(
+        max_length=16, blank=True, verbose_name=_("accession number")
+    )
+    modality = models.CharField(max_length=16, blank=True, verbose_name=_("modality"))
+    origin = models.CharField(
+        max_length=16, choices=Origin.choices, default=Origin.RECEIVED, verbose_name=_("origin")
+    )
     #: When staff linked the instance's study to its step (reconciliation): later instances of
     #: the study follow that link (``services.match_step``).
-    linked_at = models.DateTimeField(null=True, blank=True)
+    linked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("linked at"))
     #: For a CORRECTION: the received instance it is a corrected copy of.
     corrects = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="corrections"
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="corrections",
+        verbose_name=_("corrects"),
     )
 
     class Meta:
@@ -128,15 +146,21 @@ class CommitmentRequest(models.Model):
         PARTIAL = "PARTIAL", _("some failed (re-sent)")
         EXPIRED = "EXPIRED", _("no report in time (asked again)")
 
-    transaction_uid = models.CharField(max_length=64, unique=True)
-    destination = models.ForeignKey(PacsDestination, on_delete=models.CASCADE)
-    state = models.CharField(max_length=10, choices=State.choices, default=State.REQUESTED)
-    instance_count = models.PositiveIntegerField(default=0)
-    failed_count = models.PositiveIntegerField(default=0)
-    requested_at = models.DateTimeField(default=timezone.now)
-    reported_at = models.DateTimeField(null=True, blank=True)
+    transaction_uid = models.CharField(
+        max_length=64, unique=True, verbose_name=_("Transaction UID")
+    )
+    destination = models.ForeignKey(
+        PacsDestination, on_delete=models.CASCADE, verbose_name=_("PACS destination")
+    )
+    state = models.CharField(
+        max_length=10, choices=State.choices, default=State.REQUESTED, verbose_name=_("state")
+    )
+    instance_count = models.PositiveIntegerField(default=0, verbose_name=_("instances"))
+    failed_count = models.PositiveIntegerField(default=0, verbose_name=_("failed instances"))
+    requested_at = models.DateTimeField(default=timezone.now, verbose_name=_("requested at"))
+    reported_at = models.DateTimeField(null=True, blank=True, verbose_name=_("reported at"))
     #: How the report came: "same association" or "new association from <AE>".
-    report_via = models.CharField(max_length=100, blank=True)
+    report_via = models.CharField(max_length=100, blank=True, verbose_name=_("report received via"))
 
     class Meta:
         verbose_name = _("storage commitment request")
@@ -162,21 +186,29 @@ class InstanceDelivery(models.Model):
         WITHDRAWN = "WITHDRAWN", _("withdrawn (rejected by an IOCM note)")
 
     instance = models.ForeignKey(
-        SpooledInstance, on_delete=models.CASCADE, related_name="deliveries"
+        SpooledInstance, on_delete=models.CASCADE, related_name="deliveries",
+        verbose_name=_("instance"),
     )
-    destination = models.ForeignKey(PacsDestination, on_delete=models.CASCADE)
-    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    destination = models.ForeignKey(
+        PacsDestination, on_delete=models.CASCADE, verbose_name=_("PACS destination")
+    )
+    state = models.CharField(
+        max_length=10, choices=State.choices, default=State.PENDING, verbose_name=_("state")
+    )
     #: Study the delivery belongs to (copied: the store job selects by destination and study).
-    study_instance_uid = models.CharField(max_length=64)
+    study_instance_uid = models.CharField(max_length=64, verbose_name=_("Study Instance UID"))
     commitment = models.ForeignKey(
-        CommitmentRequest, null=True, blank=True, on_delete=models.SET_NULL
+        CommitmentRequest, null=True, blank=True, on_delete=models.SET_NULL,
+        verbose_name=_("storage commitment request"),
     )
-    store_count = models.PositiveIntegerField(default=0)
-    last_status = models.CharField(max_length=120, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    committed_at = models.DateTimeField(null=True, blank=True)
+    store_count = models.PositiveIntegerField(default=0, verbose_name=_("times sent"))
+    last_status = models.CharField(max_length=120, blank=True, verbose_name=_("last DICOM status"))
+    sent_at = models.DateTimeField(null=True, blank=True, verbose_name=_("sent at"))
+    committed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("committed at"))
 
     class Meta:
+        verbose_name = _("instance delivery")
+        verbose_name_plural = _("instance deliveries")
         constraints = [
             models.UniqueConstraint(fields=["instance", "destination"], name="uniq_fwd_delivery")
         ]
@@ -203,20 +235,33 @@ class StepImages(models.Model):
     """What ris knows of a step's images: received by the gateway, and found at the PACS."""
 
     step = models.OneToOneField(
-        ScheduledProcedureStep, on_delete=models.CASCADE, related_name="images"
+        ScheduledProcedureStep, on_delete=models.CASCADE, related_name="images",
+        verbose_name=_("step"),
     )
-    received_series = models.PositiveIntegerField(default=0)
-    received_instances = models.PositiveIntegerField(default=0)
-    last_received_at = models.DateTimeField(null=True, blank=True)
+    received_series = models.PositiveIntegerField(default=0, verbose_name=_("series received"))
+    received_instances = models.PositiveIntegerField(
+        default=0, verbose_name=_("instances received")
+    )
+    last_received_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("last received at")
+    )
     #: "Images at PACS": the study was found there (C-FIND), with its counts.
-    pacs_destination = models.CharField(max_length=64, blank=True)
-    pacs_series = models.PositiveIntegerField(null=True, blank=True)
-    pacs_instances = models.PositiveIntegerField(null=True, blank=True)
-    pacs_confirmed_at = models.DateTimeField(null=True, blank=True)
-    pacs_checked_at = models.DateTimeField(null=True, blank=True)
+    pacs_destination = models.CharField(
+        max_length=64, blank=True, verbose_name=_("PACS destination")
+    )
+    pacs_series = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name=_("series in the PACS")
+    )
+    pacs_instances = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name=_("instances in the PACS")
+    )
+    pacs_confirmed_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("confirmed by the PACS at")
+    )
+    pacs_checked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("PACS checked at"))
     #: When the PACS's instance count last changed (first found, or grew): with
     #: ``last_received_at``, the last sign of a new instance, from which a study is "stable".
-    pacs_changed_at = models.DateTimeField(null=True, blank=True)
+    pacs_changed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("PACS changed at"))
 
     class Meta:
         verbose_name = _("images of a step")
@@ -240,21 +285,25 @@ class PacsOrphanStudy(models.Model):
     """A study found at a PACS (C-FIND by study date) whose Study Instance UID and Accession
     Number belong to no order of ris: images of an exam nobody ordered, or keyed in wrong."""
 
-    destination = models.CharField(max_length=64)
-    study_instance_uid = models.CharField(max_length=64)
-    accession_number = models.CharField(max_length=16, blank=True)
-    patient_id = models.CharField(max_length=64, blank=True)
-    patient_name = models.CharField(max_length=200, blank=True)
-    study_date = models.DateField(null=True, blank=True)
-    modalities = models.CharField(max_length=64, blank=True)
-    description = models.CharField(max_length=64, blank=True)
-    instances = models.PositiveIntegerField(null=True, blank=True)
-    first_seen_at = models.DateTimeField(default=timezone.now)
-    last_seen_at = models.DateTimeField(default=timezone.now)
+    destination = models.CharField(max_length=64, verbose_name=_("PACS destination"))
+    study_instance_uid = models.CharField(max_length=64, verbose_name=_("Study Instance UID"))
+    accession_number = models.CharField(
+        max_length=16, blank=True, verbose_name=_("accession number")
+    )
+    patient_id = models.CharField(max_length=64, blank=True, verbose_name=_("patient ID"))
+    patient_name = models.CharField(max_length=200, blank=True, verbose_name=_("patient name"))
+    study_date = models.DateField(null=True, blank=True, verbose_name=_("study date"))
+    modalities = models.CharField(max_length=64, blank=True, verbose_name=_("modalities"))
+    description = models.CharField(max_length=64, blank=True, verbose_name=_("description"))
+    instances = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("instances"))
+    first_seen_at = models.DateTimeField(default=timezone.now, verbose_name=_("first seen at"))
+    last_seen_at = models.DateTimeField(default=timezone.now, verbose_name=_("last seen at"))
     #: Set when a later query found it matching an order (or it left the PACS).
-    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True, verbose_name=_("resolved at"))
 
     class Meta:
+        verbose_name = _("PACS study without an order")
+        verbose_name_plural = _("PACS studies without an order")
         constraints = [
             models.UniqueConstraint(
                 fields=["destination", "study_instance_uid"], name="uniq_pacs_orphan_study"

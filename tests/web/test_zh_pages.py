@@ -59,6 +59,7 @@ ALLOWED = {
     "PT", "RF", "US", "XA", "ES", "IO", "SR", "ADT", "ORM", "OMG", "OMI", "ORU", "SIU", "MSH",
     "PID", "PV1", "ORC", "OBR", "ERR", "MSA", "IPC", "TQ1", "ZDS", "NTE", "OBX", "EVN", "MRG",
     "kg", "cm", "m", "mm", "GB18030", "ASCII", "UTF", "ISO_IR", "IR", "ISO", "Pinyin", "admin",
+    "ORR", "ORG", "ORI", "IHE", "SWF", "IOCM", "UPS", "SOP", "FIND", "TLS",
 }
 
 #: The SPS ID of a performed step that names no step of ris (a typo at the console).
@@ -274,7 +275,8 @@ def test_the_login_page_and_a_refused_form_show_no_english(department):
 
 def test_the_settings_index_names_every_app_and_model_in_chinese(department):
     """The admin's index (every app and model an administrator configures); the products Django
-    and django-axes keep their names. The admin's own field labels are not covered yet."""
+    and django-axes keep their names. Each model's own pages are walked by
+    ``test_every_admin_page_in_chinese_shows_no_english``."""
     client = Client()
     client.force_login(department["admin"])
     client.post(reverse("web:set_language"), {"language": "zh-hans"})
@@ -374,3 +376,126 @@ def test_booking_warnings_and_a_desk_cancel_read_in_chinese(client_as, ct_head, 
     detail = desk.get(reverse("web:order_detail", kwargs={"pk": other.pk})).content.decode()
     assert "重复申请" in detail and "撤销取消" in detail
     assert english_words(visible_text(detail), _data_strings()) == []
+
+
+# --- the admin: every registered model's list, add and change page ----------------------------
+
+
+def _admin_records(department) -> None:
+    """One record of each configuration and log model the demo department leaves empty, so that
+    each change list shows its columns and each change page a record."""
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+    from django.contrib.auth.models import Group
+    from rest_framework.authtoken.models import Token
+
+    from mpps.forwarding.models import CommitmentRequest, PacsDestination, StepImages
+    from ris.models import Heartbeat, HL7Sender
+    from worklist.models import ModalityDefaultStation, ScheduleException, StationRule, Visit
+
+    ct1 = Device.objects.get(ae_title="CT1")
+    now = timezone.now()
+    if not HL7Sender.objects.exists():
+        HL7Sender.objects.create(application="HIS", facility="HOSP")
+    if not HL7Destination.objects.exists():
+        HL7Destination.objects.create(name="HIS", host="127.0.0.1", port=2575)
+    pacs = PacsDestination.objects.first() or PacsDestination.objects.create(
+        name="PACS", ae_title="PACS", host="127.0.0.1", port=11112)
+    ScheduleException.objects.create(station=ct1, starts=now, ends=now + dt.timedelta(hours=2),
+                                     kind=ScheduleException.Kind.MAINTENANCE, reason="维护")
+    StationRule.objects.create(station=ct1, modality="CT")
+    ModalityDefaultStation.objects.get_or_create(modality="CT", defaults={"station": ct1})
+    Heartbeat.objects.update_or_create(name="scheduler", defaults={"beat_at": now})
+    CommitmentRequest.objects.create(transaction_uid=generate_uid(), destination=pacs,
+                                     instance_count=1)
+    StepImages.objects.get_or_create(step=department["step"],
+                                     defaults={"received_instances": 1, "pacs_destination": pacs})
+    if not Visit.objects.exists():  # an HL7 admission; the demo has none
+        Visit.objects.create(patient=Patient.objects.first(), admission_id="V0001",
+                             patient_class="I", admitted_at=now)
+    Group.objects.create(name="前台")
+    Token.objects.create(user=department["admin"])
+    AccessAttempt.objects.create(username="admin", ip_address="127.0.0.1", user_agent="Firefox",
+                                 failures_since_start=1)
+    AccessLog.objects.create(username="admin", ip_address="127.0.0.1", user_agent="Firefox")
+    AccessFailureLog.objects.create(username="admin", ip_address="127.0.0.1",
+                                    user_agent="Firefox")
+
+
+def _record_strings(obj) -> set[str]:
+    """What the admin shows of one record that is data: its name and its field values, JSON
+    keys and values included (a performed step's dataset, an outbound job's payload); not the
+    codes of a field with choices."""
+    values = {str(obj)}
+
+    def walk(value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                values.add(str(key))
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+        elif isinstance(value, bytes | memoryview):  # an HL7 message as received
+            walk(bytes(value).decode("utf-8", "replace"))
+        elif isinstance(value, str):
+            values.add(value)
+            values.update(re.split(r"[\s|^~&\\]+", value))  # words, HL7 fields and components
+
+    if isinstance(obj, User):  # the password's summary: algorithm, masked salt and hash
+        from django.contrib.auth.hashers import identify_hasher
+
+        values |= {str(v) for v in identify_hasher(obj.password).safe_summary(obj.password)
+                   .values()}
+    for field in obj._meta.concrete_fields:
+        if field.is_relation:
+            related = getattr(obj, field.name)
+            if related is not None:
+                values.add(str(related))
+        elif not field.choices:  # a coded value is shown by its label, which must be Chinese
+            walk(getattr(obj, field.attname))
+    return values
+
+
+#: Latin words on the admin's pages that are not ris's: the products' names (the site header and
+#: django-axes' app), the keys of Django's own Chinese help text for a multiple choice ("按住
+#: Control 键，或者 Mac 上的 Command 键"), a sign-in backend Django names, and the HTTP request
+#: django-axes logs of a failed sign-in.
+ADMIN_ALLOWED = {"Django", "Axes", "Control", "Command", "Mac", "LDAP", "HTTP", "GET", "POST"}
+
+#: Django's admin writes a boolean as an icon whose ``alt`` is Python's ``True``/``False``/
+#: ``None`` (``admin_list._boolean_icon``, not a translatable string); a person sees the icon.
+_BOOLEAN_ICON = re.compile(r'(<img src="[^"]*/admin/img/icon-(?:yes|no|unknown)\.svg") alt="\w+"')
+
+
+def test_every_admin_page_in_chinese_shows_no_english(department):
+    """Each registered model's change list, add page (where the admin may add) and the change
+    page of one record: field labels, help texts, choices, filters and inline titles."""
+    from django.contrib import admin
+
+    _admin_records(department)
+    client = Client()
+    client.force_login(department["admin"])
+    client.post(reverse("web:set_language"), {"language": "zh-hans"})
+    request = client.get(reverse("admin:index")).wsgi_request
+    data: set[str] = set(_data_strings())
+    pages = []
+    for model, model_admin in admin.site._registry.items():
+        info = model._meta.app_label, model._meta.model_name
+        pages.append(reverse("admin:{}_{}_changelist".format(*info)))
+        if model_admin.has_add_permission(request):
+            pages.append(reverse("admin:{}_{}_add".format(*info)))
+        records = list(model._default_manager.all()[:200])
+        assert records, f"no {model._meta.label} to show"
+        for record in records:
+            data |= _record_strings(record)
+        pages.append(reverse("admin:{}_{}_change".format(*info), args=[records[0].pk]))
+    data_strings = sorted((v for v in data if v and len(v) > 1), key=len, reverse=True)
+    found: dict[str, list[str]] = {}
+    for path in pages:
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.status_code)
+        html = _BOOLEAN_ICON.sub(r"\1", response.content.decode())
+        words = set(english_words(visible_text(html), data_strings)) - ADMIN_ALLOWED
+        if words:
+            found[path] = sorted(set(words))
+    assert found == {}, "\n".join(f"{k}: {v}" for k, v in found.items())
