@@ -17,6 +17,12 @@ class RisConfig(AppConfig):
 
         security.connect()  # audit of logins, failures, logouts and lockouts
 
+        from ris.atna import on_audit_recorded
+        from worklist.signals import audit_recorded
+
+        # IHE ATNA: every audited row ATNA has an event for is queued for the audit repository.
+        audit_recorded.connect(on_audit_recorded, dispatch_uid="ris.atna")
+
         from ris.hl7.notifications import (
             on_order_created,
             on_order_status_changed,

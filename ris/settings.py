@@ -370,6 +370,19 @@ RIS_OUTBOUND_SENDERS.update(
         "dicom.commit": "mpps.forwarding.sender:send_commitment",
     }
 )
+# IHE ATNA (ris.atna): audit messages to the audit record repository, e.g. "tls://arr:6514"
+# (RFC 5425) or "udp://arr:514" (RFC 5426); empty: off.
+RIS_ATNA_REPOSITORY = env_str("RIS_ATNA_REPOSITORY", "")
+RIS_ATNA_TLS_CA = env_str("RIS_ATNA_TLS_CA", "")
+RIS_ATNA_TLS_CERT = env_str("RIS_ATNA_TLS_CERT", "")
+RIS_ATNA_TLS_KEY = env_str("RIS_ATNA_TLS_KEY", "")
+#: AuditSourceID (default "<RIS_AE_TITLE>@<host name>") and AuditEnterpriseSiteID.
+RIS_ATNA_SOURCE_ID = env_str("RIS_ATNA_SOURCE_ID", "")
+RIS_ATNA_ENTERPRISE_SITE_ID = env_str("RIS_ATNA_ENTERPRISE_SITE_ID", "")
+#: Attempts per message (with the queue's backoff, capped at RIS_OUTBOUND_BACKOFF_MAX_MS: a
+#: repository may be down for days before a message fails and is shown to an operator).
+RIS_ATNA_MAX_ATTEMPTS = env_int("RIS_ATNA_MAX_ATTEMPTS", 1000)
+RIS_OUTBOUND_SENDERS["atna.audit"] = "ris.atna:send"
 RIS_OUTBOUND_BACKOFF_MS = env_int("RIS_OUTBOUND_BACKOFF_MS", 5_000)
 RIS_OUTBOUND_BACKOFF_MAX_MS = env_int("RIS_OUTBOUND_BACKOFF_MAX_MS", 600_000)
 RIS_OUTBOUND_MAX_ATTEMPTS = env_int("RIS_OUTBOUND_MAX_ATTEMPTS", 20)

@@ -1326,6 +1326,13 @@ def patient_viewed(*, patient: Patient, actor: Actor, channel: str) -> None:
                         object_id=patient.pk, detail=channel)
 
 
+def exported(*, actor: Actor, kind: str, what: str, object_id: str = "") -> None:
+    """Patient data leaving ris on paper or as a file (a printed day plan or slip, a CSV
+    table): who took what (IHE ATNA Export). ``kind`` is ``print`` or ``statistics``."""
+    audit.record_access(actor, f"export.{kind}", object_type="export", object_id=object_id or kind,
+                        detail=what)
+
+
 def worklist_queried(
     *, actor: Actor, device: str, keys: dict[str, str], matches: int, peer: str
 ) -> None:

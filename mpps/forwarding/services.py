@@ -37,6 +37,7 @@ from mpps.forwarding.models import (
 )
 from ris import outbound_queue
 from ris.models import OutboundJob
+from worklist.audit import Actor, record_access
 from worklist.models import Order, RequestedProcedure, ScheduledProcedureStep, StepStatus
 from worklist.states import IMAGE_STARTABLE_STATUSES, PERFORMED_STEP_STATUSES
 
@@ -719,3 +720,20 @@ def record_pacs_studies(*, destination: str, studies: list[dict]) -> int:
                 orphan.resolved_at = None
                 orphan.save()
     return PacsOrphanStudy.objects.filter(destination=destination, resolved_at__isnull=True).count()
+
+
+def instances_transferred(
+    *, actor: Actor, received: bool, study_uid: str, patient_id: str, count: int, peer: str
+) -> None:
+    """One audit row per study and association (IHE ATNA DICOM Instances Transferred,
+    PS3.15 A.5.3.2), not per instance: received from a modality, or sent to a PACS (``peer`` is
+    then the destination)."""
+    record_access(
+        actor,
+        "dicom.instances_received" if received else "dicom.instances_sent",
+        object_type="dicom.study",
+        object_id=study_uid[:64],
+        detail=f"{count} instances {'from' if received else 'to'} {peer}",
+        after={"instances": count, "patient_id": patient_id,
+               "peer" if received else "destination": peer},
+    )
