@@ -89,7 +89,8 @@ def register(ae) -> list:
 def _note_received(event: evt.Event, instance) -> None:
     """Count what this association brought, per study, for ``audit_received``."""
     received = event.assoc.__dict__.setdefault("_ris_received", {})
-    study = received.setdefault(instance.study_instance_uid, [instance.patient_id, 0])
+    study = received.setdefault(instance.study_instance_uid,
+                                [services.patient_id_of(instance), 0])
     study[1] += 1
 
 

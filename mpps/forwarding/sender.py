@@ -280,7 +280,8 @@ def _received_again(delivery: InstanceDelivery) -> bool:
 def _audit_sent(destination: PacsDestination, stored: list[InstanceDelivery]) -> None:
     studies: dict[str, list] = {}
     for delivery in stored:
-        study = studies.setdefault(delivery.study_instance_uid, [delivery.instance.patient_id, 0])
+        study = studies.setdefault(delivery.study_instance_uid,
+                                   [services.patient_id_of(delivery.instance), 0])
         study[1] += 1
     for study_uid, (patient_id, count) in studies.items():
         services.instances_transferred(

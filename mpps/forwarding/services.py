@@ -722,6 +722,12 @@ def record_pacs_studies(*, destination: str, studies: list[dict]) -> int:
     return PacsOrphanStudy.objects.filter(destination=destination, resolved_at__isnull=True).count()
 
 
+def patient_id_of(instance: SpooledInstance) -> str:
+    """The Patient ID the instance goes on with: the order's when coerced, else as sent."""
+    coerced = (instance.coerced or {}).get("PatientID")
+    return coerced[1] if coerced and len(coerced) > 1 else instance.patient_id
+
+
 def instances_transferred(
     *, actor: Actor, received: bool, study_uid: str, patient_id: str, count: int, peer: str
 ) -> None:
