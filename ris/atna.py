@@ -65,6 +65,7 @@ APPLICATION_START = _dcm("110120", "Application Start")
 APPLICATION_STOP = _dcm("110121", "Application Stop")
 LOGIN = _dcm("110122", "Login")
 LOGOUT = _dcm("110123", "Logout")
+NODE_AUTHENTICATION = _dcm("110126", "Node Authentication")
 SOFTWARE_CONFIGURATION = _dcm("110131", "Software Configuration")
 USE_OF_RESTRICTED_FUNCTION = _dcm("110132", "Use of Restricted Function")
 # CID 402 (Audit Active Participant Role ID Code)
@@ -115,6 +116,8 @@ _ACCESS_EVENTS: dict[str, AtnaEvent] = {
     "hl7.reprocess": AtnaEvent(SECURITY_ALERT, "E", USE_OF_RESTRICTED_FUNCTION),
     "outbound.retry": AtnaEvent(SECURITY_ALERT, "E", USE_OF_RESTRICTED_FUNCTION),
     "outbound.supersede": AtnaEvent(SECURITY_ALERT, "E", USE_OF_RESTRICTED_FUNCTION),
+    "peer.authentication_failed": AtnaEvent(SECURITY_ALERT, "E", NODE_AUTHENTICATION,
+                                            MINOR_FAILURE),
 }
 
 

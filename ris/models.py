@@ -36,6 +36,12 @@ class HL7Sender(models.Model):
         "bytes (a resend of the same bytes is then recognised). Off: an empty MSH-10 gets AR 101",
     )
     description = models.CharField(max_length=200, blank=True)
+    certificate_subject = models.CharField(
+        _("certificate subject"), max_length=255, blank=True,
+        help_text=_("Subject of the MLLP TLS client certificate of this sender (CN=...,O=...): "
+                    "when set, its messages are accepted only over that certificate, and that "
+                    "certificate only for this sender"),
+    )
 
     class Meta:
         verbose_name = _("HL7 sender")

@@ -258,6 +258,8 @@ RIS_DICOM_TLS_PORT = env_int("RIS_DICOM_TLS_PORT", 2762)
 RIS_DICOM_TLS_CERT = env_str("RIS_DICOM_TLS_CERT", "")
 RIS_DICOM_TLS_KEY = env_str("RIS_DICOM_TLS_KEY", "")
 RIS_DICOM_TLS_CA = env_str("RIS_DICOM_TLS_CA", "")
+#: Refuse associations whose Called AE Title is not RIS_AE_TITLE (A-ASSOCIATE-RJ, reason 7).
+RIS_DICOM_REQUIRE_CALLED_AE = env_bool("RIS_DICOM_REQUIRE_CALLED_AE", False)
 #: Largest PDU accepted (and announced as Maximum Length Received, PS3.8 D.1); a PDU header
 #: announcing more is answered with A-ABORT at once.
 RIS_DICOM_MAX_PDU_BYTES = env_int("RIS_DICOM_MAX_PDU_BYTES", 1024 * 1024)
@@ -330,6 +332,9 @@ RIS_MLLP_IDLE_TIMEOUT_SECONDS = env_int("RIS_MLLP_IDLE_TIMEOUT_SECONDS", 300)
 RIS_MLLP_MAX_CONNECTIONS_PER_ADDRESS = env_int("RIS_MLLP_MAX_CONNECTIONS_PER_ADDRESS", 16)
 RIS_MLLP_TLS_CERT = env_str("RIS_MLLP_TLS_CERT", "")
 RIS_MLLP_TLS_KEY = env_str("RIS_MLLP_TLS_KEY", "")
+#: With a CA, MLLP TLS requires client certificates signed by it (HL7Sender.certificate_subject
+#: maps them to senders).
+RIS_MLLP_TLS_CA = env_str("RIS_MLLP_TLS_CA", "")
 #: Extra periodic jobs: ("id", "module:function", seconds) triples (see ris.scheduler).
 RIS_SCHEDULER_JOBS: list[tuple[str, str, int]] = [
     ("outbound", "ris.outbound_queue:drain_due", env_int("RIS_OUTBOUND_POLL_SECONDS", 2)),

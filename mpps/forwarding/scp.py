@@ -67,6 +67,8 @@ DATASET_DOES_NOT_MATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 PROCESSING_FAILURE = 0x0110
 NO_SUCH_EVENT_TYPE = 0x0113
+#: "Refused: not authorized" (PS3.7 C.4; PS3.4 B.2.3): the Device may not store (may_store).
+NOT_AUTHORIZED = 0x0124
 
 
 def register(ae) -> list:
@@ -121,6 +123,9 @@ def handle_store(event: evt.Event) -> int | Dataset:
     calling = _calling_ae(event)
     try:
         device = selectors.device_for_ae(calling)
+        if device is not None and not device.may_store:
+            logger.warning("gateway: C-STORE from %s refused: the device may not store", calling)
+            return _status(NOT_AUTHORIZED, f"{calling} may not store images to ris")
         dataset = decode_incoming(
             event,
             "DataSet",

@@ -28,8 +28,10 @@ from django.utils import timezone
 from ris.hl7 import charsets, er7, mapping
 from ris.hl7.ack import ERROR_CODES, build_ack
 from ris.models import HL7Sender, InboundMessage
+from worklist import services
 from worklist.audit import Actor, record_access
 from worklist.errors import DomainError
+from worklist.peers import normalise_subject
 
 logger = logging.getLogger("ris.hl7")
 Status = InboundMessage.Status
@@ -37,7 +39,9 @@ Status = InboundMessage.Status
 _SENDER_CACHE_SECONDS = 10.0
 #: Tries of one message's transaction when a concurrent one conflicted with it.
 _ATTEMPTS = 3
-_sender_cache: dict[tuple[str, str], tuple[float, tuple[str, bool]]] = {}
+_sender_cache: dict[tuple[str, str], tuple[float, tuple[str, bool, str]]] = {}
+#: (read at, {normalised certificate subject: [(application, facility), ...]})
+_certificate_owners: tuple[float, dict[str, list[tuple[str, str]]]] = (float("-inf"), {})
 #: MSH-10 is stored whole (the resend look-up compares it whole); a longer one is refused.
 CONTROL_ID_MAX = InboundMessage._meta.get_field("control_id").max_length
 
@@ -56,9 +60,9 @@ def sender_key(header: dict[str, str]) -> str:
     return f"{header.get('sending_app', '')}|{header.get('sending_facility', '')}"[:140]
 
 
-def _sender_options(header: dict[str, str]) -> tuple[str, bool]:
-    """(default charset, derive control ID) of the HL7Sender of this MSH-3/MSH-4 (cached
-    briefly: it is read per message)."""
+def _sender_options(header: dict[str, str]) -> tuple[str, bool, str]:
+    """(default charset, derive control ID, certificate subject) of the HL7Sender of this
+    MSH-3/MSH-4 (cached briefly: it is read per message)."""
     key = (header.get("sending_app", ""), header.get("sending_facility", ""))
     now = time.monotonic()
     cached = _sender_cache.get(key)
@@ -67,12 +71,42 @@ def _sender_options(header: dict[str, str]) -> tuple[str, bool]:
     row = (
         HL7Sender.objects.filter(application=key[0], facility__in=[key[1], ""])
         .order_by("-facility")
-        .values_list("default_charset", "derive_control_id")
+        .values_list("default_charset", "derive_control_id", "certificate_subject")
         .first()
     )
-    options = (row[0], row[1]) if row else ("", False)
+    options = (row[0], row[1], normalise_subject(row[2])) if row else ("", False, "")
     _sender_cache[key] = (now, options)
     return options
+
+
+def _owners_of(subject: str) -> list[tuple[str, str]]:
+    """The senders (MSH-3, MSH-4) whose certificate has this subject (all read at most every
+    few seconds; only connections with a client certificate ask)."""
+    global _certificate_owners
+    read_at, owners = _certificate_owners
+    if time.monotonic() - read_at > _SENDER_CACHE_SECONDS:
+        owners = {}
+        rows = HL7Sender.objects.exclude(certificate_subject="").values_list(
+            "certificate_subject", "application", "facility")
+        for owned, application, facility in rows:
+            owners.setdefault(normalise_subject(owned), []).append((application, facility))
+        _certificate_owners = (time.monotonic(), owners)
+    return owners.get(subject, [])
+
+
+def certificate_refusal(header: dict[str, str], subject: str) -> str:
+    """Why a message is refused for the TLS client certificate it came over ("" if it is not):
+    a sender with a certificate subject is accepted only over that certificate, and a
+    certificate that names senders only for their MSH-3/MSH-4."""
+    required = _sender_options(header)[2]
+    if required and required != subject:
+        return "this sender is accepted only over its TLS client certificate"
+    if subject:
+        owners = _owners_of(subject)
+        app, facility = header.get("sending_app", ""), header.get("sending_facility", "")
+        if owners and not any(a == app and f in (facility, "") for a, f in owners):
+            return f"the TLS client certificate belongs to sender {owners[0][0]}, not {app}"
+    return ""
 
 
 def _sender_default_charset(header: dict[str, str]) -> str:
@@ -106,8 +140,9 @@ def _reset_broken_connection() -> None:
         connection.errors_occurred = False
 
 
-def handle(message: bytes, peer: str) -> bytes:
-    """Process one message from the MLLP listener; return the ACK to send (after commit)."""
+def handle(message: bytes, peer: str, certificate_subject: str = "") -> bytes:
+    """Process one message from the MLLP listener; return the ACK to send (after commit).
+    ``certificate_subject``: of the connection's verified TLS client certificate, "" if none."""
     _reset_broken_connection()
     header = er7.read_header(message)
     if not header:
@@ -130,6 +165,11 @@ def handle(message: bytes, peer: str) -> bytes:
             "102",
         )
     try:
+        refusal = certificate_refusal(header, certificate_subject)
+        if refusal:
+            services.peer_authentication_failed(
+                actor=Actor.hl7(sender_key(header)), peer=peer, reason=refusal)
+            return _reject(message, header, peer, "207", f"not authenticated: {refusal}")
         original = _original(header)
         if original is not None:
             return _duplicate(original, message, header, peer)

@@ -13,13 +13,16 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 
+from worklist.peers import certificate_subject
+
 logger = logging.getLogger("ris.mllp")
 
 VT, FS, CR = b"\x0b", b"\x1c", b"\x0d"
 END = FS + CR
 
-#: handler(message_bytes, peer) -> ACK bytes (without framing)
-Handler = Callable[[bytes, str], bytes]
+#: handler(message_bytes, peer, certificate_subject) -> ACK bytes (without framing); the subject
+#: of the peer's verified TLS client certificate (worklist.peers), "" without one
+Handler = Callable[[bytes, str, str], bytes]
 
 
 def frame(payload: bytes) -> bytes:
@@ -86,8 +89,9 @@ class MLLPServer:
             return
         self._per_address[host] += 1
         self._refused_addresses.discard(host)
+        subject = certificate_subject(writer.get_extra_info("peercert"))
         try:
-            await self._read_messages(reader, writer, peer)
+            await self._read_messages(reader, writer, peer, subject)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # peer went away mid-frame: nothing was applied, nothing to answer
         except asyncio.CancelledError:
@@ -100,7 +104,7 @@ class MLLPServer:
                 del self._per_address[host]
             writer.close()
 
-    async def _read_messages(self, reader, writer, peer: str) -> None:
+    async def _read_messages(self, reader, writer, peer: str, subject: str = "") -> None:
         task = asyncio.current_task()
         while self._server is not None and self._server.is_serving():
             self._idle.add(task)
@@ -142,6 +146,6 @@ class MLLPServer:
                     writer.write(frame(await asyncio.to_thread(self.too_large, message[:4096])))
                     await writer.drain()
                 return
-            ack = await asyncio.to_thread(self.handler, message, peer)
+            ack = await asyncio.to_thread(self.handler, message, peer, subject)
             writer.write(frame(ack))
             await writer.drain()
