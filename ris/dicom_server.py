@@ -28,7 +28,7 @@ from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAsso
 from ris.health import health_ae_title
 from worklist import selectors, services
 from worklist.audit import Actor
-from worklist.dimse import TRANSFER_SYNTAXES
+from worklist.dimse import TRANSFER_SYNTAXES, new_ae
 from worklist.mwl.scp import KnownAETitles
 from worklist.peers import certificate_subject
 
@@ -410,7 +410,7 @@ def _close_db_connection(event: evt.Event) -> None:
 
 
 def build_ae() -> tuple[AE, list]:
-    ae = AE(ae_title=settings.RIS_AE_TITLE)
+    ae = new_ae(settings.RIS_AE_TITLE)
     ae.maximum_associations = settings.RIS_DICOM_MAX_ASSOCIATIONS
     # Announced in the A-ASSOCIATE-AC and enforced on every PDU received (RisAssociationSocket).
     ae.maximum_pdu_size = settings.RIS_DICOM_MAX_PDU_BYTES

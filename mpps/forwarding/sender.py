@@ -41,6 +41,7 @@ from mpps.forwarding.models import (
 from ris.models import OutboundJob
 from ris.outbound_queue import Rejected, RetryLater
 from worklist.audit import Actor
+from worklist.dimse import new_ae
 
 logger = logging.getLogger("forwarding.sender")
 
@@ -94,7 +95,7 @@ def associate(destination: PacsDestination, ae: AE, handlers: list | None = None
 
 
 def _new_ae(destination: PacsDestination) -> AE:
-    return AE(ae_title=destination.calling_ae_title or settings.RIS_AE_TITLE)
+    return new_ae(destination.calling_ae_title or settings.RIS_AE_TITLE)
 
 
 def _status_code(status: Dataset) -> int | None:

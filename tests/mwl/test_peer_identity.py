@@ -127,6 +127,20 @@ def _associate(ris: RisService, aet: str, context):
     return assoc
 
 
+def test_ris_introduces_itself_with_its_own_implementation_identity(service):
+    from pynetdicom.sop_class import Verification
+
+    from worklist.dimse import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
+    ris, _ = service
+    assoc = _associate(ris, "MR1", Verification)
+    try:
+        assert assoc.acceptor.implementation_class_uid == IMPLEMENTATION_CLASS_UID
+        assert assoc.acceptor.implementation_version_name == IMPLEMENTATION_VERSION_NAME
+    finally:
+        assoc.release()
+
+
 def test_a_device_that_may_not_send_mpps_gets_not_authorized(service):
     ris, _ = service
     assoc = _associate(ris, "VIEWER", ModalityPerformedProcedureStep)
