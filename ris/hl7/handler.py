@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import re
 import threading
 import time
 
@@ -50,6 +51,16 @@ CONTROL_ID_MAX = InboundMessage._meta.get_field("control_id").max_length
 #: as soon as the previous commit is done, instead of waiting in SQLite's busy handler, which
 #: sleeps 1, 2, 5, 10... ms between tries (with 4 busy connections that cost a fifth of the rate).
 _sqlite_writer = threading.Lock()
+
+
+_QUOTED = re.compile(r"'[^']*'")
+
+
+def without_values(text: str) -> str:
+    """An error text for the log: the values it quotes (a malformed PID-7, a segment that is
+    not one, a name) may be patient data, which stays out of the log above DEBUG; the ACK, the
+    stored message and the DEBUG line keep them."""
+    return _QUOTED.sub("'…'", text)
 
 
 def _writer_turn() -> contextlib.AbstractContextManager:
@@ -232,7 +243,9 @@ def _reject(raw: bytes, header: dict, peer: str, code: str, text: str) -> bytes:
         )
     except Exception:  # noqa: BLE001 - storing a rejected message is best effort
         logger.exception("could not store rejected HL7 message from %s", peer)
-    logger.warning("HL7 message %r from %s rejected: %s", header.get("control_id"), peer, text)
+    logger.warning("HL7 message %r from %s rejected: %s", header.get("control_id"), peer,
+                   without_values(text))
+    logger.debug("HL7 message %r rejected: %s", header.get("control_id"), text)
     return ack
 
 
@@ -315,7 +328,9 @@ def _process(raw: bytes, header: dict, peer: str) -> bytes:
     if code == "AR":
         return _reject(raw, header, peer, error_code, text)
     if code != "AA":
-        logger.warning("HL7 %s %s from %s: %s %s", kind, header["control_id"], peer, code, text)
+        logger.warning("HL7 %s %s from %s: %s %s", kind, header["control_id"], peer, code,
+                       without_values(text))
+        logger.debug("HL7 %s %s: %s %s", kind, header["control_id"], code, text)
     return ack
 
 
