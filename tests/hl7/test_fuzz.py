@@ -92,7 +92,8 @@ def test_ten_thousand_mutated_messages_all_get_an_ack(catalogue):
         try:
             ack = handler.handle(message, "fuzz")
         except Exception as exc:  # noqa: BLE001 - the finding: report the message to replay
-            raise AssertionError(f"message {n} (seed {SEED}) raised {exc!r}: {message[:300]!r}")
+            raise AssertionError(
+                f"message {n} (seed {SEED}) raised {exc!r}: {message[:300]!r}") from exc
         codes[_ack_code(ack)] += 1
     print(f"\nHL7 fuzz: {COUNT} messages (seed {SEED}), ACK codes {dict(codes)}")
     assert sum(codes.values()) == COUNT
