@@ -27,7 +27,9 @@ from tests.mwl.test_settings import _wait_for_port
 from tests.service import RisService
 from tests.service import test_database_url as database_url
 
-pytestmark = pytest.mark.django_db
+# Not inside a test transaction: on SQLite it would hold the write lock that the listener's
+# audit rows (one per answered query) wait for.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 SEED = int(os.environ.get("RIS_FUZZ_SEED", "20261204"))
 FINDS, MPPS, RAW = 1000, 600, 400
