@@ -15,7 +15,8 @@ from rest_framework.views import APIView
 
 from api.fhir import resources
 from api.permissions import ANY_ROLE, HasRole
-from api.views import AUTHENTICATION
+from api.views import AUTHENTICATION, actor_of
+from worklist import services
 from worklist.models import Patient, RequestedProcedure, ScheduledProcedureStep
 
 FHIR_JSON = "application/fhir+json"
@@ -192,4 +193,6 @@ class ReadView(FhirView):
         obj = query({}).filter(pk=int(pk)).first()
         if obj is None:
             return _outcome(404, "not-found", f"{resource_type}/{pk} is not known")
+        if isinstance(obj, Patient):  # a read of a patient's record, as through /api/v1/
+            services.patient_viewed(patient=obj, actor=actor_of(request), channel="fhir")
         return JsonResponse(encode(obj), content_type=FHIR_JSON)
