@@ -37,6 +37,8 @@ logger = logging.getLogger("mpps.scp")
 MPPS_SOP_CLASS = ModalityPerformedProcedureStep
 #: Failure 0x0122 "SOP class not supported": N-CREATE/N-SET of a class that is not MPPS.
 SOP_CLASS_NOT_SUPPORTED = 0x0122
+#: Failure 0x0124 "Refused: not authorized" (PS3.7 C.4): the Device may not send MPPS.
+NOT_AUTHORIZED = 0x0124
 
 
 def register(ae) -> list:
@@ -49,12 +51,20 @@ def _calling_ae(event: evt.Event) -> str:
     return (event.assoc.requestor.ae_title or "").strip()
 
 
-def _decoded(event: evt.Event, parameter: str) -> Dataset:
+def _refused_device(event: evt.Event, device, operation: str):
+    """0x0124 for a Device that may not send MPPS (``Device.may_send_mpps``), else None."""
+    if device is None or device.may_send_mpps:
+        return None
+    logger.warning("MPPS %s from %s refused: the device may not send MPPS", operation,
+                   _calling_ae(event))
+    return _status(NOT_AUTHORIZED, f"{_calling_ae(event)} may not send MPPS to ris"), None
+
+
+def _decoded(event: evt.Event, parameter: str, device) -> Dataset:
     """The attribute or modification list read in the character set the modality really sends
     (its Device's incoming character set, GB18030 behind a false ISO_IR 192: worklist.charsets).
     An N-SET without (0008,0005) and with its text in the N-CREATE's set is left to
     services.pps_update, which knows that set."""
-    device = selectors.device_for_ae(_calling_ae(event))
     incoming = device.incoming_character_set if device is not None else ""
     return decode_incoming(
         event,
@@ -123,7 +133,11 @@ def handle_n_create(event: evt.Event) -> tuple[Dataset | int, Dataset | None]:
         return _refuse(event, "N-CREATE", uid, error, with_attribute_list=False)
     close_old_connections()
     try:
-        attributes = _decoded(event, "AttributeList")
+        device = selectors.device_for_ae(_calling_ae(event))
+        refused = _refused_device(event, device, "N-CREATE")
+        if refused is not None:
+            return refused
+        attributes = _decoded(event, "AttributeList", device)
     except Exception as exc:  # noqa: BLE001 - the peer's bytes, not our bug
         error = MppsError(PROCESSING_FAILURE, f"Attribute list cannot be decoded: {exc}")
         return _refuse(event, "N-CREATE", uid, error, with_attribute_list=False)
@@ -152,7 +166,11 @@ def handle_n_set(event: evt.Event) -> tuple[Dataset | int, Dataset | None]:
     uid = str(request.RequestedSOPInstanceUID or "").strip()
     close_old_connections()
     try:
-        modifications = _decoded(event, "ModificationList")
+        device = selectors.device_for_ae(_calling_ae(event))
+        refused = _refused_device(event, device, "N-SET")
+        if refused is not None:
+            return refused
+        modifications = _decoded(event, "ModificationList", device)
     except Exception as exc:  # noqa: BLE001 - the peer's bytes, not our bug
         error = MppsError(PROCESSING_FAILURE, f"Modification list cannot be decoded: {exc}")
         return _refuse(event, "N-SET", uid, error, with_attribute_list=True)

@@ -24,6 +24,12 @@ class RisConfig(AppConfig):
         # A new session speaks the language stored on the account (ris.accounts).
         user_logged_in.connect(copy_language_into_session, dispatch_uid="ris.user-language")
 
+        from ris.atna import on_audit_recorded
+        from worklist.signals import audit_recorded
+
+        # IHE ATNA: every audited row ATNA has an event for is queued for the audit repository.
+        audit_recorded.connect(on_audit_recorded, dispatch_uid="ris.atna")
+
         from ris.hl7.notifications import (
             on_order_created,
             on_order_status_changed,

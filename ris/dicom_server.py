@@ -19,15 +19,18 @@ import time
 from collections import Counter
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from pynetdicom import AE, _config, evt
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from ris.health import health_ae_title
-from worklist.dimse import TRANSFER_SYNTAXES
+from worklist import selectors, services
+from worklist.audit import Actor
+from worklist.dimse import TRANSFER_SYNTAXES, new_ae
 from worklist.mwl.scp import KnownAETitles
+from worklist.peers import certificate_subject
 
 logger = logging.getLogger("ris.dicom")
 
@@ -70,6 +73,50 @@ class _SupportedContexts(list):
             copy._transfer_syntax = list(context._transfer_syntax)
             copies.append(copy)
         return copies
+
+
+#: A-ASSOCIATE-RJ PDU (PS3.8 9.3.4): result 1 (rejected-permanent), source 1 (service-user),
+#: reason 3 (calling-AE-title-not-recognized).
+_REJECT_CALLING_AE = b"\x03\x00\x00\x00\x00\x04\x00\x01\x01\x03"
+#: How long the map of devices authenticated by certificate is kept between reads.
+_CERTIFICATES_SECONDS = 5.0
+
+
+class _CertificateMap:
+    """``selectors.device_certificates`` read at most every few seconds (one query per
+    association otherwise); during a database outage the last map read is used."""
+
+    def __init__(self) -> None:
+        self._read_at = float("-inf")
+        self._map: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self) -> dict[str, str]:
+        with self._lock:
+            if time.monotonic() - self._read_at > _CERTIFICATES_SECONDS:
+                try:
+                    self._map = selectors.device_certificates()
+                    self._read_at = time.monotonic()
+                except DatabaseError:
+                    pass
+                finally:
+                    connection.close()
+            return self._map
+
+
+def certificate_refusal(calling_ae: str, subject: str, certificates: dict[str, str]) -> str:
+    """Why an association from ``calling_ae`` with a client certificate of ``subject`` ("" for
+    none) is refused, or "" when admitted: a device with a certificate subject is admitted only
+    with that certificate, and a certificate that names a device only as that device's AE title
+    (PS3.15 B.1: the TLS identity is the peer's authentication; the AE title is just a claim)."""
+    required = certificates.get(calling_ae)
+    if required and required != subject:
+        return f"{calling_ae} is admitted only with its certificate ({required})"
+    if subject:
+        owners = sorted(ae for ae, owned in certificates.items() if owned == subject)
+        if owners and calling_ae not in owners:
+            return f"the certificate {subject} belongs to {owners[0]}, not {calling_ae}"
+    return ""
 
 
 #: A-ABORT PDU (PS3.8 9.3.8): source 2 (service provider), reason 6 (invalid PDU parameter value).
@@ -186,6 +233,7 @@ class RisAssociationServer(ThreadedAssociationServer):
         self._per_address: Counter[str] = Counter()
         self._per_address_lock = threading.Lock()
         self._refused_addresses: set[str] = set()
+        self._certificates = _CertificateMap()
 
     def verify_request(self, request, client_address) -> bool:
         """Count the connection against its source address; refuse it (close at once) if the
@@ -222,6 +270,8 @@ class RisAssociationServer(ThreadedAssociationServer):
         except Exception:  # noqa: BLE001 - a hostile peer must never reach the acceptor thread
             logger.exception("reading the first PDU from %s failed", address)
             prefix = None
+        if prefix is not None and not self._authenticated(request, prefix, client_address):
+            prefix = None
         if prefix is None:
             self.release_address(address)
             self.shutdown_request(request)
@@ -232,6 +282,33 @@ class RisAssociationServer(ThreadedAssociationServer):
             self.handle_error(request, client_address)
             self.shutdown_request(request)
             self.release_address(address)
+
+    def _authenticated(self, sock: socket.socket, prefix: bytearray, client_address) -> bool:
+        """Check the A-ASSOCIATE-RQ's calling AE title against the peer's TLS certificate
+        (``certificate_refusal``); refused: A-ASSOCIATE-RJ, a log line and an audit row."""
+        certificates = self._certificates.get()
+        if not certificates:
+            return True
+        calling = bytes(prefix[26:42]).decode("ascii", "replace").strip()
+        peercert = sock.getpeercert() if isinstance(sock, ssl.SSLSocket) else None
+        why = certificate_refusal(calling, certificate_subject(peercert), certificates)
+        if not why:
+            return True
+        logger.warning("association from %s:%s refused: %s", client_address[0],
+                       client_address[1], why)
+        try:
+            sock.sendall(_REJECT_CALLING_AE)
+        except OSError:
+            pass
+        try:
+            services.peer_authentication_failed(
+                actor=Actor.ae(calling), peer=f"{client_address[0]}:{client_address[1]}",
+                reason=why)
+        except DatabaseError as exc:
+            logger.warning("could not audit the refused association (database: %s)", exc)
+        finally:
+            connection.close()
+        return False
 
     def _read_association_request(self, sock: socket.socket, client_address) -> bytearray | None:
         """The complete first PDU if it is an A-ASSOCIATE-RQ of an acceptable length received
@@ -333,7 +410,7 @@ def _close_db_connection(event: evt.Event) -> None:
 
 
 def build_ae() -> tuple[AE, list]:
-    ae = AE(ae_title=settings.RIS_AE_TITLE)
+    ae = new_ae(settings.RIS_AE_TITLE)
     ae.maximum_associations = settings.RIS_DICOM_MAX_ASSOCIATIONS
     # Announced in the A-ASSOCIATE-AC and enforced on every PDU received (RisAssociationSocket).
     ae.maximum_pdu_size = settings.RIS_DICOM_MAX_PDU_BYTES
@@ -348,6 +425,8 @@ def build_ae() -> tuple[AE, list]:
     allowed = ae._require_calling_aet
     if isinstance(allowed, KnownAETitles):  # RIS_DICOM_REQUIRE_KNOWN_AE: admit our own check
         allowed.also_allow(health_ae_title())
+    # The Called AE Title must be ris's own (else A-ASSOCIATE-RJ, reason 7) when configured.
+    ae.require_called_aet = settings.RIS_DICOM_REQUIRE_CALLED_AE
     return ae, handlers
 
 

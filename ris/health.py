@@ -56,11 +56,12 @@ def health_ae_title() -> str:
 
 
 def check_dicom() -> dict[str, Any]:
-    from pynetdicom import AE
     from pynetdicom.sop_class import Verification
 
+    from worklist.dimse import new_ae
+
     host, port = _local_host(settings.RIS_DICOM_HOST), settings.RIS_DICOM_PORT
-    ae = AE(ae_title=health_ae_title())
+    ae = new_ae(health_ae_title())
     ae.add_requested_context(Verification)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 3
     assoc = ae.associate(host, port, ae_title=settings.RIS_AE_TITLE)

@@ -62,6 +62,12 @@ class HL7Sender(models.Model):
         ),
     )
     description = models.CharField(max_length=200, blank=True, verbose_name=_("description"))
+    certificate_subject = models.CharField(
+        _("certificate subject"), max_length=255, blank=True,
+        help_text=_("Subject of the MLLP TLS client certificate of this sender (CN=...,O=...): "
+                    "when set, its messages are accepted only over that certificate, and that "
+                    "certificate only for this sender"),
+    )
 
     class Meta:
         verbose_name = _("HL7 sender")

@@ -51,29 +51,32 @@ def _channel(request) -> str:
 def on_logged_in(sender, request, user, **kwargs) -> None:
     address = client_address(request)
     record_access(Actor.for_user(user), "auth.login", object_type=USER_OBJECT, object_id=user.pk,
-                  detail=f"{_channel(request)} login from {address}")
+                  detail=f"{_channel(request)} login from {address}", after={"address": address})
     logger.info("login of %s from %s (%s)", user.get_username(), address, _channel(request))
 
 
 def on_logged_out(sender, request, user, **kwargs) -> None:
     if user is None:
         return
+    address = client_address(request)
     record_access(Actor.for_user(user), "auth.logout", object_type=USER_OBJECT, object_id=user.pk,
-                  detail=f"logout from {client_address(request)}")
+                  detail=f"logout from {address}", after={"address": address})
 
 
 def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
     username = str((credentials or {}).get("username", ""))[:150]
     address = client_address(request)
     record_access(Actor.system("login"), "auth.login_failed", object_type=USER_OBJECT,
-                  object_id=username, detail=f"{_channel(request)} login failed from {address}")
+                  object_id=username, detail=f"{_channel(request)} login failed from {address}",
+                  after={"address": address})
     logger.warning("failed login for %r from %s (%s)", username, address, _channel(request))
 
 
 def on_locked_out(sender, request, username, ip_address, **kwargs) -> None:
     record_access(Actor.system("login"), "auth.lockout", object_type=USER_OBJECT,
                   object_id=str(username or "")[:64],
-                  detail=f"locked out after repeated failures from {ip_address}")
+                  detail=f"locked out after repeated failures from {ip_address}",
+                  after={"address": str(ip_address or "")})
     logger.warning("login of %r from %s locked out after repeated failures", username, ip_address)
 
 
@@ -101,7 +104,7 @@ def record_token_issued(request, user) -> None:
     """The API token endpoint does not call ``login()``: its success is audited here."""
     address = client_address(request)
     record_access(Actor.for_user(user), "auth.login", object_type=USER_OBJECT, object_id=user.pk,
-                  detail=f"api token issued to {address}")
+                  detail=f"api token issued to {address}", after={"address": address})
     logger.info("api token issued to %s from %s", user.get_username(), address)
 
 

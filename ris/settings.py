@@ -236,11 +236,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"peer_input": {"()": "ris.log_filters.PeerInputWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("RIS_LOG_LEVEL", "INFO")},
     "loggers": {
         # pynetdicom logs every PDU at INFO; a busy worklist would drown the log.
         "pynetdicom": {"level": "WARNING"},
+        # one line, not a traceback, per undecodable AE title or PDU from a peer
+        "pynetdicom.utils": {"level": "WARNING", "filters": ["peer_input"]},
+        "pynetdicom.dul": {"level": "WARNING", "filters": ["peer_input"]},
         "apscheduler": {"level": "WARNING"},
         # django-axes logs each failure itself; ris.security writes one line (and the audit row)
         "axes": {"level": "ERROR"},
@@ -268,6 +272,8 @@ RIS_DICOM_TLS_PORT = env_int("RIS_DICOM_TLS_PORT", 2762)
 RIS_DICOM_TLS_CERT = env_str("RIS_DICOM_TLS_CERT", "")
 RIS_DICOM_TLS_KEY = env_str("RIS_DICOM_TLS_KEY", "")
 RIS_DICOM_TLS_CA = env_str("RIS_DICOM_TLS_CA", "")
+#: Refuse associations whose Called AE Title is not RIS_AE_TITLE (A-ASSOCIATE-RJ, reason 7).
+RIS_DICOM_REQUIRE_CALLED_AE = env_bool("RIS_DICOM_REQUIRE_CALLED_AE", False)
 #: Largest PDU accepted (and announced as Maximum Length Received, PS3.8 D.1); a PDU header
 #: announcing more is answered with A-ABORT at once.
 RIS_DICOM_MAX_PDU_BYTES = env_int("RIS_DICOM_MAX_PDU_BYTES", 1024 * 1024)
@@ -350,6 +356,9 @@ RIS_MLLP_IDLE_TIMEOUT_SECONDS = env_int("RIS_MLLP_IDLE_TIMEOUT_SECONDS", 300)
 RIS_MLLP_MAX_CONNECTIONS_PER_ADDRESS = env_int("RIS_MLLP_MAX_CONNECTIONS_PER_ADDRESS", 16)
 RIS_MLLP_TLS_CERT = env_str("RIS_MLLP_TLS_CERT", "")
 RIS_MLLP_TLS_KEY = env_str("RIS_MLLP_TLS_KEY", "")
+#: With a CA, MLLP TLS requires client certificates signed by it (HL7Sender.certificate_subject
+#: maps them to senders).
+RIS_MLLP_TLS_CA = env_str("RIS_MLLP_TLS_CA", "")
 #: Extra periodic jobs: ("id", "module:function", seconds) triples (see ris.scheduler).
 RIS_SCHEDULER_JOBS: list[tuple[str, str, int]] = [
     ("outbound", "ris.outbound_queue:drain_due", env_int("RIS_OUTBOUND_POLL_SECONDS", 2)),
@@ -396,6 +405,19 @@ RIS_OUTBOUND_SENDERS.update(
         "dicom.commit": "mpps.forwarding.sender:send_commitment",
     }
 )
+# IHE ATNA (ris.atna): audit messages to the audit record repository, e.g. "tls://arr:6514"
+# (RFC 5425) or "udp://arr:514" (RFC 5426); empty: off.
+RIS_ATNA_REPOSITORY = env_str("RIS_ATNA_REPOSITORY", "")
+RIS_ATNA_TLS_CA = env_str("RIS_ATNA_TLS_CA", "")
+RIS_ATNA_TLS_CERT = env_str("RIS_ATNA_TLS_CERT", "")
+RIS_ATNA_TLS_KEY = env_str("RIS_ATNA_TLS_KEY", "")
+#: AuditSourceID (default "<RIS_AE_TITLE>@<host name>") and AuditEnterpriseSiteID.
+RIS_ATNA_SOURCE_ID = env_str("RIS_ATNA_SOURCE_ID", "")
+RIS_ATNA_ENTERPRISE_SITE_ID = env_str("RIS_ATNA_ENTERPRISE_SITE_ID", "")
+#: Attempts per message (with the queue's backoff, capped at RIS_OUTBOUND_BACKOFF_MAX_MS: a
+#: repository may be down for days before a message fails and is shown to an operator).
+RIS_ATNA_MAX_ATTEMPTS = env_int("RIS_ATNA_MAX_ATTEMPTS", 1000)
+RIS_OUTBOUND_SENDERS["atna.audit"] = "ris.atna:send"
 RIS_OUTBOUND_BACKOFF_MS = env_int("RIS_OUTBOUND_BACKOFF_MS", 5_000)
 RIS_OUTBOUND_BACKOFF_MAX_MS = env_int("RIS_OUTBOUND_BACKOFF_MAX_MS", 600_000)
 RIS_OUTBOUND_MAX_ATTEMPTS = env_int("RIS_OUTBOUND_MAX_ATTEMPTS", 20)

@@ -86,3 +86,7 @@ def test_routing_rule_and_station_edits_clear_the_routing_cache():
     for model in (StationRule, ModalityDefaultStation, Device):
         for signal in (post_save, post_delete):
             assert "worklist.routing.forget" in _receivers(signal, model)
+
+
+def test_audit_rows_queue_the_atna_audit_messages():
+    assert _receivers(worklist_signals.audit_recorded) == {"ris.atna.on_audit_recorded"}

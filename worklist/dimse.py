@@ -5,6 +5,25 @@ the MPPS adapter and the AE assembly in ``ris.dicom_server`` share one list with
 importing another (docs/architecture.md).
 """
 
+#: ris's Implementation Class UID (PS3.7 D.3.3.2), sent in every A-ASSOCIATE-RQ and -AC: a UUID
+#: derived UID (PS3.5 B.2), so no organisation root is needed; fixed for all releases (the
+#: version name says which one).
+IMPLEMENTATION_CLASS_UID = "2.25.67846284026819526225937584792260829273"
+#: Implementation Version Name (at most 16 characters).
+IMPLEMENTATION_VERSION_NAME = "RIS_0.1.0"
+
+
+def new_ae(ae_title: str):
+    """A pynetdicom AE that introduces itself as ris (not as pynetdicom) on every association,
+    as SCP and as SCU, so that a peer's logs and its conformance checks name ris."""
+    from pynetdicom import AE
+
+    ae = AE(ae_title=ae_title)
+    ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
+    ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
+    return ae
+
+
 TRANSFER_SYNTAXES = [
     "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
     "1.2.840.10008.1.2",  # Implicit VR Little Endian

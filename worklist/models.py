@@ -97,6 +97,14 @@ class Device(models.Model):
     )
     description = models.CharField(max_length=200, blank=True, verbose_name=_("description"))
     may_query_worklist = models.BooleanField(default=True, verbose_name=_("may query the worklist"))
+    # Per service, as the issue of who may do what on the ris AE is per SOP class: MPPS
+    # N-CREATE/N-SET and C-STORE to the gateway (refused 0x0124 "not authorized" when off).
+    may_send_mpps = models.BooleanField(_("may send MPPS"), default=True)
+    may_store = models.BooleanField(_("may store images"), default=True)
+    #: The subject of the TLS client certificate that authenticates this device (worklist.peers,
+    #: e.g. "CN=CT1,O=Radiology"): when set, the AE title is admitted only over TLS with that
+    #: certificate, and that certificate only as this AE title.
+    certificate_subject = models.CharField(_("certificate subject"), max_length=255, blank=True)
     # A device restricted to its own steps sees only steps whose station is its calling AE title.
     restrict_to_own_steps = models.BooleanField(default=False, verbose_name=_("only its own steps"))
     character_set = models.CharField(

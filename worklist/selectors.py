@@ -166,6 +166,16 @@ def unsupported_keys(identifier: Dataset) -> list[int]:
     return found
 
 
+def device_certificates() -> dict[str, str]:
+    """{AE title: normalised certificate subject} of the active Devices authenticated by a TLS
+    client certificate (``Device.certificate_subject``)."""
+    from worklist.peers import normalise_subject
+
+    rows = Device.objects.filter(active=True).exclude(certificate_subject="")
+    return {ae: normalise_subject(subject)
+            for ae, subject in rows.values_list("ae_title", "certificate_subject")}
+
+
 def known_ae_titles() -> list[str]:
     """AE titles of the active Devices: who may open an association when RIS_DICOM_REQUIRE_KNOWN_AE
     is on."""

@@ -1587,6 +1587,20 @@ def patient_viewed(*, patient: Patient, actor: Actor, channel: str) -> None:
                         object_id=patient.pk, detail=channel)
 
 
+def peer_authentication_failed(*, actor: Actor, peer: str, reason: str) -> None:
+    """A DICOM or HL7 peer whose TLS certificate did not match the identity it claimed (IHE
+    ATNA Security Alert, Node Authentication failure)."""
+    audit.record_access(actor, "peer.authentication_failed", object_type="peer",
+                        object_id=peer[:64], detail=reason, after={"peer": peer})
+
+
+def exported(*, actor: Actor, kind: str, what: str, object_id: str = "") -> None:
+    """Patient data leaving ris on paper or as a file (a printed day plan or slip, a CSV
+    table): who took what (IHE ATNA Export). ``kind`` is ``print`` or ``statistics``."""
+    audit.record_access(actor, f"export.{kind}", object_type="export", object_id=object_id or kind,
+                        detail=what)
+
+
 def worklist_queried(
     *, actor: Actor, device: str, keys: dict[str, str], matches: int, peer: str
 ) -> None:

@@ -30,3 +30,6 @@ order_updated = Signal()
 #: sender=Order, kwargs: order, actor: a new order with its procedures and steps (IHE SWF.b
 #: RAD-4 receivers are told: ris.hl7.notifications.on_order_created)
 order_created = Signal()
+#: sender=AuditEvent, kwargs: events (the AuditEvent rows just stored, in their transaction):
+#: the IHE ATNA audit messages to the hospital's audit repository (ris.atna.on_audit_recorded)
+audit_recorded = Signal()

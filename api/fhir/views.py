@@ -343,6 +343,8 @@ class ReadView(FhirView):
         obj = query({}).filter(pk=int(pk)).first()
         if obj is None:
             return _outcome(404, "not-found", f"{resource_type}/{pk} is not known")
+        if isinstance(obj, Patient):  # a read of a patient's record, as through /api/v1/
+            services.patient_viewed(patient=obj, actor=actor_of(request), channel="fhir")
         return JsonResponse(encode(obj), content_type=FHIR_JSON)
 
     @extend_schema(summary="FHIR update (Appointment: move, cancel, no-show)",

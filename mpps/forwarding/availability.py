@@ -25,12 +25,12 @@ from django.db.models import F, Q
 from django.utils import timezone
 from pydicom import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from mpps.forwarding import progress, services
 from mpps.forwarding.models import PacsDestination
 from ris.outbound_queue import RetryLater
+from worklist.dimse import new_ae
 from worklist.models import ScheduledProcedureStep, StepStatus
 from worklist.states import AVAILABILITY_WAITING_STATUSES, PERFORMED_STEP_STATUSES
 
@@ -107,7 +107,7 @@ def check_destination(destination: PacsDestination, steps: list[ScheduledProcedu
     """Query one PACS about ``steps``; returns how many were found there."""
     from mpps.forwarding.sender import associate
 
-    ae = AE(ae_title=destination.calling_ae_title or settings.RIS_AE_TITLE)
+    ae = new_ae(destination.calling_ae_title or settings.RIS_AE_TITLE)
     ae.add_requested_context(
         StudyRootQueryRetrieveInformationModelFind,
         [ExplicitVRLittleEndian, ImplicitVRLittleEndian],
@@ -187,7 +187,7 @@ def find_orphan_studies(destination: PacsDestination) -> int | None:
     the PACS could not be asked."""
     from mpps.forwarding.sender import associate
 
-    ae = AE(ae_title=destination.calling_ae_title or settings.RIS_AE_TITLE)
+    ae = new_ae(destination.calling_ae_title or settings.RIS_AE_TITLE)
     ae.add_requested_context(
         StudyRootQueryRetrieveInformationModelFind,
         [ExplicitVRLittleEndian, ImplicitVRLittleEndian],

@@ -39,6 +39,7 @@ from pynetdicom.sop_class import StorageCommitmentPushModel
 
 from mpps.forwarding import services
 from worklist import selectors
+from worklist.audit import Actor
 from worklist.dimse import decode_incoming
 
 logger = logging.getLogger("forwarding.scp")
@@ -66,6 +67,8 @@ DATASET_DOES_NOT_MATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 PROCESSING_FAILURE = 0x0110
 NO_SUCH_EVENT_TYPE = 0x0113
+#: "Refused: not authorized" (PS3.7 C.4; PS3.4 B.2.3): the Device may not store (may_store).
+NOT_AUTHORIZED = 0x0124
 
 
 def register(ae) -> list:
@@ -78,7 +81,37 @@ def register(ae) -> list:
         scu_role=False,
         scp_role=True,
     )
-    return [(evt.EVT_C_STORE, handle_store), (evt.EVT_N_EVENT_REPORT, handle_event_report)]
+    return [
+        (evt.EVT_C_STORE, handle_store),
+        (evt.EVT_N_EVENT_REPORT, handle_event_report),
+        (evt.EVT_CONN_CLOSE, audit_received),
+    ]
+
+
+def _note_received(event: evt.Event, instance) -> None:
+    """Count what this association brought, per study, for ``audit_received``."""
+    received = event.assoc.__dict__.setdefault("_ris_received", {})
+    study = received.setdefault(instance.study_instance_uid,
+                                [services.patient_id_of(instance), 0])
+    study[1] += 1
+
+
+def audit_received(event: evt.Event) -> None:
+    """EVT_CONN_CLOSE: one audit row per study the association stored."""
+    received = event.assoc.__dict__.get("_ris_received")
+    if not received:
+        return
+    peer = event.assoc.requestor
+    try:
+        close_old_connections()
+        for study_uid, (patient_id, count) in received.items():
+            services.instances_transferred(
+                actor=Actor.ae(_calling_ae(event)), received=True, study_uid=study_uid,
+                patient_id=patient_id, count=count, peer=f"{peer.address}:{peer.port}")
+    except Exception:  # noqa: BLE001 - the instances are stored; only their audit row failed
+        logger.exception("gateway: auditing the instances of an association failed")
+    finally:
+        connection.close()  # this thread's connection (ris.dicom_server closes it before us)
 
 
 def _calling_ae(event: evt.Event) -> str:
@@ -90,6 +123,9 @@ def handle_store(event: evt.Event) -> int | Dataset:
     calling = _calling_ae(event)
     try:
         device = selectors.device_for_ae(calling)
+        if device is not None and not device.may_store:
+            logger.warning("gateway: C-STORE from %s refused: the device may not store", calling)
+            return _status(NOT_AUTHORIZED, f"{calling} may not store images to ris")
         dataset = decode_incoming(
             event,
             "DataSet",
@@ -113,6 +149,7 @@ def handle_store(event: evt.Event) -> int | Dataset:
         logger.exception("gateway: could not spool an instance from %s", calling)
         return _status(OUT_OF_RESOURCES, "ris could not store the instance; send it again")
     logger.debug("gateway: %s spooled", received.instance.sop_instance_uid)
+    _note_received(event, received.instance)
     return 0x0000
 
 

@@ -40,6 +40,8 @@ from mpps.forwarding.models import (
 )
 from ris.models import OutboundJob
 from ris.outbound_queue import Rejected, RetryLater
+from worklist.audit import Actor
+from worklist.dimse import new_ae
 
 logger = logging.getLogger("forwarding.sender")
 
@@ -93,7 +95,7 @@ def associate(destination: PacsDestination, ae: AE, handlers: list | None = None
 
 
 def _new_ae(destination: PacsDestination) -> AE:
-    return AE(ae_title=destination.calling_ae_title or settings.RIS_AE_TITLE)
+    return new_ae(destination.calling_ae_title or settings.RIS_AE_TITLE)
 
 
 def _status_code(status: Dataset) -> int | None:
@@ -256,6 +258,7 @@ def _store_batch(destination: PacsDestination, batch: list[InstanceDelivery]) ->
             else:
                 refused.append((delivery, f"C-STORE refused 0x{code:04X}"))
         _record_stores(destination, stored, refused)
+        _audit_sent(destination, stored)
         if stored and destination.storage_commitment:
             if assoc.is_established:
                 _request_commitment(assoc, destination, stored)
@@ -275,6 +278,18 @@ def _received_again(delivery: InstanceDelivery) -> bool:
 
 
 @transaction.atomic
+def _audit_sent(destination: PacsDestination, stored: list[InstanceDelivery]) -> None:
+    studies: dict[str, list] = {}
+    for delivery in stored:
+        study = studies.setdefault(delivery.study_instance_uid,
+                                   [services.patient_id_of(delivery.instance), 0])
+        study[1] += 1
+    for study_uid, (patient_id, count) in studies.items():
+        services.instances_transferred(
+            actor=Actor.system("forwarding"), received=False, study_uid=study_uid,
+            patient_id=patient_id, count=count, peer=destination.ae_title)
+
+
 def _record_stores(
     destination: PacsDestination,
     stored: list[InstanceDelivery],

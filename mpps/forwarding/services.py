@@ -41,7 +41,7 @@ from ris import outbound_queue
 from ris.models import OutboundJob
 from worklist import audit
 from worklist import services as worklist_services
-from worklist.audit import Actor
+from worklist.audit import Actor, record_access
 from worklist.errors import DomainError, ErrorCode, InvalidTransition, NotFound
 from worklist.models import Order, RequestedProcedure, ScheduledProcedureStep, StepStatus
 from worklist.states import (
@@ -1202,3 +1202,26 @@ def on_patient_identity_changed(sender, patient, actor: Actor, reason: str, **kw
             },
             detail=why,
         )
+
+
+def patient_id_of(instance: SpooledInstance) -> str:
+    """The Patient ID the instance goes on with: the order's when coerced, else as sent."""
+    coerced = (instance.coerced or {}).get("PatientID")
+    return coerced[1] if coerced and len(coerced) > 1 else instance.patient_id
+
+
+def instances_transferred(
+    *, actor: Actor, received: bool, study_uid: str, patient_id: str, count: int, peer: str
+) -> None:
+    """One audit row per study and association (IHE ATNA DICOM Instances Transferred,
+    PS3.15 A.5.3.2), not per instance: received from a modality, or sent to a PACS (``peer`` is
+    then the destination)."""
+    record_access(
+        actor,
+        "dicom.instances_received" if received else "dicom.instances_sent",
+        object_type="dicom.study",
+        object_id=study_uid[:64],
+        detail=f"{count} instances {'from' if received else 'to'} {peer}",
+        after={"instances": count, "patient_id": patient_id,
+               "peer" if received else "destination": peer},
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import re
 import threading
 import time
 
@@ -29,8 +30,10 @@ from ris.hl7 import ack as acks
 from ris.hl7 import charsets, er7, mapping, responses
 from ris.hl7.ack import ERROR_CODES, build_ack
 from ris.models import HL7Sender, InboundMessage
+from worklist import services
 from worklist.audit import Actor, record_access
 from worklist.errors import DomainError
+from worklist.peers import normalise_subject
 
 logger = logging.getLogger("ris.hl7")
 Status = InboundMessage.Status
@@ -38,7 +41,9 @@ Status = InboundMessage.Status
 _SENDER_CACHE_SECONDS = 10.0
 #: Tries of one message's transaction when a concurrent one conflicted with it.
 _ATTEMPTS = 3
-_sender_cache: dict[tuple[str, str], tuple[float, tuple[str, bool, bool]]] = {}
+_sender_cache: dict[tuple[str, str], tuple[float, tuple[str, bool, bool, str]]] = {}
+#: (read at, {normalised certificate subject: [(application, facility), ...]})
+_certificate_owners: tuple[float, dict[str, list[tuple[str, str]]]] = (float("-inf"), {})
 #: MSH-10 is stored whole (the resend look-up compares it whole); a longer one is refused.
 CONTROL_ID_MAX = InboundMessage._meta.get_field("control_id").max_length
 
@@ -49,6 +54,16 @@ CONTROL_ID_MAX = InboundMessage._meta.get_field("control_id").max_length
 _sqlite_writer = threading.Lock()
 
 
+_QUOTED = re.compile(r"'[^']*'")
+
+
+def without_values(text: str) -> str:
+    """An error text for the log: the values it quotes (a malformed PID-7, a segment that is
+    not one, a name) may be patient data, which stays out of the log above DEBUG; the ACK, the
+    stored message and the DEBUG line keep them."""
+    return _QUOTED.sub("'…'", text)
+
+
 def _writer_turn() -> contextlib.AbstractContextManager:
     return _sqlite_writer if connection.vendor == "sqlite" else contextlib.nullcontext()
 
@@ -57,8 +72,9 @@ def sender_key(header: dict[str, str]) -> str:
     return f"{header.get('sending_app', '')}|{header.get('sending_facility', '')}"[:140]
 
 
-def _sender_options(header: dict[str, str]) -> tuple[str, bool, bool]:
-    """(default charset, derive control ID, application response) of the HL7Sender of this
+def _sender_options(header: dict[str, str]) -> tuple[str, bool, bool, str]:
+    """(default charset, derive control ID, application response, certificate subject) of the
+    HL7Sender of this
     MSH-3/MSH-4 (cached briefly: it is read per message)."""
     key = (header.get("sending_app", ""), header.get("sending_facility", ""))
     now = time.monotonic()
@@ -68,12 +84,46 @@ def _sender_options(header: dict[str, str]) -> tuple[str, bool, bool]:
     row = (
         HL7Sender.objects.filter(application=key[0], facility__in=[key[1], ""])
         .order_by("-facility")
-        .values_list("default_charset", "derive_control_id", "application_response")
+        .values_list(
+            "default_charset", "derive_control_id", "application_response", "certificate_subject"
+        )
         .first()
     )
-    options = (row[0], row[1], row[2]) if row else ("", False, False)
+    options = (
+        (row[0], row[1], row[2], normalise_subject(row[3])) if row else ("", False, False, "")
+    )
     _sender_cache[key] = (now, options)
     return options
+
+
+def _owners_of(subject: str) -> list[tuple[str, str]]:
+    """The senders (MSH-3, MSH-4) whose certificate has this subject (all read at most every
+    few seconds; only connections with a client certificate ask)."""
+    global _certificate_owners
+    read_at, owners = _certificate_owners
+    if time.monotonic() - read_at > _SENDER_CACHE_SECONDS:
+        owners = {}
+        rows = HL7Sender.objects.exclude(certificate_subject="").values_list(
+            "certificate_subject", "application", "facility")
+        for owned, application, facility in rows:
+            owners.setdefault(normalise_subject(owned), []).append((application, facility))
+        _certificate_owners = (time.monotonic(), owners)
+    return owners.get(subject, [])
+
+
+def certificate_refusal(header: dict[str, str], subject: str) -> str:
+    """Why a message is refused for the TLS client certificate it came over ("" if it is not):
+    a sender with a certificate subject is accepted only over that certificate, and a
+    certificate that names senders only for their MSH-3/MSH-4."""
+    required = _sender_options(header)[3]
+    if required and required != subject:
+        return "this sender is accepted only over its TLS client certificate"
+    if subject:
+        owners = _owners_of(subject)
+        app, facility = header.get("sending_app", ""), header.get("sending_facility", "")
+        if owners and not any(a == app and f in (facility, "") for a, f in owners):
+            return f"the TLS client certificate belongs to sender {owners[0][0]}, not {app}"
+    return ""
 
 
 def _sender_default_charset(header: dict[str, str]) -> str:
@@ -107,8 +157,9 @@ def _reset_broken_connection() -> None:
         connection.errors_occurred = False
 
 
-def handle(message: bytes, peer: str) -> bytes:
-    """Process one message from the MLLP listener; return the ACK to send (after commit)."""
+def handle(message: bytes, peer: str, certificate_subject: str = "") -> bytes:
+    """Process one message from the MLLP listener; return the ACK to send (after commit).
+    ``certificate_subject``: of the connection's verified TLS client certificate, "" if none."""
     _reset_broken_connection()
     header = er7.read_header(message)
     if not header:
@@ -131,6 +182,11 @@ def handle(message: bytes, peer: str) -> bytes:
             "102", committed=False,
         )
     try:
+        refusal = certificate_refusal(header, certificate_subject)
+        if refusal:
+            services.peer_authentication_failed(
+                actor=Actor.hl7(sender_key(header)), peer=peer, reason=refusal)
+            return _reject(message, header, peer, "207", f"not authenticated: {refusal}")
         original = _original(header)
         if original is not None:
             return _duplicate(original, message, header, peer)
@@ -257,7 +313,9 @@ def _reject(raw: bytes, header: dict, peer: str, code: str, text: str) -> bytes:
         )
     except Exception:  # noqa: BLE001 - storing a rejected message is best effort
         logger.exception("could not store rejected HL7 message from %s", peer)
-    logger.warning("HL7 message %r from %s rejected: %s", header.get("control_id"), peer, text)
+    logger.warning("HL7 message %r from %s rejected: %s", header.get("control_id"), peer,
+                   without_values(text))
+    logger.debug("HL7 message %r rejected: %s", header.get("control_id"), text)
     return ack
 
 
@@ -340,7 +398,9 @@ def _process(raw: bytes, header: dict, peer: str) -> bytes:
     if code == "AR":
         return _reject(raw, header, peer, error_code, text)
     if code != "AA":
-        logger.warning("HL7 %s %s from %s: %s %s", kind, header["control_id"], peer, code, text)
+        logger.warning("HL7 %s %s from %s: %s %s", kind, header["control_id"], peer, code,
+                       without_values(text))
+        logger.debug("HL7 %s %s: %s %s", kind, header["control_id"], code, text)
     return ack
 
 

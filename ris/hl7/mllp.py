@@ -14,13 +14,16 @@ from collections import Counter
 from collections.abc import Callable
 
 from ris.hl7.framing import CR, END, FS, VT, frame
+from worklist.peers import certificate_subject
 
 logger = logging.getLogger("ris.mllp")
 __all__ = ["CR", "END", "FS", "VT", "MLLPServer", "frame"]
 
-#: handler(message_bytes, peer) -> ACK bytes (without framing; several replies are joined by
-#: ``ris.hl7.ack.join_replies``, so framing them once frames each; empty: nothing is sent)
-Handler = Callable[[bytes, str], bytes]
+#: handler(message_bytes, peer, certificate_subject) -> ACK bytes (without framing; several
+#: replies are joined by ``ris.hl7.ack.join_replies``, so framing them once frames each; empty:
+#: nothing is sent); the subject is the peer's verified TLS client certificate's
+#: (worklist.peers), "" without one
+Handler = Callable[[bytes, str, str], bytes]
 
 
 class MLLPServer:
@@ -83,8 +86,9 @@ class MLLPServer:
             return
         self._per_address[host] += 1
         self._refused_addresses.discard(host)
+        subject = certificate_subject(writer.get_extra_info("peercert"))
         try:
-            await self._read_messages(reader, writer, peer)
+            await self._read_messages(reader, writer, peer, subject)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # peer went away mid-frame: nothing was applied, nothing to answer
         except asyncio.CancelledError:
@@ -97,7 +101,7 @@ class MLLPServer:
                 del self._per_address[host]
             writer.close()
 
-    async def _read_messages(self, reader, writer, peer: str) -> None:
+    async def _read_messages(self, reader, writer, peer: str, subject: str = "") -> None:
         task = asyncio.current_task()
         while self._server is not None and self._server.is_serving():
             self._idle.add(task)
@@ -139,7 +143,7 @@ class MLLPServer:
                     writer.write(frame(await asyncio.to_thread(self.too_large, message[:4096])))
                     await writer.drain()
                 return
-            ack = await asyncio.to_thread(self.handler, message, peer)
+            ack = await asyncio.to_thread(self.handler, message, peer, subject)
             if ack:  # empty: the sender asked for no acknowledgement (MSH-15/16 NE)
                 writer.write(frame(ack))
                 await writer.drain()

@@ -38,6 +38,10 @@ def test_patient_read_is_a_valid_fhir_patient(radiologist, booked):
     assert patient.identifier[0].value == "PW-1"
     assert patient.name[0].family == "Wang" and patient.name[1].family == "王"
     assert patient.gender == "male"
+    from worklist.models import AuditEvent
+
+    read = AuditEvent.objects.get(action="patient.read", object_id=str(wang.pk))
+    assert read.detail == "fhir"
 
 
 def test_service_request_carries_the_accession_and_the_patient(radiologist, booked):

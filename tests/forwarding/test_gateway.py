@@ -15,6 +15,7 @@ from mpps.forwarding.models import (
 from tests.factories import DeviceFactory, PatientFactory, first_step, make_order
 from tests.forwarding.conftest import spool_files, wait_for
 from tests.forwarding.instances import ct_study, store
+from worklist.models import AuditEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -73,6 +74,13 @@ def test_study_reaches_the_pacs_once_with_the_orders_identity_and_is_committed(
     assert not SpooledInstance.objects.filter(purged_at__isnull=True).exists()
     counts = StepImages.objects.get(step=ordered_step)
     assert (counts.received_series, counts.received_instances) == (2, 6)
+    # One audit row per study and association each way (ATNA DICOM Instances Transferred).
+    study = procedure.study_instance_uid
+    received = AuditEvent.objects.get(action="dicom.instances_received", object_id=study)
+    assert received.actor_type == "AE"
+    assert received.after["instances"] == 6 and received.after["patient_id"] == "P-1001"
+    sent = AuditEvent.objects.filter(action="dicom.instances_sent", object_id=study)
+    assert sum(row.after["instances"] for row in sent) == 6
 
 
 def test_instance_matched_by_accession_number_gets_the_orders_patient(

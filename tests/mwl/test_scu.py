@@ -194,3 +194,4 @@ def test_an_undecodable_identifier_gets_c000_with_a_comment_and_the_ae_keeps_ser
     found, final = _find(assoc, _query(ScheduledStationAETitle="MR1"))
     assoc.release()
     assert final.Status == 0x0000 and len(found) == 2
+

@@ -53,6 +53,11 @@ def test_every_table_exports_as_csv(desk, ct_head, ct1):
     stations = desk.get(reverse("web:statistics"), {"to": TOMORROW.isoformat(), "csv": "stations"})
     body = list(csv.reader(io.StringIO(stations.content.decode("utf-8-sig"))))
     assert body[1][:3] == ["CT1", "CT", "4"]
+    from worklist.models import AuditEvent
+
+    exports = AuditEvent.objects.filter(action="export.statistics")
+    assert list(exports.order_by("id").values_list("object_id", flat=True)) == [
+        "modality", "stations", "lead", "turnaround", "stations"]
 
 
 def test_the_page_costs_the_same_queries_for_many_exams(desk, ct_head, ct1):

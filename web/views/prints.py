@@ -10,7 +10,8 @@ from django.shortcuts import get_object_or_404, render
 
 from web import selectors
 from web.access import ANY_ROLE, role_required
-from web.views.common import day_param, int_param
+from web.views.common import actor, day_param, int_param
+from worklist import services
 from worklist.models import Device, ScheduledProcedureStep
 from worklist.states import WORKLIST_STATUSES
 
@@ -32,6 +33,9 @@ def day_plan(request):
     by_station: dict[Device | None, list[ScheduledProcedureStep]] = {}
     for step in steps:
         by_station.setdefault(step.station, []).append(step)
+    services.exported(actor=actor(request), kind="print",
+                      what=f"day plan {day} {station.ae_title if station else 'all stations'}",
+                      object_id=f"day plan {day}")
     return render(
         request,
         "web/print_day_plan.html",
@@ -48,4 +52,6 @@ def appointment_slip(request, pk: int):
         ),
         pk=pk,
     )
+    services.exported(actor=actor(request), kind="print", what=f"appointment slip of step {pk}",
+                      object_id=f"slip {pk}")
     return render(request, "web/print_slip.html", {"step": step})

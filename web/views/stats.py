@@ -12,7 +12,8 @@ from django.utils.safestring import mark_safe
 
 from web import statistics
 from web.access import ANY_ROLE, role_required
-from web.views.common import day_param
+from web.views.common import actor, day_param
+from worklist import services
 
 #: The CSV tables of the page (``?csv=<name>``).
 CSV_TABLES = ("modality", "stations", "lead", "turnaround")
@@ -30,6 +31,8 @@ def statistics_page(request):
     stats = statistics.statistics(first, last, group=group)
     table = request.GET.get("csv")
     if table in CSV_TABLES:
+        services.exported(actor=actor(request), kind="statistics",
+                          what=f"statistics {table} {first}..{last} as CSV", object_id=table)
         return _csv(stats, table)
     return render(
         request,

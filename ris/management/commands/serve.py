@@ -6,9 +6,11 @@ import contextlib
 import ctypes
 import ctypes.util
 import fcntl
+import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,9 +20,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from ris.listeners import add_listener_arguments, override_settings_from_options
+
+logger = logging.getLogger("ris.serve")
 
 LISTENERS = ("web", "dicom", "mllp", "scheduler", "events")
 _PR_SET_PDEATHSIG = 1
@@ -94,10 +98,12 @@ class Command(BaseCommand):
             self._ensure_admin()
             if options["demo"]:
                 call_command("demo")
+        _application_activity("ris.start", listeners)
         connection.close()
         env = self._child_environment(listeners)
         _fresh_metrics_directory(Path(env["PROMETHEUS_MULTIPROC_DIR"]))
         Supervisor(listeners, env, self.stdout).run()
+        _application_activity("ris.stop", listeners)
 
     def _child_environment(self, listeners: list[str]) -> dict[str, str]:
         env = dict(os.environ)
@@ -195,6 +201,21 @@ class Supervisor:
                 child.kill()
                 child.wait()
         self.out.write("ris stopped")
+
+
+def _application_activity(action: str, listeners: list[str]) -> None:
+    """Audit the start and stop of this ris (ATNA Application Activity, PS3.15 A.5.3.1): a gap
+    in a repository's record of a node is only visible if its stops are recorded too."""
+    from worklist.audit import Actor, record_access
+
+    try:
+        record_access(Actor.system(), action, object_type="ris.application",
+                      object_id=f"{socket.gethostname()}:{os.getpid()}"[:64],
+                      detail=", ".join(listeners or LISTENERS))
+    except DatabaseError:
+        logger.warning("could not audit %s (database unavailable)", action)
+    finally:
+        connection.close()
 
 
 def _fresh_metrics_directory(path: Path) -> None:

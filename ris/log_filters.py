@@ -1,0 +1,25 @@
+"""Logging filters for third-party loggers whose records ris keeps but words differently."""
+
+from __future__ import annotations
+
+import logging
+
+
+class PeerInputWithoutTraceback(logging.Filter):
+    """pynetdicom logs input from a peer it cannot decode with ``LOGGER.exception``: a full
+    traceback per undecodable AE title (``utils.decode_bytes``, once per codec tried) and per
+    undecodable PDU (``dul._read_pdu_data``), for input that the association then refuses or
+    aborts correctly. A hostile or broken peer would fill the log with them; one warning line
+    with the exception's text says the same."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and (
+            isinstance(exc, UnicodeError) or record.funcName == "_read_pdu_data"
+        ):
+            record.msg = "undecodable input from a peer (%s): %s"
+            record.args = (type(exc).__name__, exc)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
