@@ -1,9 +1,10 @@
 """Seeded fuzzing of the DICOM listener: mutated requests against a real
 ``ris serve --only dicom`` (worklist C-FIND identifiers, MPPS N-CREATE/N-SET, A-ASSOCIATE-RQ
 PDUs on raw sockets; 600 in the suite, ``RIS_FUZZ_DIMSE_COUNTS`` for more). Every DIMSE
-request gets a status (or, for a request ris cannot read, its association is aborted), every raw PDU is answered or its connection closed,
-the listener never restarts or logs a traceback, and answers a C-ECHO at the end. Counts are
-printed (``-s``). The seed comes from ``RIS_FUZZ_SEED``."""
+request gets a status (or, for a request ris cannot read, its association is aborted), every
+raw PDU is answered or its connection closed, the listener never restarts or logs a traceback,
+and answers a C-ECHO at the end. Counts are printed (``-s``). The seed comes from
+``RIS_FUZZ_SEED``."""
 
 from __future__ import annotations
 
