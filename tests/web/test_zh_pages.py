@@ -59,7 +59,9 @@ ALLOWED = {
     "PT", "RF", "US", "XA", "ES", "IO", "SR", "ADT", "ORM", "OMG", "OMI", "ORU", "SIU", "MSH",
     "PID", "PV1", "ORC", "OBR", "ERR", "MSA", "IPC", "TQ1", "ZDS", "NTE", "OBX", "EVN", "MRG",
     "kg", "cm", "m", "mm", "GB18030", "ASCII", "UTF", "ISO_IR", "IR", "ISO", "Pinyin", "admin",
-    "ORR", "ORG", "ORI", "IHE", "SWF", "IOCM", "UPS", "SOP", "FIND", "TLS",
+    "ORR", "ORG", "ORI", "IHE", "SWF", "IOCM", "UPS", "SOP", "FIND", "TLS", "MLLP",
+    # X.509 name attributes, as a certificate subject is written (CN=CT1,O=Radiology)
+    "CN",
 }
 
 #: The SPS ID of a performed step that names no step of ris (a typo at the console).
