@@ -7,6 +7,7 @@ import os
 import pytest
 from django.conf import settings
 
+from tests.pki import make_ca, make_certificate
 from tests.service import RisService, test_database_url
 
 
@@ -45,6 +46,24 @@ def _no_session_left_on_the_test_database(django_db_setup, django_db_blocker):
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                     " WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def forwarding_pki(tmp_path_factory):
+    """One PKI per test session for forwarding over TLS. Every ``ris serve`` of the session
+    presents ris's client certificate of it and trusts its CA, because whichever server leads
+    the scheduler sends every test's images (tests/forwarding/test_tls.py)."""
+    directory = tmp_path_factory.mktemp("forward-pki")
+    make_ca(directory)
+    make_certificate(directory, "server", "/CN=localhost")  # ris's TLS port and the PACS
+    make_certificate(directory, "ris", "/CN=RIS/O=Radiology")
+    make_certificate(directory, "modality", "/CN=CT01/O=Radiology")
+    RisService.pacs_tls_env = {
+        "RIS_PACS_TLS_CA": str(directory / "ca.crt"),
+        "RIS_PACS_TLS_CERT": str(directory / "ris.crt"),
+        "RIS_PACS_TLS_KEY": str(directory / "ris.key"),
+    }
+    return directory
 
 
 @pytest.fixture(scope="session", autouse=True)

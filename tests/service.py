@@ -81,6 +81,8 @@ def test_database_url() -> str:
 class RisService:
     #: set once per test session by tests/conftest.py
     shared_spool: ClassVar[Path | None] = None
+    #: ris's client certificate for PACS destinations over TLS (tests/conftest.py)
+    pacs_tls_env: ClassVar[dict[str, str]] = {}
     data_dir: Path
     database_url: str
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -122,6 +124,7 @@ class RisService:
             }
         )
         env.update(TEST_TIMINGS)
+        env.update(RisService.pacs_tls_env)
         env.pop("DJANGO_SETTINGS_MODULE", None)
         env.update(self.extra_env)
         return env

@@ -14,20 +14,16 @@ from tests.factories import DeviceFactory, PatientFactory, first_step, make_orde
 from tests.forwarding.conftest import FAST, wait_for
 from tests.forwarding.instances import ct_study, write_files
 from tests.mwl.dcmtk import tool
-from tests.pki import make_ca, make_certificate
 from tests.service import free_port
 
 pytestmark = [pytest.mark.dcmtk, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("forward-pki")
-    make_ca(directory)
-    make_certificate(directory, "server", "/CN=localhost")  # ris's TLS port and the PACS
-    make_certificate(directory, "ris", "/CN=RIS/O=Radiology")
-    make_certificate(directory, "modality", "/CN=CT01/O=Radiology")
-    return directory
+@pytest.fixture
+def pki(forwarding_pki) -> Path:
+    """The session's PKI: every ``ris serve`` of the session forwards with its ``ris``
+    certificate, since whichever one leads the scheduler sends these images."""
+    return forwarding_pki
 
 
 @pytest.fixture
