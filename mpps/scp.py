@@ -23,13 +23,12 @@ from mpps.validation import (
     PROCESSING_FAILURE,
     SUCCESS,
     MppsError,
-    error_comment,
     is_valid_uid,
     tag_label,
 )
 from worklist import selectors
 from worklist.audit import Actor
-from worklist.dimse import TRANSFER_SYNTAXES, decode_incoming
+from worklist.dimse import TRANSFER_SYNTAXES, decode_incoming, error_comment
 from worklist.errors import DomainError
 
 logger = logging.getLogger("mpps.scp")

@@ -62,7 +62,6 @@ DOMAIN_ERROR_STATUS: dict[ErrorCode, int] = {
     ErrorCode.NOTHING_TO_UNDO: PROCESSING_FAILURE,
 }
 
-MAX_ERROR_COMMENT = 64  # Error Comment (0000,0902) is LO
 
 #: Attributes an N-SET may not change (Table F.7.2-1, N-SET column "-").
 CREATE_ONLY = frozenset(
@@ -125,18 +124,6 @@ def tag_label(tag: int) -> str:
     return f"({tag.group:04X},{tag.element:04X}) {name}"
 
 
-_LABEL_KEYWORD = re.compile(r"(\([0-9A-F]{4},[0-9A-F]{4}\)) [A-Za-z]+")
-
-
-def error_comment(text: str) -> str:
-    """Fit a message into Error Comment (LO): 64 characters, no backslash, no control chars.
-
-    When the message is too long the keywords go first (the tags stay), then the tail.
-    """
-    cleaned = "".join(c if c.isprintable() and c != "\\" else " " for c in text)
-    if len(cleaned) > MAX_ERROR_COMMENT:
-        cleaned = _LABEL_KEYWORD.sub(r"\1", cleaned)
-    return cleaned[:MAX_ERROR_COMMENT]
 
 
 # --- parsed requests ---------------------------------------------------------------------------

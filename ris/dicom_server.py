@@ -21,6 +21,7 @@ from collections import Counter
 from django.conf import settings
 from django.db import DatabaseError, connection
 from pynetdicom import AE, _config, evt
+from pynetdicom.pdu import A_ASSOCIATE_RQ
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
@@ -126,6 +127,19 @@ _A_ASSOCIATE_RQ = 0x01
 
 class PduTooLarge(OSError):
     """A peer announced a PDU longer than ``RIS_DICOM_MAX_PDU_BYTES``."""
+
+
+def _undecodable(pdu: bytearray) -> str | None:
+    """Why pynetdicom refuses this A-ASSOCIATE-RQ, or None if it reads it. Decoded and made a
+    primitive as its state machine does (AE-6): a value that decodes but cannot be a primitive
+    (an even presentation context ID) raises there, in the DUL's thread, which then dies."""
+    try:
+        request = A_ASSOCIATE_RQ()
+        request.decode(bytes(pdu))
+        request.to_primitive()
+    except Exception as exc:  # noqa: BLE001 - whatever the decoder raises, the PDU is invalid
+        return f"{type(exc).__name__}: {str(exc)[:120]}"
+    return None
 
 
 def _abort_and_close(sock: socket.socket) -> None:
@@ -347,6 +361,14 @@ class RisAssociationServer(ThreadedAssociationServer):
                     _abort_and_close(sock)
                     return None
                 needed = 6 + length
+        why = _undecodable(data)
+        if why:
+            # pynetdicom would answer it with an A-ABORT too (PS3.8 9.2, AA-1), but then hold
+            # the association, and this address's connection slot, for the whole ACSE timeout.
+            logger.warning("%s:%s sent an A-ASSOCIATE-RQ that cannot be decoded (%s): aborting",
+                           client_address[0], client_address[1], why)
+            _abort_and_close(sock)
+            return None
         return data
 
     def get_request(self):

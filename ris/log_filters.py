@@ -23,3 +23,19 @@ class PeerInputWithoutTraceback(logging.Filter):
             record.exc_text = None
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F] if c != 0x09}
+
+
+class ControlCharactersEscaped(logging.Filter):
+    """Writes control characters in a log line as ``\\xNN``. Peers put them in what ris logs
+    (an AE title with an EOT, an HL7 field with a CR): raw, they corrupt the log file for the
+    tools that read it, and a newline would let a peer forge a line of its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        escaped = message.translate(_CONTROL)
+        if escaped != message:
+            record.msg, record.args = escaped, ()
+        return True

@@ -236,8 +236,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "filters": {"peer_input": {"()": "ris.log_filters.PeerInputWithoutTraceback"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "peer_input": {"()": "ris.log_filters.PeerInputWithoutTraceback"},
+        "printable": {"()": "ris.log_filters.ControlCharactersEscaped"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain",
+                    "filters": ["printable"]},
+    },
     "root": {"handlers": ["console"], "level": env_str("RIS_LOG_LEVEL", "INFO")},
     "loggers": {
         # pynetdicom logs every PDU at INFO; a busy worklist would drown the log.

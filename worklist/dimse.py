@@ -5,12 +5,32 @@ the MPPS adapter and the AE assembly in ``ris.dicom_server`` share one list with
 importing another (docs/architecture.md).
 """
 
+import re
+
 #: ris's Implementation Class UID (PS3.7 D.3.3.2), sent in every A-ASSOCIATE-RQ and -AC: a UUID
 #: derived UID (PS3.5 B.2), so no organisation root is needed; fixed for all releases (the
 #: version name says which one).
 IMPLEMENTATION_CLASS_UID = "2.25.67846284026819526225937584792260829273"
 #: Implementation Version Name (at most 16 characters).
 IMPLEMENTATION_VERSION_NAME = "RIS_0.1.0"
+
+MAX_ERROR_COMMENT = 64  # Error Comment (0000,0902) is LO
+_LABEL_KEYWORD = re.compile(r"(\([0-9A-F]{4},[0-9A-F]{4}\)) [A-Za-z]+")
+
+
+def error_comment(text: str) -> str:
+    """Fit a message into Error Comment (0000,0902), which every SCP of ris sends: LO, so 64
+    characters and no backslash (a backslash would make it two values); in the command set, so
+    in the default repertoire only (no Specific Character Set applies to a command), so a
+    value quoted from a request, such as a Chinese name, shows as ``?``.
+
+    When the message is too long the keywords go first (the tags stay), then the tail.
+    """
+    cleaned = "".join(
+        " " if c == "\\" or not c.isprintable() else c if c.isascii() else "?" for c in text)
+    if len(cleaned) > MAX_ERROR_COMMENT:
+        cleaned = _LABEL_KEYWORD.sub(r"\1", cleaned)
+    return cleaned[:MAX_ERROR_COMMENT]
 
 
 def new_ae(ae_title: str):

@@ -40,7 +40,7 @@ from pynetdicom.sop_class import StorageCommitmentPushModel
 from mpps.forwarding import services
 from worklist import selectors
 from worklist.audit import Actor
-from worklist.dimse import decode_incoming
+from worklist.dimse import decode_incoming, error_comment
 
 logger = logging.getLogger("forwarding.scp")
 
@@ -156,7 +156,7 @@ def handle_store(event: evt.Event) -> int | Dataset:
 def _status(code: int, comment: str) -> Dataset:
     ds = Dataset()
     ds.Status = code
-    ds.ErrorComment = comment[:64]
+    ds.ErrorComment = error_comment(comment)
     return ds
 
 

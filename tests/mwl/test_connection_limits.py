@@ -154,3 +154,35 @@ def test_associations_over_the_maximum_are_rejected_as_local_limit_exceeded(port
             assoc.release()
     time.sleep(0.5)
     assert findscu(port, ["PatientID=PID-02"]).final == "Success"
+
+
+def _association_request(calling: bytes) -> bytes:
+    """An A-ASSOCIATE-RQ (PS3.8 9.3.2) with one Verification context, the calling AE title
+    given raw so that it can hold what no AE title may."""
+    def item(kind: int, body: bytes) -> bytes:
+        return struct.pack(">BBH", kind, 0, len(body)) + body
+
+    application = item(0x10, b"1.2.840.10008.3.1.1.1")
+    context = item(0x20, b"\x01\x00\x00\x00" + item(0x30, b"1.2.840.10008.1.1")
+                   + item(0x40, b"1.2.840.10008.1.2"))
+    user = item(0x50, item(0x51, struct.pack(">L", 16384)))
+    body = (struct.pack(">HH", 1, 0) + b"RIS".ljust(16) + calling.ljust(16) + b"\x00" * 32
+            + application + context + user)
+    return struct.pack(">BBL", 0x01, 0, len(body)) + body
+
+
+def test_undecodable_association_requests_do_not_use_up_the_address_share(port):
+    """pynetdicom aborts an A-ASSOCIATE-RQ it cannot decode but would keep the association,
+    and the address's connection slot, for its ACSE timeout: ris aborts it before that, so more
+    than the address's share of them in a row leave the address able to associate at once."""
+    for _ in range(PER_ADDRESS + 10):
+        with _idle_socket(port) as sock:
+            sock.sendall(_association_request(b"BAD\x04\xfe"))  # EOT and a non-ASCII byte
+            sock.settimeout(5)
+            assert sock.recv(64)[:1] == b"\x07"  # A-ABORT
+    ae = AE(ae_title="HONEST")
+    ae.add_requested_context(Verification)
+    ae.acse_timeout = 10
+    assoc = ae.associate("127.0.0.1", port, ae_title="RIS", bind_address=(ATTACKER, 0))
+    assert assoc.is_established
+    assoc.release()

@@ -28,7 +28,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 from worklist import selectors, services
 from worklist.audit import Actor
 from worklist.dicom import ResponseBuilder
-from worklist.dimse import TRANSFER_SYNTAXES, decode_incoming
+from worklist.dimse import TRANSFER_SYNTAXES, decode_incoming, error_comment
 from worklist.matching import MatchError, worklist_query
 from worklist.models import Device
 from worklist.mwl import dbthreads
@@ -157,7 +157,7 @@ def register(ae) -> list:
 def _failure(status: int, comment: str, tag: int | None = None) -> Dataset:
     ds = Dataset()
     ds.Status = status
-    ds.ErrorComment = comment[:64]
+    ds.ErrorComment = error_comment(comment)
     if tag is not None:
         ds.OffendingElement = [tag]
     return ds
