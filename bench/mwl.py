@@ -415,7 +415,7 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
 
 def run_size(size: int, database: str, work: Path, repeat: int, seconds: float,
              with_wlm: bool, one_at_a_time: bool = False, uncached: bool = False,
-             quick: bool = False, keep: bool = False):
+             quick: bool = False, keep: bool = False, processes: int = 1):
     """Yield the table rows of one size as they are measured."""
     env = {**os.environ, "RIS_DATA_DIR": str(work / "data"), "PYTHONUNBUFFERED": "1"}
     env.pop("DJANGO_SETTINGS_MODULE", None)
@@ -505,6 +505,29 @@ def run_size(size: int, database: str, work: Path, repeat: int, seconds: float,
             if proc is not None:
                 proc.terminate()
                 proc.wait(timeout=20)
+    if processes > 1:
+        # RIS_DICOM_PROCESSES: several `ris dicom` on one port (SO_REUSEPORT), as `ris serve`
+        # starts them; the CPU per query is that of all of them.
+        port = free_port()
+        group = [subprocess.Popen(
+            [py, "-m", "ris.cli", "dicom", "--dicom-port", str(port)],
+            env={**env, "RIS_DICOM_PROCESSES": str(processes)}, cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(processes)]
+        try:
+            for proc in group:
+                wait_port(port, proc)
+            for _ in range(4 * processes):  # each process's cache warmed (the kernel spreads)
+                findscu(port, "RIS", queries(random.Random(1))["broad (modality + 7 days)"])
+            before, started = sum(cpu_seconds(proc.pid) for proc in group), time.monotonic()
+            qps = throughput(port, "RIS", seconds)
+            done = qps * (time.monotonic() - started)
+            cpu = (sum(cpu_seconds(proc.pid) for proc in group) - before) * 1000 / max(done, 1)
+            yield (label, size, f"ris, {processes} processes", "8 clients, broad", None, None,
+                   None, None, None, qps, cpu)
+        finally:
+            for proc in group:
+                proc.terminate()
+                proc.wait(timeout=20)
     if one_at_a_time:
         port = free_port()
         server = subprocess.Popen(
@@ -557,6 +580,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="only the new-association latency and 8 clients (no findscu "
                              "latency, no open association): for the largest sizes")
+    parser.add_argument("--dicom-processes", type=int, default=1,
+                        help="also measure 8 clients against this many `ris dicom` processes "
+                             "on one port (RIS_DICOM_PROCESSES)")
     parser.add_argument("--keep", type=Path,
                         help="keep the generated databases in this directory (SQLite)")
     args = parser.parse_args()
@@ -579,7 +605,8 @@ def main() -> None:
         for size in (int(s) for s in args.sizes.split(",")):
             for row in run_size(size, args.database, work, args.repeat, args.seconds,
                                 size in wlm_sizes, args.one_at_a_time, args.uncached,
-                                args.quick, args.keep is not None):
+                                args.quick, args.keep is not None,
+                                args.dicom_processes):
                 _print_row(row)
         print(f"load average at end: {os.getloadavg()[0]:.1f}")
     finally:

@@ -249,6 +249,13 @@ class RisAssociationServer(ThreadedAssociationServer):
         self._refused_addresses: set[str] = set()
         self._certificates = _CertificateMap()
 
+    def server_bind(self) -> None:
+        """pynetdicom's bind, with SO_REUSEPORT when several processes serve the port
+        (RIS_DICOM_PROCESSES)."""
+        if settings.RIS_DICOM_PROCESSES > 1:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
     def verify_request(self, request, client_address) -> bool:
         """Count the connection against its source address; refuse it (close at once) if the
         address already holds its share. One warning per address until it is below the limit."""

@@ -271,6 +271,11 @@ RIS_DICOM_HOST = env_str("RIS_DICOM_HOST", "0.0.0.0")
 RIS_DICOM_PORT = env_int("RIS_DICOM_PORT", 11112)
 RIS_AE_TITLE = env_str("RIS_AE_TITLE", "RIS")
 RIS_DICOM_MAX_ASSOCIATIONS = env_int("RIS_DICOM_MAX_ASSOCIATIONS", 50)
+#: DICOM listener processes sharing the port (SO_REUSEPORT: the kernel spreads connections).
+#: pynetdicom runs a thread per association under one interpreter lock, so one process uses
+#: one core however many modalities query at once; more processes use more cores. The limits
+#: (associations, connections per address) and the worklist response cache are per process.
+RIS_DICOM_PROCESSES = env_int("RIS_DICOM_PROCESSES", 1)
 RIS_DICOM_REQUIRE_KNOWN_AE = env_bool("RIS_DICOM_REQUIRE_KNOWN_AE", False)
 #: DICOM TLS (PS3.15 B.9, BCP 195) on a second port; off unless a certificate is given.
 #: With a CA, clients must present a certificate it signed.

@@ -130,3 +130,30 @@ def test_anonymous_healthz_shows_status_only_and_the_token_shows_details(new_ris
     assert status == 200
     assert detailed["dicom"]["address"].endswith(f":{service.dicom_port}")
     assert "detail" in detailed["scheduler"]  # the leader's PID and host
+
+
+def _dicom_children(service) -> list[int]:
+    found = subprocess.run(["pgrep", "-f", "-P", str(service.process.pid), "ris.cli dicom"],
+                           capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in found]
+
+
+def test_dicom_processes_share_the_port_and_each_answers(new_ris_service):
+    """RIS_DICOM_PROCESSES=2: two listeners on one port (SO_REUSEPORT); with one of them killed
+    the other still answers, and the supervisor restarts the dead one."""
+    service = new_ris_service("--only", "dicom", RIS_DICOM_PROCESSES="2")
+    deadline = time.monotonic() + 60
+    while service.log().count(f"RIS@127.0.0.1:{service.dicom_port}") < 2:
+        assert time.monotonic() < deadline, service.log()
+        time.sleep(0.2)
+    children = _dicom_children(service)
+    assert len(children) == 2
+    os.kill(children[0], signal.SIGKILL)
+    for _ in range(10):  # the kernel sends each new connection to a live listener
+        echo = subprocess.run([tool("echoscu"), "-aec", "RIS", "127.0.0.1",
+                               str(service.dicom_port)], capture_output=True, text=True,
+                              timeout=30)
+        assert echo.returncode == 0, echo.stderr
+    while len(_dicom_children(service)) < 2 or "dicom exited with -9" not in service.log():
+        assert time.monotonic() < deadline + 30, service.log()
+        time.sleep(0.2)

@@ -156,7 +156,7 @@ class Supervisor:
 
     def _spawn(self, name: str) -> None:
         self.children[name] = subprocess.Popen(
-            [sys.executable, "-m", "ris.cli", name],
+            [sys.executable, "-m", "ris.cli", name.partition("#")[0]],
             env=self.env,
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
@@ -170,6 +170,9 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_signal)
         for name in self.listeners:
             self._spawn(name)
+            if name == "dicom":  # RIS_DICOM_PROCESSES: more on the same port, "dicom#2", ...
+                for number in range(2, settings.RIS_DICOM_PROCESSES + 1):
+                    self._spawn(f"dicom#{number}")
         next_restart: dict[str, float] = {}
         while not self.stopping:
             time.sleep(0.2)
