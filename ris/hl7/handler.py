@@ -161,7 +161,10 @@ def handle(message: bytes, peer: str, certificate_subject: str = "") -> bytes:
     """Process one message from the MLLP listener; return the ACK to send (after commit).
     ``certificate_subject``: of the connection's verified TLS client certificate, "" if none."""
     _reset_broken_connection()
-    header = er7.read_header(message)
+    # A NUL (refused in decode_and_parse) in the header would reach PostgreSQL in the resend
+    # lookup and the message log, which take none in text: there it is U+FFFD.
+    header = {key: value.replace("\x00", "\ufffd")
+              for key, value in er7.read_header(message).items()}
     if not header:
         return _reject(message, header, peer, "100", "message does not start with an MSH segment")
     if not header.get("control_id"):
@@ -301,16 +304,9 @@ def _reject(raw: bytes, header: dict, peer: str, code: str, text: str) -> bytes:
     """AR: not processed (the sender may fix and resend). Stored for the record if possible."""
     ack = replies(header, "AR", text, code, committed=False)
     try:
-        _log_message(
-            raw,
-            header,
-            peer,
-            status=Status.REJECTED,
-            ack_code="AR",
-            ack=ack,
-            error_code=code,
-            error=text,
-        )
+        with transaction.atomic():  # a failure here must not break the caller's transaction
+            _log_message(raw, header, peer, status=Status.REJECTED, ack_code="AR", ack=ack,
+                         error_code=code, error=text)
     except Exception:  # noqa: BLE001 - storing a rejected message is best effort
         logger.exception("could not store rejected HL7 message from %s", peer)
     logger.warning("HL7 message %r from %s rejected: %s", header.get("control_id"), peer,
@@ -335,6 +331,13 @@ def decode_and_parse(raw: bytes, header: dict[str, str]) -> tuple[str, er7.Messa
             "102",
             "AR",
         ) from None
+    if "\x00" in text:
+        # No HL7 v2 data type holds one (binary data goes as \Xhh\ or Base64); and PostgreSQL
+        # refuses it in any text column, which would otherwise fail the store and make the
+        # sender resend for ever.
+        raise mapping.HL7Error(
+            f"character {text.index(chr(0))} is NUL (0x00), which no HL7 v2 field may hold: "
+            "not processed", "102", "AR")
     try:
         message = er7.parse(text, codec)
     except er7.ParseError as exc:

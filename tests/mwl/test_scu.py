@@ -102,6 +102,15 @@ def test_an_invalid_date_is_refused_with_an_error_comment(port):
     assert final.OffendingElement == 0x00400002
 
 
+def test_a_refused_value_is_in_the_error_comment_but_not_in_the_log(port, ris_service):
+    bad = _query()
+    bad.PatientBirthDate = "1961O704"  # a birth date, mistyped: patient data all the same
+    final = _failure_then_success(port, bad)
+    assert final.Status == 0xA900 and "1961O704" in final.ErrorComment
+    assert "(0010,0030) cannot be matched" in ris_service.log()
+    assert "1961O704" not in ris_service.log()
+
+
 def test_a_wildcard_in_a_uid_list_is_refused(port):
     bad = _query()
     bad.StudyInstanceUID = "1.2.3*"

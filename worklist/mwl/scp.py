@@ -245,7 +245,11 @@ def _handle_find(event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
             rows = dbthreads.run(selectors.worklist_raw_rows, query, limit=read_at_most,
                                  columns=builder.columns)
     except MatchError as exc:
-        logger.info("refused C-FIND from %s: %s", calling_ae, exc)
+        # The reason may quote a value of the identifier (a birth date, a name): the Error
+        # Comment tells the modality; the log above DEBUG names the attribute only.
+        where = f"({exc.tag >> 16:04X},{exc.tag & 0xFFFF:04X})" if exc.tag else "the identifier"
+        logger.info("refused C-FIND from %s: %s cannot be matched", calling_ae, where)
+        logger.debug("refused C-FIND from %s: %s", calling_ae, exc)
         yield _failure(IDENTIFIER_DOES_NOT_MATCH, str(exc), exc.tag), None
         return
     except DatabaseError as exc:
