@@ -453,7 +453,8 @@ def is_valid_uid(value: str) -> bool:
 
 
 def check_value_lengths(ds: Dataset, where: str = "") -> None:
-    """Refuse (0x0106, naming the attribute) any value longer than its VR allows.
+    """Refuse (0x0106, naming the attribute) any value longer than its VR allows, or holding a
+    NUL.
 
     ris stores what the modality sent or refuses it: a value cut to fit would reach the PACS and
     the HIS as something the modality never said.
@@ -470,7 +471,14 @@ def check_value_lengths(ds: Dataset, where: str = "") -> None:
             continue
         values = elem.value if isinstance(elem.value, list | tuple | MultiValue) else [elem.value]
         for value in values:
-            parts = str(value).split("=") if vr == "PN" else [str(value)]
+            text = str(value).rstrip("\x00") if vr == "UI" else str(value)  # UI's NUL padding
+            if "\x00" in text:
+                # No string value holds one (PS3.5 6.2), and PostgreSQL stores none in text.
+                raise MppsError(
+                    INVALID_ATTRIBUTE_VALUE, f"{tag_label(elem.tag)} holds a NUL (0x00){where}",
+                    attributes=(int(elem.tag),),
+                )
+            parts = text.split("=") if vr == "PN" else [text]
             if any(len(part) > limit for part in parts):
                 raise MppsError(
                     INVALID_ATTRIBUTE_VALUE,

@@ -535,7 +535,12 @@ def _element_values(elem: DataElement, key: Key, tag: int) -> list[str]:
     except Exception as exc:  # noqa: BLE001 - undecodable bytes are the peer's error
         raise MatchError(f"cannot decode the value: {exc}", tag) from None
     vr = key.vr or str(elem.VR)
-    return [_clean(v, vr) for v in values]
+    cleaned = [_clean(v.rstrip("\x00") if vr == "UI" else v, vr) for v in values]
+    if any("\x00" in v for v in cleaned):
+        # Only a UID is padded with one (PS3.5 6.2); inside a value it matches nothing stored,
+        # and PostgreSQL refuses it in a query parameter.
+        raise MatchError(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) holds a NUL (0x00) byte", tag)
+    return cleaned
 
 
 def _sequence_item(elem: DataElement, tag: int) -> Dataset | None:

@@ -157,6 +157,10 @@ def _bad_timezone(ds):
     ds.TimezoneOffsetFromUTC = "0800"
 
 
+def _nul_in_pps_id(ds):
+    ds.PerformedProcedureStepID = "PPS\x001"
+
+
 def _patient_id_over_lo(ds):
     ds.PatientID = "P" * 65
 
@@ -176,6 +180,7 @@ def _series_description_over_lo(ds):
 
 MALFORMED_CREATES = [
     (_patient_id_over_lo, 0x0106, "(0010,0020) PatientID is longer than LO allows (64)"),
+    (_nul_in_pps_id, 0x0106, "(0040,0253) PerformedProcedureStepID holds a NUL (0x00)"),
     (_station_name_over_sh, 0x0106, "(0040,0242) PerformedStationName is longer than SH allow"),
     (_name_group_over_pn, 0x0106, "(0010,0010) PatientName is longer than PN allows (64)"),
     (_series_description_over_lo, 0x0106, "(0008,103E) is longer than LO allows (64) in (0040"),

@@ -204,3 +204,24 @@ def test_an_undecodable_identifier_gets_c000_with_a_comment_and_the_ae_keeps_ser
     assoc.release()
     assert final.Status == 0x0000 and len(found) == 2
 
+
+
+def test_a_nul_inside_a_key_is_refused_naming_the_attribute(port):
+    bad = _query()
+    bad.PatientID = "PID\x0001"
+    final = _failure_then_success(port, bad)
+    assert final.Status == 0xA900 and "NUL" in final.ErrorComment
+    assert final.OffendingElement == 0x00100020
+
+
+def test_the_nul_padding_of_a_uid_is_not_a_nul_inside_it(port):
+    query = _query()
+    query.StudyInstanceUID = "1.2.3\x00"  # odd length, padded to even with a NUL (PS3.5 6.2)
+    assoc = _ae().associate("127.0.0.1", port, ae_title="RIS")
+    assert assoc.is_established
+    try:
+        statuses = [status.Status for status, _ in
+                    assoc.send_c_find(query, ModalityWorklistInformationFind)]
+    finally:
+        assoc.release()
+    assert statuses == [0x0000]  # matched as 1.2.3 (nothing here), not refused

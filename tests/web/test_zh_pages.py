@@ -392,10 +392,18 @@ def _admin_records(department) -> None:
 
     from mpps.forwarding.models import CommitmentRequest, PacsDestination, StepImages
     from ris.models import Heartbeat, HL7Sender
-    from worklist.models import ModalityDefaultStation, ScheduleException, StationRule, Visit
+    from worklist.models import (
+        Counter,
+        ModalityDefaultStation,
+        ScheduleException,
+        StationRule,
+        Visit,
+    )
 
     ct1 = Device.objects.get(ae_title="CT1")
     now = timezone.now()
+    # On PostgreSQL identifiers come from sequences and the counter table stays empty.
+    Counter.objects.get_or_create(name="accession", defaults={"value": 1})
     if not HL7Sender.objects.exists():
         HL7Sender.objects.create(application="HIS", facility="HOSP")
     if not HL7Destination.objects.exists():
