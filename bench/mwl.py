@@ -373,14 +373,22 @@ def dcmtk_floor(repeat: int = 10) -> float:
     return statistics.median(times)
 
 
-def throughput(port: int, aec: str, seconds: float, clients: int = 8) -> float:
+def throughput(port: int, aec: str, seconds: float, clients: int = 8, raw: bool = False) -> float:
+    """Queries/s of ``clients`` loops of the broad query: whole findscu processes (what
+    modalities cost the machine too), or with ``raw`` bench/rawscu.py in threads of this process
+    (a client that barely costs anything: findscu reading 2,300 responses costs more CPU than
+    ris answering them, and on 2 cores 8 of them measure themselves)."""
     done = [0] * clients
     stop = time.monotonic() + seconds
+    request = rawscu.find_rq(_dataset(queries(random.Random(1))["broad (modality + 7 days)"]))
 
     def loop(i: int) -> None:
         rng = random.Random(100 + i)
         while time.monotonic() < stop:
-            findscu(port, aec, queries(rng)["broad (modality + 7 days)"])
+            if raw:
+                rawscu.query("127.0.0.1", port, aec, request)
+            else:
+                findscu(port, aec, queries(rng)["broad (modality + 7 days)"])
             done[i] += 1
 
     threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
@@ -392,12 +400,14 @@ def throughput(port: int, aec: str, seconds: float, clients: int = 8) -> float:
     return sum(done) / (time.monotonic() - started)
 
 
-def _throughput_and_cpu(port: int, pid: int, seconds: float) -> tuple[float, float]:
-    """Queries/s of 8 findscu loops, and the server's CPU ms per query meanwhile."""
-    before, started = cpu_seconds(pid), time.monotonic()
-    qps = throughput(port, "RIS", seconds)
+def _throughput_and_cpu(port: int, pids: list[int], seconds: float,
+                        raw: bool = False) -> tuple[float, float]:
+    """Queries/s of 8 client loops, and the server's CPU ms per query meanwhile (all of its
+    processes)."""
+    before, started = sum(cpu_seconds(pid) for pid in pids), time.monotonic()
+    qps = throughput(port, "RIS", seconds, raw=raw)
     queries_done = qps * (time.monotonic() - started)
-    return qps, (cpu_seconds(pid) - before) * 1000 / max(queries_done, 1)
+    return qps, (sum(cpu_seconds(pid) for pid in pids) - before) * 1000 / max(queries_done, 1)
 
 
 def wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -486,10 +496,12 @@ def run_size(size: int, database: str, work: Path, repeat: int, seconds: float,
                 yield (label, size, "ris, cache off", name, matches, None, None, fresh_off, None,
                        None, cpu_off)
         yield (label, size, "ris", "8 clients, broad", None, None, None, None, None,
-               *_throughput_and_cpu(port, server.pid, seconds))
+               *_throughput_and_cpu(port, [server.pid], seconds))
+        yield (label, size, "ris", "8 light clients, broad", None, None, None, None, None,
+               *_throughput_and_cpu(port, [server.pid], seconds, raw=True))
         if other is not None:
             yield (label, size, "ris, cache off", "8 clients, broad", None, None, None, None,
-                   None, *_throughput_and_cpu(other_port, other.pid, seconds))
+                   None, *_throughput_and_cpu(other_port, [other.pid], seconds))
         print(f"# {label} {size}: load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}",
               file=sys.stderr, flush=True)
         # The handler's CPU per query without the network, cache off and on (handler_cpu).
@@ -518,12 +530,11 @@ def run_size(size: int, database: str, work: Path, repeat: int, seconds: float,
                 wait_port(port, proc)
             for _ in range(4 * processes):  # each process's cache warmed (the kernel spreads)
                 findscu(port, "RIS", queries(random.Random(1))["broad (modality + 7 days)"])
-            before, started = sum(cpu_seconds(proc.pid) for proc in group), time.monotonic()
-            qps = throughput(port, "RIS", seconds)
-            done = qps * (time.monotonic() - started)
-            cpu = (sum(cpu_seconds(proc.pid) for proc in group) - before) * 1000 / max(done, 1)
+            pids = [proc.pid for proc in group]
             yield (label, size, f"ris, {processes} processes", "8 clients, broad", None, None,
-                   None, None, None, qps, cpu)
+                   None, None, None, *_throughput_and_cpu(port, pids, seconds))
+            yield (label, size, f"ris, {processes} processes", "8 light clients, broad", None,
+                   None, None, None, None, *_throughput_and_cpu(port, pids, seconds, raw=True))
         finally:
             for proc in group:
                 proc.terminate()
@@ -559,6 +570,8 @@ def run_size(size: int, database: str, work: Path, repeat: int, seconds: float,
                 yield ("files", size, "wlmscpfs", name, matches, med, p95, fresh, assoc)
             yield ("files", size, "wlmscpfs", "8 clients, broad", None, None, None, None, None,
                    throughput(port, "WLM", seconds))
+            yield ("files", size, "wlmscpfs", "8 light clients, broad", None, None, None, None,
+                   None, throughput(port, "WLM", seconds, raw=True))
         finally:
             wlm.terminate()
             wlm.wait(timeout=10)

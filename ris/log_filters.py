@@ -39,3 +39,12 @@ class ControlCharactersEscaped(logging.Filter):
         if escaped != message:
             record.msg, record.args = escaped, ()
         return True
+
+
+class JobStillRunning(logging.Filter):
+    """APScheduler warns each time an interval job is due while its previous run still works
+    (``max_instances=1``): every second while the forwarding queue sends a 2,000-image study.
+    That is how ris means its jobs to run (the next run takes what is left), not a fault."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in str(record.msg)

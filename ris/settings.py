@@ -239,6 +239,7 @@ LOGGING = {
     "filters": {
         "peer_input": {"()": "ris.log_filters.PeerInputWithoutTraceback"},
         "printable": {"()": "ris.log_filters.ControlCharactersEscaped"},
+        "job_still_running": {"()": "ris.log_filters.JobStillRunning"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain",
@@ -252,6 +253,8 @@ LOGGING = {
         "pynetdicom.utils": {"level": "WARNING", "filters": ["peer_input"]},
         "pynetdicom.dul": {"level": "WARNING", "filters": ["peer_input"]},
         "apscheduler": {"level": "WARNING"},
+        # a job due while its last run still works is skipped by design (max_instances=1)
+        "apscheduler.scheduler": {"level": "WARNING", "filters": ["job_still_running"]},
         # django-axes logs each failure itself; ris.security writes one line (and the audit row)
         "axes": {"level": "ERROR"},
     },

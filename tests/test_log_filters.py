@@ -2,7 +2,7 @@
 
 import logging
 
-from ris.log_filters import ControlCharactersEscaped
+from ris.log_filters import ControlCharactersEscaped, JobStillRunning
 
 
 def _record(msg: str, *args) -> logging.LogRecord:
@@ -31,3 +31,20 @@ def test_a_tab_is_left_as_it_is():
     record = _record("segment\tfield")
     ControlCharactersEscaped().filter(record)
     assert record.getMessage() == "segment\tfield"
+
+
+def test_a_job_skipped_while_its_last_run_works_is_not_logged():
+    skipped = logging.LogRecord(
+        "apscheduler.scheduler", logging.WARNING, __file__, 1,
+        'Execution of job "%s" skipped: maximum number of running instances reached (%d)',
+        ("run_job", 1), None)
+    missed = logging.LogRecord("apscheduler.scheduler", logging.WARNING, __file__, 1,
+                               'Run time of job "%s" was missed by %s', ("run_job", "0:01"), None)
+    assert not JobStillRunning().filter(skipped)
+    assert JobStillRunning().filter(missed)
+
+
+def test_the_settings_put_the_filter_on_apschedulers_logger():
+    from django.conf import settings
+
+    assert "job_still_running" in settings.LOGGING["loggers"]["apscheduler.scheduler"]["filters"]
