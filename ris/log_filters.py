@@ -1,4 +1,5 @@
-"""Logging filters for third-party loggers whose records ris keeps but words differently."""
+"""Logging filters: third-party records ris words differently or drops, and control characters
+from peers escaped in every line."""
 
 from __future__ import annotations
 

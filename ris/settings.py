@@ -298,6 +298,10 @@ RIS_DICOM_FIRST_PDU_TIMEOUT_SECONDS = env_int("RIS_DICOM_FIRST_PDU_TIMEOUT_SECON
 RIS_DICOM_MAX_CONNECTIONS_PER_ADDRESS = env_int("RIS_DICOM_MAX_CONNECTIONS_PER_ADDRESS", 32)
 RIS_MLLP_HOST = env_str("RIS_MLLP_HOST", "0.0.0.0")
 RIS_MLLP_PORT = env_int("RIS_MLLP_PORT", 2575)
+#: MLLP listener processes sharing the port (SO_REUSEPORT), as RIS_DICOM_PROCESSES: a connection
+#: stays in one process, so each sender's messages keep their order. For PostgreSQL, where the
+#: processes' transactions run side by side; on SQLite they would queue for its one writer.
+RIS_MLLP_PROCESSES = env_int("RIS_MLLP_PROCESSES", 1)
 #: Bearer token that shows /healthz's details (addresses, errors); anonymous: status only.
 RIS_HEALTH_TOKEN = env_str("RIS_HEALTH_TOKEN", "")
 RIS_SCHEDULER_HEARTBEAT_SECONDS = env_int("RIS_SCHEDULER_HEARTBEAT_SECONDS", 10)

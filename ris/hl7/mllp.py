@@ -50,9 +50,11 @@ class MLLPServer:
         self._per_address: Counter[str] = Counter()
         self._refused_addresses: set[str] = set()
 
-    async def start(self, host: str, port: int, ssl=None) -> None:
+    async def start(self, host: str, port: int, ssl=None, reuse_port: bool = False) -> None:
+        """``reuse_port``: several listener processes on one port (RIS_MLLP_PROCESSES)."""
         self._server = await asyncio.start_server(
-            self._serve_connection, host, port, ssl=ssl, limit=self.max_message_bytes + 1024
+            self._serve_connection, host, port, ssl=ssl, limit=self.max_message_bytes + 1024,
+            reuse_port=reuse_port or None,
         )
 
     async def stop(self, grace_seconds: float = 8.0) -> None:

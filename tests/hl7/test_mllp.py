@@ -106,6 +106,35 @@ def test_concurrent_connections_are_all_answered(hl7_service, catalogue):
     assert Order.objects.count() == 20
 
 
+def test_two_listener_processes_share_the_port_and_answer_every_connection(
+        new_ris_service, catalogue):
+    """RIS_MLLP_PROCESSES=2: two MLLP listeners on one port (SO_REUSEPORT); twelve senders at
+    once, each its messages in order on its own connection, every message AA and applied once."""
+    service = new_ris_service("--only", "mllp", RIS_MLLP_PROCESSES="2")
+    deadline = time.monotonic() + 60
+    while service.log().count(f"mllp://127.0.0.1:{service.mllp_port}") < 2:
+        assert time.monotonic() < deadline, service.log()
+        time.sleep(0.2)
+    listeners = subprocess.run(["pgrep", "-f", "-P", str(service.process.pid), "ris.cli mllp"],
+                               capture_output=True, text=True).stdout.split()
+    assert len(listeners) == 2
+    results: list[str] = []
+
+    def client(n: int) -> None:
+        with MLLPClient("127.0.0.1", service.mllp_port) as c:
+            for i in range(3):
+                reply = unframe(c.send_message(orm(f"P{n}-{i}", f"PL-P{n}-{i}")))
+                results.append(read_ack(reply).code)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert results == ["AA"] * 36
+    assert Order.objects.count() == 36
+
+
 class InProcessListener:
     """Our MLLPServer with the real handler, on an event loop in a thread of the test process."""
 

@@ -48,7 +48,8 @@ class Command(BaseCommand):
         )
         context = tls_context()
         host, port = settings.RIS_MLLP_HOST, int(settings.RIS_MLLP_PORT)
-        await server.start(host, port, ssl=context)
+        await server.start(host, port, ssl=context,
+                           reuse_port=settings.RIS_MLLP_PROCESSES > 1)
         self.stdout.write(f"mllp      {'mllps' if context else 'mllp'}://{host}:{port}")
         self.stdout.flush()
         stopped = asyncio.Event()

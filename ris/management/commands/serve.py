@@ -27,6 +27,11 @@ from ris.listeners import add_listener_arguments, override_settings_from_options
 logger = logging.getLogger("ris.serve")
 
 LISTENERS = ("web", "dicom", "mllp", "scheduler", "events")
+#: Listeners that may run as several processes on one port (SO_REUSEPORT), and how many.
+_PROCESSES = {
+    "dicom": lambda: settings.RIS_DICOM_PROCESSES,
+    "mllp": lambda: settings.RIS_MLLP_PROCESSES,
+}
 _PR_SET_PDEATHSIG = 1
 
 
@@ -170,9 +175,9 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_signal)
         for name in self.listeners:
             self._spawn(name)
-            if name == "dicom":  # RIS_DICOM_PROCESSES: more on the same port, "dicom#2", ...
-                for number in range(2, settings.RIS_DICOM_PROCESSES + 1):
-                    self._spawn(f"dicom#{number}")
+            # RIS_DICOM_PROCESSES, RIS_MLLP_PROCESSES: more on the same port, "dicom#2", ...
+            for number in range(2, _PROCESSES.get(name, lambda: 1)() + 1):
+                self._spawn(f"{name}#{number}")
         next_restart: dict[str, float] = {}
         while not self.stopping:
             time.sleep(0.2)
