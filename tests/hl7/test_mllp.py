@@ -88,21 +88,26 @@ def test_message_arriving_in_small_pieces_is_reassembled(hl7_service, catalogue)
     assert ack.code == "AA"
 
 
-def test_concurrent_connections_are_all_answered(hl7_service, catalogue):
+def _senders_at_once(port: int, senders: int, each: int, prefix: str) -> list[str]:
+    """The ACK codes of ``senders`` connections at once, each sending ``each`` orders in turn."""
     results: list[str] = []
 
     def client(n: int) -> None:
-        with MLLPClient("127.0.0.1", hl7_service.mllp_port) as c:
-            for i in range(5):
-                reply = unframe(c.send_message(orm(f"C{n}-{i}", f"PL-C{n}-{i}")))
+        with MLLPClient("127.0.0.1", port) as c:
+            for i in range(each):
+                reply = unframe(c.send_message(orm(f"{prefix}{n}-{i}", f"PL-{prefix}{n}-{i}")))
                 results.append(read_ack(reply).code)
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(senders)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(60)
-    assert results == ["AA"] * 20
+        t.join(120)
+    return results
+
+
+def test_concurrent_connections_are_all_answered(hl7_service, catalogue):
+    assert _senders_at_once(hl7_service.mllp_port, 4, 5, "C") == ["AA"] * 20
     assert Order.objects.count() == 20
 
 
@@ -118,20 +123,7 @@ def test_two_listener_processes_share_the_port_and_answer_every_connection(
     listeners = subprocess.run(["pgrep", "-f", "-P", str(service.process.pid), "ris.cli mllp"],
                                capture_output=True, text=True).stdout.split()
     assert len(listeners) == 2
-    results: list[str] = []
-
-    def client(n: int) -> None:
-        with MLLPClient("127.0.0.1", service.mllp_port) as c:
-            for i in range(3):
-                reply = unframe(c.send_message(orm(f"P{n}-{i}", f"PL-P{n}-{i}")))
-                results.append(read_ack(reply).code)
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert results == ["AA"] * 36
+    assert _senders_at_once(service.mllp_port, 12, 3, "P") == ["AA"] * 36
     assert Order.objects.count() == 36
 
 
